@@ -1,0 +1,194 @@
+"""The vocabulary of the rules language: every fact field a rule may read or derive.
+
+This table is the contract between the constitution's ``rules:`` and the engine. The validator
+checks rules against it (unknown field, wrong type); the engine's facts models are checked
+against it by a test; ``docs/facts.md`` is generated from it.
+
+Three origins of a field:
+
+* ``input``    - given by the facts document (``alluse evaluate --facts``).
+* ``computed`` - calculated by the engine from input fields before rules run (documented
+  formula), so rules stay simple comparisons.
+* ``derived``  - set by rules (``then: - set: {position.level: 2}``). Every derived field has a
+  bottom value and merges by maximum over its ordered values, so the result does not depend on
+  the order rules fire in (a monotone fixpoint; see docs/rules.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    STRING = "string"
+    ENUM = "enum"
+
+
+class Origin(StrEnum):
+    INPUT = "input"
+    COMPUTED = "computed"
+    DERIVED = "derived"
+
+
+@dataclass(frozen=True)
+class Field:
+    entity: str
+    name: str
+    kind: Kind
+    origin: Origin
+    description: str
+    values: tuple[str, ...] = ()  # ENUM: allowed values, in increasing order for derived merges
+    optional: bool = False  # may be absent; a comparison on a missing value is false
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.entity}.{self.name}"
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind in (Kind.NUMBER, Kind.INTEGER)
+
+
+# Entities, from the most general to the most specific. A rule's scope is the most specific
+# entity it mentions; joins between entities follow the keys below (implicit, never written).
+ENTITIES: tuple[str, ...] = ("market", "clock", "account", "underlying", "position")
+
+# How a more specific entity is joined to a more general one: (entity, other) -> key relation.
+JOIN_KEYS: dict[tuple[str, str], tuple[str, str]] = {
+    ("position", "account"): ("account", "account"),
+    ("position", "underlying"): ("symbol", "symbol"),
+}
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ACCOUNT_KINDS = ("gen", "rev", "com", "mini")
+MODES = ("active", "hedged", "safe", "kill")  # ordered by severity: a derived mode merges by max
+RIGHTS = ("put", "call", "stock")
+SIDES = ("short", "long")
+PURPOSES = ("income", "hedge", "leap")
+
+N, I, B, S, E = Kind.NUMBER, Kind.INTEGER, Kind.BOOLEAN, Kind.STRING, Kind.ENUM
+IN, CO, DE = Origin.INPUT, Origin.COMPUTED, Origin.DERIVED
+
+
+def _f(entity, name, kind, origin, description, values=(), optional=False) -> Field:
+    return Field(entity, name, kind, origin, description, tuple(values), optional)
+
+
+FIELDS: tuple[Field, ...] = (
+    # market -----------------------------------------------------------------------------
+    _f("market", "vix", N, IN, "Cboe VIX index level."),
+    _f("market", "vix_closes_above_30", I, IN, "Consecutive daily VIX closes above 30."),
+    _f("market", "spx_drawdown", N, IN, "S&P 500 fraction below its 52-week high (0.2 = 20 %)."),
+    _f("market", "breadth_above_50dma", N, IN, "Fraction of S&P 500 members above their 50-day MA."),
+    _f("market", "early_close", B, IN, "Today is an NYSE early-close session."),
+    _f("market", "broker_connected", B, IN, "The broker API answers."),
+    _f("market", "data_age_seconds", N, IN, "Age of the oldest quote the decision uses, seconds."),
+    _f("market", "mode", E, DE, "System mode from VIX tiers and data failures.", MODES),
+    _f("market", "data_stale", B, DE, "Market data is too old to open new risk."),
+    _f("market", "hedge_trigger", B, DE, "A strategic hedge trigger is on (§5)."),
+    # clock (computed from as_of in America/New_York) ------------------------------------
+    _f("clock", "weekday", E, CO, "Day of week of as_of in New York.", WEEKDAYS),
+    _f("clock", "minutes_et", I, CO, "Minutes since midnight, New York time (09:45 = 585)."),
+    _f(
+        "clock",
+        "schedule_minutes",
+        I,
+        CO,
+        "minutes_et shifted onto the normal-day timetable: on early-close days the "
+        "close-anchored windows (Friday management, weekly report) come "
+        "cadence.early_close_shift_minutes earlier, so this adds that shift.",
+    ),
+    _f("clock", "quarter_end_week", B, CO, "as_of falls in the last 7 days of Mar/Jun/Sep/Dec."),
+    # account ----------------------------------------------------------------------------
+    _f("account", "id", S, IN, "Account (sleeve) identifier, e.g. GEN, REV, COM, MINI-1."),
+    _f("account", "kind", E, IN, "Sleeve kind.", ACCOUNT_KINDS),
+    _f("account", "equity", N, IN, "Net liquidation value of the sleeve."),
+    _f("account", "base_equity", N, IN, "Capital at start or after the last fork."),
+    _f("account", "high_water_mark", N, IN, "Highest equity reached."),
+    _f("account", "cash", N, IN, "Cash balance."),
+    _f("account", "forks", I, IN, "Forks made so far from this sleeve."),
+    _f("account", "quarter_gains", N, IN, "Realised gains this quarter."),
+    _f("account", "drawdown", N, CO, "1 - equity / high_water_mark (0 at the high)."),
+    _f("account", "gain_over_base", N, CO, "equity - base_equity."),
+    _f("account", "growth_multiple", N, CO, "equity / base_equity."),
+    _f("account", "age_years", N, CO, "Years since the account opened (365.25-day years)."),
+    _f("account", "hedged", B, CO, "The account holds at least one hedge position."),
+    _f("account", "holds_shares", B, CO, "The account holds stock (e.g. after an assignment)."),
+    _f("account", "level", I, DE, "Protocol level of the account: highest of its positions."),
+    _f("account", "mode", E, DE, "Mode of the account (market mode, or SAFE after an L3).", MODES),
+    _f("account", "csp_suspended", B, DE, "New cash-secured puts are suspended (CC-only)."),
+    _f("account", "entries_frozen", B, DE, "No new entries (L2+, SAFE, kill, hedged week)."),
+    # underlying -------------------------------------------------------------------------
+    _f("underlying", "symbol", S, IN, "Ticker."),
+    _f("underlying", "price", N, IN, "Last price."),
+    _f("underlying", "atr5", N, IN, "ATR(5), Wilder, refreshed 09:30 ET."),
+    _f("underlying", "earnings_this_week", B, IN, "The company reports earnings this week."),
+    _f("underlying", "chain_available", B, IN, "An option chain could be read."),
+    _f("underlying", "quote_ok", B, IN, "The quote passed data-quality checks."),
+    _f("underlying", "option_open_interest", N, IN, "Open interest of the candidate contract.", optional=True),
+    _f("underlying", "option_volume", N, IN, "Daily volume of the candidate contract.", optional=True),
+    _f("underlying", "option_spread_pct", N, IN, "Bid-ask spread / mid of the candidate contract.", optional=True),
+    # position ---------------------------------------------------------------------------
+    _f("position", "key", S, CO, "Stable key: ACCOUNT/SYMBOL/RIGHT/STRIKE/EXPIRY."),
+    _f("position", "account", S, IN, "Owning account id."),
+    _f("position", "symbol", S, IN, "Underlying ticker."),
+    _f("position", "right", E, IN, "put, call or stock.", RIGHTS),
+    _f("position", "side", E, IN, "short or long.", SIDES),
+    _f("position", "purpose", E, IN, "income (the wheel), hedge, or leap (LLMS ladder).", PURPOSES),
+    _f("position", "strike", N, IN, "Option strike (0 for stock).", optional=True),
+    _f("position", "contracts", I, IN, "Option contracts (0 for stock).", optional=True),
+    _f("position", "shares", I, IN, "Shares held (stock only).", optional=True),
+    _f("position", "entry_credit", N, IN, "Premium received per share at entry (short options).", optional=True),
+    _f("position", "entry_debit", N, IN, "Premium paid per share at entry (long options).", optional=True),
+    _f("position", "mark", N, IN, "Current option mark per share.", optional=True),
+    _f("position", "delta", N, IN, "Option delta (signed, per share).", optional=True),
+    _f("position", "cost_basis", N, IN, "Stock cost per share.", optional=True),
+    _f("position", "roll_debit", N, IN, "Net debit per share of the best roll candidate.", optional=True),
+    _f("position", "is_option", B, CO, "right is put or call."),
+    _f("position", "dte", I, CO, "Calendar days from as_of (New York date) to expiry.", optional=True),
+    _f(
+        "position",
+        "breach_atr",
+        N,
+        CO,
+        "Breach in ATR(5) multiples; short put: (strike - price) / atr5, short call: "
+        "(price - strike) / atr5. Negative while out of the money.",
+        optional=True,
+    ),
+    _f("position", "otm_atr", N, CO, "Distance out of the money in ATR(5) (= -breach_atr).", optional=True),
+    _f("position", "decay", N, CO, "Premium captured: 1 - mark / entry_credit.", optional=True),
+    _f("position", "abs_delta", N, CO, "Absolute delta.", optional=True),
+    _f("position", "roll_cost_ratio", N, CO, "roll_debit / entry_credit.", optional=True),
+    _f("position", "profit_multiple", N, CO, "Long options: mark / entry_debit - 1.", optional=True),
+    _f("position", "uncovered_contracts", I, CO, "Stock: whole 100-share lots not yet covered by short calls.", optional=True),
+    _f("position", "level", I, DE, "Protocol level L0-L3 of the position."),
+    _f("position", "exit", B, DE, "The position must be closed (L3 or an uneconomic roll)."),
+)
+
+BY_NAME: dict[str, Field] = {f.dotted: f for f in FIELDS}
+
+
+def lookup(dotted: str) -> Field | None:
+    return BY_NAME.get(dotted)
+
+
+def derived_bottom(field: Field) -> object:
+    """The value a derived field has when no rule sets it."""
+    if field.kind is Kind.BOOLEAN:
+        return False
+    if field.kind is Kind.ENUM:
+        return field.values[0]
+    return 0
+
+
+def derived_rank(field: Field, value: object) -> float:
+    """Order used to merge derived values (the maximum wins)."""
+    if field.kind is Kind.ENUM:
+        return float(field.values.index(value))
+    if field.kind is Kind.BOOLEAN:
+        return 1.0 if value else 0.0
+    return float(value)

@@ -1,0 +1,1 @@
+"""The runtime: composition root, scheduling (live and replay) and the ``alluse`` CLI."""
