@@ -1,0 +1,144 @@
+"""The broker port: what the engine needs from any broker (paper or Interactive Brokers).
+
+Only concrete, frozen values cross this boundary. A broker adapter translates them to and from
+its venue's types in pure mapping code. State comes from the broker's reports (status, fills,
+open orders, positions), never from assumptions: a timeout is not a fill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class SecType(StrEnum):
+    STOCK = "STK"
+    OPTION = "OPT"  # equity option
+    INDEX_OPTION = "IOPT"  # SPX (cash-settled index option)
+    VIX_OPTION = "VOPT"
+
+
+class ContractSpec(_Frozen):
+    """What to trade, in the project's terms (the adapter maps it to the venue's contract)."""
+
+    sec_type: SecType
+    symbol: str
+    expiry: date | None = None
+    strike: float | None = None
+    right: Literal["P", "C"] | None = None
+    multiplier: int = 100
+    currency: str = "USD"
+
+    @property
+    def key(self) -> str:
+        if self.sec_type is SecType.STOCK:
+            return f"{self.symbol}"
+        return f"{self.symbol} {self.expiry} {self.strike:g}{self.right}"
+
+
+class OrderSide(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderRequest(_Frozen):
+    client_order_id: str  # derived from decision id + leg; the idempotency key (IB orderRef)
+    decision_id: str
+    account: str  # ALL-USE sub-account: GEN, REV, COM, MINI-1, ...
+    contract: ContractSpec
+    side: OrderSide
+    quantity: int = Field(gt=0)
+    order_type: Literal["LMT", "MKT"] = "LMT"
+    limit_price: float | None = Field(default=None, gt=0)
+    time_in_force: Literal["DAY", "GTC", "IOC"] = "DAY"
+
+
+class OrderState(StrEnum):
+    PENDING_SUBMIT = "pending_submit"
+    SUBMITTED = "submitted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    INACTIVE = "inactive"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.INACTIVE)
+
+
+class OrderStatus(_Frozen):
+    client_order_id: str
+    broker_order_id: str
+    state: OrderState
+    filled: int = 0
+    remaining: int = 0
+    avg_fill_price: float | None = None
+    reason: str = ""  # rejection or cancel reason, in the broker's words
+    at: datetime
+
+
+class Fill(_Frozen):
+    client_order_id: str
+    broker_order_id: str
+    execution_id: str  # unique per execution at the broker; the ledger's idempotency key
+    account: str
+    contract: ContractSpec
+    side: OrderSide
+    quantity: int = Field(gt=0)
+    price: float
+    commission: float = 0.0
+    at: datetime
+
+
+class BrokerPosition(_Frozen):
+    account: str
+    contract: ContractSpec
+    quantity: int  # signed: negative is short
+    avg_cost: float
+
+
+class BrokerEvent(_Frozen):
+    kind: Literal["status", "fill", "error", "disconnected", "reconnected"]
+    status: OrderStatus | None = None
+    fill: Fill | None = None
+    message: str = ""
+
+
+class BrokerPort(Protocol):
+    """Implemented by ``adapters.brokers.paper.PaperBroker`` and ``adapters.brokers.ib.IBBroker``."""
+
+    name: str
+    is_live: bool  # True only for a real-money connection
+
+    def connect(self) -> None: ...
+
+    def disconnect(self) -> None: ...
+
+    def is_connected(self) -> bool: ...
+
+    def submit(self, order: OrderRequest) -> OrderStatus:
+        """Place ``order``. Submitting the same client_order_id again returns the existing
+        order's status and never places a second order."""
+
+    def cancel(self, client_order_id: str) -> OrderStatus: ...
+
+    def replace(self, client_order_id: str, limit_price: float) -> OrderStatus:
+        """Cancel-replace: move the limit of a working order."""
+
+    def open_orders(self) -> Sequence[OrderStatus]: ...
+
+    def positions(self) -> Sequence[BrokerPosition]: ...
+
+    def fills(self, since: datetime | None = None) -> Sequence[Fill]: ...
+
+    def subscribe(self, callback: Callable[[BrokerEvent], None]) -> None:
+        """Status, fill and connection events are delivered to ``callback``."""
