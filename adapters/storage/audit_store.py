@@ -1,0 +1,270 @@
+"""The decision log on a database: append (write before act), links, reads, verification.
+
+Appending computes the chain INSIDE a serialised write transaction (SQLite ``BEGIN
+IMMEDIATE``, PostgreSQL ``LOCK TABLE``): read the head, seal the record onto it, insert,
+commit. ``synchronous=FULL`` makes the commit durable before ``record`` returns, so a
+``Receipt`` in hand means the decision survives a crash or power cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, column, select, table, text
+from sqlalchemy.engine import Connection, Engine
+
+from adapters.storage import audit_schema
+from adapters.storage.database import (
+    create_db_engine,
+    read_connection,
+    resolve_url,
+    write_transaction,
+)
+from adapters.storage.migrations import migrate
+from engine.audit import (
+    COLUMNS,
+    DEFAULT_MASKS,
+    GENESIS_HASH,
+    AuditRecord,
+    Draft,
+    ExecutionLink,
+    Mode,
+    Receipt,
+    StoredRow,
+    UnknownDecision,
+    VerifyReport,
+    draft_decision,
+    draft_link,
+    existing_receipt,
+    utc_stamp,
+    verify_chain,
+)
+from engine.clock import Clock
+from engine.decision import Decision
+
+_RECORDS = table("audit_record", *(column(c) for c in COLUMNS))
+_SELECT_ALL = f"SELECT {', '.join(COLUMNS)} FROM audit_record"
+_INSERT = text(f"INSERT INTO audit_record ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})")
+_HEAD = text("SELECT seq, hash FROM audit_record ORDER BY seq DESC LIMIT 1")
+_SAME_DECISION = text(
+    f"{_SELECT_ALL} WHERE decision_id = :d AND record_type = 'decision' AND mode = :m ORDER BY seq LIMIT 1"
+)
+_SAME_DECISIONS = text(
+    f"{_SELECT_ALL} WHERE decision_id IN :ids AND record_type = 'decision' AND mode = :m ORDER BY seq"
+).bindparams(bindparam("ids", expanding=True))
+_ANY_DECISION = text("SELECT 1 FROM audit_record WHERE decision_id = :d AND record_type = 'decision' LIMIT 1")
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters of ``alluse audit list``; ``since``/``until`` compare the decision's as_of."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    account: str | None = None
+    rule: str | None = None
+    kind: str | None = None
+    mode: Mode | None = None
+    record_type: str | None = "decision"
+    limit: int | None = 50
+
+
+class AuditStore:
+    """The audit tables of one database. Safe to share between threads; many processes may
+    append to the same database at once."""
+
+    def __init__(self, engine: Engine, clock: Clock, masks: Iterable[str] = DEFAULT_MASKS):
+        self.engine = engine
+        self.clock = clock
+        self.masks = tuple(masks)
+        self._stored_digests: set[str] = set()
+
+    @classmethod
+    def open(cls, url: str | None, clock: Clock, masks: Iterable[str] = DEFAULT_MASKS, **engine_options) -> AuditStore:
+        """Connect (resolving ``url`` as ``--db``/``ALLUSE_DB``/default) and migrate."""
+        engine = create_db_engine(resolve_url(url), **engine_options)
+        migrate(engine, [audit_schema.COMPONENT])
+        return cls(engine, clock, masks)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ writing
+
+    def append_decision(self, decision: Decision, mode: Mode, constitution_text: str) -> Receipt:
+        draft = draft_decision(decision, mode, self.masks)  # masking and JSON outside the lock
+        with write_transaction(self.engine, "audit_record", f"recording decision {decision.decision_id}") as conn:
+            same = conn.execute(_SAME_DECISION, {"d": draft.decision_id, "m": draft.mode.value}).first()
+            if same is not None:
+                return existing_receipt(same, draft)
+            self._put_constitution(conn, decision.constitution.digest, decision.constitution.version, constitution_text)
+            row = self._append(conn, draft)
+        self._stored_digests.add(decision.constitution.digest)
+        return Receipt(seq=row.seq, hash=row.hash, decision_id=row.decision_id, created=True)
+
+    def append_decisions(
+        self, decisions: Sequence[Decision], mode: Mode, constitution_texts: Mapping[str, str]
+    ) -> list[Receipt]:
+        """Many decisions in ONE durable commit (backtests, imports): the fsync that bounds
+        single appends is paid once. ``constitution_texts`` maps digest -> source text."""
+        drafts = [draft_decision(d, mode, self.masks) for d in decisions]
+        where = f"recording {len(drafts)} decisions"
+        with write_transaction(self.engine, "audit_record", where) as conn:
+            known = self._existing(conn, drafts, Mode(mode))
+            for d in {d.constitution.digest: d for d in decisions}.values():
+                self._put_constitution(conn, d.constitution.digest, d.constitution.version, constitution_texts[d.constitution.digest])
+            receipts, rows = self._seal_batch(conn, drafts, known)
+            if rows:
+                conn.execute(_INSERT, [r._asdict() for r in rows])
+        self._stored_digests.update(d.constitution.digest for d in decisions)
+        return receipts
+
+    def _existing(self, conn: Connection, drafts: list[Draft], mode: Mode) -> dict[str, Sequence]:
+        ids = sorted({d.decision_id for d in drafts})
+        found: dict[str, Sequence] = {}
+        for start in range(0, len(ids), 500):  # stay under every driver's parameter limit
+            rows = conn.execute(_SAME_DECISIONS, {"ids": ids[start : start + 500], "m": mode.value})
+            for row in rows:
+                found.setdefault(row[6], row)
+        return found
+
+    def _seal_batch(self, conn: Connection, drafts: list[Draft], known: dict[str, Sequence]):
+        head = conn.execute(_HEAD).first()
+        seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
+        now, receipts, rows = self.clock.now(), [], []
+        for draft in drafts:
+            if draft.decision_id in known:
+                receipts.append(existing_receipt(known[draft.decision_id], draft))
+                continue
+            seq += 1
+            row = draft.seal(seq, prev, now)
+            prev = row.hash
+            known[draft.decision_id] = row
+            rows.append(row)
+            receipts.append(Receipt(seq=seq, hash=row.hash, decision_id=row.decision_id, created=True))
+        return receipts, rows
+
+    def append_link(self, link: ExecutionLink, mode: Mode) -> Receipt:
+        draft = draft_link(link, mode, self.masks)
+        with write_transaction(self.engine, "audit_record", f"recording a {link.kind} link of {link.decision_id}") as conn:
+            if conn.execute(_ANY_DECISION, {"d": link.decision_id}).first() is None:
+                raise UnknownDecision(f"no decision {link.decision_id} in the log: execution must follow a recorded decision")
+            row = self._append(conn, draft)
+        return Receipt(seq=row.seq, hash=row.hash, decision_id=row.decision_id, created=True)
+
+    def _append(self, conn: Connection, draft: Draft) -> StoredRow:
+        head = conn.execute(_HEAD).first()
+        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+        row = draft.seal(seq, prev, self.clock.now())
+        conn.execute(_INSERT, row._asdict())
+        return row
+
+    def _put_constitution(self, conn: Connection, digest: str, version: str, source: str) -> None:
+        if digest in self._stored_digests:
+            return
+        found = conn.execute(text("SELECT 1 FROM constitution_text WHERE digest = :d"), {"d": digest}).first()
+        if found is None:
+            conn.execute(
+                text("INSERT INTO constitution_text (digest, version, text, stored_at) VALUES (:d, :v, :t, :s)"),
+                {"d": digest, "v": version, "t": source, "s": utc_stamp(self.clock.now())},
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    def rows(self) -> Iterator[StoredRow]:
+        """Every row in seq order, streamed (a server-side cursor on PostgreSQL)."""
+        with read_connection(self.engine, "reading the audit log") as conn:
+            result = conn.execution_options(stream_results=True, yield_per=2000).exec_driver_sql(
+                f"{_SELECT_ALL} ORDER BY seq"
+            )
+            yield from result
+
+    def verify(self) -> VerifyReport:
+        rows = self.rows()
+        try:
+            return verify_chain(rows)
+        finally:
+            rows.close()  # verify may stop at the first problem: release the connection now
+
+    def count(self) -> int:
+        with read_connection(self.engine, "counting audit records") as conn:
+            return int(conn.execute(text("SELECT COUNT(*) FROM audit_record")).scalar_one())
+
+    def get(self, seq: int) -> AuditRecord | None:
+        with read_connection(self.engine, f"reading record {seq}") as conn:
+            row = conn.execute(text(f"{_SELECT_ALL} WHERE seq = :s"), {"s": seq}).first()
+        return AuditRecord.from_row(row) if row else None
+
+    def for_decision(self, decision_id: str) -> list[AuditRecord]:
+        """The decision's records (one per mode it was recorded in) and its links, in order."""
+        with read_connection(self.engine, f"reading decision {decision_id}") as conn:
+            rows = conn.execute(text(f"{_SELECT_ALL} WHERE decision_id = :d ORDER BY seq"), {"d": decision_id}).all()
+        return [AuditRecord.from_row(r) for r in rows]
+
+    def query(self, q: AuditQuery) -> list[AuditRecord]:
+        """Matching records, the most recent ``limit``, oldest first."""
+        stmt = select(*(_RECORDS.c[c] for c in COLUMNS))
+        for condition in _conditions(q):
+            stmt = stmt.where(condition)
+        stmt = stmt.order_by(_RECORDS.c.seq.desc())
+        if q.limit:
+            stmt = stmt.limit(q.limit)
+        with read_connection(self.engine, "listing audit records") as conn:
+            rows = conn.execute(stmt).all()
+        return [AuditRecord.from_row(r) for r in reversed(rows)]
+
+    def iter_records(self, q: AuditQuery) -> Iterator[AuditRecord]:
+        """Matching records oldest first, streamed (export)."""
+        stmt = select(*(_RECORDS.c[c] for c in COLUMNS))
+        for condition in _conditions(q):
+            stmt = stmt.where(condition)
+        with read_connection(self.engine, "exporting audit records") as conn:
+            for row in conn.execution_options(stream_results=True, yield_per=1000).execute(stmt.order_by(_RECORDS.c.seq)):
+                yield AuditRecord.from_row(row)
+
+    def constitution_text(self, digest: str) -> str | None:
+        with read_connection(self.engine, f"reading constitution {digest}") as conn:
+            return conn.execute(text("SELECT text FROM constitution_text WHERE digest = :d"), {"d": digest}).scalar()
+
+
+def _conditions(q: AuditQuery) -> list:
+    c = _RECORDS.c
+    out = []
+    if q.record_type:
+        out.append(c.record_type == q.record_type)
+    if q.mode:
+        out.append(c.mode == Mode(q.mode).value)
+    if q.since:
+        out.append(c.as_of >= utc_stamp(_aware(q.since)))
+    if q.until:
+        out.append(c.as_of < utc_stamp(_aware(q.until)))
+    for prefix, value in (("account", q.account), ("rule", q.rule), ("kind", q.kind)):
+        if value:
+            token = f"{prefix}:{'_'.join(value.split())}"
+            out.append(c.search.contains(f" {token} ", autoescape=True))
+    return out
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+class SqlDecisionLog:
+    """The ``engine.audit.DecisionLog`` port on an ``AuditStore``, bound to one mode."""
+
+    def __init__(self, store: AuditStore, mode: Mode):
+        self.store = store
+        self.mode = Mode(mode)
+
+    def record(self, decision: Decision, constitution_text: str) -> Receipt:
+        return self.store.append_decision(decision, self.mode, constitution_text)
+
+    def link(self, link: ExecutionLink) -> Receipt:
+        return self.store.append_link(link, self.mode)
+
+
+def open_decision_log(url: str | None, mode: Mode, clock: Clock, masks: Iterable[str] = DEFAULT_MASKS) -> SqlDecisionLog:
+    """What the composition root calls: ``open_decision_log(args.db, Mode.PAPER, WallClock())``."""
+    return SqlDecisionLog(AuditStore.open(url, clock, masks), mode)

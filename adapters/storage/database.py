@@ -1,0 +1,110 @@
+"""Which database, how to connect, and how writers are serialised.
+
+URL resolution: ``--db URL`` > env ``ALLUSE_DB`` > ``$XDG_DATA_HOME/alluse/alluse.db``
+(``~/.local/share/alluse/alluse.db`` when XDG_DATA_HOME is unset). A bare path means a SQLite
+file. PostgreSQL: ``postgresql+psycopg://user@host:5432/db`` (add
+``?options=-csearch_path%3Dschema`` to use a schema).
+
+SQLite runs in WAL mode with ``synchronous=FULL``: a commit is on disk when it returns (the
+write-before-act promise), and readers never block the writer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlmodel import create_engine
+
+from adapters.storage.errors import translated
+
+ENV_VAR = "ALLUSE_DB"
+_BEGIN_OPTION = "alluse_begin"
+_SQLITE_PRAGMAS: Mapping[str, str | int] = {"busy_timeout": 30000, "synchronous": "FULL", "foreign_keys": "ON"}
+
+
+def default_db_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "alluse" / "alluse.db"
+
+
+def resolve_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    chosen = explicit or env.get(ENV_VAR) or str(default_db_path(env))
+    if "://" in chosen:
+        return chosen
+    return f"sqlite:///{Path(chosen).expanduser().resolve()}"
+
+
+def display_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_db_engine(url: str, *, sqlite_pragmas: Mapping[str, str | int] | None = None) -> Engine:
+    """An engine for ``url``. ``sqlite_pragmas`` are applied on every new SQLite connection
+    after the defaults (e.g. ``cache_size``; tests use ``max_page_count`` to fill the disk)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, {**_SQLITE_PRAGMAS, **(sqlite_pragmas or {})})
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str, pragmas: Mapping[str, str | int]) -> Engine:
+    parsed = make_url(url)
+    database = parsed.database or ""
+    read_only = "mode=ro" in url
+    if database and database != ":memory:" and not database.startswith("file:") and not read_only:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # We issue BEGIN ourselves (below), so the driver must not open transactions for us.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        for name, value in pragmas.items():
+            cursor.execute(f"PRAGMA {name}={value}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection):
+        # IMMEDIATE takes the write lock at BEGIN, so two appenders never both read the same
+        # chain head; readers use a plain (deferred) BEGIN and never wait.
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(_BEGIN_OPTION, '')}".strip())
+
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_transaction(engine: Engine, lock_table: str | None, where: str) -> Iterator[Connection]:
+    """A transaction that excludes other writers of ``lock_table`` until commit.
+
+    SQLite: ``BEGIN IMMEDIATE`` (one writer per database). PostgreSQL: ``LOCK TABLE ... IN
+    SHARE ROW EXCLUSIVE MODE`` (conflicts with itself and with writes, never with reads).
+    Commits on success; anything raised rolls back, so a failure writes nothing."""
+    with translated(where):
+        options = {_BEGIN_OPTION: "IMMEDIATE"} if is_sqlite(engine) else {}
+        with engine.connect().execution_options(**options) as conn, conn.begin():
+            if lock_table and not is_sqlite(engine):
+                conn.exec_driver_sql(f"LOCK TABLE {lock_table} IN SHARE ROW EXCLUSIVE MODE")
+            yield conn
+
+
+@contextmanager
+def read_connection(engine: Engine, where: str) -> Iterator[Connection]:
+    """A read-only snapshot transaction (rolled back at the end)."""
+    with translated(where), engine.connect() as conn, conn.begin() as txn:
+        yield conn
+        txn.rollback()
