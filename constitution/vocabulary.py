@@ -121,7 +121,9 @@ FIELDS: tuple[Field, ...] = (
     _f("account", "level", I, DE, "Protocol level of the account: highest of its positions."),
     _f("account", "mode", E, DE, "Mode of the account (market mode, or SAFE after an L3).", MODES),
     _f("account", "csp_suspended", B, DE, "New cash-secured puts are suspended (CC-only)."),
-    _f("account", "entries_frozen", B, DE, "No new entries (L2+, SAFE, kill, hedged week)."),
+    _f("account", "entries_frozen", B, DE, "No new entries (a position at L2 or above)."),
+    _f("account", "csp_window", B, DE, "Now is the account's window for new cash-secured puts."),
+    _f("account", "cc_window", B, DE, "Now is the account's window for new covered calls."),
     # underlying -------------------------------------------------------------------------
     _f("underlying", "symbol", S, IN, "Ticker."),
     _f("underlying", "price", N, IN, "Last price."),
@@ -132,6 +134,7 @@ FIELDS: tuple[Field, ...] = (
     _f("underlying", "option_open_interest", N, IN, "Open interest of the candidate contract.", optional=True),
     _f("underlying", "option_volume", N, IN, "Daily volume of the candidate contract.", optional=True),
     _f("underlying", "option_spread_pct", N, IN, "Bid-ask spread / mid of the candidate contract.", optional=True),
+    _f("underlying", "liquidity_known", B, CO, "All three option_* liquidity fields are present."),
     # position ---------------------------------------------------------------------------
     _f("position", "key", S, CO, "Stable key: ACCOUNT/SYMBOL/RIGHT/STRIKE/EXPIRY."),
     _f("position", "account", S, IN, "Owning account id."),
@@ -163,6 +166,7 @@ FIELDS: tuple[Field, ...] = (
     _f("position", "decay", N, CO, "Premium captured: 1 - mark / entry_credit.", optional=True),
     _f("position", "abs_delta", N, CO, "Absolute delta.", optional=True),
     _f("position", "roll_cost_ratio", N, CO, "roll_debit / entry_credit.", optional=True),
+    _f("position", "roll_cost_known", B, CO, "roll_debit and entry_credit are both present."),
     _f("position", "profit_multiple", N, CO, "Long options: mark / entry_debit - 1.", optional=True),
     _f("position", "uncovered_contracts", I, CO, "Stock: whole 100-share lots not yet covered by short calls.", optional=True),
     _f("position", "level", I, DE, "Protocol level L0-L3 of the position."),
@@ -192,3 +196,21 @@ def derived_rank(field: Field, value: object) -> float:
     if field.kind is Kind.BOOLEAN:
         return 1.0 if value else 0.0
     return float(value)
+
+
+# Physical field names in the facts sent to durable-rules. durable uses ``id`` as a fact's
+# identity and never matches a join on it (engines.md P10), so ids travel as ``acct``/``sym``.
+_PHYSICAL = {
+    ("account", "id"): "acct",
+    ("position", "account"): "acct",
+    ("underlying", "symbol"): "sym",
+    ("position", "symbol"): "sym",
+}
+
+
+def physical(f: Field) -> str:
+    if (f.entity, f.name) in _PHYSICAL:
+        return _PHYSICAL[(f.entity, f.name)]
+    if f.entity == "clock":
+        return f"clock_{f.name}"
+    return f.name

@@ -182,7 +182,11 @@ class _Builder:
         if tag == f"{_STD}timestamp":
             return node.value  # keep the text: models parse dates with their own rules
         if tag == f"{_STD}float":
+            if ":" in node.value:
+                return node.value  # YAML 1.1 base-60 (14:30 -> 870): a time of day, kept as text
             return self._float(node, path)
+        if tag == f"{_STD}int" and ":" in node.value:
+            return node.value  # YAML 1.1 base-60 (14:30 -> 870): a time of day, kept as text
         try:
             return self._scalar.construct_object(node, deep=True)
         except yaml.YAMLError as exc:

@@ -1,0 +1,499 @@
+"""Compiling validated rules into an engine-neutral IR and durable-rules JSON rulesets.
+
+Steps for each rule:
+
+1. parse ``when`` and every ``set``/``with`` value (constitution.expr), type-check them;
+2. fold ``params.*`` into constants; push ``not`` down to comparisons; expand to disjunctive
+   normal form (one durable rule per disjunct, ids ``<rule>#<k>``);
+3. turn each comparison into an *atom* on one fact alias: ``field OP operand`` where the
+   operand is a constant or arithmetic over fields of earlier aliases (durable's join refs);
+4. add the implicit joins (position.account = account.id, position.symbol = underlying.symbol);
+5. place the rule in a *stratum*: after every rule that sets a derived field it reads.
+
+Derived fields merge by maximum, so within a stratum firing order cannot change the result;
+reading a derived field only after all its writers are done makes negation safe (stratified
+evaluation, as in Datalog). A cycle among derivations is a validation error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any
+
+from constitution import expr as E
+from constitution import vocabulary as V
+from constitution.actions import KINDS
+from constitution.params import resolve
+from constitution.typecheck import Checker, TypeErr
+
+ALIAS = {"market": "m", "clock": "m", "account": "a", "underlying": "u", "position": "p"}
+ALIAS_ORDER = ("m", "a", "u", "p")
+FACT_TYPE = {"m": "m", "a": "a", "u": "u", "p": "p"}
+MAX_DISJUNCTS = 32
+_FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<", "in": "not in", "not in": "in"}
+_DURABLE_OP = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+_ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which part of a rule a compile error belongs to: ('when',) or ('then', i, 'set', key)."""
+
+    path: tuple
+    offset: int
+
+
+class RuleError(Exception):
+    def __init__(self, code: str, message: str, where: Where):
+        super().__init__(message)
+        self.code, self.message, self.where = code, message, where
+
+
+@dataclass(frozen=True)
+class Atom:
+    alias: str
+    field: str
+    op: str
+    operand: Any  # constant | list of constants | ("ref", alias, field) | ("arith", op, l, r)
+    optional: bool
+    source: E.Compare  # as written (params unfolded), for explanations
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: str  # "set" or "action"
+    target: str  # dotted derived field, or action kind
+    values: tuple[tuple[str, E.Node], ...]  # set: (("", value),) ; action: with-params
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: str
+    clause: str
+    salience: int
+    description: str
+    aliases: tuple[str, ...]
+    disjuncts: tuple[tuple[Atom, ...], ...]
+    effects: tuple[Effect, ...]
+    reads: frozenset[str]
+    writes: frozenset[str]
+    stratum: int = 0
+
+    def durable_definitions(self) -> dict[str, dict]:
+        return {f"{self.id}#{k}": _durable_rule(self, atoms) for k, atoms in enumerate(self.disjuncts)}
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    rules: tuple[CompiledRule, ...]
+    strata: int
+    aliases_by_stratum: tuple[frozenset[str], ...] = field(default=())
+    fields_by_alias: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def stratum(self, k: int) -> tuple[CompiledRule, ...]:
+        return tuple(r for r in self.rules if r.stratum == k)
+
+
+# --- per rule ------------------------------------------------------------------------------
+
+
+def compile_rule(rule, constitution) -> CompiledRule:
+    checker = Checker(constitution)
+    when = _parse(rule.when, ("when",))
+    _typed(lambda: checker.condition(when), ("when",))
+    effects, used = _effects(rule, checker)
+    used |= {n for n in E.names(when) if not n.is_param}
+    disjuncts = _disjuncts(_fold(when, constitution), when)
+    aliases = _aliases(used, disjuncts)
+    _check_targets(effects, aliases)
+    reads = frozenset(n.dotted for n in used if V.lookup(n.dotted).origin is V.Origin.DERIVED)
+    writes = frozenset(e.target for e in effects if e.kind == "set")
+    return CompiledRule(rule.id, rule.clause, rule.salience, rule.description, aliases, disjuncts,
+                        effects, reads, writes)
+
+
+def _parse(text: str, path: tuple) -> E.Node:
+    try:
+        return E.parse(text)
+    except E.ExprError as exc:
+        raise RuleError("expr-syntax", exc.message, Where(path, exc.offset)) from None
+
+
+def _typed(check, path: tuple):
+    try:
+        return check()
+    except TypeErr as exc:
+        raise RuleError(exc.code, exc.message, Where(path, exc.offset)) from None
+
+
+def _effects(rule, checker: Checker) -> tuple[tuple[Effect, ...], set[E.Name]]:
+    effects, used = [], set()
+    for i, eff in enumerate(rule.then):
+        if eff.set is not None:
+            for target, raw in eff.set.items():
+                path = ("then", i, "set", target)
+                node = _value_node(raw, path)
+                _check_set(target, node, checker, path)
+                used |= {n for n in E.names(node) if not n.is_param}
+                effects.append(Effect("set", target, (("", node),)))
+            continue
+        kind = KINDS.get(eff.action)
+        if kind is None:
+            raise RuleError("unknown-action", f"unknown action kind '{eff.action}' (see docs/actions.md)",
+                            Where(("then", i, "action"), 0))
+        values = []
+        for name, raw in sorted((eff.with_ or {}).items()):
+            path = ("then", i, "with", name)
+            if name not in kind.params:
+                raise RuleError("unknown-param", f"{kind.name} takes no '{name}' (it takes: {', '.join(kind.params) or 'nothing'})",
+                                Where(path, 0))
+            node = _value_node(raw, path)
+            _typed(lambda node=node: checker.type_of(node), path)
+            used |= {n for n in E.names(node) if not n.is_param}
+            values.append((name, node))
+        effects.append(Effect("action", kind.name, tuple(values)))
+    return tuple(effects), used
+
+
+def _value_node(raw, path: tuple) -> E.Node:
+    if isinstance(raw, bool | int | float):
+        return E.Literal(0, raw)
+    return _parse(raw, path)
+
+
+def _check_set(target: str, node: E.Node, checker: Checker, path: tuple) -> None:
+    f = V.lookup(target)
+    if f is None or f.origin is not V.Origin.DERIVED:
+        derived = ", ".join(x.dotted for x in V.FIELDS if x.origin is V.Origin.DERIVED)
+        raise RuleError("not-derivable", f"'{target}' cannot be set by a rule (derived fields: {derived})", Where(path, 0))
+    t = _typed(lambda: checker.type_of(node), path)
+    want = {V.Kind.BOOLEAN: "boolean", V.Kind.ENUM: "string"}.get(f.kind, "number")
+    if t.kind != want:
+        raise RuleError("type", f"{target} needs a {want}, not {t.describe()}", Where(path, 0))
+    if f.kind is V.Kind.ENUM and isinstance(node, E.Literal) and node.value not in f.values:
+        raise RuleError("bad-value", f"'{node.value}' is not one of {', '.join(f.values)}", Where(path, 0))
+
+
+# --- folding and normal form -------------------------------------------------------------
+
+
+def _fold(node: E.Node, constitution) -> E.Node:
+    """Replace params by their values and compute constant arithmetic."""
+    if isinstance(node, E.Name) and node.is_param:
+        return _literal(resolve(constitution, node.parts[1:]), node.offset)
+    if isinstance(node, E.ListExpr):
+        return E.ListExpr(node.offset, tuple(_fold(i, constitution) for i in node.items))
+    if isinstance(node, E.Neg):
+        inner = _fold(node.operand, constitution)
+        return E.Literal(node.offset, -inner.value) if isinstance(inner, E.Literal) else E.Neg(node.offset, inner)
+    if isinstance(node, E.Arith):
+        left, right = _fold(node.left, constitution), _fold(node.right, constitution)
+        if isinstance(left, E.Literal) and isinstance(right, E.Literal):
+            return E.Literal(node.offset, arith(node.op, left.value, right.value))
+        return E.Arith(node.offset, node.op, left, right)
+    if isinstance(node, E.Compare):
+        return E.Compare(node.offset, node.op, _fold(node.left, constitution), _fold(node.right, constitution))
+    if isinstance(node, E.And | E.Or):
+        return type(node)(node.offset, tuple(_fold(i, constitution) for i in node.items))
+    if isinstance(node, E.Not):
+        return E.Not(node.offset, _fold(node.operand, constitution))
+    return node
+
+
+def _literal(value, offset: int) -> E.Node:
+    if isinstance(value, list):
+        return E.ListExpr(offset, tuple(E.Literal(offset, v) for v in value))
+    return E.Literal(offset, value)
+
+
+def arith(op: str, a, b):
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if b == 0:
+        raise ZeroDivisionError("division by zero")
+    return a / b
+
+
+def _push_not(node: E.Node, negate: bool = False) -> E.Node:
+    if isinstance(node, E.Not):
+        return _push_not(node.operand, not negate)
+    if isinstance(node, E.And | E.Or):
+        items = tuple(_push_not(i, negate) for i in node.items)
+        flip = (E.Or if isinstance(node, E.And) else E.And) if negate else type(node)
+        return flip(node.offset, items)
+    if isinstance(node, E.Compare):
+        return E.Compare(node.offset, _NEGATE[node.op], node.left, node.right) if negate else node
+    if isinstance(node, E.Name):  # a boolean field used as a condition
+        return E.Compare(node.offset, "==", node, E.Literal(node.offset, not negate))
+    if isinstance(node, E.Literal):
+        return E.Literal(node.offset, (not node.value) if negate else node.value)
+    raise TypeError(type(node).__name__)
+
+
+def _dnf(node: E.Node) -> list[list[E.Node]]:
+    if isinstance(node, E.Or):
+        return [c for item in node.items for c in _dnf(item)]
+    if isinstance(node, E.And):
+        out = [[]]
+        for item in node.items:
+            out = [a + b for a, b in product(out, _dnf(item))]
+            if len(out) > MAX_DISJUNCTS:
+                break
+        return out
+    if isinstance(node, E.Literal):
+        return [[]] if node.value else []
+    return [[node]]
+
+
+def _disjuncts(folded: E.Node, original: E.Node) -> tuple[tuple[Atom, ...], ...]:
+    folded_dnf, original_dnf = _dnf(_push_not(folded)), _dnf(_push_not(original))
+    if len(folded_dnf) > MAX_DISJUNCTS:
+        raise RuleError("too-complex", f"condition expands to more than {MAX_DISJUNCTS} alternatives; split the rule",
+                        Where(("when",), 0))
+    out = []
+    for conj, orig in zip(folded_dnf, original_dnf, strict=True):
+        atoms, possible = [], True
+        for cmp, src in zip(conj, orig, strict=True):
+            atom = _atom(cmp, src)
+            if atom is True:
+                continue
+            if atom is False:
+                possible = False
+                break
+            atoms.append(atom)
+        if possible:
+            out.append(tuple(atoms))
+    return tuple(out)
+
+
+# --- atoms ---------------------------------------------------------------------------------
+
+
+def _fact(node: E.Node) -> V.Field | None:
+    if isinstance(node, E.Name) and not node.is_param:
+        return V.lookup(node.dotted)
+    return None
+
+
+def _refs(node: E.Node) -> set[str]:
+    return {ALIAS[n.parts[0]] for n in E.names(node) if not n.is_param}
+
+
+def _earlier(alias: str) -> set[str]:
+    return set(ALIAS_ORDER[: ALIAS_ORDER.index(alias)])
+
+
+def _atom(cmp: E.Compare, src: E.Compare) -> Atom | bool:
+    left, right = _fact(cmp.left), _fact(cmp.right)
+    if cmp.op in ("in", "not in"):
+        if left is None:
+            if isinstance(cmp.left, E.Literal):
+                inside = cmp.left.value in [i.value for i in cmp.right.items]
+                return inside if cmp.op == "in" else not inside
+            raise RuleError("cannot-compile", "the left of 'in' must be a fact field", Where(("when",), cmp.offset))
+        values = [i.value for i in cmp.right.items if isinstance(i, E.Literal)]
+        if len(values) != len(cmp.right.items):
+            raise RuleError("cannot-compile", "'in' needs a list of constants", Where(("when",), cmp.offset))
+        return Atom(ALIAS[left.entity], V.physical(left), cmp.op, tuple(values), left.optional, src)
+    if left is None and right is None:
+        if not _refs(cmp.left) and not _refs(cmp.right):
+            return _constant_truth(cmp)
+        raise _uncompilable(cmp)
+    if left is not None and _refs(cmp.right) <= _earlier(ALIAS[left.entity]):
+        return Atom(ALIAS[left.entity], V.physical(left), cmp.op, _operand(cmp.right), left.optional, src)
+    if right is not None and _refs(cmp.left) <= _earlier(ALIAS[right.entity]):
+        return Atom(ALIAS[right.entity], V.physical(right), _FLIP[cmp.op], _operand(cmp.left), right.optional, src)
+    raise _uncompilable(cmp)
+
+
+def _uncompilable(cmp: E.Compare) -> RuleError:
+    return RuleError(
+        "cannot-compile",
+        f"'{E.render(cmp)}': one side must be a single fact field and the other constants or fields of "
+        f"more general facts (order: market/clock, account, underlying, position); use a computed field "
+        f"such as account.gain_over_base",
+        Where(("when",), cmp.offset),
+    )
+
+
+def _constant_truth(cmp: E.Compare) -> bool:
+    a, b = cmp.left.value, cmp.right.value
+    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[cmp.op]
+
+
+def _operand(node: E.Node):
+    if isinstance(node, E.Literal):
+        return node.value
+    if isinstance(node, E.Name):
+        f = V.lookup(node.dotted)
+        return ("ref", ALIAS[f.entity], V.physical(f))
+    if isinstance(node, E.Neg):
+        return ("arith", "*", -1, _operand(node.operand))
+    if isinstance(node, E.Arith):
+        return ("arith", node.op, _operand(node.left), _operand(node.right))
+    raise TypeError(type(node).__name__)
+
+
+def _aliases(used: set[E.Name], disjuncts) -> tuple[str, ...]:
+    aliases = {ALIAS[n.parts[0]] for n in used}
+    for atoms in disjuncts:
+        for atom in atoms:
+            aliases.add(atom.alias)
+            aliases |= _operand_aliases(atom.operand)
+    if not aliases:
+        aliases = {"m"}
+    return tuple(a for a in ALIAS_ORDER if a in aliases)
+
+
+def _operand_aliases(operand) -> set[str]:
+    if isinstance(operand, tuple) and operand and operand[0] == "ref":
+        return {operand[1]}
+    if isinstance(operand, tuple) and operand and operand[0] == "arith":
+        return _operand_aliases(operand[2]) | _operand_aliases(operand[3])
+    return set()
+
+
+_BINDABLE = {
+    "market": lambda a: True,
+    "clock": lambda a: True,
+    "account": lambda a: "a" in a or "p" in a,
+    "underlying": lambda a: ("a" in a and "u" in a) or "p" in a,
+    "position": lambda a: "p" in a,
+}
+
+
+def _check_targets(effects, aliases) -> None:
+    for i, eff in enumerate(effects):
+        entity = eff.target.split(".")[0] if eff.kind == "set" else KINDS[eff.target].target
+        if eff.kind == "set" and entity == "underlying":
+            ok = "u" in aliases or "p" in aliases
+        else:
+            ok = _BINDABLE[entity](aliases)
+        if not ok:
+            what = f"set {eff.target}" if eff.kind == "set" else f"action {eff.target}"
+            raise RuleError("unbound-target", f"{what} needs the rule to mention {_needs(entity)}",
+                            Where(("then",), 0))
+
+
+def _needs(entity: str) -> str:
+    return {"account": "an account or position field", "underlying": "an account and an underlying field, or a position field",
+            "position": "a position field"}.get(entity, entity)
+
+
+# --- durable JSON ------------------------------------------------------------------------
+
+
+def _durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict:
+    patterns = []
+    for alias in rule.aliases:
+        conds: list[dict] = [{"t": FACT_TYPE[alias]}]
+        if alias == "p" and "a" in rule.aliases:
+            conds.append({"acct": {"a": "acct"}})
+        if alias == "p" and "u" in rule.aliases:
+            conds.append({"sym": {"u": "sym"}})
+        for atom in atoms:
+            if atom.alias == alias:
+                conds.extend(_durable_atom(atom))
+        patterns.append({alias: {"$and": conds} if len(conds) > 1 else conds[0]})
+    return {"all": patterns, "pri": rule.salience}
+
+
+def _durable_atom(atom: Atom) -> list[dict]:
+    out = [{"$ex": {atom.field: 1}}] if atom.optional else []
+    if atom.op == "in":
+        alts = [{atom.field: v} for v in atom.operand]
+        out.append(alts[0] if len(alts) == 1 else {"$or": alts})
+    elif atom.op == "not in":
+        out.extend({"$neq": {atom.field: v}} for v in atom.operand)
+    elif atom.op == "==":
+        out.append({atom.field: _durable_operand(atom.operand)})
+    else:
+        out.append({_DURABLE_OP[atom.op]: {atom.field: _durable_operand(atom.operand)}})
+    return out
+
+
+def _durable_operand(operand):
+    if isinstance(operand, tuple) and operand[0] == "ref":
+        return {operand[1]: operand[2]}
+    if isinstance(operand, tuple) and operand[0] == "arith":
+        return {_ARITH[operand[1]]: {"$l": _durable_operand(operand[2]), "$r": _durable_operand(operand[3])}}
+    return operand
+
+
+# --- whole rule sets -----------------------------------------------------------------------
+
+
+def stratify(rules: list[CompiledRule]) -> tuple[list[CompiledRule], list[tuple[str, list[str]]]]:
+    """Assign strata; return the rules and any derivation cycles as (field, rule ids)."""
+    writers: dict[str, list[CompiledRule]] = {}
+    for r in rules:
+        for f in r.writes:
+            writers.setdefault(f, []).append(r)
+    level: dict[str, int] = {}
+    cycles: list[tuple[str, list[str]]] = []
+
+    def visit(rule: CompiledRule, stack: tuple[str, ...]) -> int:
+        if rule.id in level:
+            return level[rule.id]
+        if rule.id in stack:
+            chain = [*stack[stack.index(rule.id):], rule.id]
+            cycles.append((rule.id, chain))
+            return 0
+        deps = [w for f in rule.reads for w in writers.get(f, ())]
+        value = 1 + max((visit(w, (*stack, rule.id)) for w in deps), default=-1)
+        level[rule.id] = value
+        return value
+
+    for r in rules:
+        visit(r, ())
+    return [_with_stratum(r, level.get(r.id, 0)) for r in rules], _unique_cycles(cycles)
+
+
+def _with_stratum(rule: CompiledRule, k: int) -> CompiledRule:
+    from dataclasses import replace
+
+    return replace(rule, stratum=k)
+
+
+def _unique_cycles(cycles):
+    seen, out = set(), []
+    for rule_id, chain in cycles:
+        key = frozenset(chain)
+        if key not in seen:
+            seen.add(key)
+            out.append((rule_id, chain))
+    return out
+
+
+def assemble(rules: list[CompiledRule]) -> CompiledRules:
+    strata = 1 + max((r.stratum for r in rules), default=0)
+    by_stratum = tuple(frozenset(a for r in rules if r.stratum == k for a in r.aliases) for k in range(strata))
+    return CompiledRules(tuple(rules), strata, by_stratum, _fields_used(rules))
+
+
+def _fields_used(rules) -> dict[str, frozenset[str]]:
+    """Physical fields each alias needs, so the engine can send durable only those (P17)."""
+    out: dict[str, set[str]] = {a: {"t", "id"} for a in ALIAS_ORDER}
+    out["a"].add("acct")
+    out["u"].add("sym")
+    out["p"] |= {"acct", "sym", "key"}
+    for r in rules:
+        for atoms in r.disjuncts:
+            for atom in atoms:
+                out[atom.alias].add(atom.field)
+                _operand_fields(atom.operand, out)
+    return {a: frozenset(f) for a, f in out.items()}
+
+
+def _operand_fields(operand, out) -> None:
+    if isinstance(operand, tuple) and operand and operand[0] == "ref":
+        out[operand[1]].add(operand[2])
+    elif isinstance(operand, tuple) and operand and operand[0] == "arith":
+        _operand_fields(operand[2], out)
+        _operand_fields(operand[3], out)
