@@ -1,0 +1,289 @@
+"""Daily bars from files (CSV, or Parquet when pyarrow/fastparquet is installed).
+
+Columns: ``date, open, high, low, close, volume`` (case-insensitive; ``date`` and ``close``
+required). A file with ``date`` and ``close`` only is accepted as close-only history and
+flagged. ``read_bars`` never raises for bad *values*: unreadable dates, duplicate or unsorted
+rows are repaired-and-reported, bad prices are kept and reported later by
+``engine.indicators.clean_history``. Only an unreadable *file* (missing, wrong format, no
+date/close columns) is ``InvalidInput``.
+
+``import_bars`` checks a file and stores its clean rows in a bar store (a directory of
+``SYMBOL.csv`` files in canonical form); ``BarMarketData`` serves snapshots from bars in
+memory, with replay semantics (see its docstring).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from constitution.errors import InvalidInput, Problem
+from engine import calendar
+from engine.indicators import atr_reading, clean_history
+from engine.market import (
+    DailyHistory,
+    DataQualityFinding,
+    MarketSnapshot,
+    OptionChain,
+    QualityCode,
+    Quote,
+)
+from engine.options import DEFAULT_CHAIN_MODEL, ChainModel, synthetic_chain
+
+OHLCV = ("open", "high", "low", "close", "volume")
+SYMBOL_RE = r"^[A-Z][A-Z0-9.\-]{0,9}$"
+
+
+def _problem(path: Path | str, code: str, message: str) -> InvalidInput:
+    return InvalidInput([Problem(str(path), 1, 1, code, "", message)], what="bar file")
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise _problem(path, "not-found", "no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt"):
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except ImportError as exc:
+        raise _problem(path, "parquet-unavailable", f"reading Parquet needs pyarrow or fastparquet ({exc})") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise _problem(path, "unreadable", str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    raise _problem(path, "unknown-format", f"expected .csv or .parquet, got {suffix or 'no suffix'}")
+
+
+def _column(df: pd.DataFrame, cols: dict, name: str, close_only: bool) -> np.ndarray:
+    if name not in cols or (close_only and name in ("open", "high", "low")):
+        return np.full(len(df), np.nan)
+    # Unreadable numbers become NaN here and are reported by clean_history, row by row.
+    return pd.to_numeric(df[cols[name]], errors="coerce").to_numpy(float)
+
+
+def _frame_to_history(df: pd.DataFrame, symbol: str, source: str) -> DailyHistory:
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    missing = [c for c in ("date", "close") if c not in cols]
+    if missing:
+        raise _problem(source, "missing-columns", f"needs columns date and close; missing {', '.join(missing)}")
+    close_only = not all(c in cols for c in ("open", "high", "low"))
+    findings: list[DataQualityFinding] = []
+    days = pd.to_datetime(df[cols["date"]].astype(str).str.strip(), errors="coerce", format="mixed")
+    bad_date = days.isna().to_numpy()
+    if bad_date.any():
+        rows = ", ".join(str(i + 2) for i in np.flatnonzero(bad_date)[:3])  # +2: header, 1-based
+        findings.append(DataQualityFinding(QualityCode.BAD_DATE, symbol, f"{int(bad_date.sum())} row(s) dropped, e.g. line {rows}"))
+    numbers = {c: _column(df, cols, c, close_only) for c in OHLCV}
+    frame = pd.DataFrame({"day": days.dt.normalize(), **numbers})[~bad_date]
+    if not frame["day"].is_monotonic_increasing:
+        findings.append(DataQualityFinding(QualityCode.UNSORTED_DATES, symbol, "rows were not in date order; sorted"))
+        frame = frame.sort_values("day", kind="stable")
+    dup = frame["day"].duplicated(keep="last")
+    if dup.any():
+        shown = ", ".join(str(d.date()) for d in frame["day"][dup][:3])
+        findings.append(DataQualityFinding(QualityCode.DUPLICATE_DATE, symbol, f"{int(dup.sum())} duplicate date(s), last row kept: {shown}"))
+        frame = frame[~dup]
+    return DailyHistory(
+        symbol,
+        frame["day"].to_numpy().astype("datetime64[D]"),
+        *(frame[c].to_numpy(float) for c in OHLCV),
+        close_only=close_only,
+        findings=tuple(findings),
+    )
+
+
+def read_bars(path: str | Path, symbol: str) -> DailyHistory:
+    """Bars of ``symbol`` from a CSV or Parquet file (see the module docstring)."""
+    path = Path(path)
+    return _frame_to_history(_read_frame(path), symbol, str(path))
+
+
+# --- the bar store --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    symbol: str
+    rows_read: int
+    rows_stored: int
+    close_only: bool
+    stored_at: Path | None
+    findings: tuple[DataQualityFinding, ...]
+
+
+def _write_store(h: DailyHistory, store: Path) -> Path:
+    store.mkdir(parents=True, exist_ok=True)
+    cols = ("close",) if h.close_only else OHLCV
+    frame = pd.DataFrame({"date": h.days.astype(str), **{c: getattr(h, c) for c in cols}})
+    target = store / f"{h.symbol}.csv"
+    tmp = target.with_suffix(".csv.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6f", na_rep="")
+    tmp.replace(target)  # atomic: a reader never sees half a file
+    return target
+
+
+def import_bars(path: str | Path, symbol: str, store: str | Path) -> ImportResult:
+    """Check a bar file and store its clean rows as ``store/SYMBOL.csv`` (plus a quality report).
+
+    Nothing is stored when no row survives the checks.
+    """
+    raw = read_bars(path, symbol)
+    clean = clean_history(raw)
+    store = Path(store)
+    target = _write_store(clean, store) if len(clean) else None
+    if target is not None:
+        report = [{"code": str(f.code), "subject": f.subject, "detail": f.detail} for f in clean.findings]
+        (store / f"{symbol}.quality.json").write_text(json.dumps({"source": str(path), "findings": report}, indent=2))
+    return ImportResult(symbol, len(raw), len(clean), clean.close_only, target, clean.findings)
+
+
+def load_store(store: str | Path) -> dict[str, DailyHistory]:
+    """Every ``SYMBOL.csv`` in a bar store."""
+    store = Path(store)
+    if not store.is_dir():
+        raise _problem(store, "not-found", "no such bar store (run `alluse data import` first)")
+    return {p.stem: read_bars(p, p.stem) for p in sorted(store.glob("*.csv"))}
+
+
+# --- snapshots from bars --------------------------------------------------------------------
+
+
+def _completed(at: datetime) -> date:
+    """The last day whose close is known at ``at``."""
+    day = calendar.new_york_date(at)
+    close = calendar.session_close(day)
+    return day if close is not None and at >= close else day - timedelta(days=1)
+
+
+def _consecutive_above(closes: np.ndarray, level: float) -> int:
+    below = np.flatnonzero(~(closes > level))
+    return int(len(closes) - (below[-1] + 1)) if len(below) else len(closes)
+
+
+class BarMarketData:
+    """A ``MarketDataPort`` over daily bars, for replays, demos and tests.
+
+    Replay semantics: at ``at`` during session D the quote is D's *open* (known at 09:30;
+    using D's close would look ahead), after D's close it is D's close; the quote is stamped
+    ``at`` because in a replay the simulated market is the live one. A day with no bar gives
+    no quote (the facts then fall back to the last close, flagged). Chains are modelled
+    (``engine.options.synthetic_chain``) from the quote and VIX, unless ``chains=False``.
+    """
+
+    def __init__(
+        self,
+        histories: Mapping[str, DailyHistory],
+        *,
+        vix_symbol: str = "VIX",
+        index_symbol: str = "SPY",
+        earnings: Mapping[str, Sequence[date]] | None = None,
+        chains: bool = True,
+        chain_model: ChainModel = DEFAULT_CHAIN_MODEL,
+        lookback_sessions: int = 60,
+    ) -> None:
+        self._h = dict(histories)
+        self._vix, self._index = vix_symbol, index_symbol
+        self._earnings = {s: np.array(sorted(d), dtype="datetime64[D]") for s, d in (earnings or {}).items()}
+        self._chains, self._model, self._lookback = chains, chain_model, lookback_sessions
+
+    def history(self, symbol: str, first: date, last: date) -> DailyHistory:
+        h = self._h.get(symbol)
+        if h is None:
+            empty = np.array([], dtype=float)
+            return DailyHistory(symbol, np.array([], dtype="datetime64[D]"), empty, empty, empty, empty, empty)
+        return h.between(first, last)
+
+    def _recent(self, symbol: str, last: date) -> DailyHistory | None:
+        h = self._h.get(symbol)
+        if h is None:
+            return None
+        upto = h.until(last)
+        return clean_history(upto.slice(max(len(upto) - self._lookback, 0), len(upto)))
+
+    def _quote(self, symbol: str, at: datetime, day: date) -> Quote | None:
+        h = self._h.get(symbol)
+        close = calendar.session_close(day)
+        if h is None or close is None or at < calendar.session_open(day):
+            return None
+        i = int(np.searchsorted(h.days, np.datetime64(day, "D")))
+        if i >= len(h) or h.days[i] != np.datetime64(day, "D"):
+            return None
+        price = h.close[i] if (at >= close or h.close_only) else h.open[i]
+        return Quote(symbol, float(price), at)
+
+    def _last_close(self, symbol: str, at: datetime) -> tuple[date, float] | None:
+        h = self._recent(symbol, _completed(at))
+        if h is None or not len(h):
+            return None
+        return h.days[-1].astype(date), float(h.close[-1])
+
+    def _earnings_week(self, day: date) -> frozenset[str]:
+        monday = np.datetime64(day - timedelta(days=day.weekday()), "D")
+        return frozenset(s for s, d in self._earnings.items() if ((d >= monday) & (d < monday + 7)).any())
+
+    def _chain(self, symbol: str, quote: Quote | None, vix: Quote | None, at: datetime) -> OptionChain | None:
+        if not self._chains or quote is None or vix is None:
+            return None
+        if not all(math.isfinite(v) and v > 0 for v in (quote.last, vix.last)):
+            return None
+        return synthetic_chain(symbol, quote.last, vix.last, at, self._model)
+
+    def _index_drawdown(self, cutoff: date) -> float | None:
+        h = self._h.get(self._index)
+        if h is None:
+            return None
+        closes = h.until(cutoff).close[-252:]
+        closes = closes[np.isfinite(closes) & (closes > 0)]
+        return float(1 - closes[-1] / closes.max()) if len(closes) else None
+
+    def snapshot(self, at: datetime, symbols: Sequence[str]) -> MarketSnapshot:
+        day = calendar.new_york_date(at)
+        cutoff, _ = calendar.atr_bar_cutoff(at)
+        quotes, atr, chains, last_close = {}, {}, {}, {}
+        vix_quote = self._quote(self._vix, at, day)
+        for s in symbols:
+            q = self._quote(s, at, day)
+            if q is not None:
+                quotes[s] = q
+            lc = self._last_close(s, at)
+            if lc is not None:
+                last_close[s] = lc
+            recent = self._recent(s, cutoff)
+            if recent is not None:
+                price = q.last if q is not None else (lc[1] if lc else None)
+                atr[s] = atr_reading(recent, at, price)
+            if (c := self._chain(s, q, vix_quote, at)) is not None:
+                chains[s] = c
+        vix_h = self._h.get(self._vix)
+        vix_closes = vix_h.until(_completed(at)).close if vix_h is not None else np.array([])
+        findings = tuple(
+            DataQualityFinding(QualityCode.MISSING_QUOTE, s, "symbol not in the bar store")
+            for s in symbols if s not in self._h
+        )
+        return MarketSnapshot(
+            as_of=at,
+            quotes=quotes,
+            vix=vix_quote,
+            atr5=atr,
+            chains=chains,
+            earnings_this_week=self._earnings_week(day),
+            last_close=last_close,
+            vix_last_close=self._last_close(self._vix, at),
+            vix_closes_above_30=_consecutive_above(vix_closes[np.isfinite(vix_closes)], 30.0),
+            spx_drawdown=self._index_drawdown(_completed(at)),
+            findings=findings,
+        )
+
+
+class FileMarketData(BarMarketData):
+    """``BarMarketData`` over a bar store written by ``import_bars``."""
+
+    def __init__(self, store: str | Path, **kwargs) -> None:
+        super().__init__(load_store(store), **kwargs)

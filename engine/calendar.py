@@ -1,0 +1,251 @@
+"""The NYSE calendar and the constitution's daily windows, in America/New_York.
+
+Sessions, holidays and early closes come from ``exchange_calendars`` (XNYS), built once with
+explicit bounds (its default bounds read the wall clock, which only ``engine.clock`` may do) and
+flattened into numpy tables so a lookup costs microseconds, not a pandas call.
+
+Windows for a day (``windows_for``), from the constitution's cadence (``Cadence``):
+
+* 09:30 ATR refresh; entry 09:45-11:00 on the sleeve's weekday (Gen Thu, Rev Wed, Com Mon);
+* management 14:30-15:45 and the 16:30 weekly report on the week's last session (Friday,
+  or Thursday when Friday is a holiday such as Good Friday: options expire that day).
+
+Early-close rule (decided): only the *close-anchored* events - the management window and the
+weekly report - move earlier by ``early_close_shift`` (120 min); any window's end is clipped
+to the session close. Open-anchored events (ATR refresh, entry windows) do not move: the open
+is 09:30 on early-close days too. An entry window falls away when its weekday is a holiday
+(no substitute day: the constitution names none; see docs/market-data.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+NEW_YORK = ZoneInfo("America/New_York")
+CALENDAR_FIRST = date(1990, 1, 2)  # the real VIX/S&P history starts here
+CALENDAR_LAST = date(2035, 12, 31)  # rule-based holidays; ad-hoc closures are not foreseen
+
+Sleeve = Literal["gen", "rev", "com"]
+
+
+class CalendarRangeError(ValueError):
+    """A date outside the calendar's bounds (CALENDAR_FIRST..CALENDAR_LAST)."""
+
+
+@dataclass(frozen=True)
+class _Tables:
+    sessions: np.ndarray  # datetime64[D], sorted
+    opens: np.ndarray  # datetime64[ns] UTC
+    closes: np.ndarray  # datetime64[ns] UTC
+    early: np.ndarray  # bool: an early-close session
+
+
+@lru_cache(maxsize=1)
+def _tables() -> _Tables:
+    import exchange_calendars as xc  # imported lazily: building the calendar takes ~0.3 s
+
+    cal = xc.get_calendar("XNYS", start=CALENDAR_FIRST.isoformat(), end=CALENDAR_LAST.isoformat())
+    sched = cal.schedule
+    sessions = sched.index.values.astype("datetime64[D]")
+    early = np.isin(sessions, cal.early_closes.values.astype("datetime64[D]"))
+    opens = sched["open"].dt.tz_convert("UTC").dt.tz_localize(None).values.astype("datetime64[ns]")
+    closes = sched["close"].dt.tz_convert("UTC").dt.tz_localize(None).values.astype("datetime64[ns]")
+    return _Tables(sessions, opens, closes, early)
+
+
+def _d64(day: date) -> np.datetime64:
+    if not CALENDAR_FIRST <= day <= CALENDAR_LAST:
+        raise CalendarRangeError(f"{day} is outside the NYSE calendar ({CALENDAR_FIRST}..{CALENDAR_LAST})")
+    return np.datetime64(day, "D")
+
+
+def _index(day: date) -> int | None:
+    t = _tables()
+    d = _d64(day)
+    i = int(np.searchsorted(t.sessions, d))
+    return i if i < len(t.sessions) and t.sessions[i] == d else None
+
+
+def _to_ny(ns: np.datetime64) -> datetime:
+    seconds = ns.astype("datetime64[s]").astype(np.int64)
+    return datetime.fromtimestamp(int(seconds), tz=NEW_YORK)
+
+
+def is_session(day: date) -> bool:
+    return _index(day) is not None
+
+
+def is_early_close(day: date) -> bool:
+    i = _index(day)
+    return i is not None and bool(_tables().early[i])
+
+
+def session_open(day: date) -> datetime | None:
+    i = _index(day)
+    return None if i is None else _to_ny(_tables().opens[i])
+
+
+def session_close(day: date) -> datetime | None:
+    i = _index(day)
+    return None if i is None else _to_ny(_tables().closes[i])
+
+
+def previous_session(day: date) -> date:
+    """The last session strictly before ``day``."""
+    t = _tables()
+    i = int(np.searchsorted(t.sessions, _d64(day), side="left")) - 1
+    if i < 0:
+        raise CalendarRangeError(f"no session before {day} in the calendar")
+    return t.sessions[i].astype(date)
+
+
+def next_session(day: date) -> date:
+    """The first session strictly after ``day``."""
+    t = _tables()
+    i = int(np.searchsorted(t.sessions, _d64(day), side="right"))
+    if i >= len(t.sessions):
+        raise CalendarRangeError(f"no session after {day} in the calendar")
+    return t.sessions[i].astype(date)
+
+
+def sessions_between(first: date, last: date) -> np.ndarray:
+    """Sessions first..last inclusive, as datetime64[D]."""
+    t = _tables()
+    lo = int(np.searchsorted(t.sessions, _d64(first), side="left"))
+    hi = int(np.searchsorted(t.sessions, _d64(last), side="right"))
+    return t.sessions[lo:hi]
+
+
+def last_session_of_week(day: date) -> date | None:
+    """The last session of ``day``'s Monday-Sunday week (None in a week with no session)."""
+    monday = day - timedelta(days=day.weekday())
+    week = sessions_between(monday, monday + timedelta(days=6))
+    return week[-1].astype(date) if len(week) else None
+
+
+def missing_sessions(days: np.ndarray) -> np.ndarray:
+    """Sessions between the first and last of ``days`` (datetime64[D], sorted) not in it."""
+    if len(days) < 2:
+        return np.array([], dtype="datetime64[D]")
+    expected = sessions_between(days[0].astype(date), days[-1].astype(date))
+    return expected[~np.isin(expected, days)]
+
+
+# --- the constitution's windows -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """The constitution's timetable (New York wall-clock times); defaults are v1.3's."""
+
+    atr_refresh: time = time(9, 30)
+    entry_start: time = time(9, 45)
+    entry_end: time = time(11, 0)
+    entry_weekday: MappingProxyType = field(
+        default_factory=lambda: MappingProxyType({"com": 0, "rev": 2, "gen": 3})  # Mon, Wed, Thu
+    )
+    management_start: time = time(14, 30)
+    management_end: time = time(15, 45)
+    weekly_report: time = time(16, 30)
+    early_close_shift: timedelta = timedelta(minutes=120)
+
+
+DEFAULT_CADENCE = Cadence()
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def __contains__(self, at: datetime) -> bool:
+        return self.start <= at < self.end
+
+
+@dataclass(frozen=True)
+class DayWindows:
+    """Everything scheduled on one New York date. Empty when the date is not a session."""
+
+    day: date
+    is_session: bool
+    early_close: bool = False
+    open: datetime | None = None
+    close: datetime | None = None
+    atr_refresh: datetime | None = None
+    entry: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # sleeve -> Window
+    management: Window | None = None
+    weekly_report: datetime | None = None
+
+
+def _at(day: date, t: time) -> datetime:
+    # Building from the wall-clock time in the zone is what makes DST right: 09:30 is 09:30 EST
+    # in January and 09:30 EDT in July (13:30 vs 14:30 UTC).
+    return datetime.combine(day, t, tzinfo=NEW_YORK)
+
+
+def _clip(start: datetime, end: datetime, close: datetime) -> Window | None:
+    end = min(end, close)
+    return Window(start, end) if start < end else None
+
+
+def windows_for(day: date, cadence: Cadence = DEFAULT_CADENCE) -> DayWindows:
+    i = _index(day)
+    if i is None:
+        return DayWindows(day=day, is_session=False)
+    t = _tables()
+    early = bool(t.early[i])
+    opened, closed = _to_ny(t.opens[i]), _to_ny(t.closes[i])
+    entry = {
+        sleeve: w
+        for sleeve, wd in sorted(cadence.entry_weekday.items())
+        if wd == day.weekday()
+        and (w := _clip(_at(day, cadence.entry_start), _at(day, cadence.entry_end), closed))
+    }
+    management = report = None
+    if last_session_of_week(day) == day:
+        shift = cadence.early_close_shift if early else timedelta(0)
+        start = _at(day, cadence.management_start) - shift
+        management = _clip(start, _at(day, cadence.management_end) - shift, closed)
+        report = _at(day, cadence.weekly_report) - shift
+    return DayWindows(
+        day=day,
+        is_session=True,
+        early_close=early,
+        open=opened,
+        close=closed,
+        atr_refresh=_at(day, cadence.atr_refresh),
+        entry=MappingProxyType(entry),
+        management=management,
+        weekly_report=report,
+    )
+
+
+def new_york_date(at: datetime) -> date:
+    if at.tzinfo is None:
+        raise ValueError("an aware datetime is needed")
+    return at.astimezone(NEW_YORK).date()
+
+
+def atr_bar_cutoff(at: datetime, cadence: Cadence = DEFAULT_CADENCE) -> tuple[date, datetime]:
+    """The ATR in force at ``at``: (last bar date it may use, when it was refreshed).
+
+    ATR is refreshed at 09:30 ET each session from the bars of the sessions *before* it; before
+    today's refresh the previous session's refresh is still in force.
+    """
+    day = new_york_date(at)
+    session = day if is_session(day) else previous_session(day)
+    if session == day and at < _at(day, cadence.atr_refresh):
+        session = previous_session(day)
+    return previous_session(session), _at(session, cadence.atr_refresh)
+
+
+def refresh_after(bar_day: date, cadence: Cadence = DEFAULT_CADENCE) -> datetime:
+    """When an ATR computed through ``bar_day`` first comes into force (next session 09:30)."""
+    return _at(next_session(bar_day), cadence.atr_refresh)
