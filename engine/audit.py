@@ -373,10 +373,13 @@ def verify_chain(rows: Iterable[Sequence]) -> VerifyReport:
 def _check_row(row: Sequence, expected_seq: int, prev: str) -> ChainProblem | None:
     seq = row[0]
     if seq != expected_seq:
+        # Report the number that is wrong: a missing record's own seq, not its successor's.
+        if seq < expected_seq:
+            return ChainProblem(seq=seq, code="out-of-order", message=f"seq {seq} comes after seq {expected_seq - 1}")
         if expected_seq == 1:
-            return ChainProblem(seq=seq, code="genesis", message=f"the log starts at seq {seq}, not 1: earlier records are missing")
-        code = "gap" if seq > expected_seq else "out-of-order"
-        return ChainProblem(seq=seq, code=code, message=f"expected seq {expected_seq} after {expected_seq - 1}, found {seq}")
+            return ChainProblem(seq=1, code="genesis", message=f"record 1 is missing: the log starts at seq {seq}")
+        missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}..{seq - 1}"
+        return ChainProblem(seq=expected_seq, code="gap", message=f"record {missing} is missing: seq {expected_seq - 1} is followed by {seq}")
     computed = "sha256:" + sha256(preimage(row)).hexdigest()
     if computed != row[12]:
         return ChainProblem(seq=seq, code="hash", message=f"content does not match its hash: stored {row[12]}, computed {computed} (record altered)")

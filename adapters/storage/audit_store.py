@@ -20,8 +20,10 @@ from adapters.storage.database import (
     create_db_engine,
     read_connection,
     resolve_url,
+    sqlite_file_missing,
     write_transaction,
 )
+from adapters.storage.errors import StorageError
 from adapters.storage.migrations import migrate
 from engine.audit import (
     COLUMNS,
@@ -82,9 +84,16 @@ class AuditStore:
         self._stored_digests: set[str] = set()
 
     @classmethod
-    def open(cls, url: str | None, clock: Clock, masks: Iterable[str] = DEFAULT_MASKS, **engine_options) -> AuditStore:
-        """Connect (resolving ``url`` as ``--db``/``ALLUSE_DB``/default) and migrate."""
-        engine = create_db_engine(resolve_url(url), **engine_options)
+    def open(
+        cls, url: str | None, clock: Clock, masks: Iterable[str] = DEFAULT_MASKS, *, create: bool = True, **engine_options
+    ) -> AuditStore:
+        """Connect (resolving ``url`` as ``--db``/``ALLUSE_DB``/default) and migrate.
+        ``create=False`` (readers) refuses a SQLite file that does not exist."""
+        resolved = resolve_url(url)
+        missing = None if create else sqlite_file_missing(resolved)
+        if missing is not None:
+            raise StorageError(f"no audit log at {missing} (use --db URL or set ALLUSE_DB)")
+        engine = create_db_engine(resolved, **engine_options)
         migrate(engine, [audit_schema.COMPONENT])
         return cls(engine, clock, masks)
 

@@ -41,6 +41,17 @@ def resolve_url(explicit: str | None = None, env: Mapping[str, str] | None = Non
     return f"sqlite:///{Path(chosen).expanduser().resolve()}"
 
 
+def sqlite_file_missing(url: str) -> Path | None:
+    """The path of a SQLite file ``url`` names that does not exist (else None): readers
+    refuse to create an empty log where the user meant an existing one."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path
+
+
 def display_url(url: str) -> str:
     """The URL with any password hidden, for messages."""
     return make_url(url).render_as_string(hide_password=True)
