@@ -19,6 +19,7 @@ is 09:30 on early-close days too. An entry window falls away when its weekday is
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -51,7 +52,11 @@ class _Tables:
 def _tables() -> _Tables:
     import exchange_calendars as xc  # imported lazily: building the calendar takes ~0.3 s
 
-    cal = xc.get_calendar("XNYS", start=CALENDAR_FIRST.isoformat(), end=CALENDAR_LAST.isoformat())
+    with warnings.catch_warnings():
+        # exchange_calendars 4.x reads tz-aware Series.values, which pandas 3 deprecates; that
+        # is the library's business, and the values it reads are still the UTC nanoseconds.
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        cal = xc.get_calendar("XNYS", start=CALENDAR_FIRST.isoformat(), end=CALENDAR_LAST.isoformat())
     sched = cal.schedule
     sessions = sched.index.values.astype("datetime64[D]")
     early = np.isin(sessions, cal.early_closes.values.astype("datetime64[D]"))

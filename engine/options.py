@@ -155,7 +155,7 @@ class ChainModel:
     strikes: int = 60  # per expiry, centred on spot, each with a put and a call
     rate: float = 0.04
     dividend_yield: float = 0.0
-    min_spread: float = 0.05  # dollars, ask - bid floor
+    min_spread: float = 0.02  # dollars: the least ask - bid (two ticks)
     base_spread_pct: float = 0.02  # at the money
     wing_spread_pct: float = 0.03  # added per standard deviation out of the money
 
@@ -190,9 +190,12 @@ def synthetic_chain(
     sigma = _skewed_vol(atm, z)
     mid = bs_price(spot, K, T, model.rate, sigma, call, model.dividend_yield)
     delta = bs_delta(spot, K, T, model.rate, sigma, call, model.dividend_yield)
-    half = 0.5 * np.maximum(model.min_spread, mid * (model.base_spread_pct + model.wing_spread_pct * np.abs(z)))
-    bid = np.maximum(np.floor((mid - half) * 100) / 100, 0.0)
-    ask = np.ceil((mid + half) * 100) / 100
+    # Quotes are in cents around the model mid: half-spread rounded up to a cent, so the
+    # spread is never below ``min_spread`` and the mid stays within half a cent of the model.
+    half = np.ceil(50 * np.maximum(model.min_spread, mid * (model.base_spread_pct + model.wing_spread_pct * np.abs(z))) - 1e-9) / 100
+    mid_c = np.round(mid, 2)
+    bid = np.maximum(np.round(mid_c - half, 2), 0.0)
+    ask = np.round(mid_c + half, 2)
     weeks = np.maximum(T * 52.0, 1.0 / 5)
     oi = BASE_OPEN_INTEREST.get(symbol, DEFAULT_OPEN_INTEREST) * np.exp(-0.5 * z * z) / np.sqrt(weeks)
     volume = oi * 0.4 / np.sqrt(weeks)

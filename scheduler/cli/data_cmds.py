@@ -1,0 +1,222 @@
+"""``alluse data import|facts``: bring daily bars in, and show the facts the engine would see.
+
+``data import FILE...`` checks bar files and stores their clean rows in a bar store
+(``--store``, default ``$ALLUSE_BARS_DIR`` or ``./data/bars``); every finding is printed.
+``data facts --date D`` prints the facts document at D (10:00 New York unless ``--time``)
+from the bar store or, with ``--synthetic SEED``, from the seeded synthetic market. Sleeve
+tickers, delta bands, DTE, windows and the quote-age limit come from the constitution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+import yaml
+
+from adapters.market_data.files import BarMarketData, FileMarketData, import_bars
+from adapters.market_data.synthetic import EPOCH, synthetic_market
+from constitution.errors import InvalidInput, Problem
+from engine import calendar
+from engine.facts import NEW_YORK, Account, Facts, Position
+from engine.facts_builder import CandidateSpec, build_facts, candidates_for_day
+
+DEFAULT_STORE = "data/bars"
+SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+
+
+def register(subparsers) -> None:
+    data = subparsers.add_parser("data", help="market data: import daily bars; show the facts for a date")
+    verbs = data.add_subparsers(dest="data_verb", metavar="ACTION", parser_class=type(data))
+    verbs.required = True
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", metavar="DIR", help=f"bar store (default: $ALLUSE_BARS_DIR or ./{DEFAULT_STORE})")
+
+    p = verbs.add_parser("import", parents=[store], help="check daily-bar files (CSV/Parquet) and store their clean rows")
+    p.add_argument("files", nargs="+", metavar="FILE", help="date,open,high,low,close[,volume] or date,close")
+    p.add_argument("--symbol", help="symbol of the (single) file; default: the file name, e.g. AAPL.csv")
+    p.add_argument("--json", action="store_true", help="the import report as JSON")
+    p.set_defaults(func=cmd_import)
+
+    p = verbs.add_parser("facts", parents=[store], help="print the facts document at a date (YAML or JSON)")
+    p.add_argument("--date", required=True, type=_date, help="New York date, YYYY-MM-DD (an NYSE session)")
+    p.add_argument("--time", type=_time, default=time(10, 0), help="New York time HH:MM (default 10:00)")
+    p.add_argument("--synthetic", type=int, metavar="SEED", help="use the seeded synthetic market instead of the bar store")
+    p.add_argument("--symbols", type=_symbols, help="comma-separated underlyings (default: the sleeves' tickers)")
+    p.add_argument("--constitution", metavar="FILE", help="constitution file (default: the bundled one)")
+    p.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    p.set_defaults(func=cmd_facts)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _time(text: str) -> time:
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time (HH:MM): {text!r}") from None
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    out = tuple(s.strip().upper() for s in text.split(",") if s.strip())
+    bad = [s for s in out if not SYMBOL.match(s)]
+    if bad or not out:
+        raise argparse.ArgumentTypeError(f"not ticker symbols: {', '.join(bad) or text!r}")
+    return out
+
+
+def _bad_arg(option: str, code: str, message: str) -> InvalidInput:
+    return InvalidInput([Problem("<arguments>", 1, 1, code, option, message)], what="arguments")
+
+
+def _store(args) -> Path:
+    return Path(args.store or os.environ.get("ALLUSE_BARS_DIR") or DEFAULT_STORE)
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+def cmd_import(args) -> int:
+    if args.symbol and len(args.files) > 1:
+        raise _bad_arg("--symbol", "ambiguous", "--symbol names one file; import several files by their names")
+    jobs = []
+    for f in args.files:
+        symbol = (args.symbol or Path(f).stem).upper()
+        if not SYMBOL.match(symbol):
+            raise _bad_arg("--symbol", "bad-symbol", f"{symbol!r} (from {f}) is not a ticker; pass --symbol")
+        jobs.append((f, symbol))
+    results = [import_bars(f, s, _store(args)) for f, s in jobs]
+    if args.json:
+        print(json.dumps([_result_json(r) for r in results], indent=2))
+    else:
+        for r in results:
+            _print_result(r)
+    empty = [r.symbol for r in results if r.rows_stored == 0]
+    if empty:
+        raise InvalidInput([Problem(f, 1, 1, "no-usable-rows", s, "no row passed the checks; nothing stored")
+                            for f, s in jobs if s in empty], what="bar file")
+    return 0
+
+
+def _result_json(r) -> dict:
+    return {
+        "symbol": r.symbol, "rows_read": r.rows_read, "rows_stored": r.rows_stored,
+        "close_only": r.close_only, "stored_at": str(r.stored_at) if r.stored_at else None,
+        "findings": [{"code": str(f.code), "subject": f.subject, "detail": f.detail} for f in r.findings],
+    }
+
+
+def _print_result(r) -> None:
+    kind = "closes only" if r.close_only else "OHLC"
+    print(f"{r.symbol}: {r.rows_stored} of {r.rows_read} rows stored ({kind}) -> {r.stored_at or 'nothing stored'}")
+    for f in r.findings:
+        print(f"  {f.code}: {f.detail}")
+
+
+# --- facts ----------------------------------------------------------------------------------
+
+
+def _constitution(path: str | None):
+    from constitution.load import bundled_path, load_constitution
+
+    return load_constitution(path or bundled_path()).model
+
+
+_WEEKDAY = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+
+
+def _cadence(c) -> calendar.Cadence:
+    entry = {k: getattr(c.sleeves, k).entry for k in ("gen", "rev", "com")}
+    first = entry["gen"]
+    return calendar.Cadence(
+        atr_refresh=c.protocol.atr.refresh,
+        entry_start=first.start,
+        entry_end=first.end,
+        entry_weekday=MappingProxyType({k: _WEEKDAY[w.day] for k, w in entry.items()}),
+        management_start=c.cadence.friday_management.start,
+        management_end=c.cadence.friday_management.end,
+        weekly_report=c.cadence.weekly_report.at,
+        early_close_shift=timedelta(minutes=c.cadence.early_close_shift_minutes),
+    )
+
+
+def _specs(c) -> dict[str, CandidateSpec]:
+    out = {}
+    for k in ("gen", "rev", "com"):
+        s = getattr(c.sleeves, k)
+        right = "put" if s.instrument == "csp" else "call"
+        out[k] = CandidateSpec(right, (s.delta.min, s.delta.max), s.dte.min, s.dte.max)
+    return out
+
+
+def _tickers(c) -> dict[str, tuple[str, ...]]:
+    return {k: tuple(getattr(c.sleeves, k).tickers) for k in ("gen", "rev", "com")}
+
+
+def _as_of(args) -> datetime:
+    day = args.date
+    try:
+        session = calendar.is_session(day)
+    except calendar.CalendarRangeError as exc:
+        raise _bad_arg("--date", "out-of-range", str(exc)) from None
+    if not session:
+        before, after = calendar.previous_session(day), calendar.next_session(day)
+        raise _bad_arg("--date", "not-a-session", f"{day} is not an NYSE session (try {before} or {after})")
+    return datetime.combine(day, args.time, tzinfo=NEW_YORK)
+
+
+def _market(args, symbols) -> BarMarketData:
+    if args.synthetic is None:
+        return FileMarketData(_store(args), index_symbol="SPX" if "SPX" in symbols else "SPY")
+    if args.date < EPOCH:
+        raise _bad_arg("--date", "out-of-range", f"the synthetic market starts on {EPOCH}")
+    return synthetic_market(args.synthetic, args.date, symbols)
+
+
+def cmd_facts(args) -> int:
+    c = _constitution(args.constitution)
+    at = _as_of(args)
+    tickers = _tickers(c)
+    symbols = args.symbols or tuple(sorted({s for ts in tickers.values() for s in ts}))
+    market = _market(args, symbols)
+    snapshot = market.snapshot(at, symbols)
+    candidates = candidates_for_day(at.date(), tickers, _specs(c), _cadence(c))
+    facts = build_facts(
+        snapshot, demo_accounts(at, snapshot), symbols=(), candidates=candidates,
+        max_quote_age=timedelta(seconds=c.data_failures.quote_stale_seconds),
+        atr_price_fraction=c.protocol.atr.fallback_pct_of_price,
+    )
+    _print_facts(facts, args.format)
+    return 0
+
+
+def _print_facts(facts: Facts, fmt: str) -> None:
+    if fmt == "json":
+        print(facts.model_dump_json(indent=2))
+    else:
+        yaml.safe_dump(facts.model_dump(mode="json"), sys.stdout, sort_keys=False, allow_unicode=True)
+
+
+def demo_accounts(at: datetime, snapshot) -> tuple[Account, ...]:
+    """Three $500K sleeves; Com holds shares. Positions only where a price is known."""
+    day = at.astimezone(NEW_YORK).date()
+    opened = date(day.year - 1, 1, 2) if day.year > 1990 else day
+    gen = Account(id="GEN", kind="gen", equity=500_000, base_equity=500_000, high_water_mark=500_000,
+                  cash=500_000, opened=opened)
+    rev = gen.model_copy(update={"id": "REV", "kind": "rev"})
+    price = snapshot.last_close.get("AAPL")
+    holdings = (Position(symbol="AAPL", right="stock", side="long", shares=300, cost_basis=price[1]),) if price else ()
+    com = gen.model_copy(update={"id": "COM", "kind": "com", "cash": 500_000 - (price[1] * 300 if price else 0),
+                                 "positions": holdings})
+    return gen, rev, com
