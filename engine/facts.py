@@ -143,8 +143,13 @@ def consistency_problems(facts: Facts):
         seen.setdefault(a.id, ai)
         if a.opened > today:
             yield ("accounts", ai, "opened"), "inconsistent", f"opened {a.opened}, after as_of ({today})"
+        keys: dict[tuple, int] = {}
         for pi, p in enumerate(a.positions):
             here = ("accounts", ai, "positions", pi)
+            identity = (p.symbol, p.right, p.side, p.strike, p.expiry)
+            if identity in keys:
+                yield here, "duplicate", f"same position as positions[{keys[identity]}]; merge them into one line"
+            keys.setdefault(identity, pi)
             if p.symbol not in facts.market.underlyings:
                 yield (*here, "symbol"), "unknown-symbol", f"no market.underlyings.{p.symbol} (its price and ATR are needed)"
             if p.expiry is not None and p.expiry < today:

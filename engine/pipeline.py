@@ -1,0 +1,218 @@
+"""One evaluation: facts + constitution -> a Decision (pure, deterministic, explained).
+
+Same facts and same constitution give byte-identical ``Decision.to_json()`` in any process:
+strata run in order, derived values merge by maximum, firings and actions are sorted by
+(salience, rule id, account, symbol, position), never by the engine's timing (P12).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constitution import vocabulary as V
+from constitution.actions import KINDS
+from constitution.canonical import canonical_json, digest
+from constitution.compile import ALIAS, CompiledRule
+from constitution.load import LoadedConstitution
+from engine.decision import Action, ConstitutionRef, Decision, Firing, decision_id_for
+from engine.facts import Facts
+from engine.interp import Env, explain, value
+from engine.prepare import Prepared, derived_bottoms, prepare
+from engine.rules import MAX_FACTS_PER_SESSION, RawFiring, runtime_for
+
+_ENTITY_KEY = {"m": "id", "a": "acct", "u": "sym", "p": "key"}
+
+
+@dataclass(frozen=True)
+class _Fired:
+    rule: CompiledRule
+    disjunct: int
+    bound: dict[str, dict]
+
+    @property
+    def account(self) -> str | None:
+        for alias in ("a", "p"):
+            if alias in self.bound:
+                return self.bound[alias]["acct"]
+        return None
+
+    @property
+    def symbol(self) -> str | None:
+        for alias in ("p", "u"):
+            if alias in self.bound:
+                return self.bound[alias]["sym"]
+        return None
+
+    @property
+    def position(self) -> str | None:
+        return self.bound["p"]["key"] if "p" in self.bound else None
+
+    def sort_key(self) -> tuple:
+        return (self.rule.salience, self.rule.id, self.account or "", self.symbol or "", self.position or "", self.disjunct)
+
+
+def evaluate(constitution: LoadedConstitution, facts: Facts) -> Decision:
+    prepared = prepare(facts, constitution.model.cadence.early_close_shift_minutes)
+    derived = _Derived(prepared)
+    runtime = runtime_for(constitution.digest, constitution.rules)
+    fired: list[_Fired] = []
+    for k in range(constitution.rules.strata):
+        shards = _shards(prepared, derived, constitution.rules.aliases_by_stratum[k], constitution.rules.fields_by_alias)
+        stratum = _unique(runtime.run_stratum(k, shards), constitution.rules.rules)
+        for f in stratum:
+            derived.apply(f, constitution.model)
+        fired.extend(stratum)
+    fired.sort(key=_Fired.sort_key)
+    return _decision(constitution, facts, fired, derived)
+
+
+def _unique(raw: list[RawFiring], rules: tuple[CompiledRule, ...]) -> list[_Fired]:
+    """One firing per (rule, bound facts): disjuncts and shards may repeat a match."""
+    best: dict[tuple, _Fired] = {}
+    for r in raw:
+        rule = rules[r.rule_index]
+        key = (rule.id, tuple(sorted((a, f["id"]) for a, f in r.bound.items())))
+        if key not in best or r.disjunct < best[key].disjunct:
+            best[key] = _Fired(rule, r.disjunct, r.bound)
+    return sorted(best.values(), key=_Fired.sort_key)
+
+
+class _Derived:
+    """Derived field values per fact, merged by maximum (order-independent)."""
+
+    def __init__(self, prepared: Prepared):
+        bottoms = derived_bottoms()
+        self.values: dict[tuple[str, str], dict] = {("m", "m"): dict(bottoms["m"])}
+        for alias, records in (("a", prepared.accounts), ("u", prepared.underlyings), ("p", prepared.positions)):
+            for rec in records:
+                self.values[(alias, rec[_ENTITY_KEY[alias]])] = dict(bottoms[alias])
+
+    def of(self, alias: str, record: dict) -> dict:
+        return self.values[(alias, record[_ENTITY_KEY[alias]])]
+
+    def apply(self, fired: _Fired, constitution) -> None:
+        env = Env(self._view(fired.bound), constitution)
+        for effect in fired.rule.effects:
+            if effect.kind != "set":
+                continue
+            field = V.lookup(effect.target)
+            alias = ALIAS[field.entity]
+            key = self._target_key(alias, fired)
+            new = value(effect.values[0][1], env)
+            slot = self.values[(alias, key)]
+            name = V.physical(field)
+            if V.derived_rank(field, new) > V.derived_rank(field, slot[name]):
+                slot[name] = new
+
+    def _view(self, bound: dict[str, dict]) -> dict[str, dict]:
+        return {alias: {**rec, **self.values.get((alias, rec[_ENTITY_KEY[alias]]), {})} for alias, rec in bound.items()}
+
+    @staticmethod
+    def _target_key(alias: str, fired: _Fired) -> str:
+        if alias == "m":
+            return "m"
+        if alias == "a":
+            return fired.account
+        if alias == "u":
+            return fired.symbol
+        return fired.position
+
+
+def _project(record: dict, fields: frozenset[str], extra: dict) -> dict:
+    merged = {**record, **extra}
+    return {k: v for k, v in merged.items() if k in fields}
+
+
+def _shards(prepared: Prepared, derived: _Derived, aliases: frozenset[str], fields: dict) -> list[list[dict]]:
+    """Facts for one stratum, split into sessions of bounded size (P8), whole accounts each."""
+    shared = []
+    if "m" in aliases:
+        shared.append(_project(prepared.market, fields["m"], derived.of("m", prepared.market)))
+    if "u" in aliases:
+        shared += [_project(u, fields["u"], derived.of("u", u)) for u in prepared.underlyings]
+    by_account: dict[str, list[dict]] = {a["acct"]: [] for a in prepared.accounts}
+    if "a" in aliases:
+        for a in prepared.accounts:
+            by_account[a["acct"]].append(_project(a, fields["a"], derived.of("a", a)))
+    if "p" in aliases:
+        for p in prepared.positions:
+            by_account[p["acct"]].append(_project(p, fields["p"], derived.of("p", p)))
+    shards, current = [], list(shared)
+    for owned in by_account.values():
+        if len(current) + len(owned) > MAX_FACTS_PER_SESSION and len(current) > len(shared):
+            shards.append(current)
+            current = list(shared)
+        current.extend(owned)
+    shards.append(current)
+    return shards
+
+
+def _decision(constitution: LoadedConstitution, facts: Facts, fired: list[_Fired], derived: _Derived) -> Decision:
+    facts_json = facts.model_dump(mode="json")
+    facts_digest = digest(facts_json)
+    firings, actions = [], []
+    for f in fired:
+        env = Env(derived._view(f.bound), constitution.model)
+        bindings = tuple(explain(atom.source, env) for atom in f.rule.disjuncts[f.disjunct])
+        firings.append(Firing(rule=f.rule.id, clause=f.rule.clause, salience=f.rule.salience, account=f.account,
+                              symbol=f.symbol, position=f.position, bindings=bindings))
+        actions.extend(_actions(f, env, bindings))
+    return Decision(
+        decision_id=decision_id_for(constitution.digest, facts_digest),
+        as_of=facts.as_of.isoformat(),
+        constitution=ConstitutionRef(version=constitution.version, digest=constitution.digest),
+        facts_digest=facts_digest,
+        facts=facts_json,
+        derived=_derived_view(derived),
+        fired=tuple(firings),
+        actions=tuple(_dedupe(actions)),
+    )
+
+
+def _actions(f: _Fired, env: Env, bindings: tuple[str, ...]) -> list[Action]:
+    out = []
+    reason = f.rule.description + (" [" + "; ".join(bindings) + "]" if bindings else "")
+    for effect in f.rule.effects:
+        if effect.kind != "action":
+            continue
+        target = KINDS[effect.target].target
+        params = {name: _jsonable(value(node, env)) for name, node in effect.values}
+        out.append(Action(
+            kind=effect.target,
+            account=f.account,
+            symbol=f.symbol if target in ("underlying", "position", "market") else None,
+            position=f.position if target in ("position", "market") else None,
+            rule=f.rule.id,
+            clause=f.rule.clause,
+            salience=f.rule.salience,
+            params=params,
+            reason=reason,
+        ))
+    return out
+
+
+def _jsonable(v):
+    if isinstance(v, float) and v.is_integer():
+        return v  # keep floats as floats: canonical JSON stays stable across runs
+    return v
+
+
+def _dedupe(actions: list[Action]) -> list[Action]:
+    seen, out = set(), []
+    for a in sorted(actions, key=Action.sort_key):
+        key = (a.kind, a.rule, a.account, a.symbol, a.position, canonical_json(a.params))
+        if key not in seen:
+            seen.add(key)
+            out.append(a)
+    return out
+
+
+def _derived_view(derived: _Derived) -> dict:
+    out: dict = {"market": {}, "accounts": {}, "positions": {}, "underlyings": {}}
+    names = {"m": "market", "a": "accounts", "u": "underlyings", "p": "positions"}
+    for (alias, key), vals in sorted(derived.values.items()):
+        if alias == "m":
+            out["market"] = dict(sorted(vals.items()))
+        else:
+            out[names[alias]][key] = dict(sorted(vals.items()))
+    return out

@@ -1,0 +1,68 @@
+"""``alluse evaluate`` (one dry-run evaluation) and ``alluse test`` (scenario files)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from constitution.load import bundled_path, load_constitution
+from engine.facts_load import load_facts
+from engine.pipeline import evaluate
+from scheduler.cli import render_decision
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="one dry-run evaluation: actions with reasons; nothing is sent")
+    p.add_argument("--facts", required=True, metavar="FILE", help="facts document (YAML or JSON)")
+    p.add_argument("--constitution", metavar="FILE", help="constitution file (default: the bundled v1.3)")
+    p.add_argument("--json", action="store_true", help="print the decision as one canonical JSON document")
+    p.add_argument("--record", action="store_true", help="append the decision to the audit log (mode dry-run)")
+    p.add_argument("--db", metavar="URL", help="audit-log database URL (default: ALLUSE_DB or the per-user file)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("test", help="run constitution scenario files (facts in, expected actions out)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="scenario files or directories (default: tests/scenarios)")
+    p.add_argument("--constitution", metavar="FILE", help="constitution file (default: the bundled v1.3)")
+    p.add_argument("--verbose", "-v", action="store_true", help="list every scenario")
+    p.set_defaults(func=cmd_test)
+
+
+def cmd_evaluate(args) -> int:
+    constitution = load_constitution(args.constitution or bundled_path())
+    facts = load_facts(args.facts)
+    decision = evaluate(constitution, facts)
+    if args.record:
+        _record(decision, constitution, args.db)
+    if args.json:
+        sys.stdout.buffer.write(decision.to_json() + b"\n")
+    else:
+        render_decision.decision_table(decision)
+    return 0
+
+
+def _record(decision, constitution, db_url) -> None:
+    from scheduler.compose import record_decision  # the composition root owns storage
+
+    record_decision(decision, constitution, mode="dry-run", db_url=db_url)
+
+
+def cmd_test(args) -> int:
+    from scheduler.scenarios import run_scenarios
+
+    constitution = load_constitution(args.constitution or bundled_path())
+    results = run_scenarios(args.paths or ["tests/scenarios"], constitution)
+    failed = [r for r in results if not r.passed]
+    for r in results:
+        if args.verbose or not r.passed:
+            print(f"{'PASS' if r.passed else 'FAIL'} {r.name}")
+            for line in r.failures:
+                print(f"     {line}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if not results:
+        print("alluse: no scenarios found", file=sys.stderr)
+        return 2
+    return 1 if failed else 0
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)
