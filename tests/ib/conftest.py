@@ -128,3 +128,13 @@ def order(coid: str, account: str, contract: ContractSpec, side: str, qty: int,
 
 def today(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, 15, 0, tzinfo=UTC)
+
+
+def settled(rec: Recorder, *coids: str, state: str = "filled", timeout: float = 5.0) -> bool:
+    """Wait until every order has reported ``state`` (from events, not from polling)."""
+    return rec.wait_for(lambda ev: all(state in _states(ev, c) for c in coids), timeout)
+
+
+def _states(events: list[BrokerEvent], coid: str) -> list[str]:
+    return [e.status.state.value for e in events
+            if e.kind == "status" and e.status.client_order_id == coid]

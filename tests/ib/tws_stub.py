@@ -32,7 +32,7 @@ WAIT = 5.0  # bound on every cross-thread call into the stub
 class OrderScript:
     """What the gateway does with one order (keyed by orderRef)."""
 
-    action: str = "fill"  # fill | rest | reject | drop | pace
+    action: str = "fill"  # fill | rest | reject | drop | lose | pace
     fills: tuple[float, ...] = ()  # partial fill quantities for "fill" (default: all at once)
     price: float | None = None  # fill price (default: the limit)
     reason: str = "Order rejected - reason:stub"  # for "reject"
@@ -376,6 +376,9 @@ class TwsStub:
             self._pacing_seen[ref] = self._pacing_seen.get(ref, 0) + 1
             self._send(s, m.error(s.version, order_id, 100,
                                   "Max rate of messages per second has been exceeded:max=50 rec=51"))
+            return
+        if script.action == "lose":  # the connection dies before the order reaches IB
+            s.writer.close()
             return
         o = self._new_order(s, f)
         if script.action == "drop":  # the order reached IB; the acknowledgement never does
