@@ -37,7 +37,7 @@ from engine.market import (
     Quote,
     Right,
 )
-from engine.options import nearest_expiry, select_strike
+from engine.options import select_strike
 
 MAX_QUOTE_AGE = timedelta(seconds=30)
 Q = QualityCode
@@ -189,11 +189,13 @@ def _usable_chain(symbol: str, chain: OptionChain | None, acc: _Acc) -> OptionCh
 def _candidate(chain: OptionChain | None, spec: CandidateSpec | None, as_of: datetime) -> dict:
     if chain is None or spec is None:
         return {}
-    expiry = nearest_expiry(chain, as_of, spec.min_dte, spec.max_dte)
-    if expiry is None:
+    today = np.datetime64(calendar.new_york_date(as_of), "D")
+    dte = (chain.expiry - today).astype(int)
+    in_range = (dte >= spec.min_dte) & (dte <= spec.max_dte)
+    if not in_range.any():
         return {}
     # No liquidity filter: the facts report the candidate's liquidity for the rules to judge.
-    choice = select_strike(chain, spec.right, spec.delta_band, expiry=expiry,
+    choice = select_strike(chain.select(in_range), spec.right, spec.delta_band,
                            min_open_interest=0, min_volume=0, max_spread_pct=math.inf)
     c = choice.contract
     if c is None:

@@ -169,6 +169,23 @@ def _skewed_vol(atm: float, z: np.ndarray) -> np.ndarray:
     return atm * (1.0 + np.clip(bump, -0.3, 1.0))
 
 
+def _quotes(mid, spot, K, T, call, z, model: ChainModel) -> tuple[np.ndarray, np.ndarray]:
+    """Bid/ask in cents around the model mid.
+
+    The spread is a share of the *time value* (the out-of-the-money twin's price, by put-call
+    parity) growing with distance from the money, plus 0.2 % of intrinsic value: a deep
+    in-the-money option is quoted like its cheap twin, not at a huge percentage of its price.
+    """
+    parity = spot * np.exp(-model.dividend_yield * T) - K * np.exp(-model.rate * T)
+    twin = np.where(call, mid - parity, mid + parity)
+    time_value = np.clip(np.minimum(mid, twin), 0.0, None)
+    pct = model.base_spread_pct + model.wing_spread_pct * np.minimum(np.abs(z), 10.0)
+    spread = np.maximum(model.min_spread, pct * time_value + 0.002 * (mid - time_value))
+    half = np.ceil(50 * spread - 1e-9) / 100  # half-spread rounded up to a cent
+    mid_c = np.round(mid, 2)
+    return np.maximum(np.round(mid_c - half, 2), 0.0), np.round(mid_c + half, 2)
+
+
 def synthetic_chain(
     symbol: str, spot: float, vix: float, as_of: datetime, model: ChainModel = DEFAULT_CHAIN_MODEL
 ) -> OptionChain:
@@ -190,12 +207,7 @@ def synthetic_chain(
     sigma = _skewed_vol(atm, z)
     mid = bs_price(spot, K, T, model.rate, sigma, call, model.dividend_yield)
     delta = bs_delta(spot, K, T, model.rate, sigma, call, model.dividend_yield)
-    # Quotes are in cents around the model mid: half-spread rounded up to a cent, so the
-    # spread is never below ``min_spread`` and the mid stays within half a cent of the model.
-    half = np.ceil(50 * np.maximum(model.min_spread, mid * (model.base_spread_pct + model.wing_spread_pct * np.abs(z))) - 1e-9) / 100
-    mid_c = np.round(mid, 2)
-    bid = np.maximum(np.round(mid_c - half, 2), 0.0)
-    ask = np.round(mid_c + half, 2)
+    bid, ask = _quotes(mid, spot, K, T, call, z, model)
     weeks = np.maximum(T * 52.0, 1.0 / 5)
     oi = BASE_OPEN_INTEREST.get(symbol, DEFAULT_OPEN_INTEREST) * np.exp(-0.5 * z * z) / np.sqrt(weeks)
     volume = oi * 0.4 / np.sqrt(weeks)
