@@ -51,7 +51,7 @@ _KINDS = (
     _k("enter_safe_mode", "market", "SAFE mode: no new entries until reset.", why="Short reason code."),
     _k("kill_switch", "market", "Full halt: cancel working orders, no new orders.", why="Short reason code."),
     _k("suspend_csp", "account", "Suspend new cash-secured puts (covered calls only).", why="Short reason code."),
-    _k("skip_entry", "account", "An entry that would have been made is skipped, with the reason.",
+    _k("skip_entry", "market", "An entry that would have been made is skipped, with the reason.",
        why="Short reason code."),
     _k("fork_account", "account", "Fork the sleeve's excess into a new account.",
        amount="Dollars moved to the new account.", creates="'mini' or 'full'."),

@@ -1,0 +1,152 @@
+"""Constitution scenario files: facts in, expected actions out (like ``opa test`` / Drools test
+scenarios, but data only). Format in docs/scenarios.md::
+
+    base: base.yaml                 # optional facts file the overlays apply to
+    scenarios:
+      - note: VIX 81 trips the kill switch
+        facts: {market: {vix: 81}}  # overlay: mappings merge, accounts merge by id, lists replace
+        expect: [{kind: kill_switch}]
+        expect_not: [{kind: hedged_week}]
+        expect_derived: {market.mode: kill}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from constitution.errors import InvalidInput, Problem
+from constitution.load import LoadedConstitution
+from constitution.yamlsafe import Loaded, load_file
+from engine.decision import Decision
+from engine.facts_load import facts_from_data
+from engine.pipeline import evaluate
+
+_ACTION_FIELDS = ("kind", "account", "symbol", "position", "rule", "clause")
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    passed: bool
+    failures: tuple[str, ...] = ()
+    decision: Decision | None = field(default=None, compare=False)
+
+
+def scenario_files(paths: list[str]) -> list[Path]:
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*.yaml") if not f.name.startswith("base"))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InvalidInput([Problem(str(p), 1, 1, "file-not-found", "", "no such scenario file or directory")])
+    return out
+
+
+def load_cases(path: Path) -> list[tuple[str, dict, dict]]:
+    """(name, facts data, scenario) for every scenario in ``path``."""
+    doc = load_file(path)
+    data = doc.data if isinstance(doc.data, dict) else {}
+    base = {}
+    if "base" in data:
+        base = load_file(path.parent / data["base"]).data
+    cases = data.get("scenarios", [data])
+    out = []
+    for i, case in enumerate(cases):
+        _check_shape(doc, case, i)
+        facts = _overlay(base, case.get("facts", {}))
+        name = f"{path.name}::{case.get('note', f'scenario {i}')}"
+        out.append((name, facts, case))
+    return out
+
+
+def _check_shape(doc: Loaded, case: Any, i: int) -> None:
+    known = {"note", "facts", "expect", "expect_not", "expect_derived"}
+    where = ("scenarios", i) if "scenarios" in doc.data else ()
+    if not isinstance(case, dict):
+        raise InvalidInput([doc.problem(where, "type", "a scenario is a mapping")])
+    extra = sorted(set(case) - known)
+    if extra:
+        raise InvalidInput([doc.problem((*where, extra[0]), "unknown-key", f"unknown scenario key '{extra[0]}' (known: {', '.join(sorted(known))})")])
+    if "note" not in case:
+        raise InvalidInput([doc.problem(where, "missing", "every scenario needs a 'note' saying what it shows")])
+
+
+def _overlay(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _overlay(base.get(k), v) if k in base else v
+        return out
+    if isinstance(base, list) and isinstance(over, list) and _keyed(base) and _keyed(over):
+        by_id = {item["id"]: item for item in base}
+        merged = [_overlay(by_id[o["id"]], o) if o["id"] in by_id else o for o in over]
+        untouched = [b for b in base if b["id"] not in {o["id"] for o in over}]
+        return untouched + merged
+    return over
+
+
+def _keyed(items: list) -> bool:
+    return all(isinstance(i, dict) and "id" in i for i in items)
+
+
+def run_case(name: str, facts_data: dict, case: dict, constitution: LoadedConstitution) -> Result:
+    facts = facts_from_data(facts_data, source=name)
+    decision = evaluate(constitution, facts)
+    actions = [a.model_dump() for a in decision.actions]
+    failures = []
+    for exp in case.get("expect", []) or []:
+        if not any(_matches(a, exp) for a in actions):
+            failures.append(f"expected {exp}, got {[_brief(a) for a in actions] or 'no actions'}")
+    for exp in case.get("expect_not", []) or []:
+        hits = [a for a in actions if _matches(a, exp)]
+        if hits:
+            failures.append(f"did not expect {exp}, but got {[_brief(a) for a in hits]}")
+    for path, want in (case.get("expect_derived") or {}).items():
+        got = _dig(decision.derived, path)
+        if got != want:
+            failures.append(f"derived {path}: expected {want!r}, got {got!r}")
+    return Result(name, not failures, tuple(failures), decision)
+
+
+def run_scenarios(paths: list[str], constitution: LoadedConstitution) -> list[Result]:
+    results = []
+    for path in scenario_files(paths):
+        for name, facts, case in load_cases(path):
+            try:
+                results.append(run_case(name, facts, case, constitution))
+            except InvalidInput as exc:
+                results.append(Result(name, False, tuple(p.render() for p in exc.problems)))
+    return results
+
+
+def _matches(action: dict, expected: dict) -> bool:
+    for key, want in expected.items():
+        if key == "params":
+            if not all(action["params"].get(k) == v for k, v in want.items()):
+                return False
+        elif key in _ACTION_FIELDS:
+            if action.get(key) != want:
+                return False
+        else:
+            return False
+    return True
+
+
+def _brief(a: dict) -> str:
+    where = "/".join(x for x in (a["account"], a["symbol"]) if x)
+    why = a["params"].get("why")
+    return f"{a['kind']}({where}{', ' + why if why else ''})"
+
+
+def _dig(derived: dict, path: str) -> Any:
+    """``accounts.GEN.level`` -> derived["accounts"]["GEN"]["level"]; ``market.mode`` too."""
+    node: Any = derived
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
