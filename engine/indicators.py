@@ -40,9 +40,9 @@ def _bad_rows(h: DailyHistory) -> list[tuple[np.ndarray, QualityCode, str]]:
         if not h.close_only:
             ok = ~(non_finite | non_positive)
             hl = ok & (h.high < h.low)
-            outside = ok & ~hl & ((h.close > h.high) | (h.close < h.low) | (h.open > h.high) | (h.open < h.low))
+            outside = ok & ~hl & ((h.close > h.high) | (h.close < h.low))
             checks += [(hl, QualityCode.HIGH_BELOW_LOW, "high below low"),
-                       (outside, QualityCode.CLOSE_OUTSIDE_RANGE, "open or close outside [low, high]")]
+                       (outside, QualityCode.CLOSE_OUTSIDE_RANGE, "close outside [low, high]")]
     return checks
 
 
@@ -64,6 +64,12 @@ def clean_history(h: DailyHistory, check_gaps: bool = True) -> DailyHistory:
         if mask.any():
             findings.append(DataQualityFinding(code, h.symbol, _describe(h.days[mask], what)))
             drop |= mask
+    if not h.close_only:
+        with np.errstate(invalid="ignore"):
+            odd_open = ~drop & ((h.open > h.high) | (h.open < h.low))
+        if odd_open.any():  # Cboe's early VIX opens often are; the ATR does not use the open
+            detail = _describe(h.days[odd_open], "open outside [low, high]").replace("dropped", "kept")
+            findings.append(DataQualityFinding(QualityCode.OPEN_OUTSIDE_RANGE, h.symbol, detail))
     kept = h if not drop.any() else _take(h, ~drop)
     if check_gaps and len(kept) > 1:
         missing = _missing(kept.days)

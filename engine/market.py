@@ -32,7 +32,8 @@ class QualityCode(StrEnum):
     NON_FINITE_PRICE = "non-finite-price"  # NaN or +/-inf
     NON_POSITIVE_PRICE = "non-positive-price"  # zero or negative
     HIGH_BELOW_LOW = "high-below-low"
-    CLOSE_OUTSIDE_RANGE = "close-outside-range"  # open/close outside [low, high]
+    CLOSE_OUTSIDE_RANGE = "close-outside-range"  # close outside [low, high]: bar dropped
+    OPEN_OUTSIDE_RANGE = "open-outside-range"  # open outside [low, high]: reported, bar kept
     CROSSED_QUOTE = "crossed-quote"  # bid > ask
     STALE_QUOTE = "stale-quote"  # quote older than the live limit (30 s)
     MISSING_QUOTE = "missing-quote"

@@ -129,17 +129,20 @@ def test_no_atr_and_no_price_gives_no_value_rather_than_a_guess():
         ("high", 50.0, QualityCode.HIGH_BELOW_LOW),
         ("close", 100.9, None),  # inside the range: fine
         ("close", 105.0, QualityCode.CLOSE_OUTSIDE_RANGE),
+        ("open", 105.0, QualityCode.OPEN_OUTSIDE_RANGE),
     ],
 )
 def test_bad_bars_are_dropped_with_a_finding(field, value, code):
     days, c, hi, lo = _ohlc()
-    cols = {"close": c.copy(), "high": hi.copy(), "low": lo.copy()}
+    cols = {"close": c.copy(), "high": hi.copy(), "low": lo.copy(), "open": c.copy()}
     cols[field][5] = value
 
-    clean = clean_history(history("AAPL", days, cols["close"], cols["high"], cols["low"], open_=c))
+    clean = clean_history(history("AAPL", days, cols["close"], cols["high"], cols["low"], open_=cols["open"]))
 
     codes = [f.code for f in clean.findings]
-    if code is None:
+    if code is QualityCode.OPEN_OUTSIDE_RANGE:  # reported, but the bar is kept
+        assert len(clean) == 12 and codes == [code]
+    elif code is None:
         assert len(clean) == 12 and codes == []
     else:
         assert len(clean) == 11 and code in codes

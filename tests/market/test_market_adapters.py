@@ -1,0 +1,189 @@
+"""File and synthetic market-data adapters: reading, importing, replay snapshots, the seed."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import date
+
+import numpy as np
+import pytest
+
+from adapters.market_data.files import (
+    BarMarketData,
+    FileMarketData,
+    import_bars,
+    load_store,
+    read_bars,
+)
+from adapters.market_data.synthetic import EPOCH, generate, synthetic_market
+from constitution.errors import InvalidInput
+from engine import calendar
+from engine.facts_builder import build_facts
+from engine.indicators import clean_history
+from engine.market import QualityCode
+from tests.market.conftest import ny
+
+OHLC_CSV = """Date,Open,High,Low,Close,Volume
+2026-11-16,100,101,99,100.5,1000
+2026-11-18,101,102,100,101.5,1000
+2026-11-17,100.5,102,100,101,1000
+2026-11-18,101,103,100,102.5,1100
+not-a-date,1,1,1,1,1
+2026-11-19,102,101,103,102,1000
+2026-11-20,102,104,101,nan,1000
+"""
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_csv_problems_are_repaired_or_reported_never_raised(tmp_path):
+    h = read_bars(_write(tmp_path, "x.csv", OHLC_CSV), "XYZ")
+
+    codes = {f.code for f in h.findings}
+    assert codes == {QualityCode.BAD_DATE, QualityCode.UNSORTED_DATES, QualityCode.DUPLICATE_DATE}
+    assert h.days.astype(str).tolist() == ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"]
+    assert h.close[2] == 102.5  # the last of the duplicates
+
+
+def test_import_stores_only_clean_rows_and_reports_the_rest(tmp_path):
+    result = import_bars(_write(tmp_path, "x.csv", OHLC_CSV), "XYZ", tmp_path / "store")
+
+    codes = {f.code for f in result.findings}
+    assert {QualityCode.HIGH_BELOW_LOW, QualityCode.NON_FINITE_PRICE} <= codes
+    assert (result.rows_read, result.rows_stored) == (5, 3)
+    stored = load_store(tmp_path / "store")["XYZ"]
+    assert stored.days.astype(str).tolist() == ["2026-11-16", "2026-11-17", "2026-11-18"]
+    assert clean_history(stored).findings == ()
+    assert (tmp_path / "store" / "XYZ.quality.json").is_file()
+
+
+def test_close_only_files_are_accepted_and_flagged(tmp_path):
+    h = read_bars(_write(tmp_path, "c.csv", "DATE,CLOSE\n2026-11-16,10\n2026-11-17,11\n"), "C")
+
+    assert h.close_only and np.isnan(h.high).all()
+    assert QualityCode.CLOSE_ONLY in {f.code for f in clean_history(h).findings}
+
+
+@pytest.mark.parametrize(("name", "text", "code"), [
+    ("a.csv", "day,price\n2026-11-16,1\n", "missing-columns"),
+    ("a.xlsx", "x", "unknown-format"),
+    ("missing.csv", None, "not-found"),
+])
+def test_unreadable_files_are_invalid_input(tmp_path, name, text, code):
+    path = _write(tmp_path, name, text) if text is not None else tmp_path / name
+
+    with pytest.raises(InvalidInput) as exc:
+        read_bars(path, "A")
+
+    assert exc.value.problems[0].code == code
+
+
+def test_parquet_round_trip(tmp_path):
+    if not (importlib.util.find_spec("pyarrow") or importlib.util.find_spec("fastparquet")):
+        pytest.skip("no Parquet engine installed (pyarrow or fastparquet); Parquet support is optional")
+    import pandas as pd
+
+    path = tmp_path / "p.parquet"
+    pd.DataFrame({"date": ["2026-11-16", "2026-11-17"], "close": [1.0, 2.0]}).to_parquet(path)
+
+    assert read_bars(path, "P").close.tolist() == [1.0, 2.0]
+
+
+def test_parquet_without_an_engine_is_a_clear_invalid_input(tmp_path):
+    if importlib.util.find_spec("pyarrow") or importlib.util.find_spec("fastparquet"):
+        pytest.skip("a Parquet engine is installed")
+    path = _write(tmp_path, "p.parquet", "not really parquet")
+
+    with pytest.raises(InvalidInput) as exc:
+        read_bars(path, "P")
+
+    assert exc.value.problems[0].code == "parquet-unavailable"
+
+
+def test_real_vix_history_imports_and_serves_a_snapshot(vix_csv, spx_csv, tmp_path):
+    store = tmp_path / "store"
+    vix = import_bars(vix_csv, "VIX", store)
+    spx = import_bars(spx_csv, "SPX", store)
+    at = ny(date(2020, 3, 17), 10, 0)  # the day after the record close of 82.69
+
+    snap = FileMarketData(store, index_symbol="SPX").snapshot(at, ["SPX"])
+    facts = build_facts(snap, [])
+
+    assert vix.rows_stored == vix.rows_read and spx.close_only
+    assert {f.code for f in vix.findings} == {QualityCode.OPEN_OUTSIDE_RANGE, QualityCode.HISTORY_GAP}
+    assert snap.vix_last_close == (date(2020, 3, 16), 82.69)
+    assert facts.market.vix_closes_above_30 >= 5
+    assert 0.25 < facts.market.spx_drawdown < 0.35  # S&P was ~29 % off its high
+    assert facts.market.underlyings["SPX"].atr_source == "close_to_close"
+
+
+def test_replay_quote_is_the_open_during_the_session_and_the_close_after():
+    hist = generate(3, date(2026, 11, 20), symbols=("SPY",))
+    market = BarMarketData(hist.bars)
+    bars = hist.bars["SPY"]
+
+    during = market.snapshot(ny(date(2026, 11, 20), 10, 0), ["SPY"])
+    after = market.snapshot(ny(date(2026, 11, 20), 16, 30), ["SPY"])
+    before = market.snapshot(ny(date(2026, 11, 20), 9, 0), ["SPY"])
+
+    assert during.quotes["SPY"].last == bars.open[-1]
+    assert after.quotes["SPY"].last == bars.close[-1]
+    assert "SPY" not in before.quotes and before.last_close["SPY"][0] == date(2026, 11, 19)
+    assert during.atr5["SPY"].last_bar == date(2026, 11, 19)  # no look-ahead into today's bar
+
+
+# --- synthetic -------------------------------------------------------------------------------
+
+
+def test_synthetic_market_is_reproducible_from_the_seed():
+    a, b, c = generate(11, date(2010, 12, 31)), generate(11, date(2010, 12, 31)), generate(12, date(2010, 12, 31))
+
+    for s in a.bars:
+        assert np.array_equal(a.bars[s].close, b.bars[s].close) and np.array_equal(a.bars[s].high, b.bars[s].high)
+    assert not np.array_equal(a.bars["SPY"].close, c.bars["SPY"].close)
+
+
+def test_synthetic_path_does_not_depend_on_its_end_date_or_other_symbols():
+    short, long = generate(5, date(2005, 6, 30), symbols=("NVDA",)), generate(5, date(2012, 1, 31))
+    n = len(short.days)
+
+    assert np.array_equal(short.bars["NVDA"].close, long.bars["NVDA"].close[:n])
+    assert np.array_equal(short.bars["VIX"].close, long.bars["VIX"].close[:n])
+
+
+def test_synthetic_bars_are_valid_and_on_nyse_sessions():
+    hist = generate(1, date(2026, 11, 27))
+
+    for h in hist.bars.values():
+        assert clean_history(h).findings == ()
+    assert hist.days[0] == np.datetime64(EPOCH) and date(2026, 11, 26) not in hist.days.astype(date).tolist()
+    assert np.array_equal(hist.days, calendar.sessions_between(EPOCH, date(2026, 11, 27)))
+
+
+def test_synthetic_vix_and_volatility_move_together_across_regimes():
+    hist = generate(2, date(2026, 11, 27))
+    vix = hist.bars["VIX"].close
+    spy = hist.bars["SPY"].close
+    ret = np.diff(np.log(spy))
+    realised = np.sqrt(252 * np.convolve(ret**2, np.ones(20) / 20, mode="valid")) * 100
+
+    by_regime = [vix[hist.regime == r].mean() for r in range(3)]
+    assert set(np.unique(hist.regime)) == {0, 1, 2}
+    assert by_regime[0] < by_regime[1] < by_regime[2]
+    assert np.corrcoef(realised, vix[20:])[0, 1] > 0.6
+    assert np.corrcoef(np.diff(np.log(vix)), ret)[0, 1] < -0.5  # VIX jumps on down days
+
+
+def test_synthetic_market_serves_facts_for_every_sleeve_ticker():
+    market = synthetic_market(9, date(2026, 11, 19))
+    symbols = ["AAPL", "MSFT", "AMZN", "GOOG", "GOOGL", "META", "NVDA", "TSLA", "SPY", "QQQ", "IWM"]
+
+    facts = build_facts(market.snapshot(ny(date(2026, 11, 19), 10, 0), symbols), [])
+
+    assert sorted(facts.market.underlyings) == sorted(symbols)
+    assert all(u.quote_ok and u.chain_available and u.atr_source == "wilder" for u in facts.market.underlyings.values())
+    assert {q.code for q in facts.quality} == {"indicator-defaulted"}  # breadth is not modelled
