@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from engine import calendar
 from engine.broker import BrokerEvent, ContractSpec, OrderRequest, OrderSide, SecType
 from engine.clock import FixedClock
 
@@ -17,18 +18,20 @@ from .tws_stub import TwsStub
 
 ACCOUNTS = {"GEN": "DU111", "REV": "DU222", "COM": "DU333", "MINI-1": "DU444"}
 WEEK = ("20250110", "20250117")
-BARS = tuple((f"202412{d:02d}", 195.0 + i, 197.0 + i, 193.0 + i, 196.0 + i, 1_000_000)
-             for i, d in enumerate((2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20)))
+SESSIONS = [d.astype(date) for d in calendar.sessions_between(date(2024, 11, 1), date(2025, 1, 3))]
+BARS = tuple((f"{d:%Y%m%d}", 195.0 + i * 0.2, 197.0 + i * 0.2, 193.0 + i * 0.2, 196.0 + i * 0.2, 1_000_000)
+             for i, d in enumerate(SESSIONS))
+VIX_BARS = tuple((f"{d:%Y%m%d}", 16.0, 17.0, 15.0, 16.0, 0) for d in SESSIONS)
 
 
 def underlyings() -> list[Underlying]:
     return [
         Underlying("AAPL", 200.0, 0.28, WEEK, (180.0, 185.0, 190.0, 195.0, 200.0, 205.0, 210.0), BARS),
         Underlying("MSFT", 420.0, 0.25, WEEK, (400.0, 410.0, 420.0, 430.0, 440.0)),
-        Underlying("NVDA", 140.0, 0.50, WEEK, (120.0, 125.0, 130.0, 135.0, 140.0, 145.0, 150.0)),
+        Underlying("NVDA", 140.0, 0.50, WEEK, (120.0, 125.0, 130.0, 135.0, 140.0, 145.0, 150.0), BARS),
         Underlying("SPY", 590.0, 0.15, WEEK, (570.0, 575.0, 580.0, 585.0, 590.0, 600.0)),
         Underlying("SPX", 5900.0, 0.16, ("20250620", "20250627"), (5000.0, 5100.0, 5200.0, 5300.0)),
-        Underlying("VIX", 16.0, 0.90, ("20250716",), (20.0, 21.0, 25.0)),
+        Underlying("VIX", 16.0, 0.90, ("20250716",), (20.0, 21.0, 25.0), VIX_BARS),
     ]
 
 
@@ -138,3 +141,22 @@ def settled(rec: Recorder, *coids: str, state: str = "filled", timeout: float = 
 def _states(events: list[BrokerEvent], coid: str) -> list[str]:
     return [e.status.state.value for e in events
             if e.kind == "status" and e.status.client_order_id == coid]
+
+
+@pytest.fixture
+def make_market(stub: TwsStub, clock: FixedClock):
+    from adapters.brokers.ib import IBConfig
+    from adapters.market_data.ib import IBMarketData, IBMarketDataSettings
+
+    made = []
+
+    def make(**settings) -> IBMarketData:
+        config = IBConfig(**(dict(FAST, port=stub.port, client_id=21)))
+        md = IBMarketData(config, clock=clock, settings=IBMarketDataSettings(tick_wait=1.0, **settings))
+        made.append(md)
+        md.connect()
+        return md
+
+    yield make
+    for md in made:
+        md.close()

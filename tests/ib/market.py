@@ -60,14 +60,14 @@ class SecurityMaster:
 
     def _match_option(self, want: StubContract) -> list[StubContract]:
         u = self.underlyings.get(want.symbol)
-        if u is None or want.expiry not in u.expiries or want.strike not in u.strikes:
+        if u is None or want.expiry not in u.expiries:
             return []
-        classes = [want.trading_class] if want.trading_class else [self._default_class(u.symbol)]
-        out = []
-        for right in [want.right] if want.right else ["P", "C"]:
-            for tclass in classes:
-                out.append(self._option(u.symbol, want.expiry, want.strike, right, tclass))
-        return out
+        if want.strike and want.strike not in u.strikes:
+            return []
+        tclass = want.trading_class or self._default_class(u.symbol)
+        strikes = [want.strike] if want.strike else list(u.strikes)  # 0: every strike
+        rights = [want.right] if want.right else ["P", "C"]
+        return [self._option(u.symbol, want.expiry, k, r, tclass) for k in strikes for r in rights]
 
     @staticmethod
     def _default_class(symbol: str) -> str:

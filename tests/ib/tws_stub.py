@@ -306,7 +306,7 @@ class TwsStub:
 
     def _req_mkt_data(self, s: _Session, f: list[str]) -> None:
         req_id = int(f[2])
-        c = self.master.contracts.get(int(f[3] or 0))
+        c = self.master.contracts.get(int(f[3] or 0)) or _first(self.master.match(_contract_from(f, 3)))
         snapshot = f[17] == "1"
         if c is None:
             self._send(s, m.error(s.version, req_id, 200, "No security definition has been found"))
