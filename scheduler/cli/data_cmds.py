@@ -92,7 +92,8 @@ def cmd_import(args) -> int:
         raise _bad_arg("--symbol", "ambiguous", "--symbol names one file; import several files by their names")
     jobs = []
     for f in args.files:
-        symbol = (args.symbol or Path(f).stem).upper()
+        # Only an upper-case file name is taken as a ticker (AAPL.csv); "vix-daily.csv" is not.
+        symbol = args.symbol.upper() if args.symbol else Path(f).stem
         if not SYMBOL.match(symbol):
             raise _bad_arg("--symbol", "bad-symbol", f"{symbol!r} (from {f}) is not a ticker; pass --symbol")
         jobs.append((f, symbol))
