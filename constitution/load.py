@@ -152,8 +152,9 @@ def _compile_rules(model: Constitution, loaded: Loaded) -> CompiledRules:
 def _rule_problem(loaded: Loaded, index: int, exc: RuleError) -> Problem:
     path = ("rules", index, *exc.where.path)
     line, col = loaded.where(path)
-    if exc.where.path and exc.where.path[0] in ("when", "then") and path in loaded.marks:
-        line, col = _inside_scalar(loaded, line, col, exc.where.offset)
+    values = loaded.value_marks or {}
+    if exc.where.path and exc.where.path[0] in ("when", "then") and path in values:
+        line, col = _inside_scalar(loaded, *values[path], exc.where.offset)
     return Problem(loaded.source, line, col, exc.code, dotted(path), exc.message)
 
 

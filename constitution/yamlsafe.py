@@ -40,6 +40,7 @@ class Loaded:
     data: Any
     marks: dict[Path_, tuple[int, int]]
     text: str
+    value_marks: dict[Path_, tuple[int, int]] | None = None  # where each value starts (keys: marks)
 
     def where(self, path: Path_) -> tuple[int, int]:
         """The position of ``path``, or of its nearest ancestor that has one."""
@@ -107,7 +108,7 @@ def load_text(text: str, source: str) -> Loaded:
     data = builder.build(node, ())
     if builder.problems:
         raise InvalidInput(builder.problems)
-    return Loaded(source, data, builder.marks, text)
+    return Loaded(source, data, builder.marks, text, builder.value_marks)
 
 
 def _decode(raw: bytes, source: str) -> str:
@@ -129,6 +130,7 @@ class _Builder:
     def __init__(self, source: str):
         self.source = source
         self.marks: dict[Path_, tuple[int, int]] = {}
+        self.value_marks: dict[Path_, tuple[int, int]] = {}
         self.problems: list[Problem] = []
         self.count = 0
         self._scalar = yaml.SafeLoader("")  # only its scalar constructors are used
@@ -143,7 +145,9 @@ class _Builder:
             if self.count == MAX_NODES + 1:
                 self._problem(node, path, "alias-bomb", f"document expands to more than {MAX_NODES} values (anchor/alias expansion?)")
             return None
-        self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        here = (node.start_mark.line + 1, node.start_mark.column + 1)
+        self.marks.setdefault(path, here)
+        self.value_marks.setdefault(path, here)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
