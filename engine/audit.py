@@ -426,26 +426,28 @@ class InMemoryDecisionLog:
         self._masks = tuple(masks)
         self.rows: list[StoredRow] = []
         self.constitutions: dict[str, str] = {}
+        self._decisions: dict[str, StoredRow] = {}  # decision_id -> its decision record
 
     def record(self, decision: Decision, constitution_text: str) -> Receipt:
         draft = draft_decision(decision, self.mode, self._masks)
         self.constitutions.setdefault(decision.constitution.digest, constitution_text)
-        for row in self.rows:
-            if row.record_type == "decision" and row.decision_id == draft.decision_id and row.mode == self.mode:
-                return existing_receipt(row, draft)
-        return self._append(draft)
+        if draft.decision_id in self._decisions:
+            return existing_receipt(self._decisions[draft.decision_id], draft)
+        receipt, row = self._append(draft)
+        self._decisions[draft.decision_id] = row
+        return receipt
 
     def link(self, link: ExecutionLink) -> Receipt:
-        if not any(r.record_type == "decision" and r.decision_id == link.decision_id for r in self.rows):
+        if link.decision_id not in self._decisions:
             raise UnknownDecision(f"no decision {link.decision_id} in the log")
-        return self._append(draft_link(link, self.mode, self._masks))
+        return self._append(draft_link(link, self.mode, self._masks))[0]
 
-    def _append(self, draft: Draft) -> Receipt:
+    def _append(self, draft: Draft) -> tuple[Receipt, StoredRow]:
         seq = len(self.rows) + 1
         prev = self.rows[-1].hash if self.rows else GENESIS_HASH
         row = draft.seal(seq, prev, self._clock.now())
         self.rows.append(row)
-        return Receipt(seq=seq, hash=row.hash, decision_id=row.decision_id, created=True)
+        return Receipt(seq=seq, hash=row.hash, decision_id=row.decision_id, created=True), row
 
 
 def existing_receipt(row: Sequence, draft: Draft) -> Receipt:
