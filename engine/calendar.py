@@ -135,6 +135,21 @@ def last_session_of_week(day: date) -> date | None:
     return week[-1].astype(date) if len(week) else None
 
 
+def week_last(sessions: np.ndarray) -> np.ndarray:
+    """Mask of the sessions (datetime64[D], sorted, whole weeks) that end their Mon-Sun week."""
+    week = (sessions.astype(np.int64) + 3) // 7  # 1970-01-01 was a Thursday: weeks start Monday
+    return np.append(week[1:] != week[:-1], True)
+
+
+def session_closes_utc(sessions: np.ndarray) -> np.ndarray:
+    """Close instants (datetime64[ns], UTC) of the given sessions (all must be sessions)."""
+    t = _tables()
+    idx = np.searchsorted(t.sessions, sessions)
+    if len(idx) and (idx.max() >= len(t.sessions) or (t.sessions[idx] != sessions).any()):
+        raise CalendarRangeError("not all of these days are sessions in the calendar")
+    return t.closes[idx]
+
+
 def missing_sessions(days: np.ndarray) -> np.ndarray:
     """Sessions between the first and last of ``days`` (datetime64[D], sorted) not in it."""
     if len(days) < 2:

@@ -14,7 +14,7 @@ deviations, so far wings are illiquid the way real ones are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 from scipy.special import ndtr  # normal CDF; scipy comes with vollib
@@ -130,20 +130,21 @@ def expiry_dates(symbol: str, as_of: datetime, count: int = 8) -> list[date]:
     """The next ``count`` expiries still trading at ``as_of`` (today's until its close)."""
     today = calendar.new_york_date(as_of)
     day = today if calendar.is_session(today) else calendar.next_session(today)
-    close = calendar.session_close(day)
-    if close is not None and as_of >= close:
+    if as_of >= calendar.session_close(day):
         day = calendar.next_session(day)
-    out: list[date] = []
-    while len(out) < count:
-        if symbol in DAILY_EXPIRY or calendar.last_session_of_week(day) == day:
-            out.append(day)
-        day = calendar.next_session(day)
-    return out
+    # one calendar lookup for the whole span (weekly: count weeks plus slack for holidays)
+    weeks = count + 2 if symbol not in DAILY_EXPIRY else count // 5 + 3
+    monday = day - timedelta(days=day.weekday())
+    sessions = calendar.sessions_between(day, monday + timedelta(days=7 * weeks - 1))
+    picks = sessions if symbol in DAILY_EXPIRY else sessions[calendar.week_last(sessions)]
+    return picks[:count].astype(date).tolist()
 
 
 def years_to_expiry(as_of: datetime, expiries: list[date]) -> np.ndarray:
     """Calendar time from ``as_of`` to each expiry's session close, in years (>= 1 minute)."""
-    secs = np.array([(calendar.session_close(e) - as_of).total_seconds() for e in expiries])
+    closes = calendar.session_closes_utc(np.array(expiries, dtype="datetime64[D]"))
+    now = np.datetime64(int(as_of.timestamp() * 1e9), "ns")
+    secs = (closes - now).astype(np.int64) / 1e9
     return np.maximum(secs / YEAR_SECONDS, MIN_T)
 
 
