@@ -195,7 +195,7 @@ def _candidate(chain: OptionChain | None, spec: CandidateSpec | None, as_of: dat
     if not in_range.any():
         return {}
     # No liquidity filter: the facts report the candidate's liquidity for the rules to judge.
-    choice = select_strike(chain.select(in_range), spec.right, spec.delta_band,
+    choice = select_strike(chain, spec.right, spec.delta_band, where=in_range,
                            min_open_interest=0, min_volume=0, max_spread_pct=math.inf)
     c = choice.contract
     if c is None:

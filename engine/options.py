@@ -239,13 +239,15 @@ def select_strike(
     delta_band: tuple[float, float],
     *,
     expiry: date | None = None,
+    where: np.ndarray | None = None,
     min_open_interest: int = 500,
     min_volume: int = 100,
     max_spread_pct: float = 0.05,
 ) -> StrikeChoice:
     """The liquid contract whose |delta| is inside the band and closest to its middle.
 
-    Ties go to the nearer expiry, then the smaller spread. Pass ``min_open_interest=0,
+    ``where`` is an extra row mask (e.g. expiries in a DTE range). Ties go to the nearer
+    expiry, then the smaller spread. Pass ``min_open_interest=0,
     min_volume=0, max_spread_pct=inf`` to skip the liquidity filter.
     """
     lo, hi = sorted(abs(d) for d in delta_band)
@@ -253,6 +255,8 @@ def select_strike(
     mask = (chain.is_call == (right == "call")) & (absd >= lo) & (absd <= hi) & np.isfinite(absd)
     if expiry is not None:
         mask &= chain.expiry == np.datetime64(expiry, "D")
+    if where is not None:
+        mask &= where
     in_band = int(mask.sum())
     mid = chain.mid
     with np.errstate(divide="ignore", invalid="ignore"):
