@@ -339,7 +339,7 @@ class AuditRecord(_Frozen):
 
 class ChainProblem(_Frozen):
     seq: int
-    code: Literal["genesis", "gap", "out-of-order", "prev-hash", "hash", "record-version"]
+    code: Literal["genesis", "gap", "out-of-order", "prev-hash", "hash", "record-version", "anchor"]
     message: str
 
 
@@ -348,26 +348,30 @@ class VerifyReport(_Frozen):
     head_seq: int
     head_hash: str
     problem: ChainProblem | None = None
+    anchor_seq: int | None = None  # where the ``anchor`` hash was found, if one was given
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-def verify_chain(rows: Iterable[Sequence]) -> VerifyReport:
+def verify_chain(rows: Iterable[Sequence], anchor: str | None = None) -> VerifyReport:
     """Walk rows in stored order; stop at the first bad record and say what is wrong.
 
     Detects a changed byte in any column (``hash``), a deleted row (``gap`` / ``genesis`` /
-    ``prev-hash``), rows out of order. A truncated tail is only detectable against a head
-    recorded elsewhere (``expect_head`` in the CLI), as with any hash chain."""
-    expected_seq, prev, count = 1, GENESIS_HASH, 0
+    ``prev-hash``), rows out of order. Records cut from the END leave a valid shorter chain:
+    only a hash noted earlier (``anchor``, e.g. a past head) reveals that, as with any chain;
+    ``anchor_seq`` says where the anchor was found (None: not in the log)."""
+    expected_seq, prev, count, anchor_seq = 1, GENESIS_HASH, 0, None
     for row in rows:
         problem = _check_row(row, expected_seq, prev)
         if problem is not None:
-            return VerifyReport(count=count, head_seq=expected_seq - 1, head_hash=prev, problem=problem)
+            return VerifyReport(count=count, head_seq=expected_seq - 1, head_hash=prev, problem=problem, anchor_seq=anchor_seq)
+        if row[12] == anchor:
+            anchor_seq = row[0]
         count += 1
         expected_seq, prev = row[0] + 1, row[12]
-    return VerifyReport(count=count, head_seq=expected_seq - 1, head_hash=prev)
+    return VerifyReport(count=count, head_seq=expected_seq - 1, head_hash=prev, anchor_seq=anchor_seq)
 
 
 def _check_row(row: Sequence, expected_seq: int, prev: str) -> ChainProblem | None:

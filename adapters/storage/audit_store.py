@@ -190,10 +190,10 @@ class AuditStore:
             )
             yield from result
 
-    def verify(self) -> VerifyReport:
+    def verify(self, anchor: str | None = None) -> VerifyReport:
         rows = self.rows()
         try:
-            return verify_chain(rows)
+            return verify_chain(rows, anchor)
         finally:
             rows.close()  # verify may stop at the first problem: release the connection now
 

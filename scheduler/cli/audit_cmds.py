@@ -57,7 +57,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_show)
 
     p = verbs.add_parser("verify", parents=[db], help="walk the hash chain; exit 1 at the first bad record")
-    p.add_argument("--expect-head", metavar="HASH", help="also require the last record's hash to be HASH (detects a cut tail)")
+    p.add_argument("--anchor", metavar="HASH",
+                   help="a record hash noted earlier (e.g. head_hash of a past verify): fail if it is no longer in the chain (detects a cut tail)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
@@ -263,24 +264,24 @@ def summarise_facts(facts: dict) -> list[str]:
 def cmd_verify(args) -> int:
     store = _open(args)
     try:
-        report = store.verify()
+        report = store.verify(args.anchor)
     finally:
         store.close()
-    problem = report.problem
-    if problem is None and args.expect_head and report.head_hash != args.expect_head:
-        message = f"chain intact but its head is {report.head_hash}, not the expected {args.expect_head}: records were cut from the end"
-        problem_doc = {"seq": report.head_seq + 1, "code": "head", "message": message}
-    else:
-        problem_doc = problem.model_dump() if problem else None
+    problem = report.problem.model_dump() if report.problem else None
+    if problem is None and args.anchor and report.anchor_seq is None:
+        problem = {"seq": report.head_seq + 1, "code": "anchor", "message": (
+            f"the chain is intact up to seq {report.head_seq} but the noted record {args.anchor} is not in it: "
+            "records were cut from the end (or the hash is from another log)")}
     if args.json:
-        _print_json({"ok": problem_doc is None, "count": report.count, "head_seq": report.head_seq,
-                     "head_hash": report.head_hash, "problem": problem_doc})
-    elif problem_doc is None:
-        print(f"intact: {report.count} record(s); head #{report.head_seq} {report.head_hash}")
+        _print_json({"ok": problem is None, "count": report.count, "head_seq": report.head_seq,
+                     "head_hash": report.head_hash, "anchor_seq": report.anchor_seq, "problem": problem})
+    elif problem is None:
+        anchored = f"; anchor found at #{report.anchor_seq}" if args.anchor else ""
+        print(f"intact: {report.count} record(s); head #{report.head_seq} {report.head_hash}{anchored}")
     else:
-        print(f"BROKEN at seq {problem_doc['seq']}: {problem_doc['code']}: {problem_doc['message']}")
+        print(f"BROKEN at seq {problem['seq']}: {problem['code']}: {problem['message']}")
         print(f"({report.count} record(s) before it verify)")
-    return EXIT_OK if problem_doc is None else EXIT_BAD
+    return EXIT_OK if problem is None else EXIT_BAD
 
 
 # --------------------------------------------------------------------------- export

@@ -101,12 +101,15 @@ def test_verify_a_tampered_log_exits_1_naming_the_seq(seeded, backend_url, capsy
     assert code == 1 and out.startswith("BROKEN at seq 2: hash:")
 
 
-def test_verify_against_a_noted_head_detects_a_cut_tail(seeded, backend_url, capsys):
-    head = seeded.get(4).hash
-    raw_execute(backend_url, "DELETE FROM audit_record WHERE seq = 4")
+def test_verify_against_a_noted_anchor_detects_a_cut_tail(seeded, backend_url, capsys):
+    noted = seeded.get(3).hash
+    seeded.append_decision(make_decision(9), Mode.PAPER, CONSTITUTION_TEXT)  # later appends are fine
+    code, out, _ = _run(capsys, "verify", "--db", backend_url, "--anchor", noted, "--json")
+    assert code == 0 and json.loads(out)["anchor_seq"] == 3
+    raw_execute(backend_url, "DELETE FROM audit_record WHERE seq >= 3")
     assert _run(capsys, "verify", "--db", backend_url)[0] == 0  # a chain alone cannot see it
-    code, out, _ = _run(capsys, "verify", "--db", backend_url, "--expect-head", head, "--json")
-    assert code == 1 and json.loads(out)["problem"]["code"] == "head"
+    code, out, _ = _run(capsys, "verify", "--db", backend_url, "--anchor", noted, "--json")
+    assert code == 1 and json.loads(out)["problem"]["code"] == "anchor"
 
 
 def test_export_jsonl_lines_carry_their_own_proof(seeded, backend_url, capsys):

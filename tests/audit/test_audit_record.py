@@ -231,3 +231,9 @@ def test_replay_refuses_a_link_record():
     log.link(ExecutionLink(decision_id=log.rows[0].decision_id, kind="note"))
     with pytest.raises(ValueError):
         replay(AuditRecord.from_row(log.rows[1]), "t", *_replayer(make_decision(0), []))
+
+
+def test_verify_says_where_an_anchor_hash_is_and_when_it_is_missing():
+    rows = _log(5).rows
+    assert verify_chain(rows, anchor=rows[2].hash).anchor_seq == 3
+    assert verify_chain(rows[:2], anchor=rows[2].hash).anchor_seq is None

@@ -51,9 +51,10 @@ def sqlite_store(tmp_path):
 
 
 def _rate(benchmark, records_per_round: int, target: int) -> None:
-    mean = benchmark.stats.stats.mean if benchmark.stats else None
-    if mean:
-        benchmark.extra_info["records_per_s"] = round(records_per_round / mean)
+    # The median: shared CI machines make the mean swing with other jobs' load.
+    median = benchmark.stats.stats.median if benchmark.stats else None
+    if median:
+        benchmark.extra_info["records_per_s"] = round(records_per_round / median)
     benchmark.extra_info["target_records_per_s"] = target
 
 
@@ -79,7 +80,7 @@ def test_bench_append_batches_of_100_per_durable_commit(benchmark, sqlite_store)
 def test_bench_verify_from_a_sqlite_file(benchmark, sqlite_store):
     for start in range(0, VERIFY_ROWS, 1000):
         sqlite_store.append_decisions([_decision(i) for i in range(start, start + 1000)], Mode.BACKTEST, TEXTS)
-    report = benchmark.pedantic(sqlite_store.verify, rounds=5, warmup_rounds=1)
+    report = benchmark.pedantic(sqlite_store.verify, rounds=3, warmup_rounds=1)
     _rate(benchmark, VERIFY_ROWS, 50_000)
     assert report.ok and report.count == VERIFY_ROWS
 
@@ -88,6 +89,6 @@ def test_bench_verify_chain_of_rows_in_memory(benchmark):
     log = InMemoryDecisionLog(Mode.BACKTEST, CLOCK)
     for i in range(VERIFY_ROWS):
         log.record(_decision(i), "text")
-    report = benchmark.pedantic(verify_chain, args=(log.rows,), rounds=5, warmup_rounds=1)
+    report = benchmark.pedantic(verify_chain, args=(log.rows,), rounds=3, warmup_rounds=1)
     _rate(benchmark, VERIFY_ROWS, 50_000)
     assert report.ok and report.count == VERIFY_ROWS
