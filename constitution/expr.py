@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 CMP_OPS = ("==", "!=", "<", "<=", ">", ">=")
 MAX_LENGTH = 2000
@@ -296,8 +297,12 @@ class _Parser:
         return Name(first.offset, tuple(parts))
 
 
+@lru_cache(maxsize=4096)
 def parse(text: str) -> Node:
-    """Parse a condition or value expression; raises ``ExprError`` with the offset at fault."""
+    """Parse a condition or value expression; raises ``ExprError`` with the offset at fault.
+
+    Cached: the AST is immutable, and a constitution is re-read on every reload and replay.
+    """
     if not text.strip():
         raise ExprError("the condition is empty", 0)
     return _Parser(text).parse()

@@ -29,6 +29,8 @@ MAX_NODES = 200_000  # constructed values, aliases counted at every use
 MAX_BYTES = 5 * 1024 * 1024
 
 _STD = "tag:yaml.org,2002:"
+# libyaml's C composer when present (same safe node graph, ~10x faster); else pure Python.
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SCALAR_TAGS = {f"{_STD}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 
 
@@ -92,7 +94,7 @@ def load_text(text: str, source: str) -> Loaded:
     if not text.strip() or _only_comments(text):
         raise InvalidInput([Problem(source, 1, 1, "empty", "", "the file is empty")])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -6,7 +6,9 @@ def test_yaml_syntax_error_is_located_at_the_offending_colon(validate, bundled_t
     out = validate(bad)
     line, col = position_of(bad, ": 3")
     assert out.code == 2
-    assert out.located() == [(line, col, "yaml-syntax", "mapping values are not allowed here")]
+    [(got_line, got_col, code, rest)] = out.located()
+    assert (got_line, got_col, code) == (line, col, "yaml-syntax")
+    assert rest.startswith("mapping values are not allowed")  # libyaml and PyYAML word the end differently
 
 
 def test_unclosed_flow_mapping_is_a_syntax_error_not_a_traceback(validate):
