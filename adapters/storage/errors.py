@@ -53,7 +53,8 @@ _RULES: tuple[tuple[tuple[str, ...], type[Exception], str], ...] = (
 
 def translate(exc: sa_exc.DBAPIError | sa_exc.SQLAlchemyError, where: str) -> Exception:
     """The project error for a driver error; the driver's words stay in the message."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
     lowered = text.lower()
     for needles, cls, summary in _RULES:
         if any(n in lowered for n in needles):
