@@ -119,8 +119,7 @@ class IBSession:
         self.accounts: list[str] = []
         self.server_version = 0
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="ib-session",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run_loop, name="ib-session", daemon=True)
         self._thread.start()
         self._closing = False
         self.pacing_waits = 0  # how often this session slowed down for IB's pacing
@@ -129,6 +128,11 @@ class IBSession:
         self._on_restore: list[Callable[[], Awaitable[None]]] = []
         self._on_give_up: list[Callable[[str], None]] = []
         self.call(self._create())
+
+    def _run_loop(self) -> None:
+        # ib_insync looks the loop up through the policy (get_event_loop), not the running loop
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
 
     async def _create(self) -> None:
         self.ib = mp.iblib.IB()
