@@ -273,6 +273,9 @@ class SqlDecisionLog:
     def link(self, link: ExecutionLink) -> Receipt:
         return self.store.append_link(link, self.mode)
 
+    def close(self) -> None:
+        self.store.close()
+
 
 def open_decision_log(url: str | None, mode: Mode, clock: Clock, masks: Iterable[str] = DEFAULT_MASKS) -> SqlDecisionLog:
     """What the composition root calls: ``open_decision_log(args.db, Mode.PAPER, WallClock())``."""

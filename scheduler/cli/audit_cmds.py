@@ -118,17 +118,26 @@ def cmd_list(args) -> int:
         return EXIT_OK
     table = Table(title=f"{len(records)} decision(s)", title_justify="left")
     for name in ("seq", "as_of (UTC)", "mode", "decision", "constitution", "fired", "actions", "denied"):
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in ("as_of (UTC)", "decision"))
     for r in records:
         d = r.decision
         denied = sum(1 for v in d.verdicts if not v.approved)
-        kinds = ", ".join(a.kind + (f"@{a.account}" if a.account else "") for a in d.actions) or "-"
+        kinds = _action_summary(d.actions)
         table.add_row(
             str(r.seq), r.as_of or "", r.mode.value, r.decision_id, r.constitution_version or "",
             str(len(d.fired)), kinds, str(denied) if denied else "",
         )
     _console().print(table)
     return EXIT_OK
+
+
+def _action_summary(actions) -> str:
+    """``open_short_put@GEN x7, roll@REV``: kinds per account, counted, in first-seen order."""
+    counts: dict[str, int] = {}
+    for a in actions:
+        key = a.kind + (f"@{a.account}" if a.account else "")
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(k + (f" x{n}" if n > 1 else "") for k, n in counts.items()) or "-"
 
 
 # --------------------------------------------------------------------------- show

@@ -178,3 +178,21 @@ def test_the_installed_command_verifies_in_a_subprocess(seeded, backend_url):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("intact: 4 record(s)")
     assert "Traceback" not in done.stderr
+
+
+def test_show_a_link_record_by_its_seq(seeded, backend_url, capsys):
+    code, out, _ = _run(capsys, "show", "3", "--db", backend_url)
+    assert code == 0 and "#3 link" in out and '"ref": "c-1"' in out
+
+
+def test_evaluate_record_then_verify_and_replay(tmp_path, capsys):
+    pytest.importorskip("scheduler.compose")
+    db = str(tmp_path / "alluse.db")
+    assert main(["evaluate", "--facts", str(EXAMPLES / "facts-calm-thursday.yaml"), "--record", "--db", db]) == 0
+    capsys.readouterr()
+    code, out, _ = _run(capsys, "list", "--db", db, "--json")
+    [record] = json.loads(out)
+    assert code == 0 and record["mode"] == "dry-run"
+    assert _run(capsys, "verify", "--db", db)[0] == 0
+    code, out, _ = _run(capsys, "replay", record["decision_id"], "--db", db)
+    assert code == 0 and out.startswith("identical")
