@@ -202,3 +202,12 @@ def test_database_url_comes_from_flag_then_env_then_per_user_default(tmp_path):
     assert resolve_url(None, {"XDG_DATA_HOME": str(tmp_path)}) == f"sqlite:///{tmp_path}/alluse/alluse.db"
     assert resolve_url(str(tmp_path / "a.db"), {}) == f"sqlite:///{tmp_path}/a.db"
     assert default_db_path({}) == Path.home() / ".local" / "share" / "alluse" / "alluse.db"
+
+
+def test_a_receipt_means_the_record_is_committed_for_every_other_reader(store, backend_url, clock):
+    receipt = store.append_decision(make_decision(1), Mode.LIVE, CONSTITUTION_TEXT)
+    other = AuditStore.open(backend_url, clock, create=False)  # another connection pool
+    try:
+        assert other.get(receipt.seq).hash == receipt.hash
+    finally:
+        other.close()
