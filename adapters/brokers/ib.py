@@ -569,7 +569,11 @@ class IBBroker:
         if t is not None:
             # the client library reports an order error as a status change *before* it
             # publishes the error itself: judge the state once both are in
-            asyncio.get_running_loop().call_soon(self._refresh, t)
+            asyncio.get_running_loop().call_soon(self._refresh_and_wake, t)
+
+    def _refresh_and_wake(self, t: _Tracked) -> None:
+        self._refresh(t)
+        t.changed.set()  # IB answered (e.g. acknowledged a modification), even if unchanged
 
     def _on_error(self, req_id: int, code: int, text: str, _contract: Any = None) -> None:
         t = self._by_order_id.get(req_id)

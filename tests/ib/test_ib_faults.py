@@ -176,3 +176,18 @@ def test_read_only_mode_sends_no_order(make_broker, stub):
         broker.submit(order("ro:1", "GEN", put("AAPL", "20250117", 190.0), "SELL", 1, 1.0))
     assert stub.count_requests(3) == 0
     assert [p.account for p in broker.positions()] == ["COM"]
+
+
+def test_stopped_gateway_reaches_the_facts_as_broker_connected_false(make_broker, stub):
+    from datetime import UTC, datetime
+
+    from engine.facts_builder import build_facts
+    from engine.market import MarketSnapshot, Quote
+
+    broker, rec = make_broker(reconnect_attempts=1)
+    stub.stop()
+    assert rec.wait_for(lambda ev: "disconnected" in [e.kind for e in ev])
+    at = datetime(2025, 1, 6, 15, tzinfo=UTC)
+    snap = MarketSnapshot(as_of=at, vix=Quote("VIX", 16.0, at, 15.9, 16.1))
+    facts = build_facts(snap, [], broker_connected=broker.is_connected())
+    assert facts.market.broker_connected is False  # the data-failure rule's input for SAFE
