@@ -200,11 +200,9 @@ class _Builder:
             return None
 
     def _float(self, node: yaml.ScalarNode, path: Path_) -> float | None:
-        value = self._scalar.construct_object(node, deep=True)
-        if value != value or value in (float("inf"), float("-inf")):
-            self._problem(node, path, "not-finite", f"'{node.value}' is not a finite number")
-            return None
-        return value
+        # .nan/.inf are kept: the models refuse non-finite numbers with the path, alongside
+        # every other problem (stopping here would hide the rest).
+        return self._scalar.construct_object(node, deep=True)
 
     def _bad_tag(self, node: yaml.Node, path: Path_) -> None:
         tag = node.tag or "?"

@@ -51,10 +51,12 @@ class _Fired:
         return (self.rule.salience, self.rule.id, self.account or "", self.symbol or "", self.position or "", self.disjunct)
 
 
-def evaluate(constitution: LoadedConstitution, facts: Facts) -> Decision:
+def evaluate(constitution: LoadedConstitution, facts: Facts, matcher=None) -> Decision:
+    """Evaluate ``facts`` under ``constitution``. ``matcher`` defaults to the durable-rules
+    runtime; tests pass ``engine.reference.ReferenceMatcher`` to cross-check it."""
     prepared = prepare(facts, constitution.model.cadence.early_close_shift_minutes)
     derived = _Derived(prepared)
-    runtime = runtime_for(constitution.digest, constitution.rules)
+    runtime = matcher or runtime_for(constitution.digest, constitution.rules)
     fired: list[_Fired] = []
     for k in range(constitution.rules.strata):
         shards = _shards(prepared, derived, constitution.rules.aliases_by_stratum[k], constitution.rules.fields_by_alias)

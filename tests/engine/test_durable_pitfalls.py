@@ -1,0 +1,209 @@
+"""Each durable-rules pitfall from engines.md that can bite, shown raw and then handled.
+
+A "raw" test demonstrates the pitfall on durable itself, so the workaround is not a guess; the
+paired test shows the engine's answer is right anyway (and would fail without the workaround).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from durable import engine as durable
+
+from constitution.load import load_constitution_text
+from engine import rules as R
+from engine.pipeline import evaluate
+from engine.reference import ReferenceMatcher
+
+
+def _raw_host():
+    return R._QuietHost()
+
+
+def _kinds(decision):
+    return sorted((a.kind, a.rule, a.account or "", a.symbol or "") for a in decision.actions)
+
+
+def _same_as_reference(bundled, facts):
+    got = evaluate(bundled, facts)
+    want = evaluate(bundled, facts, ReferenceMatcher(bundled.rules, bundled.model))
+    assert got.to_json() == want.to_json()
+    return got
+
+
+# P2 ---------------------------------------------------------------------------------------
+def test_raw_p2_posted_event_fires_only_one_of_two_matching_rules():
+    host, fired = _raw_host(), []
+    host.register_rulesets({"p2": {
+        "a": {"all": [{"m": {"t": "x"}}], "pri": 1, "run": lambda c: fired.append("a")},
+        "b": {"all": [{"m": {"t": "x"}}], "pri": 2, "run": lambda c: fired.append("b")},
+    }})
+    host.post("p2", {"sid": "1", "t": "x"})
+    assert fired == ["a"]
+
+
+def test_every_rule_matching_the_market_fact_fires(bundled, facts_with):
+    facts = facts_with({"market": {"vix": 81, "broker_connected": False, "data_age_seconds": 99}})
+    decision = _same_as_reference(bundled, facts)
+    rules = {a.rule for a in decision.actions}
+    assert {"vix.kill_switch", "data.broker_down", "data.stale"} <= rules
+
+
+# P3 ---------------------------------------------------------------------------------------
+def test_raw_p3_batch_with_an_unmatched_fact_raises():
+    host = _raw_host()
+    host.register_rulesets({"p3": {"a": {"all": [{"m": {"t": "x"}}], "run": lambda c: None}}})
+    with pytest.raises(durable.MessageNotHandledException):
+        host.assert_facts("p3", [{"sid": "1", "id": 1, "t": "x"}, {"sid": "1", "id": 2, "t": "nothing"}])
+
+
+def test_facts_no_rule_matches_do_not_lose_the_matched_actions(bundled, facts_with):
+    # Tuesday noon: most underlyings and accounts match no rule in most strata
+    facts = facts_with({"market": {"vix": 52}})
+    decision = _same_as_reference(bundled, facts)
+    assert [a.kind for a in decision.actions] == ["hedged_week"]
+
+
+# P4 ---------------------------------------------------------------------------------------
+def test_no_work_happens_after_evaluate_returns(bundled, facts_with):
+    facts = facts_with({"as_of": "2026-11-19T10:00:00-05:00"})
+    runtime = R.runtime_for(bundled.digest, bundled.rules)
+    threads_before = {t.name for t in threading.enumerate()}
+    first = evaluate(bundled, facts)
+    time.sleep(0.5)  # durable's default Host dispatches leftovers every 0.2 s
+    assert runtime._sink is None  # no stray collector left open for a late action
+    assert {t.name for t in threading.enumerate()} - threads_before == set()
+    assert evaluate(bundled, facts).to_json() == first.to_json()
+
+
+# P5 ---------------------------------------------------------------------------------------
+def test_concurrent_evaluations_from_threads_lose_nothing(bundled, facts_with):
+    cases = [facts_with({"as_of": "2026-11-19T10:00:00-05:00", "market": {"vix": v}}) for v in (18, 52, 66, 81)]
+    expected = [evaluate(bundled, f).to_json() for f in cases]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda i: evaluate(bundled, cases[i % 4]).to_json(), range(40)))
+    assert results == [expected[i % 4] for i in range(40)]
+
+
+# P6 ---------------------------------------------------------------------------------------
+def test_raw_p6_exception_in_an_action_is_swallowed_into_state():
+    host = _raw_host()
+    host.register_rulesets({"p6": {"a": {"all": [{"m": {"t": "x"}}], "run": lambda c: 1 / 0}}})
+    state = host.assert_facts("p6", [{"sid": "1", "id": 1, "t": "x"}])
+    assert "division by zero" in state["exception"]
+
+
+def test_a_failing_action_fails_the_evaluation_loudly(bundled):
+    class Broken(R.Runtime):
+        def _action(self, rule_index, disjunct):
+            def run(c):
+                raise RuntimeError("action blew up")
+            return run
+
+    runtime = Broken(bundled.rules, "broken-p6")
+    with pytest.raises(R.EngineFailure, match="action"):
+        runtime.run_stratum(0, [[{"t": "m", "id": "m", "vix": 99.0}]])
+
+
+# P8 ---------------------------------------------------------------------------------------
+def test_a_false_duplicate_splits_the_session_and_keeps_every_account(bundled, facts_with, monkeypatch):
+    facts = facts_with({"as_of": "2026-11-19T10:00:00-05:00"})
+    expected = evaluate(bundled, facts).to_json()
+    runtime = R.runtime_for(bundled.digest, bundled.rules)
+    real = runtime._host.assert_facts
+    calls = {"n": 0}
+
+    def collide_once(ruleset, facts_):  # what a 32-bit id-hash collision looks like to us
+        calls["n"] += 1
+        if calls["n"] == 1 and len({f.get("acct") for f in facts_ if f.get("acct")}) > 1:
+            raise durable.MessageObservedException("false duplicate")
+        return real(ruleset, facts_)
+
+    monkeypatch.setattr(runtime._host, "assert_facts", collide_once)
+    assert evaluate(bundled, facts).to_json() == expected
+    assert calls["n"] > bundled.rules.strata  # the colliding session was split and re-run
+
+
+# P9 ---------------------------------------------------------------------------------------
+def test_raw_p9_exponent_floats_break_durables_parser():
+    # Unpatched, durable rejects 6e-05 ("error code: 204") or, on this build, crashes the
+    # interpreter outright, so the demonstration runs in its own process.
+    script = (
+        "from durable import engine\n"
+        "class Q(engine.Host):\n    def _run(self): pass\n"
+        "h = Q()\n"
+        "h.register_rulesets({'p9': {'a': {'all': [{'m': {'$gt': {'v': 0}}}], 'run': lambda c: None}}})\n"
+        "h.assert_facts('p9', [{'sid': '1', 'id': 1, 'v': 6e-05}])\n"
+        "print('accepted')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "accepted" not in proc.stdout
+
+
+def test_tiny_values_in_exponent_form_evaluate_correctly(bundled, facts_with):
+    facts = facts_with({"market": {"spx_drawdown": 6e-05, "data_age_seconds": 1e-05, "vix": 52}})
+    decision = _same_as_reference(bundled, facts)
+    assert [a.kind for a in decision.actions] == ["hedged_week"]
+
+
+# P10 --------------------------------------------------------------------------------------
+def test_raw_p10_a_join_on_id_never_matches():
+    host, fired = _raw_host(), []
+    host.register_rulesets({"p10": {"j": {"all": [{"a": {"t": "a"}}, {"p": {"$and": [{"t": "p"}, {"id": {"a": "id"}}]}}],
+                                          "run": lambda c: fired.append(1)},
+                                    "all": {"all": [{"m": {"$ex": {"t": 1}}}], "pri": 9, "run": lambda c: None}}})
+    host.assert_facts("p10", [{"sid": "1", "id": "x", "t": "a"}, {"sid": "1", "id": "x2", "t": "p"}])
+    assert fired == []
+
+
+def test_position_rules_join_their_own_account_only(bundled, facts_with):
+    put = {"symbol": "AAPL", "right": "put", "side": "short", "strike": 204, "expiry": "2026-11-20", "contracts": 1,
+           "entry_credit": 2.0, "mark": 4.5, "delta": -0.6}
+    facts = facts_with({"accounts": [{"id": "GEN", "positions": [put]}, {"id": "REV", "positions": [put]}]})
+    decision = _same_as_reference(bundled, facts)
+    prepared = [(a.rule, a.account) for a in decision.actions if a.kind == "prepare_roll"]
+    assert prepared == [("roll.prepare.gen", "GEN")]  # REV's trigger is 1.5 ATR; the join kept them apart
+
+
+# P12 --------------------------------------------------------------------------------------
+def test_actions_do_not_depend_on_fact_order(bundled, facts_with):
+    forward = facts_with({"as_of": "2026-11-19T10:00:00-05:00"})
+    data = forward.model_dump(mode="json")
+    data["accounts"] = list(reversed(data["accounts"]))
+    data["market"]["underlyings"] = dict(reversed(list(data["market"]["underlyings"].items())))
+    from engine.facts_load import facts_from_data
+
+    backward = facts_from_data(data)
+    a, b = evaluate(bundled, forward), evaluate(bundled, backward)
+    assert [x.model_dump() for x in a.actions] == [x.model_dump() for x in b.actions]
+    assert a.derived == b.derived
+
+
+# P13 --------------------------------------------------------------------------------------
+def test_two_constitution_versions_run_side_by_side(bundled, bundled_text, facts_with):
+    edited = load_constitution_text(bundled_text.replace("  kill_switch: 80\n", "  kill_switch: 85\n"), "edited.yaml")
+    facts = facts_with({"market": {"vix": 82}})
+    assert "kill_switch" in [a.kind for a in evaluate(bundled, facts).actions]
+    assert "kill_switch" not in [a.kind for a in evaluate(edited, facts).actions]
+    assert R.runtime_for(bundled.digest, bundled.rules) is R.runtime_for(bundled.digest, bundled.rules)
+
+
+# P14 --------------------------------------------------------------------------------------
+def test_sessions_are_deleted_after_each_evaluation(bundled, facts_with):
+    evaluate(bundled, facts_with({"as_of": "2026-11-19T10:00:00-05:00"}))
+    runtime = R.runtime_for(bundled.digest, bundled.rules)
+    for k in range(bundled.rules.strata):
+        assert runtime.session_facts(k, runtime.last_session) == []
+
+
+# P15 --------------------------------------------------------------------------------------
+def test_no_compiled_rule_matches_on_session_state(bundled):
+    for rule in bundled.rules.rules:
+        assert "$s" not in json.dumps(rule.durable_definitions())
