@@ -132,6 +132,11 @@ class Split(_Model):
         return self
 
 
+class DrawdownPivot(_Model):
+    drawdown: Fraction = _d("Sleeve drawdown from its high that triggers the pivot (0.15).")
+    vix_below: Positive = _d("The pivot applies only while VIX is below this (30).")
+
+
 class Capital(_Model):
     """§0 Capital allocation and limits."""
 
@@ -141,11 +146,6 @@ class Capital(_Model):
     margin_max: Fraction = _d("Highest margin utilisation (§0: 60 %).")
     max_subaccounts: Annotated[int, Field(ge=1, le=50)] = _d("Most sub-accounts (forks) per user (8).")
     drawdown_pivot: DrawdownPivot = _d("Suspend CSPs (covered calls only) on this sleeve drawdown while VIX is low (§0).")
-
-
-class DrawdownPivot(_Model):
-    drawdown: Fraction = _d("Sleeve drawdown from its high that triggers the pivot (0.15).")
-    vix_below: Positive = _d("The pivot applies only while VIX is below this (30).")
 
 
 class AfterAssignment(_Model):

@@ -1,0 +1,86 @@
+"""The bundled constitution: valid, identified by its digest, immutable once released."""
+
+from __future__ import annotations
+
+import re
+
+from constitution.load import bundled_path, constitution_digest, load_constitution, load_constitution_text
+from constitution.schema import SCHEMA_PATH, render
+from constitution.versions import LOCK_PATH, Release, check_lock, read_lock, render_lock
+from scheduler.cli import main
+
+
+def test_bundled_constitution_validates(capsys):
+    assert main(["validate", str(bundled_path())]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_committed_schema_matches_the_models():
+    assert SCHEMA_PATH.read_text("utf-8") == render(), "run: python -m constitution.schema"
+
+
+def test_released_versions_are_unchanged():
+    assert check_lock() == []
+
+
+def test_a_changed_released_file_is_caught(tmp_path, bundled_text):
+    (tmp_path / "v1.3.yaml").write_text(bundled_text.replace("  margin_max: 0.60\n", "  margin_max: 0.55\n"))
+    lock = tmp_path / "versions.lock"
+    lock.write_text(LOCK_PATH.read_text())
+    [problem] = check_lock(lock)
+    assert "released version 1.3.0 changed" in problem
+
+
+def test_digest_ignores_comments_and_layout_but_not_values(bundled, bundled_text):
+    relaid = load_constitution_text("# a comment\n" + bundled_text.replace("{gen: 0.40, rev: 0.30, com: 0.30}",
+                                                                           "{com: 0.30, rev: 0.30, gen: 0.4}"), "x.yaml")
+    changed = load_constitution_text(bundled_text.replace("  margin_max: 0.60\n", "  margin_max: 0.55\n"), "y.yaml")
+    assert relaid.digest == bundled.digest
+    assert changed.digest != bundled.digest
+    assert bundled.digest == constitution_digest(bundled.model)
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", bundled.digest)
+
+
+def test_lock_round_trips():
+    releases = read_lock()
+    assert render_lock(releases) == LOCK_PATH.read_text()
+    assert releases["1.3.0"] == Release("1.3.0", "v1.3.yaml", load_constitution(bundled_path()).digest)
+
+
+def test_every_section_has_a_comment_naming_its_clause(bundled_text):
+    lines = bundled_text.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^[a-z_]+:", line) and not line.startswith("schema_version"):
+            comment = lines[i - 1]
+            assert comment.startswith("#") and "§" in comment, f"section '{line}' needs a '# §N ...' comment above it"
+
+
+def test_every_rule_names_an_existing_clause(bundled):
+    for rule in bundled.model.rules:
+        assert int(rule.clause[1:]) in range(0, 18), rule.id
+
+
+def test_all_required_action_kinds_exist():
+    from constitution.actions import KINDS, REQUIRED_KINDS
+
+    assert set(REQUIRED_KINDS) <= set(KINDS)
+
+
+def test_docs_reference_is_generated_from_the_schema():
+    from constitution.docs import render_constitution_doc
+
+    assert (SCHEMA_PATH.parents[1] / "docs" / "constitution.md").read_text("utf-8") == render_constitution_doc(), \
+        "run: python -m constitution.docs"
+
+
+def test_facts_and_actions_docs_are_generated_from_the_code():
+    from constitution.docs import DOCS, render_actions_doc, render_facts_doc
+
+    assert (DOCS / "facts.md").read_text("utf-8") == render_facts_doc(), "run: python -m constitution.docs"
+    assert (DOCS / "actions.md").read_text("utf-8") == render_actions_doc(), "run: python -m constitution.docs"
+
+
+def test_published_facts_schema_matches_the_facts_model():
+    from engine.facts_schema import PATH, render
+
+    assert PATH.read_text("utf-8") == render(), "run: python -m engine.facts_schema"
