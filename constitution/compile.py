@@ -369,7 +369,7 @@ _BINDABLE = {
 
 
 def _check_targets(effects, aliases) -> None:
-    for i, eff in enumerate(effects):
+    for eff in effects:
         entity = eff.target.split(".")[0] if eff.kind == "set" else KINDS[eff.target].target
         if eff.kind == "set" and entity == "underlying":
             ok = "u" in aliases or "p" in aliases

@@ -70,7 +70,7 @@ RIGHTS = ("put", "call", "stock")
 SIDES = ("short", "long")
 PURPOSES = ("income", "hedge", "leap")
 
-N, I, B, S, E = Kind.NUMBER, Kind.INTEGER, Kind.BOOLEAN, Kind.STRING, Kind.ENUM
+N, INT, B, S, E = Kind.NUMBER, Kind.INTEGER, Kind.BOOLEAN, Kind.STRING, Kind.ENUM
 IN, CO, DE = Origin.INPUT, Origin.COMPUTED, Origin.DERIVED
 
 
@@ -81,7 +81,7 @@ def _f(entity, name, kind, origin, description, values=(), optional=False) -> Fi
 FIELDS: tuple[Field, ...] = (
     # market -----------------------------------------------------------------------------
     _f("market", "vix", N, IN, "Cboe VIX index level."),
-    _f("market", "vix_closes_above_30", I, IN, "Consecutive daily VIX closes above 30."),
+    _f("market", "vix_closes_above_30", INT, IN, "Consecutive daily VIX closes above 30."),
     _f("market", "spx_drawdown", N, IN, "S&P 500 fraction below its 52-week high (0.2 = 20 %)."),
     _f("market", "breadth_above_50dma", N, IN, "Fraction of S&P 500 members above their 50-day MA."),
     _f("market", "early_close", B, IN, "Today is an NYSE early-close session."),
@@ -92,11 +92,11 @@ FIELDS: tuple[Field, ...] = (
     _f("market", "hedge_trigger", B, DE, "A strategic hedge trigger is on (§5)."),
     # clock (computed from as_of in America/New_York) ------------------------------------
     _f("clock", "weekday", E, CO, "Day of week of as_of in New York.", WEEKDAYS),
-    _f("clock", "minutes_et", I, CO, "Minutes since midnight, New York time (09:45 = 585)."),
+    _f("clock", "minutes_et", INT, CO, "Minutes since midnight, New York time (09:45 = 585)."),
     _f(
         "clock",
         "schedule_minutes",
-        I,
+        INT,
         CO,
         "minutes_et shifted onto the normal-day timetable: on early-close days the "
         "close-anchored windows (Friday management, weekly report) come "
@@ -110,7 +110,7 @@ FIELDS: tuple[Field, ...] = (
     _f("account", "base_equity", N, IN, "Capital at start or after the last fork."),
     _f("account", "high_water_mark", N, IN, "Highest equity reached."),
     _f("account", "cash", N, IN, "Cash balance."),
-    _f("account", "forks", I, IN, "Forks made so far from this sleeve."),
+    _f("account", "forks", INT, IN, "Forks made so far from this sleeve."),
     _f("account", "quarter_gains", N, IN, "Realised gains this quarter."),
     _f("account", "drawdown", N, CO, "1 - equity / high_water_mark (0 at the high)."),
     _f("account", "gain_over_base", N, CO, "equity - base_equity."),
@@ -118,7 +118,7 @@ FIELDS: tuple[Field, ...] = (
     _f("account", "age_years", N, CO, "Years since the account opened (365.25-day years)."),
     _f("account", "hedged", B, CO, "The account holds at least one hedge position."),
     _f("account", "holds_shares", B, CO, "The account holds stock (e.g. after an assignment)."),
-    _f("account", "level", I, DE, "Protocol level of the account: highest of its positions."),
+    _f("account", "level", INT, DE, "Protocol level of the account: highest of its positions."),
     _f("account", "mode", E, DE, "Mode of the account (market mode, or SAFE after an L3).", MODES),
     _f("account", "csp_suspended", B, DE, "New cash-secured puts are suspended (CC-only)."),
     _f("account", "entries_frozen", B, DE, "No new entries (a position at L2 or above)."),
@@ -143,8 +143,8 @@ FIELDS: tuple[Field, ...] = (
     _f("position", "side", E, IN, "short or long.", SIDES),
     _f("position", "purpose", E, IN, "income (the wheel), hedge, or leap (LLMS ladder).", PURPOSES),
     _f("position", "strike", N, IN, "Option strike (0 for stock).", optional=True),
-    _f("position", "contracts", I, IN, "Option contracts (0 for stock).", optional=True),
-    _f("position", "shares", I, IN, "Shares held (stock only).", optional=True),
+    _f("position", "contracts", INT, IN, "Option contracts (0 for stock).", optional=True),
+    _f("position", "shares", INT, IN, "Shares held (stock only).", optional=True),
     _f("position", "entry_credit", N, IN, "Premium received per share at entry (short options).", optional=True),
     _f("position", "entry_debit", N, IN, "Premium paid per share at entry (long options).", optional=True),
     _f("position", "mark", N, IN, "Current option mark per share.", optional=True),
@@ -152,7 +152,7 @@ FIELDS: tuple[Field, ...] = (
     _f("position", "cost_basis", N, IN, "Stock cost per share.", optional=True),
     _f("position", "roll_debit", N, IN, "Net debit per share of the best roll candidate.", optional=True),
     _f("position", "is_option", B, CO, "right is put or call."),
-    _f("position", "dte", I, CO, "Calendar days from as_of (New York date) to expiry.", optional=True),
+    _f("position", "dte", INT, CO, "Calendar days from as_of (New York date) to expiry.", optional=True),
     _f(
         "position",
         "breach_atr",
@@ -168,8 +168,8 @@ FIELDS: tuple[Field, ...] = (
     _f("position", "roll_cost_ratio", N, CO, "roll_debit / entry_credit.", optional=True),
     _f("position", "roll_cost_known", B, CO, "roll_debit and entry_credit are both present."),
     _f("position", "profit_multiple", N, CO, "Long options: mark / entry_debit - 1.", optional=True),
-    _f("position", "uncovered_contracts", I, CO, "Stock: whole 100-share lots not yet covered by short calls.", optional=True),
-    _f("position", "level", I, DE, "Protocol level L0-L3 of the position."),
+    _f("position", "uncovered_contracts", INT, CO, "Stock: whole 100-share lots not yet covered by short calls.", optional=True),
+    _f("position", "level", INT, DE, "Protocol level L0-L3 of the position."),
     _f("position", "exit", B, DE, "The position must be closed (L3 or an uneconomic roll)."),
 )
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
-from constitution.load import bundled_path, constitution_digest, load_constitution, load_constitution_text
+from constitution.load import (
+    bundled_path,
+    constitution_digest,
+    load_constitution,
+    load_constitution_text,
+)
 from constitution.schema import SCHEMA_PATH, render
 from constitution.versions import LOCK_PATH, Release, check_lock, read_lock, render_lock
 from scheduler.cli import main

@@ -112,6 +112,15 @@ def test_a_failing_action_fails_the_evaluation_loudly(bundled):
 
 
 # P8 ---------------------------------------------------------------------------------------
+def test_raw_p8_two_distinct_ids_are_taken_for_duplicates():
+    # Found by brute force on this build: durable's 32-bit id hash maps both to one slot.
+    host = _raw_host()
+    host.register_rulesets({"p8": {"r": {"all": [{"m": {"t": "p"}}], "run": lambda c: None}}})
+    host.assert_fact("p8", {"sid": "1", "id": "p:ACCT42488", "t": "p"})
+    with pytest.raises(durable.MessageObservedException):
+        host.assert_fact("p8", {"sid": "1", "id": "p:ACCT203320", "t": "p"})
+
+
 def test_a_false_duplicate_splits_the_session_and_keeps_every_account(bundled, facts_with, monkeypatch):
     facts = facts_with({"as_of": "2026-11-19T10:00:00-05:00"})
     expected = evaluate(bundled, facts).to_json()
