@@ -47,7 +47,7 @@ class ResumeReport:
     fresh: bool
     snapshot_at: str | None
     steps: tuple[str, ...]
-    monitor_seconds: int
+    monitor_seconds: int  # the interval the schedule was rebuilt with, from the snapshot
     caught_up_week: str | None
     risk_check: CycleReport | None = None
 
@@ -151,13 +151,14 @@ class Runner:
         else:
             steps.append("broker state and reconcile: by the cycle (idempotent by decision and client order id)")
         caught = self._catch_up_week(now, last)
-        steps.append(f"rebuild schedule: monitoring every {self.state.monitor_seconds}s")
+        rebuilt = self.state.monitor_seconds
+        steps.append(f"rebuild schedule: monitoring every {rebuilt}s")
         if self.on_schedule:
-            self.on_schedule(self.state.spec, self.state.monitor_seconds)
+            self.on_schedule(self.state.spec, rebuilt)
         risk = self.cycle(now, "resume")
         steps.append(f"risk check: decision {risk.decision_id}, market {risk.market_mode}")
         steps.append("ACTIVE")
-        report = ResumeReport(last is None, last.at.isoformat() if last else None, tuple(steps), self.state.monitor_seconds,
+        report = ResumeReport(last is None, last.at.isoformat() if last else None, tuple(steps), rebuilt,
                               caught.week_start.isoformat() if caught else None, risk)
         self.journal.event(now, "resume", {"fresh": report.fresh, "steps": list(report.steps), "caught_up_week": report.caught_up_week})
         return report
