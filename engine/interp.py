@@ -19,13 +19,17 @@ MISSING = None
 class Env:
     """Values visible to one firing: its bound facts and the constitution's params."""
 
-    def __init__(self, bound: dict[str, dict], constitution):
+    def __init__(self, bound: dict[str, dict], constitution, params: dict | None = None):
         self.bound = bound
         self.constitution = constitution
+        self.params = {} if params is None else params  # parts -> value, shared per constitution
 
     def name(self, node: E.Name) -> Any:
         if node.is_param:
-            return resolve(self.constitution, node.parts[1:])
+            parts = node.parts[1:]
+            if parts not in self.params:
+                self.params[parts] = resolve(self.constitution, parts)
+            return self.params[parts]
         f = V.lookup(node.dotted)
         return self.bound.get(ALIAS[f.entity], {}).get(V.physical(f), MISSING)
 

@@ -21,6 +21,13 @@ from engine.prepare import Prepared, derived_bottoms, prepare
 from engine.rules import MAX_FACTS_PER_SESSION, RawFiring, runtime_for
 
 _ENTITY_KEY = {"m": "id", "a": "acct", "u": "sym", "p": "key"}
+_PARAM_CACHE: dict[str, dict] = {}  # constitution digest -> resolved params (immutable values)
+
+
+def _params_for(constitution: LoadedConstitution) -> dict:
+    if len(_PARAM_CACHE) > 64:  # a long-running daemon sees few versions; keep it bounded
+        _PARAM_CACHE.clear()
+    return _PARAM_CACHE.setdefault(constitution.digest, {})
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ def evaluate(constitution: LoadedConstitution, facts: Facts, matcher=None) -> De
         shards = _shards(prepared, derived, constitution.rules.aliases_by_stratum[k], constitution.rules.fields_by_alias)
         stratum = _unique(runtime.run_stratum(k, shards), constitution.rules.rules)
         for f in stratum:
-            derived.apply(f, constitution.model)
+            derived.apply(f, constitution)
         fired.extend(stratum)
     fired.sort(key=_Fired.sort_key)
     return _decision(constitution, facts, fired, derived)
@@ -92,8 +99,8 @@ class _Derived:
     def of(self, alias: str, record: dict) -> dict:
         return self.values[(alias, record[_ENTITY_KEY[alias]])]
 
-    def apply(self, fired: _Fired, constitution) -> None:
-        env = Env(self._view(fired.bound), constitution)
+    def apply(self, fired: _Fired, constitution: LoadedConstitution) -> None:
+        env = Env(self._view(fired.bound), constitution.model, _params_for(constitution))
         for effect in fired.rule.effects:
             if effect.kind != "set":
                 continue
@@ -154,7 +161,7 @@ def _decision(constitution: LoadedConstitution, facts: Facts, fired: list[_Fired
     facts_digest = digest(facts_json)
     firings, actions = [], []
     for f in fired:
-        env = Env(derived._view(f.bound), constitution.model)
+        env = Env(derived._view(f.bound), constitution.model, _params_for(constitution))
         bindings = tuple(explain(atom.source, env) for atom in f.rule.disjuncts[f.disjunct])
         firings.append(Firing(rule=f.rule.id, clause=f.rule.clause, salience=f.rule.salience, account=f.account,
                               symbol=f.symbol, position=f.position, bindings=bindings))

@@ -50,7 +50,7 @@ def overlays(draw):
     }
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=int(__import__("os").environ.get("ALLUSE_PROPERTY_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(overlay=overlays())
 def test_durable_and_reference_agree_on_random_portfolios(bundled, facts_with, overlay):
     facts = facts_with(overlay)
