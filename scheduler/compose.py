@@ -6,10 +6,16 @@ separate choice (``--live`` in ``alluse run``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+
 from adapters.storage.audit_store import open_decision_log
+from constitution.errors import OperationalError
 from constitution.load import LoadedConstitution
 from engine.audit import Mode, Receipt
-from engine.clock import WallClock
+from engine.clock import Clock, WallClock
+from engine.cycle import Cycle
 from engine.decision import Decision
 
 
@@ -17,3 +23,58 @@ def record_decision(decision: Decision, constitution: LoadedConstitution, mode: 
     """Append ``decision`` to the audit log (with the constitution's text, stored once per digest)."""
     log = open_decision_log(db_url, Mode(mode), WallClock())
     return log.record(decision, constitution.text)
+
+
+# --------------------------------------------------------------------------- scheduler wiring
+# (issue 7) ``alluse run`` and ``alluse backtest`` get their pipeline cycle from here: the same
+# cycle on the wall clock and on the replay clock; only the clock and the data differ.
+
+
+@dataclass(frozen=True)
+class CycleContext:
+    """What a cycle factory is told: where to record, in which mode, on which clock, and which
+    market data (``data_dir`` of daily bars, or a ``synthetic_seed``)."""
+
+    db_url: str
+    mode: Mode
+    clock: Clock
+    data_dir: str | None = None
+    synthetic_seed: int | None = None
+
+
+class CycleNotAvailable(OperationalError):
+    """The pipeline cycle this command needs is not in this build (exit 3)."""
+
+
+CycleBuilder = Callable[[LoadedConstitution], Cycle]
+
+
+def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
+    """The paper pipeline (paper broker + market data + ledger + audit) from
+    ``scheduler/paper_cycle.py`` (issue 6). Until it lands this raises a clear error."""
+    try:
+        module = import_module("scheduler.paper_cycle")
+    except ModuleNotFoundError as exc:
+        if exc.name != "scheduler.paper_cycle":
+            raise
+        raise CycleNotAvailable(
+            "the paper pipeline cycle (scheduler/paper_cycle.py, issue 6) is not in this build yet: "
+            "alluse run/backtest cannot evaluate anything without it"
+        ) from None
+    build = getattr(module, "build_cycle", None)
+    if build is None:
+        raise CycleNotAvailable("scheduler/paper_cycle.py has no build_cycle(constitution, ctx): wire it in scheduler/compose.py")
+    return lambda constitution: build(constitution, ctx)
+
+
+def live_cycle_factory(ctx: CycleContext, ib_address: str) -> CycleBuilder:
+    """The live pipeline against Interactive Brokers. Not wired in this build."""
+    raise CycleNotAvailable(f"the live pipeline cycle (IB at {ib_address}) is not wired in this build; use paper (the default)")
+
+
+def named_cycle_factory(target: str, ctx: CycleContext) -> CycleBuilder:
+    """``module:function`` called as ``function(constitution, ctx)``: demos and the daemon's
+    subprocess tests plug in a cycle this way (``alluse run --cycle-factory``)."""
+    module_name, _, attr = target.partition(":")
+    build = getattr(import_module(module_name), attr)
+    return lambda constitution: build(constitution, ctx)

@@ -108,3 +108,10 @@ def build(constitution: LoadedConstitution, ctx) -> DirCycle:
 
     log = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
     return DirCycle(constitution, log, Path(os.environ["ALLUSE_FAKE_CYCLE_DIR"]))
+
+
+def build_quiet(constitution: LoadedConstitution, ctx) -> FakeCycle:
+    """A fake cycle recording into the context's audit log (backtest CLI tests)."""
+    from adapters.storage.audit_store import open_decision_log
+
+    return FakeCycle(constitution, log=open_decision_log(ctx.db_url, ctx.mode, ctx.clock))

@@ -1,0 +1,214 @@
+"""``alluse run``: the runner on the wall clock, driven by APScheduler 3.
+
+* Jobs ``cycle`` (``CycleTrigger``) and ``weekly`` (``WeeklyTrigger``) live in the project
+  database (``SQLAlchemyJobStore`` on the same URL as the audit log), so a restart finds them.
+* One worker thread and ``max_instances=1``: no two cycles ever overlap, of the same job or of
+  two jobs; a cycle that outlives its interval makes the next run wait, and runs that were
+  missed meanwhile are coalesced into one if within ``misfire_grace_time``.
+* Start-up: the resume sequence (``Runner.resume``) runs before the scheduler is unpaused.
+* SIGINT/SIGTERM: the scheduler stops taking new runs and waits for the running cycle, which
+  finishes and is journalled; then the process exits 0.
+* The constitution file is polled at every cycle boundary (``ConstitutionWatcher``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from adapters.storage.audit_store import open_decision_log
+from adapters.storage.database import create_db_engine
+from adapters.storage.scheduler_store import SchedulerStore
+from constitution.errors import AllUseError, RetryError
+from constitution.load import load_constitution
+from engine.audit import Mode
+from engine.clock import Clock, WallClock
+from scheduler.cadence import (
+    NEW_YORK,
+    CadenceSpec,
+    CycleTrigger,
+    EventKind,
+    WeeklyTrigger,
+    next_fire_times,
+)
+from scheduler.journal import SqlJournal
+from scheduler.runner import CycleFactory, ResumeReport, Runner
+from scheduler.watch import ConstitutionWatcher
+
+log = logging.getLogger("alluse.daemon")
+
+CYCLE_JOB, WEEKLY_JOB = "alluse-cycle", "alluse-weekly"
+_ACTIVE: Daemon | None = None  # the jobs in the store name module functions, not objects
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    constitution: Path
+    db_url: str
+    mode: Mode = Mode.PAPER
+    misfire_grace_seconds: int = 60
+    every: float | None = None  # demo/test schedule: a cycle every N seconds, around the clock
+    run_id: str = "run"
+
+
+@dataclass(frozen=True)
+class StartupSummary:
+    mode: str
+    constitution_version: str
+    constitution_digest: str
+    constitution_source: str
+    db_url: str
+    monitor_seconds: int
+    level_seconds: tuple[int, int, int, int]
+    next_events: tuple[tuple[datetime, tuple[EventKind, ...]], ...]
+    next_runs: dict[str, datetime | None]
+    resume: ResumeReport
+    schedule: str = "constitution"
+
+
+@dataclass
+class _Outcome:
+    exit_code: int = 0
+    reason: str = ""
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def _cycle_job() -> None:
+    if _ACTIVE is not None:
+        _ACTIVE.fire("schedule")
+
+
+def _weekly_job() -> None:
+    if _ACTIVE is not None:
+        _ACTIVE.fire("weekly_report")
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, build_cycle: CycleFactory, clock: Clock | None = None):
+        self.config = config
+        self.clock = clock or WallClock()
+        constitution = load_constitution(config.constitution)  # InvalidInput: refuse to start
+        self.store = SchedulerStore.open(config.db_url)
+        self.notes = open_decision_log(config.db_url, config.mode, self.clock)
+        self.runner = Runner(
+            constitution, build_cycle, SqlJournal(self.store, config.run_id), notes=self.notes,
+            watcher=ConstitutionWatcher(config.constitution, constitution), on_schedule=self._reschedule,
+        )
+        self.outcome = _Outcome()
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=create_db_engine(config.db_url), tablename="apscheduler_jobs")},
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": config.misfire_grace_seconds},
+            timezone=NEW_YORK,
+        )
+
+    # ------------------------------------------------------------------ jobs
+
+    def _cycle_trigger(self, spec: CadenceSpec, seconds: int):
+        if self.config.every:
+            return IntervalTrigger(seconds=self.config.every, timezone=NEW_YORK)
+        return CycleTrigger(spec, seconds)
+
+    def _install_jobs(self) -> None:
+        spec, seconds = self.runner.state.spec, self.runner.state.monitor_seconds
+        wanted = {CYCLE_JOB: (_cycle_job, self._cycle_trigger(spec, seconds))}
+        if not self.config.every:
+            wanted[WEEKLY_JOB] = (_weekly_job, WeeklyTrigger(spec))
+        for job in self.scheduler.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+        for job_id, (func, trigger) in wanted.items():
+            existing = self.scheduler.get_job(job_id)
+            # A stored job with the same trigger keeps its stored next run time, so a run missed
+            # while we were down is coalesced (within the grace period) rather than forgotten.
+            if existing is not None and existing.trigger == trigger:
+                continue
+            self.scheduler.add_job(func, trigger, id=job_id, name=job_id, replace_existing=True)
+
+    def _reschedule(self, spec: CadenceSpec, seconds: int) -> None:
+        """A level change or a swapped constitution: new triggers from now on."""
+        if not self.scheduler.running or self.config.every:
+            return
+        for job_id, trigger in ((CYCLE_JOB, CycleTrigger(spec, seconds)), (WEEKLY_JOB, WeeklyTrigger(spec))):
+            job = self.scheduler.get_job(job_id)
+            if job is not None and job.trigger != trigger:
+                self.scheduler.reschedule_job(job_id, trigger=trigger)
+        log.info("monitoring every %ss (constitution %s)", seconds, self.runner.state.constitution.version)
+
+    def fire(self, reason: str) -> None:
+        """Called by APScheduler's single worker thread. Failures are recorded; a transient
+        one waits for the next run, anything else stops the daemon (exit 3 / 1)."""
+        at = self.clock.now()
+        try:
+            if reason == "weekly_report":
+                self.runner.weekly(at)
+            else:
+                self.runner.cycle(at, reason)
+        except RetryError as exc:
+            self.runner.journal.event(at, "cycle_retry", {"error": str(exc), "reason": reason})
+            log.warning("cycle at %s failed, will retry at the next run: %s", at.isoformat(), exc)
+        except Exception as exc:  # noqa: BLE001 - recorded, then the daemon stops
+            code = exc.exit_code if isinstance(exc, AllUseError) else 1
+            self.runner.journal.event(at, "cycle_failed", {"error": repr(exc), "reason": reason, "exit_code": code})
+            log.error("cycle at %s failed; stopping: %r", at.isoformat(), exc)
+            self.request_stop(code, f"cycle failed: {exc}")
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> StartupSummary:
+        global _ACTIVE
+        _ACTIVE = self
+        now = self.clock.now()
+        self.runner.journal.event(now, "start", {"mode": self.config.mode.value, "every": self.config.every})
+        self.scheduler.start(paused=True)
+        self._install_jobs()
+        resumed = self.runner.resume(now)  # in this thread: the scheduler is paused, nothing overlaps
+        self._install_jobs()
+        self.scheduler.resume()
+        return self.summary(now, resumed)
+
+    def summary(self, now: datetime, resumed: ResumeReport) -> StartupSummary:
+        c, spec = self.runner.state.constitution, self.runner.state.spec
+        return StartupSummary(
+            mode=self.config.mode.value, constitution_version=c.version, constitution_digest=c.digest,
+            constitution_source=c.source, db_url=self.config.db_url, monitor_seconds=self.runner.state.monitor_seconds,
+            level_seconds=spec.level_seconds, next_events=tuple(next_fire_times(spec, now, 8)),
+            next_runs={j.id: j.next_run_time for j in self.scheduler.get_jobs()}, resume=resumed,
+            schedule=f"every {self.config.every}s (demo/test)" if self.config.every else "constitution",
+        )
+
+    def request_stop(self, exit_code: int = 0, reason: str = "signal") -> None:
+        if not self.outcome.stop.is_set():
+            self.outcome.exit_code, self.outcome.reason = exit_code, reason
+            self.outcome.stop.set()
+
+    def shutdown(self) -> int:
+        """Stop taking runs, let the running cycle finish (it is journalled), then close."""
+        global _ACTIVE
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.runner.journal.event(self.clock.now(), "stop", {"reason": self.outcome.reason, "exit_code": self.outcome.exit_code})
+        _ACTIVE = None
+        self.notes.close()
+        self.store.close()
+        return self.outcome.exit_code
+
+    def serve(self, on_started=None) -> int:
+        """Run until SIGINT/SIGTERM (or a fatal cycle error); the exit code."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, _frame: self.request_stop(0, signal.Signals(signum).name))
+        summary = self.start()
+        if on_started:
+            on_started(summary)
+        while not self.outcome.stop.wait(0.5):
+            pass
+        return self.shutdown()
