@@ -1,0 +1,350 @@
+"""PaperBroker: a simulated venue implementing the broker port (docs/execution.md, "Paper").
+
+Deterministic: fills depend only on the orders and the market snapshot the venue was last
+given (``sync``), never on the wall clock or randomness.
+
+Fill model. A limit order is matched on submit, on replace and on every ``sync``:
+
+* the venue's price for a sell is ``mid - touch x (mid - bid)``, for a buy
+  ``mid + touch x (ask - mid)`` (``touch`` = 0.5: half way from mid to the touch); a limit
+  that crosses it fills at that price (never worse than the limit); a market order fills at
+  the bid (sell) / ask (buy);
+* at most ``participation`` x the contract's daily volume fills per matching pass (at least
+  one contract), so large orders fill partially and keep working;
+* commissions: options $0.65 per contract (at least $1.00 per fill), stock $0.005 per share
+  (at least $1.00); expiries and assignments are free.
+
+Lifecycle. DAY orders still working at the session close (early close included) are cancelled.
+At an expiry's session close each position settles on the underlying's close: out of the
+money it expires worthless; a short put in the money is assigned (shares bought at the
+strike), a short call in the money is called away (shares sold at the strike); a long option
+in the money is settled for its intrinsic value. Each settlement is a ``Fill`` (client order id
+``expiry`` / ``assignment``) so the ledger books it like any execution.
+
+The venue keeps its own book (orders, fills, positions). Given a ``VenueStore`` it saves the
+book after every change, as a real venue outlives a crash of its client.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from engine import calendar
+from engine.broker import (
+    BrokerEvent,
+    BrokerPosition,
+    ContractSpec,
+    Fill,
+    OrderRequest,
+    OrderSide,
+    OrderState,
+    OrderStatus,
+    SecType,
+)
+from engine.market import MarketDataPort, MarketSnapshot
+from engine.quotes import MarketView
+
+
+@dataclass(frozen=True)
+class PaperCosts:
+    option_per_contract: float = 0.65
+    stock_per_share: float = 0.005
+    minimum: float = 1.00
+    touch: float = 0.5
+    participation: float = 0.25
+
+
+class VenueStore(Protocol):
+    def load(self) -> dict | None: ...
+
+    def save(self, book: dict) -> None: ...
+
+
+@dataclass
+class _Order:
+    request: OrderRequest
+    broker_id: str
+    state: OrderState
+    filled: int = 0
+    avg: float | None = None
+    reason: str = ""
+    at: datetime | None = None
+    fills: int = 0
+
+    def status(self, at: datetime) -> OrderStatus:
+        return OrderStatus(client_order_id=self.request.client_order_id, broker_order_id=self.broker_id,
+                           state=self.state, filled=self.filled, remaining=self.request.quantity - self.filled,
+                           avg_fill_price=self.avg, reason=self.reason, at=at)
+
+
+class PaperBroker:
+    name = "paper"
+    is_live = False
+
+    def __init__(self, market: MarketDataPort | None = None, *, costs: PaperCosts = PaperCosts(),
+                 store: VenueStore | None = None):
+        self._market = market
+        self._costs = costs
+        self._store = store
+        self._view: MarketView | None = None
+        self._callbacks: list[Callable[[BrokerEvent], None]] = []
+        self._connected = False
+        self._orders: dict[str, _Order] = {}
+        self._fills: list[Fill] = []
+        self._positions: dict[tuple[str, str], tuple[ContractSpec, int, float]] = {}
+        self._seeds: set[str] = set()
+        self._seq = 0
+        self._load()
+
+    # ------------------------------------------------------------------ the port
+
+    def connect(self) -> None:
+        self._connected = True
+
+    def disconnect(self) -> None:
+        self._connected = False
+
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def subscribe(self, callback: Callable[[BrokerEvent], None]) -> None:
+        self._callbacks.append(callback)
+
+    def submit(self, order: OrderRequest) -> OrderStatus:
+        known = self._orders.get(order.client_order_id)
+        if known is not None:  # idempotent: the same client order id is never a second order
+            return known.status(self._now())
+        self._seq += 1
+        o = _Order(order, f"P{self._seq}", OrderState.SUBMITTED, at=self._now())
+        self._orders[order.client_order_id] = o
+        self._emit_status(o)
+        self._match(o)
+        self._save()
+        return o.status(self._now())
+
+    def cancel(self, client_order_id: str) -> OrderStatus:
+        o = self._get(client_order_id)
+        if not o.state.is_final:
+            o.state, o.reason = OrderState.CANCELLED, "cancelled by client"
+            self._emit_status(o)
+            self._save()
+        return o.status(self._now())
+
+    def replace(self, client_order_id: str, limit_price: float) -> OrderStatus:
+        o = self._get(client_order_id)
+        if not o.state.is_final:
+            o.request = o.request.model_copy(update={"limit_price": limit_price})
+            self._match(o)
+            self._save()
+        return o.status(self._now())
+
+    def open_orders(self) -> Sequence[OrderStatus]:
+        return [o.status(self._now()) for o in self._orders.values() if not o.state.is_final]
+
+    def orders(self) -> Sequence[OrderStatus]:
+        """Every order the venue ever accepted (tests and reconciliation reports)."""
+        return [o.status(self._now()) for o in self._orders.values()]
+
+    def requests(self) -> Sequence[OrderRequest]:
+        return [o.request for o in self._orders.values()]
+
+    def positions(self) -> Sequence[BrokerPosition]:
+        return [BrokerPosition(account=a, contract=c, quantity=q, avg_cost=p)
+                for (a, _), (c, q, p) in sorted(self._positions.items()) if q]
+
+    def fills(self, since: datetime | None = None) -> Sequence[Fill]:
+        return [f for f in self._fills if since is None or f.at >= since]
+
+    # ------------------------------------------------------------------ simulation
+
+    def sync(self, at: datetime, snapshot: MarketSnapshot | None = None) -> None:
+        """Move the venue to ``at``: expire DAY orders, settle expiries, match working orders."""
+        if snapshot is None and self._market is not None:
+            snapshot = self._market.snapshot(at, sorted({c.symbol for c, _, _ in self._positions.values()}))
+        if snapshot is not None:
+            self._view = MarketView(snapshot)
+        changed = self._expire_orders(at) | self._settle(at)
+        for o in list(self._orders.values()):
+            if not o.state.is_final:
+                changed |= self._match(o)
+        if changed:
+            self._save()
+
+    def seed_position(self, seed_id: str, account: str, contract: ContractSpec, quantity: int, avg_cost: float) -> None:
+        """Holdings brought in kind (idempotent by ``seed_id``)."""
+        if seed_id in self._seeds:
+            return
+        self._seeds.add(seed_id)
+        self._book(account, contract, quantity, avg_cost)
+        self._save()
+
+    # ------------------------------------------------------------------ internals
+
+    def _now(self) -> datetime:
+        if self._view is None:
+            raise RuntimeError("PaperBroker.sync(at, snapshot) must be called before trading")
+        return self._view.as_of
+
+    def _get(self, coid: str) -> _Order:
+        o = self._orders.get(coid)
+        if o is None:
+            raise KeyError(f"no order {coid} at the paper venue")
+        return o
+
+    def _price(self, o: _Order) -> tuple[float, int] | None:
+        q = self._view.quote(o.request.contract) if self._view else None
+        if q is None or q.ask <= 0:
+            return None
+        sell = o.request.side is OrderSide.SELL
+        if o.request.order_type == "MKT":
+            price = q.bid if sell else q.ask
+        else:
+            price = q.mid - self._costs.touch * (q.mid - q.bid) if sell else q.mid + self._costs.touch * (q.ask - q.mid)
+            price = round(price, 2)
+            if (sell and o.request.limit_price > price) or (not sell and o.request.limit_price < price):
+                return None
+        available = max(1, int(math.floor(self._costs.participation * q.volume)))
+        return price, available
+
+    def _match(self, o: _Order) -> bool:
+        if o.state.is_final:
+            return False
+        priced = self._price(o)
+        if priced is None or priced[0] <= 0:
+            return False
+        price, available = priced
+        qty = min(o.request.quantity - o.filled, available)
+        o.avg = ((o.avg or 0.0) * o.filled + price * qty) / (o.filled + qty)
+        o.filled += qty
+        o.fills += 1
+        o.state = OrderState.FILLED if o.filled == o.request.quantity else OrderState.PARTIALLY_FILLED
+        r = o.request
+        fill = Fill(client_order_id=r.client_order_id, broker_order_id=o.broker_id, execution_id=f"{o.broker_id}.{o.fills}",
+                    account=r.account, contract=r.contract, side=r.side, quantity=qty, price=price,
+                    commission=self._commission(r.contract, qty), at=self._now())
+        self._record_fill(fill)
+        self._emit_status(o)
+        return True
+
+    def _commission(self, contract: ContractSpec, qty: int) -> float:
+        rate = self._costs.stock_per_share if contract.sec_type is SecType.STOCK else self._costs.option_per_contract
+        return round(max(rate * qty, self._costs.minimum), 2)
+
+    def _record_fill(self, fill: Fill) -> None:
+        signed = fill.quantity if fill.side is OrderSide.BUY else -fill.quantity
+        self._book(fill.account, fill.contract, signed, fill.price)
+        self._fills.append(fill)
+        for cb in self._callbacks:
+            cb(BrokerEvent(kind="fill", fill=fill))
+
+    def _book(self, account: str, contract: ContractSpec, signed: int, price: float) -> None:
+        key = (account, contract.key)
+        _, qty, avg = self._positions.get(key, (contract, 0, 0.0))
+        new = qty + signed
+        if new == 0:
+            self._positions.pop(key, None)
+            return
+        if qty == 0 or (qty > 0) == (signed > 0):
+            avg = (avg * abs(qty) + price * abs(signed)) / abs(new)
+        elif (new > 0) != (qty > 0):
+            avg = price
+        self._positions[key] = (contract, new, avg)
+
+    def _emit_status(self, o: _Order) -> None:
+        status = o.status(self._now())
+        for cb in self._callbacks:
+            cb(BrokerEvent(kind="status", status=status))
+
+    def _expire_orders(self, at: datetime) -> bool:
+        changed = False
+        for o in self._orders.values():
+            if o.state.is_final or o.request.time_in_force != "DAY" or o.at is None:
+                continue
+            close = calendar.session_close(calendar.new_york_date(o.at))
+            if close is None or at >= close:
+                o.state, o.reason = OrderState.CANCELLED, "DAY order expired at the session close"
+                self._emit_status(o)
+                changed = True
+        return changed
+
+    def _settle(self, at: datetime) -> bool:
+        changed = False
+        for (account, _), (contract, qty, _avg) in sorted(self._positions.items()):
+            if contract.expiry is None:
+                continue
+            close = calendar.session_close(contract.expiry)
+            if close is None or at < close:
+                continue
+            underlying = self._settlement_price(contract.symbol, contract.expiry)
+            if underlying is None:
+                continue
+            for fill in _settlement_fills(account, contract, qty, underlying, close):
+                self._record_fill(fill)
+            changed = True
+        return changed
+
+    def _settlement_price(self, symbol: str, day: date) -> float | None:
+        source = "SPY" if symbol == "SPX" else symbol
+        if self._market is not None:
+            h = self._market.history(source, day, day)
+            if len(h):
+                return float(h.close[-1]) * (10 if symbol == "SPX" else 1)
+        return self._view.spot(symbol) if self._view else None
+
+    # ------------------------------------------------------------------ persistence
+
+    def _save(self) -> None:
+        if self._store is not None:
+            self._store.save(self._dump())
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "seq": self._seq,
+            "seeds": sorted(self._seeds),
+            "orders": [{"request": o.request.model_dump(mode="json"), "broker_id": o.broker_id, "state": o.state.value,
+                        "filled": o.filled, "avg": o.avg, "reason": o.reason, "at": o.at.isoformat() if o.at else None,
+                        "fills": o.fills} for o in self._orders.values()],
+            "fills": [f.model_dump(mode="json") for f in self._fills],
+            "positions": [{"account": a, "contract": c.model_dump(mode="json"), "quantity": q, "avg": p}
+                          for (a, _), (c, q, p) in sorted(self._positions.items())],
+        }
+
+    def _load(self) -> None:
+        book = self._store.load() if self._store is not None else None
+        if not book:
+            return
+        self._seq = book["seq"]
+        self._seeds = set(book["seeds"])
+        for d in book["orders"]:
+            req = OrderRequest.model_validate(d["request"])
+            self._orders[req.client_order_id] = _Order(
+                req, d["broker_id"], OrderState(d["state"]), d["filled"], d["avg"], d["reason"],
+                datetime.fromisoformat(d["at"]) if d["at"] else None, d["fills"])
+        self._fills = [Fill.model_validate(f) for f in book["fills"]]
+        for p in book["positions"]:
+            c = ContractSpec.model_validate(p["contract"])
+            self._positions[(p["account"], c.key)] = (c, p["quantity"], p["avg"])
+
+
+def _settlement_fills(account: str, c: ContractSpec, qty: int, spot: float, at: datetime) -> list[Fill]:
+    """Expiry of one position: worthless, assigned / called away (short), or cash-settled (long)."""
+    intrinsic = max(spot - c.strike, 0.0) if c.right == "C" else max(c.strike - spot, 0.0)
+    close_side = OrderSide.BUY if qty < 0 else OrderSide.SELL
+    tag = f"{account}:{c.key}"
+    if qty > 0 or intrinsic <= 0:
+        price = round(intrinsic, 2) if qty > 0 else 0.0
+        return [Fill(client_order_id="expiry", broker_order_id="", execution_id=f"X:{tag}", account=account, contract=c,
+                     side=close_side, quantity=abs(qty), price=price, at=at)]
+    shares = abs(qty) * c.multiplier
+    stock_side = OrderSide.BUY if c.right == "P" else OrderSide.SELL
+    stock = ContractSpec(sec_type=SecType.STOCK, symbol=c.symbol, multiplier=1)
+    return [
+        Fill(client_order_id="assignment", broker_order_id="", execution_id=f"X:{tag}", account=account, contract=c,
+             side=close_side, quantity=abs(qty), price=0.0, at=at),
+        Fill(client_order_id="assignment", broker_order_id="", execution_id=f"A:{tag}", account=account, contract=stock,
+             side=stock_side, quantity=shares, price=c.strike, at=at),
+    ]

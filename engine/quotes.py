@@ -1,0 +1,134 @@
+"""Prices for planning and paper fills: one view of a market snapshot.
+
+Listed contracts are quoted from the snapshot's chain. Contracts a chain does not list (LEAPs
+12-18 months out, SPX and VIX hedges 6-12 months out: the synthetic chain lists 8 weeks) are
+*modelled*: Black-Scholes at the underlying's volatility scale x VIX (``engine.options``),
+with a spread of 3 % of the price (at least two cents), flagged ``modelled``. Both the planner
+and the paper broker use this view, so a paper order is priced and filled by the same model.
+
+SPX is quoted as 10 x SPY when the snapshot has no SPX; VIX options are priced on the VIX
+index with a volatility of 90 % (VIX options really price off VIX futures: a paper model,
+documented in docs/execution.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from engine import calendar
+from engine.broker import ContractSpec, SecType
+from engine.market import MarketSnapshot, OptionChain
+from engine.options import bs_delta, bs_price, strike_increment, vol_scale, years_to_expiry
+
+RATE = 0.04
+VIX_VOL = 0.90
+MODEL_SPREAD = 0.03
+MODEL_VOLUME = 1_000  # contracts/day assumed for modelled far-dated contracts
+
+
+@dataclass(frozen=True, slots=True)
+class OptionQuote:
+    bid: float
+    ask: float
+    delta: float
+    volume: int
+    open_interest: int
+    modelled: bool = False
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2
+
+    @property
+    def spread_pct(self) -> float:
+        mid = self.mid
+        return (self.ask - self.bid) / mid if mid > 0 else math.inf
+
+
+class MarketView:
+    """Quotes at ``snapshot.as_of`` (read-only; built once per cycle)."""
+
+    def __init__(self, snapshot: MarketSnapshot):
+        self.snapshot = snapshot
+        self.as_of = snapshot.as_of
+        self.today = calendar.new_york_date(snapshot.as_of)
+
+    @property
+    def vix(self) -> float | None:
+        q = self.snapshot.vix
+        if q is not None and math.isfinite(q.last) and q.last > 0:
+            return q.last
+        last = self.snapshot.vix_last_close
+        return last[1] if last else None
+
+    def spot(self, symbol: str) -> float | None:
+        if symbol == "VIX":
+            return self.vix
+        q = self.snapshot.quotes.get(symbol)
+        if q is not None and math.isfinite(q.last) and q.last > 0:
+            return q.last
+        last = self.snapshot.last_close.get(symbol)
+        if last is not None:
+            return last[1]
+        if symbol == "SPX":
+            spy = self.spot("SPY")
+            return spy * 10 if spy else None
+        return None
+
+    def chain(self, symbol: str) -> OptionChain | None:
+        return self.snapshot.chains.get(symbol)
+
+    def quote(self, contract: ContractSpec) -> OptionQuote | None:
+        if contract.sec_type is SecType.STOCK:
+            s = self.spot(contract.symbol)
+            return OptionQuote(s, s, 1.0, 10**9, 10**9) if s else None
+        listed = self._listed(contract)
+        return listed if listed is not None else self.model(contract.symbol, contract.expiry, contract.strike, contract.right)
+
+    def _listed(self, c: ContractSpec) -> OptionQuote | None:
+        chain = self.chain(c.symbol)
+        if chain is None:
+            return None
+        rows = np.flatnonzero((chain.expiry == np.datetime64(c.expiry, "D")) & (chain.strike == c.strike)
+                              & (chain.is_call == (c.right == "C")))
+        if not len(rows):
+            return None
+        i = int(rows[0])
+        return OptionQuote(float(chain.bid[i]), float(chain.ask[i]), float(chain.delta[i]),
+                           int(chain.volume[i]), int(chain.open_interest[i]))
+
+    def model(self, symbol: str, expiry: date, strike: float, right: str) -> OptionQuote | None:
+        spot = self.spot(symbol)
+        vix = self.vix
+        if not spot or not vix or expiry < self.today:
+            return None
+        sigma = VIX_VOL if symbol == "VIX" else vol_scale(symbol) * vix / 100
+        t = float(years_to_expiry(self.as_of, [expiry])[0])
+        is_call = right in ("C", "call")
+        price = float(bs_price(spot, strike, t, RATE, sigma, is_call))
+        delta = float(bs_delta(spot, strike, t, RATE, sigma, is_call))
+        half = max(0.01, round(price * MODEL_SPREAD / 2, 2))
+        mid = max(round(price, 2), half + 0.01)
+        return OptionQuote(round(mid - half, 2), round(mid + half, 2), delta, MODEL_VOLUME, MODEL_VOLUME * 10, True)
+
+    def strike_for_delta(self, symbol: str, expiry: date, right: str, band: tuple[float, float]) -> float | None:
+        """A modelled strike whose |delta| is nearest the middle of ``band`` (LEAPs)."""
+        spot = self.spot(symbol)
+        if not spot:
+            return None
+        step = strike_increment(symbol, spot)
+        strikes = np.round(spot / step) * step + np.arange(-80, 81) * step
+        strikes = strikes[strikes > 0]
+        vix = self.vix or 20.0
+        t = float(years_to_expiry(self.as_of, [expiry])[0])
+        deltas = np.abs(bs_delta(spot, strikes, t, RATE, vol_scale(symbol) * vix / 100, right in ("C", "call")))
+        lo, hi = sorted(band)
+        inside = (deltas >= lo) & (deltas <= hi)
+        if not inside.any():
+            return None
+        idx = np.flatnonzero(inside)
+        return float(strikes[idx[np.argmin(np.abs(deltas[idx] - (lo + hi) / 2))]])

@@ -1,0 +1,104 @@
+"""Crash safety: the SAFE -> ACTIVE resume sequence (§9) and order reconciliation.
+
+load state -> fetch the broker's open orders, fills and positions -> reconcile:
+
+* fills the ledger has not booked are booked (exactly once, by execution id);
+* a ledger order the broker is working is *adopted* (its status updated);
+* a ledger order the broker no longer works is closed with the broker's last word: filled
+  (by its fills) or cancelled; an intent the broker never saw (a crash between writing the
+  intent and the submit) is marked ``inactive`` - it is never sent late, on stale prices;
+* an order the broker works that the ledger does not know is an *orphan*: cancelled;
+* positions that differ between ledger and broker are recorded and keep the system SAFE;
+
+every difference is recorded (a ``Note`` in the ledger's operation log) -> risk check ->
+ACTIVE, unless a latched SAFE/kill (L3, kill switch) is waiting for an explicit reset.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.broker import BrokerPort, OrderState, OrderStatus
+from engine.execution import Executor, LedgerStore
+from engine.ledger import LedgerState, Note, SetMode, UpdateOrder
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    kind: str  # adopted | closed | abandoned | orphan-cancelled | position-mismatch
+    ref: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ResumeReport:
+    differences: tuple[Difference, ...]
+    fills_booked: int
+    mode_before: str
+    mode_after: str
+
+    @property
+    def clean(self) -> bool:
+        return not any(d.kind == "position-mismatch" for d in self.differences)
+
+
+def reconcile_orders(store: LedgerStore, broker: BrokerPort, at: datetime) -> list[Difference]:
+    state = store.state
+    working = {s.client_order_id: s for s in broker.open_orders()}
+    filled: dict[str, int] = defaultdict(int)
+    for f in broker.fills():
+        filled[f.client_order_id] += f.quantity
+    diffs, ops = [], []
+    for o in state.open_orders():
+        coid = o.client_order_id
+        if coid in working:
+            status = working[coid]
+            if status.state != o.state or status.filled != o.filled:
+                diffs.append(Difference("adopted", coid, f"{o.state.value} -> {status.state.value}"))
+        else:
+            got = filled.get(coid, 0)
+            if got == 0 and o.state is OrderState.PENDING_SUBMIT:
+                state_, why = OrderState.INACTIVE, "intent never reached the broker; not sent late"
+                diffs.append(Difference("abandoned", coid, why))
+            else:
+                state_ = OrderState.FILLED if got >= o.request.quantity else OrderState.CANCELLED
+                why = "closed at the broker"
+                diffs.append(Difference("closed", coid, f"{o.state.value} -> {state_.value} ({got} filled)"))
+            status = OrderStatus(client_order_id=coid, broker_order_id="", state=state_, filled=got,
+                                 remaining=o.request.quantity - got, reason=why, at=at)
+        ops.append(UpdateOrder(f"reconcile:{coid}:{status.state.value}:{status.filled}", status))
+    for coid, status in working.items():
+        if coid not in state.orders:
+            broker.cancel(coid)
+            diffs.append(Difference("orphan-cancelled", coid, f"{status.state.value}, unknown to the ledger"))
+    store.apply(ops, at)
+    return diffs
+
+
+def position_differences(state: LedgerState, broker: BrokerPort) -> list[Difference]:
+    ours = {(h.account, h.key): h.quantity for h in state.holdings.values() if h.quantity}
+    theirs = {(p.account, p.contract.key): p.quantity for p in broker.positions() if p.quantity}
+    return [Difference("position-mismatch", f"{a}/{k}", f"ledger {ours.get((a, k), 0)}, broker {theirs.get((a, k), 0)}")
+            for a, k in sorted(set(ours) | set(theirs)) if ours.get((a, k), 0) != theirs.get((a, k), 0)]
+
+
+def resume(store: LedgerStore, executor: Executor, at: datetime, *, reset: bool = False) -> ResumeReport:
+    """Run the resume sequence. ``reset`` clears a latched SAFE/kill (an operator's reset)."""
+    before = store.state.mode
+    if not executor.broker.is_connected():
+        executor.broker.connect()
+    booked = executor.sync_fills(at)
+    diffs = reconcile_orders(store, executor.broker, at) + position_differences(store.state, executor.broker)
+    if diffs:
+        stamp = at.isoformat()
+        store.apply([Note(f"reconcile:{stamp}:{n}", d.kind, (("ref", d.ref), ("detail", d.detail)))
+                     for n, d in enumerate(diffs)], at)
+    state = store.state
+    clean = not any(d.kind == "position-mismatch" for d in diffs)
+    if not clean:
+        store.apply([SetMode(f"mode:resume:{at.isoformat()}", "safe", "reconciliation: positions differ", True)], at)
+    elif state.mode != "active" and (reset or not state.latched):
+        store.apply([SetMode(f"mode:resume:{at.isoformat()}", "active", "resume: reconciled, risk check passed")], at)
+    return ResumeReport(tuple(diffs), booked, before, store.state.mode)
