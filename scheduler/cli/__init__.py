@@ -13,17 +13,21 @@ from importlib import import_module
 
 from constitution.errors import AllUseError, InvalidInput
 
-# Verb modules, in the order ``alluse --help`` lists them. A module that is not there yet
-# (being built by another issue) is simply skipped.
-_VERB_MODULES = (
-    "scheduler.cli.constitution_cmds",
-    "scheduler.cli.evaluate_cmds",
-    "scheduler.cli.audit_cmds",
-    "scheduler.cli.data_cmds",
-    "scheduler.cli.paper_cmds",
-    "scheduler.cli.run_cmds",
-    "scheduler.cli.ib_cmds",
-)
+# Verb -> (module that registers it, one-line help). Only the chosen verb's module is
+# imported, so `alluse validate` does not pay for pandas, SciPy or SQLAlchemy at start-up.
+_VERBS: dict[str, tuple[str, str]] = {
+    "validate": ("scheduler.cli.constitution_cmds", "check constitution files; every problem at once"),
+    "show": ("scheduler.cli.constitution_cmds", "the understood constitution as tables"),
+    "diff": ("scheduler.cli.constitution_cmds", "semantic diff of two constitutions"),
+    "evaluate": ("scheduler.cli.evaluate_cmds", "one dry-run evaluation; nothing is sent"),
+    "test": ("scheduler.cli.evaluate_cmds", "run constitution scenario files"),
+    "audit": ("scheduler.cli.audit_cmds", "review the decision log: list, show, verify, export, replay"),
+    "data": ("scheduler.cli.data_cmds", "market data: import bars, build facts"),
+    "paper": ("scheduler.cli.paper_cmds", "one paper cycle, or the paper account's status"),
+    "run": ("scheduler.cli.run_cmds", "the scheduler daemon (paper unless --live)"),
+    "backtest": ("scheduler.cli.run_cmds", "replay history through the same pipeline"),
+    "ib": ("scheduler.cli.ib_cmds", "Interactive Brokers: check a gateway before trading"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,23 +37,41 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_verb(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="alluse", description="ALL-USE: the constitution, evaluated. Paper by default.")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     sub.required = True
-    for name in _VERB_MODULES:
-        try:
-            module = import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(sub)
+    verb = _chosen_verb(sys.argv[1:] if argv is None else argv)
+    if verb in _VERBS:
+        _register(_VERBS[verb][0], sub)
+    for name, (module, help_text) in _VERBS.items():
+        if name not in sub.choices and _available(module):
+            sub.add_parser(name, help=help_text)  # listed in --help; loaded when chosen
     return parser
 
 
+def _register(module_name: str, sub) -> None:
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return
+        raise
+    module.register(sub)
+
+
+def _available(module_name: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module_name) is not None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -1,0 +1,57 @@
+"""The `alluse` console script end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ALLUSE = Path(sys.executable).with_name("alluse")
+
+
+def _alluse(*args, cwd=ROOT):
+    if not ALLUSE.exists():
+        pytest.skip("the alluse console script is not installed in this environment")
+    return subprocess.run([str(ALLUSE), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_validate_show_and_evaluate_the_bundled_constitution():
+    assert _alluse("validate").returncode == 0
+    shown = _alluse("show", "--rules")
+    assert shown.returncode == 0
+    assert "vix.kill_switch" in shown.stdout and "Protocol levels" in shown.stdout
+    evaluated = _alluse("evaluate", "--facts", "examples/facts-calm-thursday.yaml")
+    assert evaluated.returncode == 0
+    assert "open_short_put" in evaluated.stdout
+
+
+def test_invalid_constitution_is_exit_2_without_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema_version: 1\nmeta: {name: x}\ncapital: !!python/object:os.system {}\n")
+    proc = _alluse("validate", str(bad))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"{bad}:3:10: unsafe-tag:" in proc.stderr
+
+
+def test_unknown_verb_and_bad_arguments_are_exit_2():
+    assert _alluse("frobnicate").returncode == 2
+    assert _alluse("evaluate").returncode == 2  # --facts is required
+
+
+def test_evaluate_record_then_verify_and_replay_the_decision(tmp_path):
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    out = _alluse("evaluate", "--facts", "examples/facts-calm-thursday.yaml", "--json", "--record", "--db", db)
+    assert out.returncode == 0
+    decision = json.loads(out.stdout)
+    listed = _alluse("audit", "list", "--db", db, "--json")
+    assert listed.returncode == 0
+    assert decision["decision_id"] in listed.stdout
+    assert _alluse("audit", "verify", "--db", db).returncode == 0
+    replay = _alluse("audit", "replay", "--db", db, decision["decision_id"])
+    assert replay.returncode == 0
+    assert "identical" in replay.stdout
