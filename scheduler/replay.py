@@ -50,7 +50,8 @@ def replay(
     triggers = _Triggers(runner.state.spec, runner.state.monitor_seconds)
     runner.on_schedule = triggers.set  # a level change or a swap changes the next fire time
     next_cycle = triggers.cycle.get_next_fire_time(None, start)
-    next_week = triggers.weekly.get_next_fire_time(None, start)
+    weekly = triggers.weekly
+    next_week = weekly.get_next_fire_time(None, start)
     cycles, weeks, day, sessions = 0, [], None, 0
     first_at = last_at = None
     while True:
@@ -72,8 +73,11 @@ def replay(
         cycles += 1
         first_at, last_at = first_at or at, at
         # Ask the (possibly new) triggers for the next time after this one, as APScheduler would.
-        next_cycle = triggers.cycle.get_next_fire_time(None, at + timedelta(microseconds=1))
-        next_week = triggers.weekly.get_next_fire_time(None, at + timedelta(microseconds=1))
+        after = at + timedelta(microseconds=1)
+        next_cycle = triggers.cycle.get_next_fire_time(None, after)
+        if is_week or triggers.weekly is not weekly:  # else the weekly cut has not moved
+            weekly = triggers.weekly
+            next_week = weekly.get_next_fire_time(None, after)
     return ReplayResult(cycles, tuple(weeks), sessions, first_at, last_at)
 
 

@@ -64,14 +64,16 @@ class FakeCycle:
         try:
             if self.duration:
                 time.sleep(self.duration)  # a slow broker/market-data round trip
-            decision = decision_for(self.constitution, at)
             if self.log is not None:
-                self.log.record(decision, self.constitution.text)
+                decision_id = decision_for(self.constitution, at).decision_id
+                self.log.record(decision_for(self.constitution, at), self.constitution.text)
+            else:
+                decision_id = f"d-unrecorded-{at.isoformat()}"
             self.calls.append(at)
             events = tuple(self.events(at))
             mode = "kill" if WeekEvent.KILL in events else "safe" if WeekEvent.SAFE in events else "active"
             return CycleReport(
-                at=at, decision_id=decision.decision_id, constitution_version=self.constitution.version,
+                at=at, decision_id=decision_id, constitution_version=self.constitution.version,
                 constitution_digest=self.constitution.digest, market_mode=mode, account_levels=self.levels(at),
                 events=events, equity=self.equity(at),
             )
