@@ -78,3 +78,31 @@ def named_cycle_factory(target: str, ctx: CycleContext) -> CycleBuilder:
     module_name, _, attr = target.partition(":")
     build = getattr(import_module(module_name), attr)
     return lambda constitution: build(constitution, ctx)
+
+
+# --------------------------------------------------------------------------- paper trading
+
+
+def open_paper_cycle(db_url: str | None, market, *, mode: str = "paper", clock=None, costs=None):
+    """A ``TradingCycle`` on the paper broker: ledger, venue book and audit log all in the
+    database at ``db_url`` (a backtest passes ``mode="backtest"`` and a replay clock).
+
+    Returns (cycle, broker, store). Nothing here can reach a live broker."""
+    from adapters.brokers.paper import PaperBroker, PaperCosts
+    from adapters.storage.audit_store import AuditStore, SqlDecisionLog
+    from adapters.storage.ledger_store import SqlLedgerStore, SqlVenueStore
+    from constitution.load import bundled_path, load_constitution
+    from scheduler.paper_cycle import TradingCycle
+
+    store = SqlLedgerStore.open(db_url)
+    broker = PaperBroker(market, costs=costs or PaperCosts(), store=SqlVenueStore(store.engine))
+    broker.connect()
+    audit = AuditStore(store.engine, clock or WallClock())
+    from adapters.storage import audit_schema
+    from adapters.storage.migrations import migrate
+
+    migrate(store.engine, [audit_schema.COMPONENT])
+    log = SqlDecisionLog(audit, Mode(mode))
+    constitution = load_constitution(bundled_path())
+    cycle = TradingCycle(constitution, market, broker, store, log, venue_sync=broker.sync)
+    return cycle, broker, store

@@ -1,0 +1,203 @@
+"""The ledger on a database (``engine.execution.LedgerStore``) and the paper venue's book.
+
+``apply`` computes the new state with the pure ``engine.ledger.apply`` and writes, in ONE
+serialised transaction, the operations, their journal lines and the rows of whatever they
+changed; the in-memory state moves only after the commit. A crash therefore leaves either all
+of an ``apply`` or none of it, and loading gives back exactly the state that was committed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from adapters.storage import ledger_schema
+from adapters.storage.database import (
+    create_db_engine,
+    read_connection,
+    resolve_url,
+    write_transaction,
+)
+from adapters.storage.migrations import migrate
+from engine.broker import ContractSpec, OrderRequest, OrderState
+from engine.ledger import (
+    AccountState,
+    ApplyFill,
+    Holding,
+    LedgerOp,
+    LedgerState,
+    MarkEquity,
+    OrderRecord,
+    apply,
+)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if is_dataclass(value):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
+def op_body(op: LedgerOp) -> str:
+    return json.dumps(_jsonable(op), sort_keys=True, separators=(",", ":"))
+
+
+class SqlLedgerStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._state = self._load()
+
+    @classmethod
+    def open(cls, url: str | None) -> SqlLedgerStore:
+        engine = create_db_engine(resolve_url(url))
+        migrate(engine, [ledger_schema.COMPONENT])
+        return cls(engine)
+
+    @property
+    def state(self) -> LedgerState:
+        return self._state
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ writing
+
+    def apply(self, ops: Sequence[LedgerOp], at: datetime) -> LedgerState:
+        old = new = self._state
+        done = []
+        for op in ops:
+            r = apply(new, op)
+            if r.changed:
+                done.append((op, r.entries))
+                new = r.state
+        if not done:
+            return old
+        stamp = at.isoformat()
+        with write_transaction(self.engine, "ledger_op", f"applying {len(done)} ledger operation(s)") as conn:
+            for op, entries in done:
+                self._write_op(conn, op, entries, stamp)
+            self._write_changes(conn, old, new)
+        self._state = new
+        return new
+
+    def _write_op(self, conn: Connection, op: LedgerOp, entries, stamp: str) -> None:
+        conn.execute(text("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
+                     {"i": op.op_id, "k": type(op).__name__, "b": op_body(op), "a": stamp})
+        if entries:
+            conn.execute(text("INSERT INTO ledger_entry (op_id, line, account, bucket, amount, memo, at)"
+                              " VALUES (:o, :l, :ac, :b, :am, :m, :a)"),
+                         [{"o": e.op_id, "l": n, "ac": e.account, "b": e.bucket, "am": e.amount, "m": e.memo, "a": stamp}
+                          for n, e in enumerate(entries)])
+        if isinstance(op, ApplyFill):
+            f = op.fill
+            conn.execute(text("INSERT INTO ledger_fill (execution_id, client_order_id, account, contract_key, side, quantity,"
+                              " price, commission, at, body) VALUES (:e, :c, :ac, :k, :s, :q, :p, :cm, :a, :b)"),
+                         {"e": f.execution_id, "c": f.client_order_id, "ac": f.account, "k": f.contract.key, "s": f.side.value,
+                          "q": f.quantity, "p": f.price, "cm": f.commission, "a": f.at.isoformat(), "b": f.model_dump_json()})
+        if isinstance(op, MarkEquity):
+            hwm = self._state_after_hwm(op)
+            conn.execute(text("INSERT INTO ledger_equity (account, at, equity, high_water_mark) VALUES (:a, :t, :e, :h)"),
+                         {"a": op.account, "t": stamp, "e": op.equity, "h": hwm})
+
+    def _state_after_hwm(self, op: MarkEquity) -> int:
+        acct = self._state.accounts.get(op.account)
+        return max(acct.high_water_mark if acct else 0, op.equity)
+
+    def _write_changes(self, conn: Connection, old: LedgerState, new: LedgerState) -> None:
+        for k in _changed(old.accounts, new.accounts):
+            conn.execute(text("DELETE FROM ledger_account WHERE id = :i"), {"i": k})
+            a = new.accounts[k]
+            conn.execute(text("INSERT INTO ledger_account VALUES (:id, :kind, :opened, :base, :hwm, :forks, :parent, :family,"
+                              " :status, :quarter, :qse, :rq)"),
+                         {"id": a.id, "kind": a.kind, "opened": a.opened.isoformat(), "base": a.base_equity, "hwm": a.high_water_mark,
+                          "forks": a.forks, "parent": a.parent, "family": a.family, "status": a.status, "quarter": a.quarter,
+                          "qse": a.quarter_start_equity, "rq": a.reinvested_quarter})
+        for acct, key in _changed(old.holdings, new.holdings):
+            conn.execute(text("DELETE FROM ledger_position WHERE account = :a AND contract_key = :k"), {"a": acct, "k": key})
+            h = new.holdings.get((acct, key))
+            if h is not None:
+                conn.execute(text("INSERT INTO ledger_position VALUES (:a, :k, :c, :q, :p, :pu, :o, :r)"),
+                             {"a": acct, "k": key, "c": h.contract.model_dump_json(), "q": h.quantity, "p": h.avg_price,
+                              "pu": h.purpose, "o": h.opened.isoformat(), "r": h.roll_debit})
+        for coid in _changed(old.orders, new.orders):
+            conn.execute(text("DELETE FROM ledger_order WHERE client_order_id = :c"), {"c": coid})
+            o = new.orders[coid]
+            conn.execute(text("INSERT INTO ledger_order VALUES (:c, :d, :a, :i, :k, :p, :f, :w, :r, :s, :fl, :av, :re)"),
+                         {"c": coid, "d": o.request.decision_id, "a": o.request.account, "i": o.action_index, "k": o.action_kind,
+                          "p": o.purpose, "f": o.funding, "w": o.why, "r": o.request.model_dump_json(), "s": o.state.value,
+                          "fl": o.filled, "av": o.avg_fill_price, "re": o.reason})
+        if (old.mode, old.mode_reason, old.latched) != (new.mode, new.mode_reason, new.latched):
+            conn.execute(text("DELETE FROM ledger_mode WHERE id = 1"))
+            conn.execute(text("INSERT INTO ledger_mode VALUES (1, :m, :r, :l)"),
+                         {"m": new.mode, "r": new.mode_reason, "l": int(new.latched)})
+
+    # ------------------------------------------------------------------ reading
+
+    def _load(self) -> LedgerState:
+        with read_connection(self.engine, "loading the ledger") as conn:
+            accounts = {r[0]: AccountState(id=r[0], kind=r[1], opened=date.fromisoformat(r[2]), base_equity=r[3],
+                                           high_water_mark=r[4], forks=r[5], parent=r[6], family=r[7], status=r[8],
+                                           quarter=r[9], quarter_start_equity=r[10], reinvested_quarter=r[11])
+                        for r in conn.execute(text("SELECT * FROM ledger_account"))}
+            balances = {(r[0], r[1]): int(r[2]) for r in conn.execute(
+                text("SELECT account, bucket, SUM(amount) FROM ledger_entry GROUP BY account, bucket"))}
+            holdings = {}
+            for r in conn.execute(text("SELECT * FROM ledger_position")):
+                h = Holding(r[0], ContractSpec.model_validate_json(r[2]), r[3], r[4], r[5], date.fromisoformat(r[6]), r[7])
+                holdings[(r[0], r[1])] = h
+            orders = {r[0]: OrderRecord(OrderRequest.model_validate_json(r[8]), r[3], r[4], r[5], r[6], r[7],
+                                        OrderState(r[9]), r[10], r[11], r[12])
+                      for r in conn.execute(text("SELECT * FROM ledger_order"))}
+            applied = frozenset(r[0] for r in conn.execute(text("SELECT op_id FROM ledger_op")))
+            mode = conn.execute(text("SELECT mode, reason, latched FROM ledger_mode WHERE id = 1")).first()
+        m = {"mode": mode[0], "mode_reason": mode[1], "latched": bool(mode[2])} if mode else {}
+        return LedgerState(accounts=accounts, balances=balances, holdings=holdings, orders=orders, applied=applied, **m)
+
+    def reload(self) -> LedgerState:
+        self._state = self._load()
+        return self._state
+
+    def entries_total(self) -> int:
+        with read_connection(self.engine, "summing the ledger") as conn:
+            return int(conn.execute(text("SELECT COALESCE(SUM(amount), 0) FROM ledger_entry")).scalar_one())
+
+    def equity_history(self, account: str) -> list[tuple[str, int, int]]:
+        with read_connection(self.engine, "reading equity") as conn:
+            return [tuple(r) for r in conn.execute(
+                text("SELECT at, equity, high_water_mark FROM ledger_equity WHERE account = :a ORDER BY at"), {"a": account})]
+
+
+def _changed(old, new) -> list:
+    keys = set(old) | set(new)
+    return sorted(k for k in keys if old.get(k) is not new.get(k))
+
+
+class SqlVenueStore:
+    """The paper venue's book in table ``paper_venue`` (one row, rewritten per change)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def load(self) -> dict | None:
+        with read_connection(self.engine, "loading the paper venue") as conn:
+            row = conn.execute(text("SELECT book FROM paper_venue WHERE id = 1")).first()
+        return json.loads(row[0]) if row else None
+
+    def save(self, book: dict) -> None:
+        body = json.dumps(book, sort_keys=True, separators=(",", ":"))
+        with write_transaction(self.engine, "paper_venue", "saving the paper venue") as conn:
+            conn.execute(text("DELETE FROM paper_venue WHERE id = 1"))
+            conn.execute(text("INSERT INTO paper_venue (id, book) VALUES (1, :b)"), {"b": body})

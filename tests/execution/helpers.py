@@ -1,0 +1,52 @@
+"""Shared builders for the execution tests: a synthetic market priced x3 (the synthetic
+path's 2024 prices are low, and options under $0.40 cannot meet the 5 % spread filter with a
+two-cent spread), a cycle on a real SQLite database, and a week's schedule."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from adapters.market_data.files import BarMarketData
+from adapters.market_data.synthetic import generate
+from engine.market import DailyHistory
+
+NY = ZoneInfo("America/New_York")
+SEED = 7
+WEEK = date(2024, 1, 8)  # Monday of the scripted week (an assignment happens on Friday)
+CAPITAL = 3_000_000.0
+
+
+def _scaled(h: DailyHistory, f: float) -> DailyHistory:
+    return DailyHistory(h.symbol, h.days, h.open * f, h.high * f, h.low * f, h.close * f, h.volume)
+
+
+@lru_cache(maxsize=2)
+def market(last: date = date(2024, 3, 29), scale: float = 3.0) -> BarMarketData:
+    bars = generate(SEED, last).bars
+    return BarMarketData({k: v if k == "VIX" else _scaled(v, scale) for k, v in bars.items()}, earnings={})
+
+
+def at(day: date, hh: int, mm: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY)
+
+
+def week_times(monday: date = WEEK) -> list[datetime]:
+    """10:00 (entry windows) and 16:45 (after the close: expiries settle) each day. There is
+    deliberately no Friday 14:30-15:45 tick: the pin-risk rule would buy back the in-the-money
+    put there, and this week must carry one into expiry to be assigned."""
+    return [at(monday + timedelta(days=d), hh, mm) for d in range(5) for hh, mm in ((10, 0), (16, 45))]
+
+
+def open_cycle(db_url: str, m=None, monday: date = WEEK):
+    """(cycle, broker, store) on a fresh database with GEN/REV/COM opened on ``monday``."""
+    from scheduler.compose import open_paper_cycle
+    from scheduler.paper_cycle import Portfolio, open_portfolio
+
+    m = m or market()
+    cycle, broker, store = open_paper_cycle(db_url, m)
+    t0 = at(monday, 9, 40)
+    broker.sync(t0, m.snapshot(t0, cycle.symbols))
+    open_portfolio(cycle, Portfolio(CAPITAL, monday), t0, broker.seed_position)
+    return cycle, broker, store
