@@ -437,11 +437,31 @@ class WeekType(_Model):
 
 
 class Governance(_Model):
-    """§13-§15 Governance."""
+    """§13-§16 Governance."""
 
     immutable: bool = _d("A released version never changes; a change is a new version.")
     change_process: tuple[str, ...] = _d("Steps a change goes through.")
     ai_may_trade: Literal[False] = _d("AI explains, alerts and suggests; it never trades or overrides rules.")
+    ai_role: tuple[Literal["explain", "alert", "suggest"], ...] = _d("What AI may do (§13-§14).")
+    acceptance: tuple[str, ...] = _d("Proof-of-concept acceptance criteria (§16).")
+
+
+class Operations(_Model):
+    """§9 The operating state machine and the resume sequence."""
+
+    cycle: tuple[str, ...] = _d("States of one trading cycle, in order (SAFE -> ... -> SAFE).")
+    extra_states: tuple[str, ...] = _d("States outside the cycle (EMERGENCY, MAINTENANCE, AUDIT).")
+    resume_sequence: tuple[str, ...] = _d("Steps from SAFE back to ACTIVE after a stop or crash.")
+    user_kill_switch: str = _d("What a user's per-account pause does (§0).")
+
+
+class Reporting(_Model):
+    """§11 Reports and retention."""
+
+    weekly: tuple[str, ...] = _d("Contents of the weekly report (Friday 16:30).")
+    monthly: tuple[str, ...] = _d("Contents of the monthly report.")
+    quarterly: tuple[str, ...] = _d("Contents of the quarterly report.")
+    retention_years: Annotated[int, Field(ge=1, le=100)] = _d("Years decision and ledger data are kept (7).")
 
 
 class Effect(_Model):
@@ -493,7 +513,9 @@ class Constitution(_Model):
     data_failures: DataFailures = _d("§8 Data failures.")
     assignment: Assignment = _d("§7 Assignment.")
     week_types: tuple[WeekType, ...] = _d("§12 The six week-type labels.")
-    governance: Governance = _d("§13-§15 Governance.")
+    operations: Operations = _d("§9 Operations.")
+    reporting: Reporting = _d("§11 Reporting.")
+    governance: Governance = _d("§13-§16 Governance.")
     rules: tuple[Rule, ...] = _d("The decision rules.")
 
     @field_validator("week_types")

@@ -89,3 +89,18 @@ def test_published_facts_schema_matches_the_facts_model():
     from engine.facts_schema import PATH, render
 
     assert PATH.read_text("utf-8") == render(), "run: python -m engine.facts_schema"
+
+
+def test_an_older_schema_version_is_migrated_explicitly(bundled_text, monkeypatch):
+    from constitution import load as L
+
+    def v0_to_v1(data):  # e.g. a key renamed between format versions
+        capital = dict(data["capital"])
+        capital["margin_max"] = capital.pop("max_margin")
+        return {**data, "capital": capital, "schema_version": 1}
+
+    monkeypatch.setitem(L.MIGRATIONS, 0, v0_to_v1)
+    old = bundled_text.replace("schema_version: 1\n", "schema_version: 0\n").replace("  margin_max: 0.60\n", "  max_margin: 0.60\n")
+    migrated = load_constitution_text(old, "old.yaml")
+    assert migrated.model.capital.margin_max == 0.60
+    assert migrated.digest == load_constitution(bundled_path()).digest
