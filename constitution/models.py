@@ -31,17 +31,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True)
 
 
-class Range(_Model):
-    """A closed interval [min, max]."""
-
-    min: float = _d("Lower bound (inclusive).")
-    max: float = _d("Upper bound (inclusive).")
+class _Bounds(_Model):
+    """A closed interval [min, max]; subclasses set the type of the bounds."""
 
     @model_validator(mode="after")
     def _ordered(self):
         if self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")
         return self
+
+
+class Range(_Bounds):
+    """A closed interval [min, max]."""
+
+    min: float = _d("Lower bound (inclusive).")
+    max: float = _d("Upper bound (inclusive).")
 
 
 class DeltaBand(Range):
@@ -59,26 +63,14 @@ class FractionRange(Range):
     max: Fraction = _d("Upper bound, a fraction.")
 
 
-class DaysRange(_Model):
+class DaysRange(_Bounds):
     min: Annotated[int, Field(ge=0, le=3650)] = _d("Fewest days.")
     max: Annotated[int, Field(ge=0, le=3650)] = _d("Most days.")
 
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.min > self.max:
-            raise ValueError(f"min {self.min} is above max {self.max}")
-        return self
 
-
-class MonthsRange(_Model):
+class MonthsRange(_Bounds):
     min: Annotated[int, Field(ge=1, le=60)] = _d("Fewest months to expiry.")
     max: Annotated[int, Field(ge=1, le=60)] = _d("Most months to expiry.")
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.min > self.max:
-            raise ValueError(f"min {self.min} is above max {self.max}")
-        return self
 
 
 class Window(_Model):
