@@ -133,7 +133,7 @@ def run_backtest(
         raise InvalidInput([Problem("--to", 1, 1, "range", "", f"--to {last} is before --from {first}")], what="arguments")
     clock = FixedClock(datetime.combine(first, time(0), tzinfo=NEW_YORK))
     store = require_fresh_log(db_url, clock)
-    ctx = CycleContext(db_url=db_url, mode=Mode.BACKTEST, clock=clock, data_dir=data_dir, synthetic_seed=synthetic_seed)
+    ctx = CycleContext(db_url=db_url, mode=Mode.BACKTEST, clock=clock, data_dir=data_dir, synthetic_seed=synthetic_seed, until=last)
     journal = MemoryJournal()
     notes = _Notes(store)
     runner = Runner(constitution, factory(ctx), journal, notes=notes)

@@ -9,7 +9,7 @@ Two jobs, two triggers:
 * ``CycleTrigger`` - every evaluation during a session: the monitoring grid (every
   ``monitor_seconds`` from the open, up to but excluding the close) merged with the
   constitution's events (ATR refresh, entry-window opens, Friday management window start,
-  assignment check). The grid interval is the one of the most urgent account's protocol level
+  assignment check) and a closing evaluation at the close. The grid interval is the one of the most urgent account's protocol level
   (L0 300 s, L1 60 s, L2 30 s, L3 "real time" = ``REALTIME_SECONDS``); the daemon swaps in a new
   trigger when a cycle reports a different level.
 * ``WeeklyTrigger`` - the weekly report on the week's last session (Friday 16:30; 14:30 on an
@@ -48,6 +48,7 @@ class EventKind(StrEnum):
     ENTRY_COM = "entry_com"
     MANAGEMENT = "management"
     ASSIGNMENT_CHECK = "assignment_check"
+    CLOSE = "close"
     MONITOR = "monitor"
     WEEKLY_REPORT = "weekly_report"
 
@@ -134,7 +135,11 @@ def day_plan(day: date, spec: CadenceSpec) -> DayPlan:
         check -= timedelta(minutes=spec.early_close_shift_minutes) if w.early_close else timedelta(0)
         if check < w.close:
             events.append((check, EventKind.ASSIGNMENT_CHECK))
-    kept = tuple(sorted((at, k) for at, k in events if w.open <= at < w.close))
+    kept = [(at, k) for at, k in events if w.open <= at < w.close]
+    # The closing evaluation: the day's last marks and checks at the bell. With daily bars
+    # (backtests) it is the one cycle that sees the day's close; intraday cycles see the open.
+    kept.append((w.close, EventKind.CLOSE))
+    kept = tuple(sorted(kept))
     return DayPlan(day, w.open, w.close, kept, w.weekly_report)
 
 
@@ -181,7 +186,7 @@ class CycleTrigger(BaseTrigger):
         threshold = _threshold(previous_fire_time, now)
         for day in _days_from(threshold):
             plan = day_plan(day, self.spec)
-            if plan.open is None or plan.close <= threshold:
+            if plan.open is None or plan.close < threshold:
                 continue
             candidates = [at for at, _ in plan.events if at >= threshold]
             grid = _monitor_after(plan, threshold, self.monitor_seconds)

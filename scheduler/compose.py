@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from importlib import import_module
 
 from adapters.storage.audit_store import open_decision_log
@@ -40,6 +41,7 @@ class CycleContext:
     clock: Clock
     data_dir: str | None = None
     synthetic_seed: int | None = None
+    until: date | None = None  # last day market data is needed for (synthetic history)
 
 
 class CycleNotAvailable(OperationalError):
@@ -50,21 +52,56 @@ CycleBuilder = Callable[[LoadedConstitution], Cycle]
 
 
 def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
-    """The paper pipeline (paper broker + market data + ledger + audit) from
-    ``scheduler/paper_cycle.py`` (issue 6). Until it lands this raises a clear error."""
-    try:
-        module = import_module("scheduler.paper_cycle")
-    except ModuleNotFoundError as exc:
-        if exc.name != "scheduler.paper_cycle":
-            raise
-        raise CycleNotAvailable(
-            "the paper pipeline cycle (scheduler/paper_cycle.py, issue 6) is not in this build yet: "
-            "alluse run/backtest cannot evaluate anything without it"
-        ) from None
-    build = getattr(module, "build_cycle", None)
-    if build is None:
-        raise CycleNotAvailable("scheduler/paper_cycle.py has no build_cycle(constitution, ctx): wire it in scheduler/compose.py")
-    return lambda constitution: build(constitution, ctx)
+    """The paper pipeline (``scheduler.paper_cycle.TradingCycle``): paper broker, ledger, venue
+    book and audit log in ``ctx.db_url``, market data from ``ctx``. Market, broker, ledger and
+    log are built once and shared by every constitution the scheduler swaps in; each
+    constitution gets its own ``TradingCycle``. The three sleeves are opened (idempotently) at
+    the first cycle."""
+    from adapters.brokers.paper import PaperBroker, PaperCosts
+    from adapters.storage.audit_store import open_decision_log
+    from adapters.storage.ledger_store import SqlLedgerStore, SqlVenueStore
+    from scheduler.paper_cycle import Portfolio, TradingCycle, open_portfolio
+
+    market = paper_market(ctx)
+    store = SqlLedgerStore.open(ctx.db_url)
+    broker = PaperBroker(market, costs=PaperCosts(), store=SqlVenueStore(store.engine))
+    broker.connect()
+    log = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
+
+    def build(constitution: LoadedConstitution) -> Cycle:
+        cycle = TradingCycle(constitution, market, broker, store, log, venue_sync=broker.sync)
+        return _OpeningCycle(cycle, lambda at: open_portfolio(cycle, Portfolio(opened=at.date()), at, broker.seed_position))
+
+    return build
+
+
+class _OpeningCycle:
+    """Opens the portfolio before the first cycle (a no-op once the ledger has the sleeves)."""
+
+    def __init__(self, cycle: Cycle, open_at: Callable):
+        self.cycle, self._open_at, self._opened = cycle, open_at, False
+
+    def run(self, at):
+        if not self._opened:
+            self._open_at(at)
+            self._opened = True
+        return self.cycle.run(at)
+
+
+def paper_market(ctx: CycleContext):
+    """Daily bars from ``ctx.data_dir`` (``alluse data import``), else seeded synthetic data
+    through ``ctx.until`` (default: a year past the clock's today)."""
+    from datetime import timedelta
+
+    from adapters.market_data.files import FileMarketData, load_store
+    from adapters.market_data.synthetic import synthetic_market
+
+    if ctx.data_dir:
+        symbols = set(load_store(ctx.data_dir))
+        index = "SPY" if "SPY" in symbols or "SPX" not in symbols else "SPX"
+        return FileMarketData(ctx.data_dir, index_symbol=index)
+    until = ctx.until or (ctx.clock.now().date() + timedelta(days=365))
+    return synthetic_market(ctx.synthetic_seed if ctx.synthetic_seed is not None else 1, until)
 
 
 def live_cycle_factory(ctx: CycleContext, ib_address: str) -> CycleBuilder:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import date, time
 
-import pytest
-
 from adapters.storage.audit_store import open_decision_log
 from engine import calendar
 from scheduler import compose
@@ -58,10 +56,6 @@ def test_bench_backtest_two_years_scheduler_only(benchmark, bundled, tmp_path):
 
 def test_bench_backtest_two_years_paper_pipeline(benchmark, bundled, tmp_path):
     """The real thing: synthetic market, paper broker, ledger, durable-rules, audit log."""
-    try:
-        compose.paper_cycle_factory(compose.CycleContext(db_url="sqlite://", mode=None, clock=None))
-    except compose.CycleNotAvailable as exc:
-        pytest.skip(f"no paper pipeline cycle yet: {exc}")
     summary = benchmark.pedantic(
         lambda: run_backtest(bundled, FIRST, LAST, f"sqlite:///{tmp_path}/p.db", compose.paper_cycle_factory, synthetic_seed=7),
         rounds=1, iterations=1,

@@ -80,18 +80,14 @@ def test_backtest_arguments_are_checked(tmp_path):
         run_backtest(None, date(2026, 1, 2), date(2026, 1, 1), "sqlite://", _fake_factory())
 
 
-def _paper_or_skip():
+def _history_or_skip():
     if not (SHARED_DATA / "vix-daily.csv").exists():
         pytest.skip(f"real history not present in {SHARED_DATA}")
-    try:
-        compose.paper_cycle_factory(compose.CycleContext(db_url="sqlite://", mode=None, clock=None))
-    except compose.CycleNotAvailable as exc:
-        pytest.skip(f"no paper pipeline cycle yet: {exc}")
 
 
 @pytest.mark.parametrize("day", KILL_DAYS, ids=str)
 def test_backtest_over_real_history_records_the_kill_switch_when_vix_closed_above_80(bundled, tmp_path, day):
-    _paper_or_skip()
+    _history_or_skip()
     from adapters.market_data.files import import_bars
 
     store = tmp_path / "bars"

@@ -42,8 +42,8 @@ def test_ordinary_week_runs_every_five_minutes_in_session_with_each_window_on_it
 
     assert sorted(by_day) == [monday + timedelta(days=i) for i in range(5)]  # no weekend fires
     for day, times in by_day.items():
-        assert times[0] == _ny(day, 9, 30) and times[-1] == _ny(day, 15, 55)
-        assert len(times) == 78 and all(b - a == timedelta(minutes=5) for a, b in zip(times, times[1:], strict=False))
+        assert times[0] == _ny(day, 9, 30) and times[-2:] == [_ny(day, 15, 55), _ny(day, 16)]  # grid, then the close
+        assert len(times) == 79 and all(b - a == timedelta(minutes=5) for a, b in zip(times, times[1:], strict=False))
     assert _events(spec, monday)[EventKind.ENTRY_COM] == _ny(monday, 9, 45)
     assert _events(spec, date(2026, 3, 4))[EventKind.ENTRY_REV] == _ny(date(2026, 3, 4), 9, 45)
     assert _events(spec, date(2026, 3, 5))[EventKind.ENTRY_GEN] == _ny(date(2026, 3, 5), 9, 45)
@@ -60,7 +60,7 @@ def test_thanksgiving_week_skips_the_holiday_and_moves_the_early_close_friday_tw
 
     assert thanksgiving not in by_day  # no runs on the holiday: Gen's Thursday entry falls away
     assert not any(k is EventKind.ENTRY_GEN for d in by_day for k in _events(spec, d))
-    assert by_day[friday][0] == _ny(friday, 9, 30) and by_day[friday][-1] == _ny(friday, 12, 55)  # close 13:00
+    assert by_day[friday][0] == _ny(friday, 9, 30) and by_day[friday][-2:] == [_ny(friday, 12, 55), _ny(friday, 13)]
     events = _events(spec, friday)
     assert events[EventKind.MANAGEMENT] == _ny(friday, 12, 30)  # 14:30 - 2 h
     # 15:00 - 2 h is the 13:00 close itself: no session time is left for the assignment check.
@@ -86,7 +86,7 @@ def test_dst_change_keeps_new_york_wall_times_and_moves_utc(spec, before, after)
     assert first[before].timetz().replace(tzinfo=None) == time(9, 30) == first[after].timetz().replace(tzinfo=None)
     utc_hours = {first[before].astimezone(UTC).hour, first[after].astimezone(UTC).hour}
     assert utc_hours == {13, 14}
-    assert len([t for t in times if t.date() == after]) == 78
+    assert len([t for t in times if t.date() == after]) == 79
 
 
 def test_protocol_level_sets_the_monitoring_interval(spec):
@@ -104,10 +104,10 @@ def test_a_faster_trigger_fires_on_its_grid_from_the_open(spec):
 def test_next_fire_times_lists_the_constitution_events_in_order(spec):
     listed = next_fire_times(spec, _ny(date(2026, 11, 25), 10), count=4)
     assert [(at, kinds[0]) for at, kinds in listed] == [
+        (_ny(date(2026, 11, 25), 16), EventKind.CLOSE),
         (_ny(date(2026, 11, 27), 9, 30), EventKind.ATR_REFRESH),
         (_ny(date(2026, 11, 27), 12, 30), EventKind.MANAGEMENT),
-        (_ny(date(2026, 11, 27), 14, 30), EventKind.WEEKLY_REPORT),
-        (_ny(date(2026, 11, 30), 9, 30), EventKind.ATR_REFRESH),
+        (_ny(date(2026, 11, 27), 13), EventKind.CLOSE),
     ]
 
 

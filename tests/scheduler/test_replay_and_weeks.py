@@ -79,7 +79,7 @@ def test_a_protocol_level_change_moves_the_monitoring_interval(bundled):
     assert gaps[_ny(day, 10)] == 30 and gaps[_ny(day, 10, 9, ) + timedelta(seconds=30)] == 30  # L2 at 10:00..10:10
     assert gaps[_ny(day, 10, 10)] == 300  # back to L0: the next 5-minute grid time, 10:15
     assert gaps[_ny(day, 15)] == 60  # REV at L1 from 15:00
-    assert cycle.calls[-1] == _ny(day, 15, 59)
+    assert cycle.calls[-2:] == [_ny(day, 15, 59), _ny(day, 16)]  # the last L1 tick, then the close
 
 
 def test_weekly_report_is_labelled_once_and_linked_in_the_audit_log(bundled, tmp_path):
