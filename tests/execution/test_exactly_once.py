@@ -1,0 +1,89 @@
+"""Exactly-once orders and the resume sequence, on the real components."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from adapters.brokers.paper import PaperBroker, PaperCosts
+from engine import planner, risk
+from engine.audit import InMemoryDecisionLog, Mode
+from engine.broker import ContractSpec, OrderRequest, OrderSide, OrderState, SecType
+from engine.clock import FixedClock
+from engine.execution import Executor, MemoryLedgerStore
+from engine.ledger import Deposit, LedgerState, OpenAccount, OrderRecord, RecordIntent, apply_all
+from engine.ledger_view import ledger_facts
+from engine.quotes import MarketView
+from engine.resume import resume
+from tests.execution import helpers
+
+THU = helpers.at(helpers.WEEK.replace(day=11), 10, 0)
+
+
+def _setup(market, bundled):
+    state, _ = apply_all(LedgerState(), [OpenAccount("o", "GEN", "gen", helpers.WEEK), Deposit("d", "GEN", 400_000_00)])
+    store = MemoryLedgerStore(state)
+    broker = PaperBroker(market, costs=PaperCosts(participation=1.0))
+    broker.connect()
+    snap = market.snapshot(THU, bundled.model.sleeves.gen.tickers)
+    broker.sync(THU, snap)
+    log = InMemoryDecisionLog(Mode.PAPER, FixedClock(datetime(2024, 1, 11, tzinfo=UTC)))
+    return store, broker, log, snap
+
+
+def _decide(bundled, store, snap):
+    from engine.facts_builder import build_facts
+    from engine.pipeline import evaluate
+
+    view = MarketView(snap)
+    lf = ledger_facts(store.state, view)
+    facts = build_facts(snap, lf.accounts)
+    decision, limits = risk.review(bundled.model, evaluate(bundled, facts), risk.GuardState(accounts=1))
+    return decision, planner.plan(bundled.model, decision, store.state, view, limits, lf.by_key)
+
+
+def test_submitting_the_same_decision_twice_never_creates_a_second_order(market, bundled):
+    store, broker, log, snap = _setup(market, bundled)
+    decision, plan = _decide(bundled, store, snap)
+    assert plan.orders, "the Thursday window plans Gen puts"
+    executor = Executor(broker, log, store)
+    receipt = executor.record(decision, bundled.text)
+    first = executor.execute(decision, receipt, plan, THU)
+    orders, intents = len(broker.requests()), len(store.state.orders)
+    second = executor.execute(decision, executor.record(decision, bundled.text), plan, THU)
+    assert first.submitted == len(plan.orders) and second.submitted == 0
+    assert len(broker.requests()) == orders and len(store.state.orders) == intents
+    assert not executor.record(decision, bundled.text).created
+
+
+def test_replanning_after_fills_tops_up_nothing_already_deployed(market, bundled):
+    store, broker, log, snap = _setup(market, bundled)
+    decision, plan = _decide(bundled, store, snap)
+    executor = Executor(broker, log, store)
+    executor.execute(decision, executor.record(decision, bundled.text), plan, THU)
+    _, again = _decide(bundled, store, snap)  # the ledger now holds the puts: new facts, new decision
+    assert not again.orders
+    assert {r.reason for r in again.rejections} <= {"per-symbol-cap", "insufficient-cash", "none-in-band", "none-liquid"}
+
+
+def test_venue_returns_the_existing_order_for_a_known_client_order_id(market, bundled):
+    _, broker, _, _ = _setup(market, bundled)
+    put = ContractSpec(sec_type=SecType.OPTION, symbol="SPY", expiry=THU.date(), strike=1.0, right="P")
+    req = OrderRequest(client_order_id="d-x:0:o0", decision_id="d-x", account="GEN", contract=put,
+                       side=OrderSide.SELL, quantity=1, limit_price=5.0)
+    a, b = broker.submit(req), broker.submit(req.model_copy(update={"quantity": 9}))
+    assert a.broker_order_id == b.broker_order_id and len(broker.requests()) == 1
+
+
+def test_resume_abandons_an_unsent_intent_and_cancels_an_orphan(market, bundled):
+    store, broker, log, snap = _setup(market, bundled)
+    put = ContractSpec(sec_type=SecType.OPTION, symbol="SPY", expiry=THU.date(), strike=1.0, right="P")
+    unsent = OrderRequest(client_order_id="d-a:0:o0", decision_id="d-a", account="GEN", contract=put,
+                          side=OrderSide.SELL, quantity=1, limit_price=50.0)
+    store.apply([RecordIntent("intent:d-a", OrderRecord(unsent, 0, "open_short_put", "income", "cash"))], THU)
+    orphan = unsent.model_copy(update={"client_order_id": "d-b:0:o0", "decision_id": "d-b"})
+    broker.submit(orphan)  # unknown to the ledger (its intent was lost): must be cancelled
+    report = resume(store, Executor(broker, log, store), THU)
+    kinds = {d.kind: d.ref for d in report.differences}
+    assert kinds == {"abandoned": "d-a:0:o0", "orphan-cancelled": "d-b:0:o0"}
+    assert store.state.orders["d-a:0:o0"].state is OrderState.INACTIVE
+    assert not broker.open_orders() and report.mode_after == "active"
