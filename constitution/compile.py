@@ -90,7 +90,7 @@ class CompiledRules:
     rules: tuple[CompiledRule, ...]
     strata: int
     aliases_by_stratum: tuple[frozenset[str], ...] = field(default=())
-    fields_by_alias: dict[str, frozenset[str]] = field(default_factory=dict)
+    fields_by_stratum: tuple[dict[str, frozenset[str]], ...] = field(default=())
 
     def stratum(self, k: int) -> tuple[CompiledRule, ...]:
         return tuple(r for r in self.rules if r.stratum == k)
@@ -474,11 +474,13 @@ def _unique_cycles(cycles):
 def assemble(rules: list[CompiledRule]) -> CompiledRules:
     strata = 1 + max((r.stratum for r in rules), default=0)
     by_stratum = tuple(frozenset(a for r in rules if r.stratum == k for a in r.aliases) for k in range(strata))
-    return CompiledRules(tuple(rules), strata, by_stratum, _fields_used(rules))
+    fields = tuple(_fields_used([r for r in rules if r.stratum == k]) for k in range(strata))
+    return CompiledRules(tuple(rules), strata, by_stratum, fields)
 
 
 def _fields_used(rules) -> dict[str, frozenset[str]]:
-    """Physical fields each alias needs, so the engine can send durable only those (P17)."""
+    """Physical fields each alias needs in these rules, so durable is sent only those (P17:
+    its cost is JSON per fact, so smaller facts are faster)."""
     out: dict[str, set[str]] = {a: {"t", "id"} for a in ALIAS_ORDER}
     out["a"].add("acct")
     out["u"].add("sym")

@@ -66,7 +66,7 @@ def evaluate(constitution: LoadedConstitution, facts: Facts, matcher=None) -> De
     runtime = matcher or runtime_for(constitution.digest, constitution.rules)
     fired: list[_Fired] = []
     for k in range(constitution.rules.strata):
-        shards = _shards(prepared, derived, constitution.rules.aliases_by_stratum[k], constitution.rules.fields_by_alias)
+        shards = _shards(prepared, derived, constitution.rules.aliases_by_stratum[k], constitution.rules.fields_by_stratum[k])
         stratum = _unique(runtime.run_stratum(k, shards), constitution.rules.rules)
         for f in stratum:
             derived.apply(f, constitution)
