@@ -60,6 +60,7 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     from adapters.brokers.paper import PaperBroker, PaperCosts
     from adapters.storage.audit_store import open_decision_log
     from adapters.storage.ledger_store import SqlLedgerStore, SqlVenueStore
+    from engine.calendar import new_york_date
     from scheduler.paper_cycle import Portfolio, TradingCycle, open_portfolio
 
     market = paper_market(ctx)
@@ -70,7 +71,7 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
 
     def build(constitution: LoadedConstitution) -> Cycle:
         cycle = TradingCycle(constitution, market, broker, store, log, venue_sync=broker.sync)
-        return _OpeningCycle(cycle, lambda at: open_portfolio(cycle, Portfolio(opened=at.date()), at, broker.seed_position))
+        return _OpeningCycle(cycle, lambda at: open_portfolio(cycle, Portfolio(opened=new_york_date(at)), at, broker.seed_position))
 
     return build
 
