@@ -113,9 +113,10 @@ class Runtime:
         return run
 
     def run_stratum(self, k: int, shards: Sequence[Sequence[dict]]) -> list[RawFiring]:
-        """Assert each shard's facts in a fresh session; return every firing (unordered)."""
+        """Assert each shard's facts in an emptied session; return every firing (unordered)."""
         with self._lock:  # P5
             out: list[RawFiring] = []
+            self._session = 0
             for shard in shards:
                 out.extend(self._run_shard(k, list(shard)))
             return out
@@ -123,8 +124,11 @@ class Runtime:
     def _run_shard(self, k: int, facts: list[dict]) -> list[RawFiring]:
         if not facts:
             return []
+        # Session ids are reused (s1, s2, ... per shard), never fresh: durable keeps a slot per
+        # session id it has ever seen, even after delete_state, and fails with MemoryError
+        # after about 2,048 of them (found by a long backtest; test_long_runs_do_not_exhaust_durable).
         self._session += 1
-        sid = f"e{self._session}"
+        sid = f"s{self._session}"
         self._sink, self._errors = [], []
         ruleset = self._ruleset(k)
         state = None
@@ -184,7 +188,7 @@ class Runtime:
 
     @property
     def last_session(self) -> str:
-        return f"e{self._session}"
+        return f"s{self._session}"
 
 
 _RUNTIMES: dict[str, Runtime] = {}
