@@ -5,9 +5,11 @@ Each workaround below is named by its pitfall number and covered by a test in
 tests/engine/test_durable_pitfalls.py:
 
 * P2  events fire one rule only          -> facts only (``assert_facts``), never ``post``.
-* P3  a fact no rule matches raises       -> facts are asserted one by one and "not handled"
-                                              is ignored (such a fact can join nothing); no
-                                              batch, so no catch-all rule firing per fact.
+* P3  a fact no rule matches raises       -> one batch per session plus a lowest-priority
+                                              catch-all rule, so every fact is "handled".
+                                              (Asserting one by one and ignoring "not handled"
+                                              is faster but leaves sessions that crash the
+                                              process when deleted or reused; see below.)
 * P4  background threads finish later    -> ``QuietHost`` starts no dispatch threads.
 * P5  not thread-safe per session         -> one lock around every call into the host.
 * P6  action exceptions are swallowed     -> actions only append; the returned state is
@@ -38,6 +40,7 @@ from constitution.compile import CompiledRules
 from constitution.errors import StopError
 
 MAX_FACTS_PER_SESSION = 1500  # P8: keeps the chance of a hash collision per session tiny
+_CATCH_ALL = "~catch_all"
 
 
 class EngineFailure(StopError):
@@ -100,6 +103,7 @@ class Runtime:
                 continue
             for j, (rule_name, definition) in enumerate(rule.durable_definitions().items()):
                 out[rule_name] = {**definition, "run": self._action(index, j)}
+        out[_CATCH_ALL] = {"all": [{"x": {"$ex": {"t": 1}}}], "pri": 100000, "run": _ignore}  # P3
         return out
 
     def _action(self, rule_index: int, disjunct: int):
@@ -131,21 +135,15 @@ class Runtime:
         sid = f"s{self._session}"
         self._sink, self._errors = [], []
         ruleset = self._ruleset(k)
-        state = None
         try:
-            for fact in facts:
-                state = self._assert(ruleset, {**fact, "sid": sid}) or state
-            if state is None:  # durable never created this session: deleting it corrupts the heap
-                self._sink = None
-                return []
+            state = self._host.assert_facts(ruleset, [{**f, "sid": sid} for f in facts])
         except _durable.MessageObservedException:  # P8: a false duplicate; split and retry
             self._sink = None
-            self._delete(ruleset, sid)  # the colliding fact's twin is in it, so it exists
+            self._delete(ruleset, sid)
             return self._split(k, facts)
         except Exception as exc:
             self._sink = None
-            if state is not None:
-                self._delete(ruleset, sid)
+            self._delete(ruleset, sid)
             raise EngineFailure(f"durable-rules failed in stratum {k}: {exc}") from exc
         fired, errors = self._sink, self._errors
         self._sink = None
@@ -153,12 +151,6 @@ class Runtime:
         if errors or (isinstance(state, dict) and state.get("exception")):
             raise EngineFailure(f"a rule action failed in stratum {k}: {errors or state.get('exception')}")  # P6
         return fired
-
-    def _assert(self, ruleset: str, fact: dict):
-        try:
-            return self._host.assert_fact(ruleset, fact)
-        except _durable.MessageNotHandledException:  # P3: matches no pattern, joins nothing
-            return None
 
     def _split(self, k: int, facts: list[dict]) -> list[RawFiring]:
         shared = [f for f in facts if f["t"] in ("m", "u")]
@@ -172,8 +164,6 @@ class Runtime:
         return self._run_shard(k, shared + first) + self._run_shard(k, shared + second)
 
     def _delete(self, ruleset: str, sid: str) -> None:
-        # Only called for sessions that hold at least one fact: delete_state on a session
-        # whose every fact was "not handled" aborts the process (free(): invalid pointer).
         try:
             self._host.delete_state(ruleset, sid)
         except Exception:  # noqa: BLE001 - a session that never started has nothing to delete
@@ -189,6 +179,10 @@ class Runtime:
     @property
     def last_session(self) -> str:
         return f"s{self._session}"
+
+
+def _ignore(c) -> None:
+    return None
 
 
 _RUNTIMES: dict[str, Runtime] = {}

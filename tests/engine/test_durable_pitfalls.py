@@ -125,20 +125,19 @@ def test_a_false_duplicate_splits_the_session_and_keeps_every_account(bundled, f
     facts = facts_with({"as_of": "2026-11-19T10:00:00-05:00"})
     expected = evaluate(bundled, facts).to_json()
     runtime = R.runtime_for(bundled.digest, bundled.rules)
-    real = runtime._host.assert_fact
-    seen = {"accounts": set(), "collided": 0}
+    real = runtime._host.assert_facts
+    calls = {"collided": 0}
 
-    def collide_once(ruleset, fact):  # what a 32-bit id-hash collision looks like to us
-        if fact["t"] == "a":
-            seen["accounts"].add(fact["acct"])
-            if len(seen["accounts"]) == 2 and not seen["collided"]:
-                seen["collided"] += 1
-                raise durable.MessageObservedException("false duplicate")
-        return real(ruleset, fact)
+    def collide_once(ruleset, facts_):  # what a 32-bit id-hash collision looks like to us
+        accounts = {f["acct"] for f in facts_ if f["t"] == "a"}
+        if len(accounts) > 1 and not calls["collided"]:
+            calls["collided"] += 1
+            raise durable.MessageObservedException("false duplicate")
+        return real(ruleset, facts_)
 
-    monkeypatch.setattr(runtime._host, "assert_fact", collide_once)
+    monkeypatch.setattr(runtime._host, "assert_facts", collide_once)
     assert evaluate(bundled, facts).to_json() == expected
-    assert seen["collided"] == 1  # the colliding session was split and re-run, nothing lost
+    assert calls["collided"] == 1  # the colliding session was split and re-run, nothing lost
 
 
 # P9 ---------------------------------------------------------------------------------------
