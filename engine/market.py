@@ -156,8 +156,24 @@ class Quote:
         return self.last
 
 
+class BidAsk:
+    """Mid and relative spread for any frozen value with ``bid`` and ``ask``."""
+
+    __slots__ = ()
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2
+
+    @property
+    def spread_pct(self) -> float:
+        """Bid-ask spread as a fraction of mid (inf when mid is 0)."""
+        mid = self.mid
+        return (self.ask - self.bid) / mid if mid > 0 else math.inf
+
+
 @dataclass(frozen=True, slots=True)
-class OptionContract:
+class OptionContract(BidAsk):
     underlying: str
     expiry: date
     strike: float
@@ -169,15 +185,6 @@ class OptionContract:
     open_interest: int
     volume: int
 
-    @property
-    def mid(self) -> float:
-        return (self.bid + self.ask) / 2
-
-    @property
-    def spread_pct(self) -> float:
-        """Bid-ask spread as a fraction of mid (inf when mid is 0)."""
-        mid = self.mid
-        return (self.ask - self.bid) / mid if mid > 0 else math.inf
 
 
 @dataclass(frozen=True)

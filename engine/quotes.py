@@ -21,7 +21,7 @@ import numpy as np
 
 from engine import calendar
 from engine.broker import ContractSpec, SecType
-from engine.market import MarketSnapshot, OptionChain
+from engine.market import BidAsk, MarketSnapshot, OptionChain
 from engine.options import bs_delta, bs_price, strike_increment, vol_scale, years_to_expiry
 
 RATE = 0.04
@@ -31,7 +31,7 @@ MODEL_VOLUME = 1_000  # contracts/day assumed for modelled far-dated contracts
 
 
 @dataclass(frozen=True, slots=True)
-class OptionQuote:
+class OptionQuote(BidAsk):
     bid: float
     ask: float
     delta: float
@@ -39,14 +39,6 @@ class OptionQuote:
     open_interest: int
     modelled: bool = False
 
-    @property
-    def mid(self) -> float:
-        return (self.bid + self.ask) / 2
-
-    @property
-    def spread_pct(self) -> float:
-        mid = self.mid
-        return (self.ask - self.bid) / mid if mid > 0 else math.inf
 
 
 class MarketView:
