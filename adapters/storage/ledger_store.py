@@ -3,7 +3,8 @@
 ``apply`` computes the new state with the pure ``engine.ledger.apply`` and writes, in ONE
 serialised transaction, the operations, their journal lines and the rows of whatever they
 changed; the in-memory state moves only after the commit. A crash therefore leaves either all
-of an ``apply`` or none of it, and loading gives back exactly the state that was committed.
+of an ``apply`` or none of it, and loading gives back exactly the state that was committed
+(one snapshot: REPEATABLE READ on PostgreSQL, so a concurrent commit is seen whole or not at all).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from adapters.storage import ledger_schema
 from adapters.storage.database import (
     create_db_engine,
+    is_sqlite,
     read_connection,
     resolve_url,
     write_transaction,
@@ -148,6 +150,11 @@ class SqlLedgerStore:
 
     def _load(self) -> LedgerState:
         with read_connection(self.engine, "loading the ledger") as conn:
+            if not is_sqlite(self.engine):
+                # One snapshot for all the SELECTs below: READ COMMITTED (PostgreSQL's default)
+                # would let a commit land between them and load half of it. SQLite's read
+                # transaction is a snapshot already.
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             accounts = {r[0]: AccountState(id=r[0], kind=r[1], opened=date.fromisoformat(r[2]), base_equity=r[3],
                                            high_water_mark=r[4], forks=r[5], parent=r[6], family=r[7], status=r[8],
                                            quarter=r[9], quarter_start_equity=r[10], reinvested_quarter=r[11])
