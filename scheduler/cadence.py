@@ -17,7 +17,10 @@ Two jobs, two triggers:
 
 Holidays have no fire times at all; on early-close days close-anchored events move
 ``early_close_shift_minutes`` earlier and everything is clipped to the 13:00 close
-(``engine.calendar.windows_for``, the one implementation of these rules).
+(``engine.calendar.windows_for``, the one implementation of these rules); an intraday event the
+shift puts at or after the close fires ``EARLY_CLOSE_GUARD`` (15 min) before it instead, so the
+Friday 15:00 assignment check runs at 12:45 (D24). The weekly report is a job of its own after
+the close and only shifts.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ NEW_YORK = calendar.NEW_YORK
 REALTIME_SECONDS = 5
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4}
 _LOOKAHEAD_DAYS = 15  # longer than any run of NYSE closures (2001-09-11: four sessions)
+# On an early close, a close-anchored event that the shift puts at or after the close fires
+# this long before the close instead (D24): 15:00 - 2 h = 13:00 becomes 12:45.
+EARLY_CLOSE_GUARD = timedelta(minutes=15)
 
 
 class EventKind(StrEnum):
@@ -129,18 +135,37 @@ def day_plan(day: date, spec: CadenceSpec) -> DayPlan:
         at = datetime.combine(day, start, tzinfo=NEW_YORK)
         if weekday == day.weekday() and at < w.close:
             events.append((at, EventKind(f"entry_{sleeve}")))
-    if w.management is not None:
-        events.append((w.management.start, EventKind.MANAGEMENT))
-        check = datetime.combine(day, spec.assignment_check, tzinfo=NEW_YORK)
-        check -= timedelta(minutes=spec.early_close_shift_minutes) if w.early_close else timedelta(0)
-        if check < w.close:
-            events.append((check, EventKind.ASSIGNMENT_CHECK))
+    if calendar.last_session_of_week(day) == day:
+        events += _close_anchored(day, spec, w)
     kept = [(at, k) for at, k in events if w.open <= at < w.close]
     # The closing evaluation: the day's last marks and checks at the bell. With daily bars
     # (backtests) it is the one cycle that sees the day's close; intraday cycles see the open.
     kept.append((w.close, EventKind.CLOSE))
     kept = tuple(sorted(kept))
     return DayPlan(day, w.open, w.close, kept, w.weekly_report)
+
+
+def _close_anchored(day: date, spec: CadenceSpec, w: calendar.DayWindows) -> list[tuple[datetime, EventKind]]:
+    """Friday management start and the assignment check, on the week's last session.
+
+    On an early close both move ``early_close_shift_minutes`` earlier; a shifted time that
+    lands at or after the close is clipped to ``close - EARLY_CLOSE_GUARD`` (decision D24),
+    and the clip never moves an event ahead of one the constitution puts before it (they may
+    coincide)."""
+    shift = timedelta(minutes=spec.early_close_shift_minutes) if w.early_close else timedelta(0)
+    latest = w.close - EARLY_CLOSE_GUARD
+    out: list[tuple[datetime, EventKind]] = []
+    floor = w.open
+    in_order = sorted(((spec.management[0], EventKind.MANAGEMENT), (spec.assignment_check, EventKind.ASSIGNMENT_CHECK)),
+                      key=lambda e: e[0])  # stable: management first on a tie
+    for t, kind in in_order:
+        at = datetime.combine(day, t, tzinfo=NEW_YORK) - shift
+        if w.early_close and at >= w.close:
+            at = latest
+        at = max(at, floor)
+        out.append((at, kind))
+        floor = at
+    return out
 
 
 def _monitor_after(plan: DayPlan, threshold: datetime, seconds: int) -> datetime | None:

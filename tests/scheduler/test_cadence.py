@@ -63,8 +63,8 @@ def test_thanksgiving_week_skips_the_holiday_and_moves_the_early_close_friday_tw
     assert by_day[friday][0] == _ny(friday, 9, 30) and by_day[friday][-2:] == [_ny(friday, 12, 55), _ny(friday, 13)]
     events = _events(spec, friday)
     assert events[EventKind.MANAGEMENT] == _ny(friday, 12, 30)  # 14:30 - 2 h
-    # 15:00 - 2 h is the 13:00 close itself: no session time is left for the assignment check.
-    assert EventKind.ASSIGNMENT_CHECK not in events
+    # 15:00 - 2 h is the 13:00 close itself: clipped to 15 minutes before it (D24)
+    assert events[EventKind.ASSIGNMENT_CHECK] == _ny(friday, 12, 45)
     assert weekly == [_ny(friday, 14, 30)]  # 16:30 - 2 h
 
 
@@ -102,11 +102,12 @@ def test_a_faster_trigger_fires_on_its_grid_from_the_open(spec):
 
 
 def test_next_fire_times_lists_the_constitution_events_in_order(spec):
-    listed = next_fire_times(spec, _ny(date(2026, 11, 25), 10), count=4)
+    listed = next_fire_times(spec, _ny(date(2026, 11, 25), 10), count=5)
     assert [(at, kinds[0]) for at, kinds in listed] == [
         (_ny(date(2026, 11, 25), 16), EventKind.CLOSE),
         (_ny(date(2026, 11, 27), 9, 30), EventKind.ATR_REFRESH),
         (_ny(date(2026, 11, 27), 12, 30), EventKind.MANAGEMENT),
+        (_ny(date(2026, 11, 27), 12, 45), EventKind.ASSIGNMENT_CHECK),  # D24
         (_ny(date(2026, 11, 27), 13), EventKind.CLOSE),
     ]
 
