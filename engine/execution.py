@@ -10,17 +10,33 @@ Exactly once. The broker refuses a second order for a known client order id; the
 refuses a second intent for it and a second booking of an execution id; re-planning the same
 decision yields the same ids. A crash anywhere leaves at worst an intent the broker never saw,
 which reconciliation (``engine.resume``) marks abandoned.
+
+Fill links. Every fill is linked in the audit log BEFORE the ledger books it, to a decision
+known at that moment: a fill of our order to the order's decision; a broker-initiated fill
+(expiry, assignment, called away) to the decision(s) whose orders opened the position it
+settles (``origin_decisions``). A crash between the link and the booking is repaired without a
+duplicate: a fill is linked at most once per decision, checked against the log
+(``LinkReader``) for any decision this process did not itself record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
-from engine.audit import DecisionLog, ExecutionLink, Receipt
-from engine.broker import BrokerPort, Fill, OrderSide, OrderState, OrderStatus
+from engine.audit import AuditRecord, DecisionLog, ExecutionLink, InMemoryDecisionLog, Receipt
+from engine.broker import (
+    BrokerPort,
+    ContractSpec,
+    Fill,
+    OrderSide,
+    OrderState,
+    OrderStatus,
+    SecType,
+)
+from engine.calendar import new_york_date
 from engine.cycle import WeekEvent
 from engine.decision import Decision
 from engine.ledger import (
@@ -65,6 +81,40 @@ class MemoryLedgerStore:
         return self._state
 
 
+class LinkReader(Protocol):
+    """The execution links the audit log already holds for a decision."""
+
+    def links_of(self, decision_id: str) -> Sequence[ExecutionLink]: ...
+
+
+class _MemoryLinks:
+    def __init__(self, log: InMemoryDecisionLog):
+        self._log = log
+
+    def links_of(self, decision_id: str) -> list[ExecutionLink]:
+        records = (AuditRecord.from_row(r) for r in self._log.rows if r.decision_id == decision_id and r.record_type == "link")
+        return [r.link for r in records]
+
+
+class _RecordLinks:
+    """Over any store with ``for_decision(decision_id) -> [AuditRecord]`` (the SQL audit store)."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def links_of(self, decision_id: str) -> list[ExecutionLink]:
+        return [r.link for r in self._store.for_decision(decision_id) if r.link is not None]
+
+
+def reader_for(log: DecisionLog) -> LinkReader | None:
+    """How to read back what ``log`` holds: the in-memory log's rows, or the store of a SQL
+    log (``log.store.for_decision``); None when the log cannot be read back."""
+    if isinstance(log, InMemoryDecisionLog):
+        return _MemoryLinks(log)
+    store = getattr(log, "store", None)
+    return _RecordLinks(store) if callable(getattr(store, "for_decision", None)) else None
+
+
 @dataclass
 class ExecutionResult:
     submitted: int = 0
@@ -79,20 +129,28 @@ _FILL_EVENTS = {"roll_position": WeekEvent.L2_EXECUTED, "deploy_hedge": WeekEven
 class Executor:
     def __init__(self, broker: BrokerPort, log: DecisionLog, store: LedgerStore, *,
                  cancel_replace_seconds: float = 3.0, retry_smaller: bool = True,
-                 wait: Callable[[float], None] = lambda seconds: None):
+                 wait: Callable[[float], None] = lambda seconds: None, links: LinkReader | None = None):
         self.broker = broker
         self.log = log
         self.store = store
         self.cancel_replace_seconds = cancel_replace_seconds
         self.retry_smaller = retry_smaller
         self.wait = wait  # live: sleeps on the clock; paper and replay: returns at once
-        self._unlinked: list[Fill] = []  # broker-initiated fills waiting for the next decision
+        self.links = links if links is not None else reader_for(log)
+        self._unlinked: list[Fill] = []  # broker-initiated fills no decision of ours opened: next decision
+        # decision id -> execution ids of the fills linked to it. A decision recorded by this
+        # process starts empty; any other is read from the log once (a crash may have left a
+        # link whose fill was never booked).
+        self._fill_links: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ one decision
 
     def record(self, decision: Decision, constitution_text: str) -> Receipt:
         """Write before act: the decision, verdicts included, durably in the audit log."""
-        return self.log.record(decision, constitution_text)
+        receipt = self.log.record(decision, constitution_text)
+        if receipt.created:
+            self._fill_links[decision.decision_id] = set()
+        return receipt
 
     def execute(self, decision: Decision, receipt: Receipt, plan: Plan, at: datetime) -> ExecutionResult:
         if receipt.decision_id != decision.decision_id:
@@ -102,7 +160,7 @@ class Executor:
         for r in plan.rejections:
             self.log.link(ExecutionLink(decision_id=did, kind="note", ref=f"action:{r.action_index}", data={"rejection": r.as_dict()}))
         for f in self._unlinked:
-            self.log.link(ExecutionLink.of(did, "fill", f))
+            self._link_fill(did, f)
         self._unlinked.clear()
         self.store.apply(plan.ops, at)
         if any(a.kind == "kill_switch" for i, a in enumerate(decision.actions) if _approved(decision, i)):
@@ -159,24 +217,71 @@ class Executor:
     # ------------------------------------------------------------------ fills
 
     def sync_fills(self, at: datetime, events: list[WeekEvent] | None = None) -> int:
-        """Book every broker fill not yet in the ledger (idempotent by execution id). Fills
-        of our orders are linked to their decision first; broker-initiated ones (expiry,
-        assignment) to the next decision recorded."""
+        """Book every broker fill not yet in the ledger (idempotent by execution id), each
+        linked in the audit log first: a fill of our order to its decision, a broker-initiated
+        one (expiry, assignment) to the decision(s) that opened the position it settles, so the
+        link is durable before the booking. Only a fill on a position no recorded order opened
+        (brought in from outside) waits for the next decision."""
         n = 0
         state = self.store.state
         for f in self.broker.fills():
             if f.execution_id in state.applied:
                 continue
             order = state.orders.get(f.client_order_id)
-            if order is not None:
-                self.log.link(ExecutionLink.of(order.request.decision_id, "fill", f))
-            else:
+            targets = (order.request.decision_id,) if order is not None else origin_decisions(state, f)
+            for did in targets:
+                self._link_fill(did, f)
+            if not targets:
                 self._unlinked.append(f)
             state = self.store.apply([ApplyFill(f.execution_id, f, purpose=_purpose_of(f, state))], at)
             n += 1
             if events is not None:
                 events.extend(_events_of(f, order))
         return n
+
+    def _link_fill(self, did: str, f: Fill) -> None:
+        """Link ``f`` to decision ``did`` unless the log has that link already."""
+        linked = self._fill_links.get(did)
+        if linked is None:
+            found = self.links.links_of(did) if self.links is not None else ()
+            linked = self._fill_links[did] = {str(x.data.get("execution_id")) for x in found if x.kind == "fill"}
+        if f.execution_id in linked:
+            return
+        self.log.link(ExecutionLink.of(did, "fill", f))
+        linked.add(f.execution_id)
+
+
+def origin_decisions(state: LedgerState, f: Fill) -> tuple[str, ...]:
+    """The decisions whose filled orders opened the position a broker-initiated fill settles.
+
+    An option's expiry or assignment settles the account's orders on that contract (the
+    opening side: the settlement trades the other way); an assignment's share delivery
+    (stock bought for a put, sold for a call, at the strike) settles the short option on the
+    symbol at that strike with the nearest expiry not before the fill. Orders of accounts
+    merged away count when the account's own orders do not (a merge moves the position)."""
+    opening = OrderSide.BUY if f.side is OrderSide.SELL else OrderSide.SELL
+    if f.contract.sec_type is SecType.STOCK:
+        if f.client_order_id != "assignment":
+            return ()
+        right, day = ("P" if f.side is OrderSide.BUY else "C"), new_york_date(f.at)
+        candidates = [o for o in state.orders.values() if o.filled and o.request.side is OrderSide.SELL
+                      and _assigned(o.request.contract, f.contract.symbol, right, f.price, day)]
+        if candidates:
+            nearest = min(o.request.contract.expiry for o in candidates)
+            candidates = [o for o in candidates if o.request.contract.expiry == nearest]
+    else:
+        candidates = [o for o in state.orders.values() if o.filled and o.request.side is opening
+                      and o.request.contract.key == f.contract.key]
+    own = [o for o in candidates if o.request.account == f.account]
+    if not own:
+        merged = {a.id for a in state.accounts.values() if a.status == "merged"}
+        own = [o for o in candidates if o.request.account in merged]
+    return tuple(sorted({o.request.decision_id for o in own}))
+
+
+def _assigned(c: ContractSpec, symbol: str, right: str, strike: float, day: date) -> bool:
+    return (c.symbol == symbol and c.right == right and c.strike is not None and abs(c.strike - strike) < 1e-6
+            and c.expiry is not None and c.expiry >= day)
 
 
 def _approved(decision: Decision, i: int) -> bool:

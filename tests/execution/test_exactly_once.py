@@ -1,16 +1,21 @@
-"""Exactly-once orders and the resume sequence, on the real components."""
+"""Exactly-once orders and the resume sequence, on the real components: the paper venue, and
+the ledger and audit log in SQLite and PostgreSQL (``backend_url``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from adapters.brokers.paper import PaperBroker, PaperCosts
+from adapters.storage.audit_store import AuditStore, SqlDecisionLog
+from adapters.storage.ledger_store import SqlLedgerStore
 from engine import planner, risk
-from engine.audit import InMemoryDecisionLog, Mode
+from engine.audit import Mode
 from engine.broker import ContractSpec, OrderRequest, OrderSide, OrderState, SecType
 from engine.clock import FixedClock
-from engine.execution import Executor, MemoryLedgerStore
-from engine.ledger import Deposit, LedgerState, OpenAccount, OrderRecord, RecordIntent, apply_all
+from engine.execution import Executor
+from engine.ledger import Deposit, OpenAccount, OrderRecord, RecordIntent
 from engine.ledger_view import ledger_facts
 from engine.quotes import MarketView
 from engine.resume import resume
@@ -19,14 +24,23 @@ from tests.execution import helpers
 THU = helpers.at(helpers.WEEK.replace(day=11), 10, 0)
 
 
-def _setup(market, bundled):
-    state, _ = apply_all(LedgerState(), [OpenAccount("o", "GEN", "gen", helpers.WEEK), Deposit("d", "GEN", 400_000_00)])
-    store = MemoryLedgerStore(state)
+@pytest.fixture
+def stores(backend_url):
+    """(ledger store, decision log) in one database, GEN opened with $400K."""
+    store = SqlLedgerStore.open(backend_url)
+    store.apply([OpenAccount("o", "GEN", "gen", helpers.WEEK), Deposit("d", "GEN", 400_000_00)], THU)
+    audit = AuditStore.open(backend_url, FixedClock(datetime(2024, 1, 11, tzinfo=UTC)))
+    yield store, SqlDecisionLog(audit, Mode.PAPER)
+    audit.close()
+    store.close()
+
+
+def _setup(market, bundled, stores):
+    store, log = stores
     broker = PaperBroker(market, costs=PaperCosts(participation=1.0))
     broker.connect()
     snap = market.snapshot(THU, bundled.model.sleeves.gen.tickers)
     broker.sync(THU, snap)
-    log = InMemoryDecisionLog(Mode.PAPER, FixedClock(datetime(2024, 1, 11, tzinfo=UTC)))
     return store, broker, log, snap
 
 
@@ -41,8 +55,8 @@ def _decide(bundled, store, snap):
     return decision, planner.plan(bundled.model, decision, store.state, view, limits, lf.by_key)
 
 
-def test_submitting_the_same_decision_twice_never_creates_a_second_order(market, bundled):
-    store, broker, log, snap = _setup(market, bundled)
+def test_submitting_the_same_decision_twice_never_creates_a_second_order(market, bundled, stores):
+    store, broker, log, snap = _setup(market, bundled, stores)
     decision, plan = _decide(bundled, store, snap)
     assert plan.orders, "the Thursday window plans Gen puts"
     executor = Executor(broker, log, store)
@@ -53,10 +67,26 @@ def test_submitting_the_same_decision_twice_never_creates_a_second_order(market,
     assert first.submitted == len(plan.orders) and second.submitted == 0
     assert len(broker.requests()) == orders and len(store.state.orders) == intents
     assert not executor.record(decision, bundled.text).created
+    reloaded = SqlLedgerStore(store.engine).state  # what a restarted process would see
+    assert reloaded.orders == store.state.orders and len(reloaded.orders) == intents
 
 
-def test_replanning_after_fills_tops_up_nothing_already_deployed(market, bundled):
-    store, broker, log, snap = _setup(market, bundled)
+def test_a_restarted_process_resubmits_nothing_and_links_each_fill_once(market, bundled, stores):
+    store, broker, log, snap = _setup(market, bundled, stores)
+    decision, plan = _decide(bundled, store, snap)
+    executor = Executor(broker, log, store)
+    executor.execute(decision, executor.record(decision, bundled.text), plan, THU)
+    orders = len(broker.requests())
+    restarted_store = SqlLedgerStore(store.engine)  # new process: ledger and log from the database
+    restarted = Executor(broker, SqlDecisionLog(log.store, Mode.PAPER), restarted_store)
+    again = restarted.execute(decision, restarted.record(decision, bundled.text), plan, THU)
+    assert again.submitted == 0 and len(broker.requests()) == orders
+    fills = [r.link.data["execution_id"] for r in log.store.for_decision(decision.decision_id) if r.link and r.link.kind == "fill"]
+    assert fills and sorted(fills) == sorted({f.execution_id for f in broker.fills()})
+
+
+def test_replanning_after_fills_tops_up_nothing_already_deployed(market, bundled, stores):
+    store, broker, log, snap = _setup(market, bundled, stores)
     decision, plan = _decide(bundled, store, snap)
     executor = Executor(broker, log, store)
     executor.execute(decision, executor.record(decision, bundled.text), plan, THU)
@@ -66,7 +96,8 @@ def test_replanning_after_fills_tops_up_nothing_already_deployed(market, bundled
 
 
 def test_venue_returns_the_existing_order_for_a_known_client_order_id(market, bundled):
-    _, broker, _, _ = _setup(market, bundled)
+    broker = PaperBroker(market, costs=PaperCosts(participation=1.0))
+    broker.sync(THU, market.snapshot(THU, bundled.model.sleeves.gen.tickers))
     put = ContractSpec(sec_type=SecType.OPTION, symbol="SPY", expiry=THU.date(), strike=1.0, right="P")
     req = OrderRequest(client_order_id="d-x:0:o0", decision_id="d-x", account="GEN", contract=put,
                        side=OrderSide.SELL, quantity=1, limit_price=5.0)
@@ -74,8 +105,8 @@ def test_venue_returns_the_existing_order_for_a_known_client_order_id(market, bu
     assert a.broker_order_id == b.broker_order_id and len(broker.requests()) == 1
 
 
-def test_resume_abandons_an_unsent_intent_and_cancels_an_orphan(market, bundled):
-    store, broker, log, snap = _setup(market, bundled)
+def test_resume_abandons_an_unsent_intent_and_cancels_an_orphan(market, bundled, stores):
+    store, broker, log, snap = _setup(market, bundled, stores)
     put = ContractSpec(sec_type=SecType.OPTION, symbol="SPY", expiry=THU.date(), strike=1.0, right="P")
     unsent = OrderRequest(client_order_id="d-a:0:o0", decision_id="d-a", account="GEN", contract=put,
                           side=OrderSide.SELL, quantity=1, limit_price=50.0)
@@ -87,3 +118,6 @@ def test_resume_abandons_an_unsent_intent_and_cancels_an_orphan(market, bundled)
     assert kinds == {"abandoned": "d-a:0:o0", "orphan-cancelled": "d-b:0:o0"}
     assert store.state.orders["d-a:0:o0"].state is OrderState.INACTIVE
     assert not broker.open_orders() and report.mode_after == "active"
+    reloaded = SqlLedgerStore(store.engine).state
+    assert reloaded.orders["d-a:0:o0"].state is OrderState.INACTIVE
+    assert {f"reconcile:{THU.isoformat()}:0", f"reconcile:{THU.isoformat()}:1"} <= reloaded.applied

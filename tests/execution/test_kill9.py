@@ -1,7 +1,8 @@
 """Crash safety: 200 evaluate-plan-submit cycles in a subprocess killed with SIGKILL at
 random points and restarted. Afterwards: no duplicate order, every order traces to an intent
-and a recorded decision, every venue fill is booked exactly once, the ledger balances and
-matches the venue's positions, and the audit chain verifies."""
+and a recorded decision, every venue fill is booked exactly once and linked in the audit log
+once per decision it traces to, the ledger balances and matches the venue's positions, and the
+audit chain verifies."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from adapters.brokers.paper import PaperBroker
-from adapters.storage.audit_store import AuditStore
+from adapters.storage.audit_store import AuditQuery, AuditStore
 from adapters.storage.ledger_store import SqlLedgerStore, SqlVenueStore
 from engine.audit import RecordType
 from engine.clock import WallClock
@@ -95,6 +97,10 @@ def test_sigkill_at_random_points_leaves_no_duplicate_and_a_balanced_verified_st
     ids = [f.execution_id for f in fills]
     assert len(ids) == len(set(ids))
     assert {i for i in state.applied if i in set(ids)} == set(ids)
+    links = Counter((r.decision_id, r.link.data["execution_id"])
+                    for r in audit.iter_records(AuditQuery(record_type="link", limit=None)) if r.link.kind == "fill")
+    assert {eid for _, eid in links} == set(ids), "every fill (ours, expiries, assignments) is linked"
+    assert max(links.values()) == 1, [k for k, n in links.items() if n > 1]
     assert total(state) == 0 and store.entries_total() == 0
     assert position_differences(state, venue) == []
     premiums = sum(round((f.price * f.quantity * f.contract.multiplier) * 100) * (1 if f.side.value == "SELL" else -1)
