@@ -10,8 +10,10 @@ load state -> fetch the broker's open orders, fills and positions -> reconcile:
 * an order the broker works that the ledger does not know is an *orphan*: cancelled;
 * positions that differ between ledger and broker are recorded and keep the system SAFE;
 
-every difference is recorded (a ``Note`` in the ledger's operation log) -> risk check ->
-ACTIVE, unless a latched SAFE/kill (L3, kill switch) is waiting for an explicit reset.
+every difference is recorded (a ``Note`` in the ledger's operation log) -> risk check
+(``risk_problems``: positions agree with the broker, the ledger balances) -> ACTIVE, unless a
+latched SAFE/kill (L3, kill switch) is waiting for an explicit reset. A failed risk check
+latches SAFE (a kill stays a kill), whatever was asked: a reset never overrides it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import datetime
 
 from engine.broker import BrokerPort, OrderState, OrderStatus
 from engine.execution import Executor, LedgerStore
-from engine.ledger import LedgerState, Note, SetMode, UpdateOrder
+from engine.ledger import LedgerState, Note, SetMode, UpdateOrder, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +40,12 @@ class ResumeReport:
     fills_booked: int
     mode_before: str
     mode_after: str
+    problems: tuple[str, ...] = ()  # why the risk check failed (empty: it passed)
+    latched_after: bool = False
 
     @property
     def clean(self) -> bool:
-        return not any(d.kind == "position-mismatch" for d in self.differences)
+        return not self.problems
 
 
 def reconcile_orders(store: LedgerStore, broker: BrokerPort, at: datetime) -> list[Difference]:
@@ -84,21 +88,40 @@ def position_differences(state: LedgerState, broker: BrokerPort) -> list[Differe
             for a, k in sorted(set(ours) | set(theirs)) if ours.get((a, k), 0) != theirs.get((a, k), 0)]
 
 
-def resume(store: LedgerStore, executor: Executor, at: datetime, *, reset: bool = False) -> ResumeReport:
-    """Run the resume sequence. ``reset`` clears a latched SAFE/kill (an operator's reset)."""
+def risk_problems(state: LedgerState, differences: list[Difference]) -> list[str]:
+    """The resume sequence's risk check: what must hold before the system may be ACTIVE."""
+    out = []
+    mismatches = [d for d in differences if d.kind == "position-mismatch"]
+    if mismatches:
+        out.append(f"positions differ from the broker's ({len(mismatches)}: {', '.join(d.ref for d in mismatches[:3])})")
+    if total(state) != 0:
+        out.append(f"the ledger does not balance (sum {total(state)} cents)")
+    return out
+
+
+def resume(store: LedgerStore, executor: Executor, at: datetime, *, reset: bool = False, reason: str = "") -> ResumeReport:
+    """Run the resume sequence. ``reset`` clears a latched SAFE/kill (an operator's reset;
+    ``reason`` is written on the mode). Mode changes get an id unique to the ledger's state, so
+    a later resume at the same time still records its own."""
     before = store.state.mode
     if not executor.broker.is_connected():
         executor.broker.connect()
     booked = executor.sync_fills(at)
     diffs = reconcile_orders(store, executor.broker, at) + position_differences(store.state, executor.broker)
+    stamp = at.isoformat()
     if diffs:
-        stamp = at.isoformat()
-        store.apply([Note(f"reconcile:{stamp}:{n}", d.kind, (("ref", d.ref), ("detail", d.detail)))
+        n0 = len(store.state.applied)
+        store.apply([Note(f"reconcile:{stamp}:{n0}:{n}", d.kind, (("ref", d.ref), ("detail", d.detail)))
                      for n, d in enumerate(diffs)], at)
     state = store.state
-    clean = not any(d.kind == "position-mismatch" for d in diffs)
-    if not clean:
-        store.apply([SetMode(f"mode:resume:{at.isoformat()}", "safe", "reconciliation: positions differ", True)], at)
+    problems = risk_problems(state, diffs)
+    op_id = f"mode:resume:{stamp}:{len(state.applied)}"
+    if problems:  # latched SAFE, or a kill stays a kill (never weakened by a failed check)
+        failed = "resume risk check failed: " + "; ".join(problems)
+        mode, why = ("kill", f"{state.mode_reason}; {failed}") if state.mode == "kill" else ("safe", failed)
+        store.apply([SetMode(op_id, mode, why, True)], at)
     elif state.mode != "active" and (reset or not state.latched):
-        store.apply([SetMode(f"mode:resume:{at.isoformat()}", "active", "resume: reconciled, risk check passed")], at)
-    return ResumeReport(tuple(diffs), booked, before, store.state.mode)
+        why = f"reset: {reason}" if reset and reason else "resume: reconciled, risk check passed"
+        store.apply([SetMode(op_id, "active", why)], at)
+    state = store.state
+    return ResumeReport(tuple(diffs), booked, before, state.mode, tuple(problems), state.latched)

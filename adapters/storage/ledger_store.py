@@ -181,6 +181,23 @@ class SqlLedgerStore:
         with read_connection(self.engine, "summing the ledger") as conn:
             return int(conn.execute(text("SELECT COALESCE(SUM(amount), 0) FROM ledger_entry")).scalar_one())
 
+    def last_at(self) -> datetime | None:
+        """The latest time an operation was applied at (the ledger's own timeline: a paper or
+        replay cycle's time, not the wall clock); None for an empty ledger."""
+        with read_connection(self.engine, "reading the ledger's last time") as conn:
+            stamps = [r[0] for r in conn.execute(text("SELECT DISTINCT at FROM ledger_op"))]
+        return max((datetime.fromisoformat(s) for s in stamps), default=None)
+
+    def mode_op(self) -> str | None:
+        """The id of the ``SetMode`` operation that set the current mode (None: never set).
+        A latch set by a decision's plan has the id ``mode:DECISION_ID:ACTION``."""
+        s = self._state
+        with read_connection(self.engine, "reading mode changes") as conn:
+            rows = conn.execute(text("SELECT op_id, body, at FROM ledger_op WHERE kind = 'SetMode'")).all()
+        current = [(datetime.fromisoformat(at), op_id) for op_id, body, at in rows
+                   if (b := json.loads(body))["mode"] == s.mode and b["reason"] == s.mode_reason and b["latched"] == s.latched]
+        return max(current)[1] if current else None
+
     def equity_history(self, account: str) -> list[tuple[str, int, int]]:
         with read_connection(self.engine, "reading equity") as conn:
             return [tuple(r) for r in conn.execute(

@@ -1,4 +1,5 @@
-"""``alluse paper step`` (one full paper cycle) and ``alluse paper status`` (the paper ledger)."""
+"""``alluse paper step`` (one full paper cycle), ``alluse paper status`` (the paper ledger) and
+``alluse paper resume`` (the SAFE -> ACTIVE resume sequence; ``--reset`` clears a latch)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ def register(sub) -> None:
     verbs.required = True
 
     s = verbs.add_parser("step", help="one full cycle: facts -> decision -> audit -> orders -> fills -> ledger")
-    s.add_argument("--date", required=True, type=date.fromisoformat, metavar="D", help="session date (YYYY-MM-DD)")
-    s.add_argument("--time", default="10:00", metavar="HH:MM", help="New York time of the cycle (default 10:00)")
-    s.add_argument("--synthetic", type=int, required=True, metavar="SEED", help="seeded synthetic market data")
+    market = s.add_mutually_exclusive_group(required=True)
+    market.add_argument("--facts", metavar="FILE", help="market state from a facts file (the format `alluse evaluate` reads)")
+    market.add_argument("--synthetic", type=int, metavar="SEED", help="seeded synthetic market data (needs --date)")
+    s.add_argument("--date", type=date.fromisoformat, metavar="D",
+                   help="session date (YYYY-MM-DD); with --facts only when the file has no as_of")
+    s.add_argument("--time", metavar="HH:MM", help="New York time of the cycle (default 10:00)")
     s.add_argument("--capital", type=float, default=1_000_000.0, help="capital of a new paper portfolio (first step only)")
     s.add_argument("--db", metavar="URL", help="database URL (default: ALLUSE_DB or the per-user file)")
     s.set_defaults(func=cmd_step)
@@ -27,29 +31,64 @@ def register(sub) -> None:
     st.add_argument("--db", metavar="URL", help="database URL (default: ALLUSE_DB or the per-user file)")
     st.set_defaults(func=cmd_status)
 
+    r = verbs.add_parser("resume", help="the SAFE -> ACTIVE resume sequence; --reset clears a latched SAFE or kill switch")
+    r.add_argument("--reset", action="store_true",
+                   help="clear a latched SAFE (L3) or kill switch: a human override, recorded in the audit log")
+    r.add_argument("--reason", metavar="TEXT", help="why (required with --reset; recorded)")
+    r.add_argument("--operator", metavar="NAME", help="who resets (default: the login name; recorded)")
+    r.add_argument("--db", metavar="URL", help="database URL (default: ALLUSE_DB or the per-user file)")
+    r.set_defaults(func=cmd_resume)
 
-def _at(args) -> datetime:
+
+def _arg_problem(code: str, path: str, message: str) -> InvalidInput:
+    return InvalidInput([Problem("<args>", 1, 1, code, path, message)])
+
+
+def _time(args) -> time | None:
+    if args.time is None:
+        return None
     try:
-        t = time.fromisoformat(args.time)
+        return time.fromisoformat(args.time)
     except ValueError:
-        raise InvalidInput([Problem("<args>", 1, 1, "bad-time", "--time", f"expected HH:MM, got {args.time!r}")]) from None
-    return datetime.combine(args.date, t, tzinfo=NY)
+        raise _arg_problem("bad-time", "--time", f"expected HH:MM, got {args.time!r}") from None
+
+
+def _market(args):
+    """(market-data port, cycle time) for ``--synthetic SEED --date D`` or ``--facts FILE``."""
+    if args.facts is not None:
+        from adapters.market_data.facts_market import FactsMarketData
+
+        market = FactsMarketData.load(args.facts, day=args.date, at_time=_time(args))
+        if market.facts.accounts:
+            print(f"note: the accounts in {args.facts} are not used: the paper ledger is the portfolio")
+        return market, market.as_of
+    from adapters.market_data.synthetic import synthetic_market
+
+    if args.date is None:
+        raise _arg_problem("missing", "--date", "--synthetic needs --date D (the session of the cycle)")
+    return synthetic_market(args.synthetic, args.date), datetime.combine(args.date, _time(args) or time(10, 0), tzinfo=NY)
 
 
 def cmd_step(args) -> int:
-    from adapters.market_data.synthetic import synthetic_market
+    from adapters.market_data.facts_market import FactsMarketData
+    from engine.calendar import new_york_date
     from scheduler.compose import open_paper_cycle
     from scheduler.paper_cycle import Portfolio, open_portfolio
 
-    at = _at(args)
-    market = synthetic_market(args.synthetic, args.date)
+    market, at = _market(args)  # a bad file or argument stops here, before the database is touched
     cycle, broker, store = open_paper_cycle(args.db, market)
-    if not store.state.accounts:
-        broker.sync(at, market.snapshot(at, cycle.symbols))
-        open_portfolio(cycle, Portfolio(args.capital, args.date), at, broker.seed_position)
-        print(f"opened a paper portfolio of ${args.capital:,.0f}: GEN/REV/COM 40/30/30")
-    report = cycle.run(at)
-    _print_step(report, cycle, store)
+    try:
+        if isinstance(market, FactsMarketData):  # SPX hedges are priced from SPY, VIX ones from the VIX level
+            held = {"SPY" if h.contract.symbol == "SPX" else h.contract.symbol for h in store.state.holdings.values()}
+            market.require(held - {"VIX"}, "the paper ledger holds positions on them")
+        if not store.state.accounts:
+            broker.sync(at, market.snapshot(at, cycle.symbols))
+            open_portfolio(cycle, Portfolio(args.capital, new_york_date(at)), at, broker.seed_position)
+            print(f"opened a paper portfolio of ${args.capital:,.0f}: GEN/REV/COM 40/30/30")
+        report = cycle.run(at)
+        _print_step(report, cycle, store)
+    finally:
+        store.close()
     return 0
 
 
@@ -101,3 +140,122 @@ def cmd_status(args) -> int:
             dd = 1 - equity / hwm if hwm else 0.0
             print(f"  {a.id}: equity ${equity / 100:,.2f} at {at}, high-water ${hwm / 100:,.2f}, drawdown {dd:.1%}")
     return 0
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def cmd_resume(args) -> int:
+    """The constitution's SAFE -> ACTIVE resume sequence on the paper ledger and venue:
+    book unbooked fills, reconcile orders and positions (every difference noted), risk check,
+    ACTIVE. ``--reset`` also clears a latched SAFE (L3) or kill switch; it is recorded in the
+    audit log before (who, why, the mode it clears) and after (what it reconciled, the mode)."""
+    reason = (args.reason or "").strip()
+    if args.reset and not reason:
+        raise _arg_problem("missing", "--reason", "--reset needs --reason TEXT: a reset is a human override and is recorded")
+    if reason and not args.reset:
+        raise _arg_problem("unused", "--reason", "--reason goes with --reset")
+    from adapters.storage.ledger_store import SqlLedgerStore
+
+    store = SqlLedgerStore.open(args.db)
+    try:
+        if not store.state.accounts:
+            print("the paper ledger is empty: nothing to resume (run `alluse paper step` first)")
+            return 0
+        return _resume(args, store, reason)
+    finally:
+        store.close()
+
+
+def _resume(args, store, reason: str) -> int:
+    from adapters.brokers.paper import PaperBroker
+    from adapters.storage import audit_schema
+    from adapters.storage.audit_store import AuditStore, SqlDecisionLog
+    from adapters.storage.ledger_store import SqlVenueStore
+    from adapters.storage.migrations import migrate
+    from engine.audit import Mode
+    from engine.clock import WallClock
+    from engine.execution import Executor
+    from engine.market import MarketSnapshot
+    from engine.resume import resume
+
+    at = store.last_at()  # the paper timeline's now: the venue is not moved, nothing trades
+    broker = PaperBroker(store=SqlVenueStore(store.engine))
+    broker.sync(at, MarketSnapshot(as_of=at))
+    migrate(store.engine, [audit_schema.COMPONENT])
+    audit = AuditStore(store.engine, WallClock())
+    log = SqlDecisionLog(audit, Mode.PAPER)
+    before = store.state
+    print(f"mode {_mode(before)}")
+    note = None
+    if args.reset:
+        anchor = _reset_anchor(store, audit)
+        if anchor is None:
+            return _refused("the audit log has no decision to attach the reset to; a reset must be auditable")
+        note = {"event": "operator_reset", "operator": args.operator or _login(), "reason": reason,
+                "ledger_at": at.isoformat(), "mode_before": before.mode, "latched_before": before.latched,
+                "mode_reason_before": before.mode_reason, "mode_op": store.mode_op()}
+        _note(log, anchor, {**note, "phase": "requested"})
+    who = f"{note['operator']}: {reason}" if note else ""
+    report = resume(store, Executor(broker, log, store), at, reset=args.reset, reason=who)
+    _print_resume(report, store.state)
+    if note is not None:
+        _note(log, anchor, {**note, "phase": "refused" if report.problems else "done", "mode_after": report.mode_after,
+                            "latched_after": report.latched_after, "fills_booked": report.fills_booked,
+                            "differences": [{"kind": d.kind, "ref": d.ref, "detail": d.detail} for d in report.differences],
+                            "problems": list(report.problems)})
+        print(f"reset recorded in the audit log on decision {anchor}")
+    if report.problems:
+        return _refused("the risk check failed: " + "; ".join(report.problems) + " (SAFE stays latched)")
+    if store.state.latched:
+        print(f"still {store.state.mode} (latched): clearing it is a human override: "
+              "`alluse paper resume --reset --reason TEXT`")
+    return 0
+
+
+def _mode(state) -> str:
+    return f"{state.mode}{' (latched)' if state.latched else ''}{': ' + state.mode_reason if state.mode_reason else ''}"
+
+
+def _print_resume(report, state) -> None:
+    for d in report.differences:
+        print(f"  {d.kind}: {d.ref} {d.detail}")
+    print(f"reconciled: {len(report.differences)} difference(s), {report.fills_booked} fill(s) booked")
+    print(f"mode {report.mode_before} -> {_mode(state)}")
+
+
+def _refused(message: str) -> int:
+    import sys
+
+    print(f"alluse: refused: {message}", file=sys.stderr)
+    return 2
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _note(log, decision_id: str, data: dict) -> None:
+    from engine.audit import ExecutionLink
+
+    log.link(ExecutionLink(decision_id=decision_id, kind="note", ref="operator-reset", data=data))
+
+
+def _reset_anchor(store, audit) -> str | None:
+    """The decision a reset is recorded on: the one whose plan latched the mode (its
+    ``SetMode`` op is ``mode:DECISION_ID:ACTION``), else the latest paper decision."""
+    from adapters.storage.audit_store import AuditQuery
+    from engine.audit import Mode
+
+    op = store.mode_op() or ""
+    parts = op.split(":")
+    if len(parts) == 3 and parts[0] == "mode" and parts[1] != "resume":
+        if any(r.record_type == "decision" for r in audit.for_decision(parts[1])):
+            return parts[1]
+    latest = audit.query(AuditQuery(mode=Mode.PAPER, limit=1))
+    return latest[-1].decision_id if latest else None
