@@ -55,3 +55,19 @@ def test_evaluate_record_then_verify_and_replay_the_decision(tmp_path):
     replay = _alluse("audit", "replay", "--db", db, decision["decision_id"])
     assert replay.returncode == 0
     assert "identical" in replay.stdout
+
+
+def test_paper_step_from_a_facts_file_then_resume_as_console_scripts(tmp_path):
+    db = f"sqlite:///{tmp_path / 'paper.db'}"
+    step = _alluse("paper", "step", "--facts", "examples/facts-calm-thursday.yaml", "--db", db)
+    assert step.returncode == 0, step.stderr
+    resumed = _alluse("paper", "resume", "--db", db)
+    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr
+    from adapters.storage.ledger_store import SqlLedgerStore
+
+    store = SqlLedgerStore.open(db)
+    state = store.state
+    store.close()
+    assert set(state.accounts) == {"GEN", "REV", "COM"} and state.orders and state.mode == "active"
+    refused = _alluse("paper", "resume", "--reset", "--db", db)
+    assert refused.returncode == 2 and "--reason" in refused.stderr and "Traceback" not in refused.stderr
