@@ -365,6 +365,13 @@ class IBBroker:
     def fills(self, since: datetime | None = None) -> Sequence[Fill]:
         return self.session.call(self._fills_since(since))
 
+    def cash_balances(self) -> dict[str, float]:
+        """Cash of each mapped sub-account as IB reports it (``TotalCashValue``, in USD or the
+        account's base currency). A sub-account IB reports no cash for is absent: the caller
+        decides (the live ledger refuses to open without it)."""
+        self._connected()
+        return self.session.call(self._cash_balances())
+
     def reconcile(self) -> None:
         """Re-read open and completed orders and executions from IB and adopt them."""
         self._connected()
@@ -465,7 +472,9 @@ class IBBroker:
     async def _replace(self, coid: str, limit_price: float) -> OrderStatus:
         t = self._known(coid)
         if t.state.is_final:
-            raise StopError(f"order {coid} is {t.state.value}; nothing to replace")
+            # filled (or cancelled) between the last report and this step of the ladder:
+            # nothing to move; the final state is the answer, as the paper broker gives it
+            return self._snapshot(t)
         self._connected()
         self._require_trade(t)
         order = t.trade.order
@@ -511,6 +520,18 @@ class IBBroker:
     async def _fills_since(self, since: datetime | None) -> list[Fill]:
         fills = sorted(self._fills.values(), key=lambda f: (f.at, f.execution_id))
         return [f for f in fills if since is None or f.at >= since]
+
+    async def _cash_balances(self) -> dict[str, float]:
+        ib, out = self.session.ib, {}
+        for sub, code in sorted(self.accounts.codes.items()):
+            cash = mp.cash_value(ib.accountValues(code))
+            if cash is None:  # not synchronised at connect (more than IB's sub-account limit)
+                await self.session.paced(lambda c=code: ib.reqAccountUpdatesMultiAsync(c),
+                                         f"account values of {code}")
+                cash = mp.cash_value(ib.accountValues(code))
+            if cash is not None:
+                out[sub] = cash
+        return out
 
     # ----- reconciliation -----
 

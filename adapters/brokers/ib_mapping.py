@@ -125,8 +125,9 @@ def to_ib_contract(spec: ContractSpec) -> Contract:
 
 def from_ib_contract(c: Contract) -> ContractSpec | None:
     """None for instruments ALL-USE does not trade (futures, FX, bonds...)."""
-    if c.secType == "STK":
-        return ContractSpec(sec_type=SecType.STOCK, symbol=c.symbol, currency=c.currency or "USD")
+    if c.secType == "STK":  # a share is one unit (the ledger values stock as price x shares)
+        return ContractSpec(sec_type=SecType.STOCK, symbol=c.symbol, multiplier=1,
+                            currency=c.currency or "USD")
     if c.secType != "OPT":
         return None
     if c.symbol in ("SPX", "SPXW", "NDX", "RUT", "XSP"):
@@ -249,3 +250,22 @@ def to_position(sub_account: str, contract: ContractSpec, quantity: float,
 def _finite(x: float) -> float:
     # IB's "unset" double is 1.79e308; NaN appears when a report has not arrived
     return float(x) if math.isfinite(x) and abs(x) < 1e300 else 0.0
+
+
+# ----- account values -----
+
+CASH_TAG = "TotalCashValue"
+
+
+def cash_value(values) -> float | None:
+    """IB's cash of one account from its account values (``AccountValue`` rows): the USD row,
+    else the base-currency row; None when IB reported none or an unusable number."""
+    rows = {v.currency: v.value for v in values if v.tag == CASH_TAG and not getattr(v, "modelCode", "")}
+    for currency in ("USD", "BASE"):
+        if currency in rows:
+            try:
+                x = float(rows[currency])
+            except ValueError:
+                return None
+            return x if math.isfinite(x) and abs(x) < 1e300 else None
+    return None

@@ -59,7 +59,7 @@ def test_vix_options_go_to_cboe_vix_class():
 
 
 @pytest.mark.parametrize("spec", [
-    ContractSpec(sec_type=SecType.STOCK, symbol="MSFT"),
+    ContractSpec(sec_type=SecType.STOCK, symbol="MSFT", multiplier=1),  # as engine.ledger.stock makes it
     put("AAPL", "20250117", 195.0),
     call("VIX", "20250716", 25.0, SecType.VIX_OPTION),
     put("SPX", "20250627", 5000.0, SecType.INDEX_OPTION),

@@ -145,6 +145,22 @@ class TwsStub:
             self.positions[(account, c.con_id)] = [qty, avg_cost]
         self._call(self._async(put))
 
+    def set_option_position(self, account: str, symbol: str, expiry: str, strike: float, right: str,
+                            qty: float, avg_cost: float) -> None:
+        """An option position (``avg_cost`` per contract, as IB reports it)."""
+        def put():
+            u = self.master.underlyings[symbol]
+            c = self.master._option(symbol, expiry, strike, right, u.symbol)
+            self.positions[(account, c.con_id)] = [qty, avg_cost]
+        self._call(self._async(put))
+
+    def set_account_value(self, account: str, key: str, value: str) -> None:
+        self._call(self._async(lambda: self.account_values.setdefault(account, {}).__setitem__(key, value)))
+
+    def placed_orders(self) -> list[m.StubOrder]:
+        """Every order the gateway accepted, in order of arrival."""
+        return self._call(self._async(lambda: sorted(self.orders.values(), key=lambda o: o.order_id)))
+
     def script(self, order_ref: str, script: OrderScript) -> None:
         self._call(self._async(lambda: self.scripts.__setitem__(order_ref, script)))
 
@@ -339,6 +355,7 @@ class TwsStub:
         g = black_scholes(u.price, c.strike, years_between(self.today, c.expiry), u.iv, c.right)
         self._send_quote(s, req_id, c.symbol, max(g.price, 0.05))
         self._send(s, m.tick_size(req_id, 27 if c.right == "C" else 28, 1500))
+        self._send(s, m.tick_size(req_id, 8, 2500))  # the day's volume
         if c.symbol in self.faults.missing_greeks:
             self._send(s, m.tick_option_computation(req_id, 13, -1, -2, -1, -2, -2, -2, u.price))
             return
