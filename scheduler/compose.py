@@ -6,13 +6,14 @@ separate choice (``--live`` in ``alluse run``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from importlib import import_module
+from typing import Any
 
 from adapters.storage.audit_store import open_decision_log
-from constitution.errors import OperationalError
+from constitution.errors import InvalidInput, OperationalError, Problem
 from constitution.load import LoadedConstitution
 from engine.audit import Mode, Receipt
 from engine.clock import Clock, WallClock
@@ -105,9 +106,41 @@ def paper_market(ctx: CycleContext):
     return synthetic_market(ctx.synthetic_seed if ctx.synthetic_seed is not None else 1, until)
 
 
-def live_cycle_factory(ctx: CycleContext, ib_address: str) -> CycleBuilder:
-    """The live pipeline against Interactive Brokers. Not wired in this build."""
-    raise CycleNotAvailable(f"the live pipeline cycle (IB at {ib_address}) is not wired in this build; use paper (the default)")
+def live_cycle_factory(ctx: CycleContext, ib_address: str, accounts: Mapping[str, str] | None = None, *,
+                       client_id: int = 1, ib_settings: Mapping[str, Any] | None = None,
+                       market_settings: Mapping[str, Any] | None = None) -> CycleBuilder:
+    """The live pipeline (``scheduler.live``): the paper pipeline's ``TradingCycle`` with
+    ``IBBroker`` and ``IBMarketData`` sharing one connection to the gateway at ``ib_address``
+    (``HOST:PORT``), ledger and audit log in ``ctx.db_url`` (mode live), no venue sync.
+    ``accounts`` maps ALL-USE sub-accounts to IB account codes (``{"GEN": "U123"...}``).
+
+    Nothing connects here: the returned builder connects when the daemon first builds a cycle
+    (after the constitution is validated); it has ``close()`` for the daemon's shutdown. An
+    empty live ledger is opened from IB's cash and positions (D25). Invalid arguments raise
+    ``InvalidInput`` (exit 2); an unreachable gateway at start ``LiveRefused`` (exit 3)."""
+    from pydantic import ValidationError
+
+    from adapters.brokers.ib import IBConfig
+    from adapters.market_data.ib import IBMarketDataSettings
+    from scheduler import live
+
+    address = live.parse_address(ib_address)
+    if address is None:
+        raise _bad_argument("--ib", "bad-address", f"expected HOST:PORT, got {ib_address!r}")
+    if not accounts:
+        raise _bad_argument("--account", "no-accounts", "live trading needs the sub-account mapping: "
+                            "--account GEN=CODE --account REV=CODE --account COM=CODE (IB account codes)")
+    try:
+        config = IBConfig(host=address[0], port=address[1], client_id=client_id, live=True, accounts=dict(accounts),
+                          **dict(ib_settings or {}))
+        settings = IBMarketDataSettings(**dict(market_settings or {}))
+    except ValidationError as exc:
+        raise _bad_argument("--ib", "bad-ib-config", "; ".join(e["msg"] for e in exc.errors())) from None
+    return live.LiveCycleBuilder(ctx, config, settings)
+
+
+def _bad_argument(option: str, code: str, message: str) -> InvalidInput:
+    return InvalidInput([Problem(option, 1, 1, code, "", message)], what="arguments")
 
 
 def named_cycle_factory(target: str, ctx: CycleContext) -> CycleBuilder:

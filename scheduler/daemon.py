@@ -99,10 +99,15 @@ class Daemon:
         constitution = load_constitution(config.constitution)  # InvalidInput: refuse to start
         self.store = SchedulerStore.open(config.db_url)
         self.notes = open_decision_log(config.db_url, config.mode, self.clock)
-        self.runner = Runner(
-            constitution, build_cycle, SqlJournal(self.store, config.run_id), notes=self.notes,
-            watcher=ConstitutionWatcher(config.constitution, constitution), on_schedule=self._reschedule,
-        )
+        try:  # building the first cycle connects a live broker: LiveRefused (exit 3) if it cannot
+            self.runner = Runner(
+                constitution, build_cycle, SqlJournal(self.store, config.run_id), notes=self.notes,
+                watcher=ConstitutionWatcher(config.constitution, constitution), on_schedule=self._reschedule,
+            )
+        except BaseException:
+            self.notes.close()
+            self.store.close()
+            raise
         self.outcome = _Outcome()
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=create_db_engine(config.db_url), tablename="apscheduler_jobs")},
@@ -198,6 +203,9 @@ class Daemon:
             self.scheduler.shutdown(wait=True)
         self.runner.journal.event(self.clock.now(), "stop", {"reason": self.outcome.reason, "exit_code": self.outcome.exit_code})
         _ACTIVE = None
+        close = getattr(self.runner.build_cycle, "close", None)
+        if close is not None:  # the live builder holds the broker connection
+            close()
         self.notes.close()
         self.store.close()
         return self.outcome.exit_code
@@ -206,7 +214,12 @@ class Daemon:
         """Run until SIGINT/SIGTERM (or a fatal cycle error); the exit code."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, _frame: self.request_stop(0, signal.Signals(signum).name))
-        summary = self.start()
+        try:
+            summary = self.start()
+        except BaseException as exc:  # e.g. the resume cycle could not reach the broker
+            self.request_stop(exc.exit_code if isinstance(exc, AllUseError) else 1, f"start failed: {exc}")
+            self.shutdown()
+            raise
         if on_started:
             on_started(summary)
         while not self.outcome.stop.wait(0.5):

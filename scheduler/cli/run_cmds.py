@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     side.add_argument("--paper", action="store_true", help="paper broker (the default)")
     side.add_argument("--live", action="store_true", help="real money: also needs a configured broker (--ib)")
     run.add_argument("--ib", metavar="HOST:PORT", help="the Interactive Brokers gateway for --live")
+    run.add_argument("--account", action="append", default=[], metavar="SUB=CODE",
+                     help="with --live: ALL-USE sub-account -> IB account code, e.g. GEN=U1234567 (repeatable)")
+    run.add_argument("--client-id", type=int, default=1, metavar="N", help="with --live: the IB API client id (1)")
     _common(run)
     run.add_argument("--misfire-grace", type=int, default=60, metavar="SECONDS", help="run a missed evaluation this late at most (60)")
     run.add_argument("--every", type=float, metavar="SECONDS",
@@ -65,8 +68,43 @@ def _factory(args, ctx: compose.CycleContext) -> compose.CycleBuilder:
     if args.cycle_factory:
         return compose.named_cycle_factory(args.cycle_factory, ctx)
     if getattr(args, "live", False):
-        return compose.live_cycle_factory(ctx, args.ib)
+        from scheduler.live import accounts_from
+
+        return compose.live_cycle_factory(ctx, args.ib, accounts_from(args.account)[0], client_id=args.client_id)
     return compose.paper_cycle_factory(ctx)
+
+
+def _check_live_arguments(args) -> None:
+    """Every problem with the live choice at once, before anything connects (exit 2)."""
+    from scheduler.live import accounts_from, parse_address
+
+    problems = []
+
+    def bad(option: str, code: str, message: str) -> None:
+        problems.append(Problem(option, 1, 1, code, "", message))
+
+    if not args.live:
+        for option, given in (("--ib", args.ib), ("--account", args.account)):
+            if given:
+                bad(option, "live-only", f"{option} configures the live broker; it needs --live (paper is the default)")
+    else:
+        if not args.ib:
+            bad("--live", "no-broker", "live trading needs a configured broker: --live --ib HOST:PORT")
+        elif parse_address(args.ib) is None:
+            bad("--ib", "bad-address", f"expected HOST:PORT, got {args.ib!r}")
+        mapping, wrong = accounts_from(args.account)
+        for message in wrong:
+            bad("--account", "bad-account", message)
+        if not mapping and not wrong:
+            bad("--account", "no-accounts", "live trading needs the sub-account mapping: --account GEN=CODE "
+                "--account REV=CODE --account COM=CODE (IB account codes)")
+        if args.every:
+            bad("--every", "live", "the demo/test schedule is paper only")
+        for option, given in (("--data", args.data), ("--synthetic", args.synthetic)):
+            if given is not None:
+                bad(option, "live", f"live market data comes from IB; {option} is for paper")
+    if problems:
+        raise InvalidInput(problems, what="arguments")
 
 
 # --------------------------------------------------------------------------- run
@@ -75,11 +113,11 @@ def _factory(args, ctx: compose.CycleContext) -> compose.CycleBuilder:
 def cmd_run(args) -> int:
     from scheduler.daemon import Daemon, DaemonConfig
 
-    if args.live and not args.ib:
-        raise _bad("--live", "no-broker", "live trading needs a configured broker: --live --ib HOST:PORT")
-    if args.live and args.every:
-        raise _bad("--every", "live", "the demo/test schedule is paper only")
+    _check_live_arguments(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.live:  # the client library's chatter; its warnings and errors stay in the log
+        for name in ("ib_async", "ib_insync"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     mode = Mode.LIVE if args.live else Mode.PAPER
     url = resolve_url(args.db)
     clock = WallClock()
