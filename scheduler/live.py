@@ -161,23 +161,19 @@ class LiveCycle:
                                 "no decision without market data and broker state")
 
 
-class _connection_guard:
+@contextmanager
+def _connection_guard(at: datetime):
     """The IB client raises ``ConnectionError`` for a request on a dropped socket: the same
     transient failure as ``IBUnavailable``, so the daemon retries instead of stopping."""
+    from adapters.brokers.ib import IBUnavailable
 
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, _tb):
-        from adapters.brokers.ib import IBUnavailable
-
-        if exc is not None and isinstance(exc, ConnectionError | TimeoutError) and not isinstance(exc, IBUnavailable):
-            raise IBUnavailable(f"connection to IB lost during the cycle at {self.at.isoformat()}: "
-                                f"{exc or type(exc).__name__}") from exc
-        return False
+    try:
+        yield
+    except IBUnavailable:
+        raise
+    except (ConnectionError, TimeoutError) as exc:
+        raise IBUnavailable(f"connection to IB lost during the cycle at {at.isoformat()}: "
+                            f"{exc or type(exc).__name__}") from exc
 
 
 # --------------------------------------------------------------------------- wiring

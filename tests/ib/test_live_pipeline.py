@@ -13,6 +13,7 @@ import pytest
 from adapters.storage.audit_store import AuditStore, open_decision_log
 from adapters.storage.ledger_store import SqlLedgerStore
 from adapters.storage.scheduler_store import SchedulerStore
+from constitution.errors import OperationalError
 from constitution.load import bundled_path, load_constitution
 from engine.audit import Mode
 from engine.clock import FixedClock
@@ -180,3 +181,14 @@ def test_live_refuses_to_open_when_ib_reports_no_cash_for_a_mapped_account(tmp_p
     finally:
         build.close()
         gw.close()
+
+
+def test_a_mapping_to_accounts_the_gateway_does_not_manage_is_refused_with_exit_3(gateway, tmp_path):
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    ctx = compose.CycleContext(db_url=url, mode=Mode.LIVE, clock=FixedClock(OPEN_AT))
+    build = compose.live_cycle_factory(ctx, f"127.0.0.1:{gateway.port}", {**ACCOUNTS, "MINI-1": "DU999"},
+                                       client_id=10, ib_settings=FAST)
+    with pytest.raises(OperationalError, match="MINI-1 are not among the gateway's accounts") as info:
+        build(load_constitution(bundled_path()))
+    assert info.value.exit_code == 3
+    assert 10 not in gateway.connected_clients()
