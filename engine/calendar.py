@@ -71,6 +71,7 @@ def _d64(day: date) -> np.datetime64:
     return np.datetime64(day, "D")
 
 
+@lru_cache(maxsize=8192)  # every tick asks about the same few days; the tables never change
 def _index(day: date) -> int | None:
     t = _tables()
     d = _d64(day)
@@ -92,11 +93,13 @@ def is_early_close(day: date) -> bool:
     return i is not None and bool(_tables().early[i])
 
 
+@lru_cache(maxsize=4096)
 def session_open(day: date) -> datetime | None:
     i = _index(day)
     return None if i is None else _to_ny(_tables().opens[i])
 
 
+@lru_cache(maxsize=4096)
 def session_close(day: date) -> datetime | None:
     i = _index(day)
     return None if i is None else _to_ny(_tables().closes[i])

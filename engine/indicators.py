@@ -13,7 +13,7 @@ than 24 h old is replaced by that value x 1.1 (``stale_fallback``); with no valu
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -141,6 +141,65 @@ def atr_series(h: DailyHistory, period: int = ATR_PERIOD) -> tuple[np.ndarray, n
     return h.days, wilder(true_range(h.high, h.low, h.close), period)
 
 
+@dataclass(frozen=True, slots=True)
+class AtrBasis:
+    """The heavy half of an ATR reading: the last valid Wilder value through ``cutoff``.
+
+    It depends only on the bars and the cutoff, so a replay computes it once per refresh and
+    asks ``reading_at`` for every tick in between (the age check is the only part that moves).
+    """
+
+    symbol: str
+    cutoff: date
+    value: float | None  # None: fewer than ``period`` usable bars
+    last_bar: date | None
+    close_only: bool
+    findings: tuple[DataQualityFinding, ...]
+    period: int
+
+
+def atr_basis(history: DailyHistory, cutoff: date, period: int = ATR_PERIOD) -> AtrBasis:
+    usable = history.until(cutoff)
+    days, atr = atr_series(usable, period)
+    valid = np.flatnonzero(np.isfinite(atr) & (atr > 0))
+    value = last_bar = None
+    if len(valid):
+        value, last_bar = float(atr[valid[-1]]), days[valid[-1]].astype(date)
+    return AtrBasis(history.symbol, cutoff, value, last_bar, usable.close_only, tuple(history.findings), period)
+
+
+def reading_at(
+    basis: AtrBasis,
+    at: datetime,
+    price: float | None,
+    *,
+    stale_after: timedelta = STALE_AFTER,
+    stale_factor: float = STALE_FACTOR,
+    price_fraction: float = PRICE_FRACTION,
+    cadence: calendar.Cadence = calendar.DEFAULT_CADENCE,
+) -> AtrReading:
+    """The reading ``basis`` gives at ``at``: as computed, x``stale_factor`` once stale, or a
+    fraction of ``price`` when there is no ATR at all."""
+    findings = list(basis.findings)
+    if basis.value is not None:
+        age = at - calendar.refresh_after(basis.last_bar, cadence)
+        if age <= stale_after:
+            return AtrReading(basis.value, "close_to_close" if basis.close_only else "wilder", basis.last_bar, tuple(findings))
+        findings.append(DataQualityFinding(
+            QualityCode.STALE_ATR, basis.symbol,
+            f"ATR through {basis.last_bar} is {age.total_seconds() / 3600:.1f} h past its refresh; x{stale_factor}",
+        ))
+        return AtrReading(basis.value * stale_factor, "stale_fallback", basis.last_bar, tuple(findings))
+    ok_price = price is not None and np.isfinite(price) and price > 0
+    findings.append(DataQualityFinding(
+        QualityCode.NO_ATR, basis.symbol,
+        f"fewer than {basis.period} usable bars before {basis.cutoff}; "
+        + (f"{price_fraction:.0%} of price" if ok_price else "and no usable price"),
+    ))
+    value = float(price) * price_fraction if ok_price else None
+    return AtrReading(value, "price_fallback", None, tuple(findings))
+
+
 def atr_reading(
     history: DailyHistory,
     at: datetime,
@@ -158,26 +217,5 @@ def atr_reading(
     ``history`` should already be clean (``clean_history``); its findings are carried along.
     """
     cutoff, _ = calendar.atr_bar_cutoff(at, cadence)
-    usable = history.until(cutoff)
-    days, atr = atr_series(usable, period)
-    valid = np.flatnonzero(np.isfinite(atr) & (atr > 0))
-    findings = list(history.findings)
-    if len(valid):
-        i = valid[-1]
-        value, last_bar = float(atr[i]), days[i].astype(date)
-        age = at - calendar.refresh_after(last_bar, cadence)
-        if age <= stale_after:
-            return AtrReading(value, "close_to_close" if usable.close_only else "wilder", last_bar, tuple(findings))
-        findings.append(DataQualityFinding(
-            QualityCode.STALE_ATR, history.symbol,
-            f"ATR through {last_bar} is {age.total_seconds() / 3600:.1f} h past its refresh; x{stale_factor}",
-        ))
-        return AtrReading(value * stale_factor, "stale_fallback", last_bar, tuple(findings))
-    ok_price = price is not None and np.isfinite(price) and price > 0
-    findings.append(DataQualityFinding(
-        QualityCode.NO_ATR, history.symbol,
-        f"fewer than {period} usable bars before {cutoff}; "
-        + (f"{price_fraction:.0%} of price" if ok_price else "and no usable price"),
-    ))
-    value = float(price) * price_fraction if ok_price else None
-    return AtrReading(value, "price_fallback", None, tuple(findings))
+    return reading_at(atr_basis(history, cutoff, period), at, price, stale_after=stale_after,
+                      stale_factor=stale_factor, price_fraction=price_fraction, cadence=cadence)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +26,7 @@ import pandas as pd
 
 from constitution.errors import InvalidInput, Problem
 from engine import calendar
-from engine.indicators import atr_reading, clean_history
+from engine.indicators import STALE_AFTER, atr_basis, clean_history, reading_at
 from engine.market import (
     DailyHistory,
     DataQualityFinding,
@@ -174,7 +174,13 @@ class BarMarketData:
     using D's close would look ahead), after D's close it is D's close; the quote is stamped
     ``at`` because in a replay the simulated market is the live one. A day with no bar gives
     no quote (the facts then fall back to the last close, flagged). Chains are modelled
-    (``engine.options.synthetic_chain``) from the quote and VIX, unless ``chains=False``.
+    (``engine.options.synthetic_chain``) from the quote and VIX, unless ``chains=False``,
+    and priced at the instant the quote's price is from (the session's open, or its close):
+    a daily bar knows the market at those two instants only, so the whole picture - spot,
+    volatility and option prices - is as of the same instant all session (docs/decisions.md,
+    "Daily bars price the market at the open and at the close"). That also makes every tick
+    of a session share one set of chains, histories and ATR values, which are computed once
+    per session and reused (``_memo``, cleared each day).
     """
 
     def __init__(
@@ -192,6 +198,22 @@ class BarMarketData:
         self._vix, self._index = vix_symbol, index_symbol
         self._earnings = {s: np.array(sorted(d), dtype="datetime64[D]") for s, d in (earnings or {}).items()}
         self._chains, self._model, self._lookback = chains, chain_model, lookback_sessions
+        self._memo: dict[tuple, object] = {}
+        self._memo_day: date | None = None
+
+    def _cached(self, key: tuple, compute):
+        """``compute()`` once per key while the New York date stays the same (bounded memory:
+        a replay only moves forward, and a day's keys are useless the next day)."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
+
+    def _start_day(self, day: date) -> None:
+        if day != self._memo_day:
+            self._memo.clear()
+            self._memo_day = day
 
     def history(self, symbol: str, first: date, last: date) -> DailyHistory:
         h = self._h.get(symbol)
@@ -201,13 +223,17 @@ class BarMarketData:
         return h.between(first, last)
 
     def _recent(self, symbol: str, last: date) -> DailyHistory | None:
-        h = self._h.get(symbol)
-        if h is None:
-            return None
-        upto = h.until(last)
-        return clean_history(upto.slice(max(len(upto) - self._lookback, 0), len(upto)))
+        def compute():
+            h = self._h.get(symbol)
+            if h is None:
+                return None
+            upto = h.until(last)
+            return clean_history(upto.slice(max(len(upto) - self._lookback, 0), len(upto)))
 
-    def _quote(self, symbol: str, at: datetime, day: date) -> Quote | None:
+        return self._cached(("recent", symbol, last), compute)
+
+    def _price(self, symbol: str, at: datetime, day: date) -> float | None:
+        """The bar price in force at ``at`` (open during the session, close after it)."""
         h = self._h.get(symbol)
         close = calendar.session_close(day)
         if h is None or close is None or at < calendar.session_open(day):
@@ -215,25 +241,42 @@ class BarMarketData:
         i = int(np.searchsorted(h.days, np.datetime64(day, "D")))
         if i >= len(h) or h.days[i] != np.datetime64(day, "D"):
             return None
-        price = h.close[i] if (at >= close or h.close_only) else h.open[i]
-        return Quote(symbol, float(price), at)
+        return float(h.close[i] if (at >= close or h.close_only) else h.open[i])
+
+    def _quote(self, symbol: str, at: datetime, day: date, priced_at: datetime | None) -> Quote | None:
+        price = self._cached(("price", symbol, priced_at), lambda: self._price(symbol, at, day))
+        return None if price is None else Quote(symbol, price, at)
 
     def _last_close(self, symbol: str, at: datetime) -> tuple[date, float] | None:
-        h = self._recent(symbol, _completed(at))
-        if h is None or not len(h):
-            return None
-        return h.days[-1].astype(date), float(h.close[-1])
+        completed = _completed(at)
+
+        def compute():
+            h = self._recent(symbol, completed)
+            if h is None or not len(h):
+                return None
+            return h.days[-1].astype(date), float(h.close[-1])
+
+        return self._cached(("last_close", symbol, completed), compute)
+
+    def _atr(self, symbol: str, at: datetime, cutoff: date, price: float | None):
+        def compute():
+            recent = self._recent(symbol, cutoff)
+            return None if recent is None else atr_basis(recent, cutoff)
+
+        basis = self._cached(("atr", symbol, cutoff), compute)
+        return None if basis is None else reading_at(basis, at, price)
 
     def _earnings_week(self, day: date) -> frozenset[str]:
         monday = np.datetime64(day - timedelta(days=day.weekday()), "D")
         return frozenset(s for s, d in self._earnings.items() if ((d >= monday) & (d < monday + 7)).any())
 
-    def _chain(self, symbol: str, quote: Quote | None, vix: Quote | None, at: datetime) -> OptionChain | None:
-        if not self._chains or quote is None or vix is None:
+    def _chain(self, symbol: str, quote: Quote | None, vix: Quote | None, priced_at: datetime | None) -> OptionChain | None:
+        if not self._chains or quote is None or vix is None or priced_at is None:
             return None
         if not all(math.isfinite(v) and v > 0 for v in (quote.last, vix.last)):
             return None
-        return synthetic_chain(symbol, quote.last, vix.last, at, self._model)
+        key = ("chain", symbol, quote.last, vix.last, priced_at)
+        return self._cached(key, lambda: synthetic_chain(symbol, quote.last, vix.last, priced_at, self._model))
 
     def _index_drawdown(self, cutoff: date) -> float | None:
         h = self._h.get(self._index)
@@ -243,26 +286,41 @@ class BarMarketData:
         closes = closes[np.isfinite(closes) & (closes > 0)]
         return float(1 - closes[-1] / closes.max()) if len(closes) else None
 
+    def _vix_closes_above_30(self, completed: date) -> int:
+        vix_h = self._h.get(self._vix)
+        closes = vix_h.until(completed).close if vix_h is not None else np.array([])
+        return _consecutive_above(closes[np.isfinite(closes)], 30.0)
+
     def snapshot(self, at: datetime, symbols: Sequence[str]) -> MarketSnapshot:
         day = calendar.new_york_date(at)
+        self._start_day(day)
         cutoff, _ = calendar.atr_bar_cutoff(at)
+        completed = _completed(at)
+        priced_at = _priced_at(at, day)
+        key = ("snapshot", tuple(symbols), cutoff, completed, priced_at)
+        cached = self._memo.get(key)
+        if cached is not None and cached[1] is not None and at <= cached[1]:
+            return _restamped(cached[0], at)
+        snap = self._build(at, symbols, day, cutoff, completed, priced_at)
+        self._memo[key] = (snap, _unchanged_until(snap))
+        return snap
+
+    def _build(self, at: datetime, symbols: Sequence[str], day: date, cutoff: date, completed: date,
+               priced_at: datetime | None) -> MarketSnapshot:
         quotes, atr, chains, last_close = {}, {}, {}, {}
-        vix_quote = self._quote(self._vix, at, day)
+        vix_quote = self._quote(self._vix, at, day, priced_at)
         for s in symbols:
-            q = self._quote(s, at, day)
+            q = self._quote(s, at, day, priced_at)
             if q is not None:
                 quotes[s] = q
             lc = self._last_close(s, at)
             if lc is not None:
                 last_close[s] = lc
-            recent = self._recent(s, cutoff)
-            if recent is not None:
-                price = q.last if q is not None else (lc[1] if lc else None)
-                atr[s] = atr_reading(recent, at, price)
-            if (c := self._chain(s, q, vix_quote, at)) is not None:
+            reading = self._atr(s, at, cutoff, q.last if q is not None else (lc[1] if lc else None))
+            if reading is not None:
+                atr[s] = reading
+            if (c := self._chain(s, q, vix_quote, priced_at)) is not None:
                 chains[s] = c
-        vix_h = self._h.get(self._vix)
-        vix_closes = vix_h.until(_completed(at)).close if vix_h is not None else np.array([])
         findings = tuple(
             DataQualityFinding(QualityCode.MISSING_QUOTE, s, "symbol not in the bar store")
             for s in symbols if s not in self._h
@@ -273,13 +331,43 @@ class BarMarketData:
             vix=vix_quote,
             atr5=atr,
             chains=chains,
-            earnings_this_week=self._earnings_week(day),
+            earnings_this_week=self._cached(("earnings", day), lambda: self._earnings_week(day)),
             last_close=last_close,
             vix_last_close=self._last_close(self._vix, at),
-            vix_closes_above_30=_consecutive_above(vix_closes[np.isfinite(vix_closes)], 30.0),
-            spx_drawdown=self._index_drawdown(_completed(at)),
+            vix_closes_above_30=self._cached(("vix30", completed), lambda: self._vix_closes_above_30(completed)),
+            spx_drawdown=self._cached(("drawdown", completed), lambda: self._index_drawdown(completed)),
             findings=findings,
         )
+
+
+def _unchanged_until(snap: MarketSnapshot) -> datetime | None:
+    """Until when the same bars give the same snapshot (apart from its time stamps): the first
+    instant an ATR reading would go stale; None when one already is (its note names the age,
+    which moves with every tick)."""
+    limit = datetime.max.replace(tzinfo=calendar.NEW_YORK)
+    for reading in snap.atr5.values():
+        if reading.source == "stale_fallback":
+            return None
+        if reading.last_bar is not None:
+            limit = min(limit, calendar.refresh_after(reading.last_bar) + STALE_AFTER)
+    return limit
+
+
+def _restamped(snap: MarketSnapshot, at: datetime) -> MarketSnapshot:
+    """``snap`` as seen at ``at``: the bar prices are the same, the quotes are stamped now (a
+    replay's market is the live one, as in ``_quote``)."""
+    quotes = {s: Quote(q.symbol, q.last, at, q.bid, q.ask) for s, q in snap.quotes.items()}
+    vix = None if snap.vix is None else Quote(snap.vix.symbol, snap.vix.last, at, snap.vix.bid, snap.vix.ask)
+    return replace(snap, as_of=at, quotes=quotes, vix=vix)
+
+
+def _priced_at(at: datetime, day: date) -> datetime | None:
+    """The instant whose bar price is in force at ``at``: none before the open, the open
+    during the session, the close after it."""
+    opens, closes = calendar.session_open(day), calendar.session_close(day)
+    if opens is None or closes is None or at < opens:
+        return None
+    return closes if at >= closes else opens
 
 
 class FileMarketData(BarMarketData):
