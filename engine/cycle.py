@@ -46,6 +46,7 @@ class CycleReport(BaseModel):
     rejections: int = 0
     events: tuple[WeekEvent, ...] = ()
     equity: dict[str, float] = Field(default_factory=dict)  # account id -> equity after the cycle
+    quiet: bool = False  # inputs unchanged since the decision in force: not re-decided (engine.quiet)
 
     @property
     def highest_level(self) -> int:

@@ -50,10 +50,20 @@ def prepare(facts: Facts, early_close_shift_minutes: int) -> Prepared:
     return Prepared(market, tuple(accounts), underlyings, tuple(positions))
 
 
-def _market(facts: Facts, ny, shift: int) -> dict:
-    m = facts.market
+def clock_fields(ny, early_close: bool, shift: int) -> dict:
+    """The clock's facts at ``ny`` (a New York datetime); ``engine.quiet`` reads them too."""
     minutes = ny.hour * 60 + ny.minute
     last_day = calendar.monthrange(ny.year, ny.month)[1]
+    return {
+        "clock_weekday": WEEKDAYS[ny.weekday()],
+        "clock_minutes_et": minutes,
+        "clock_schedule_minutes": minutes + (shift if early_close else 0),
+        "clock_quarter_end_week": ny.month in (3, 6, 9, 12) and ny.day > last_day - 7,
+    }
+
+
+def _market(facts: Facts, ny, shift: int) -> dict:
+    m = facts.market
     return {
         "t": "m",
         "id": "m",
@@ -64,10 +74,7 @@ def _market(facts: Facts, ny, shift: int) -> dict:
         "early_close": m.early_close,
         "broker_connected": m.broker_connected,
         "data_age_seconds": m.data_age_seconds,
-        "clock_weekday": WEEKDAYS[ny.weekday()],
-        "clock_minutes_et": minutes,
-        "clock_schedule_minutes": minutes + (shift if m.early_close else 0),
-        "clock_quarter_end_week": ny.month in (3, 6, 9, 12) and ny.day > last_day - 7,
+        **clock_fields(ny, m.early_close, shift),
     }
 
 

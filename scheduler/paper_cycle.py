@@ -39,6 +39,7 @@ from engine.ledger import (
 from engine.ledger_view import ledger_facts
 from engine.market import MarketDataPort, MarketSnapshot, Quote
 from engine.pipeline import evaluate
+from engine.quiet import QuietTicks, clock_cuts
 from engine.quotes import MarketView
 from engine.resume import ResumeReport, reconcile_orders, resume
 
@@ -62,6 +63,9 @@ class TradingCycle:
         self.symbols = tuple(sorted(set(symbols or ()) | {t for ts in self.sleeve_tickers.values() for t in ts}))
         self.resumed: ResumeReport | None = None
         self.last_plan = None
+        self.quiet = QuietTicks(clock_cuts(constitution.rules), c.cadence.early_close_shift_minutes)
+        self._last_report: CycleReport | None = None
+        self._marked: dict[str, int] = {}  # account -> cents of its last equity mark
 
     def run(self, at: datetime) -> CycleReport:
         snapshot = self._snapshot(at)
@@ -74,6 +78,18 @@ class TradingCycle:
         reconcile_orders(self.store, self.broker, at)
         view = MarketView(snapshot)
         self._start_quarters(view)
+        self._mark(at, view)  # the high-water mark includes the present before the rules judge drawdowns
+        before = self.store.state
+        key = self.quiet.key(at, snapshot, before, self.broker.is_connected())
+        if not fills and self._last_report is not None and self.quiet.is_quiet(key, before):
+            return self._quiet_report(at)
+        report = self._decide(at, snapshot, view, events, fills)
+        acted = bool(report.orders_submitted or report.fills)
+        self.quiet.settle(key, before, self.store.state, acted)
+        self._last_report = report
+        return report
+
+    def _decide(self, at: datetime, snapshot: MarketSnapshot, view: MarketView, events: list[WeekEvent], fills: int) -> CycleReport:
         lf = ledger_facts(self.store.state, view)
         day = calendar.new_york_date(at)
         facts = build_facts(snapshot, lf.accounts, symbols=self.symbols,
@@ -89,6 +105,13 @@ class TradingCycle:
         events += result.events + _decision_events(decision)
         equity = self._mark(at, view)
         return _report(at, decision, self.constitution, limits, result, fills, events, equity)
+
+    def _quiet_report(self, at: datetime) -> CycleReport:
+        """The decision in force answers this tick too (``engine.quiet``): nothing new is
+        decided, submitted or recorded; one-off events are not repeated."""
+        last = self._last_report
+        return last.model_copy(update={"at": at, "orders_submitted": 0, "fills": 0, "rejections": 0,
+                                       "events": (), "quiet": True})
 
     # ------------------------------------------------------------------ steps
 
@@ -108,11 +131,15 @@ class TradingCycle:
             self.store.apply(ops, view.as_of)
 
     def _mark(self, at: datetime, view: MarketView) -> dict[str, float]:
+        """Equity per active account; a mark is written only when it moved since the last one
+        (the equity series is a step function, and an unchanged tick leaves the ledger as is)."""
         from engine.ledger_view import equity_of
 
         state = self.store.state
         equity = {a.id: round(equity_of(state, a.id, view), 2) for a in state.active_accounts()}
-        self.store.apply([MarkEquity(f"mark:{a}:{at.isoformat()}", a, cents(e)) for a, e in equity.items()], at)
+        moved = {a: cents(e) for a, e in equity.items() if self._marked.get(a) != cents(e)}
+        self.store.apply([MarkEquity(f"mark:{a}:{at.isoformat()}", a, c) for a, c in moved.items()], at)
+        self._marked.update(moved)
         return equity
 
 

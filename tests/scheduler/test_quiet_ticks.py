@@ -1,0 +1,117 @@
+"""Quiet ticks (engine.quiet): skipping an unchanged tick changes nothing a full run would do.
+
+The proof is by comparison: the same synthetic replay run twice through the real paper
+pipeline, once deciding every tick and once with quiet ticks, must give the same orders, the
+same fills, the same ledger and, tick by tick, the same levels, modes, actions and equity.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+import pytest
+
+from constitution.load import load_constitution_text
+from engine.quiet import QuietTicks, clock_cuts, clock_signature
+from scheduler import compose
+from scheduler.backtest import run_backtest
+from scheduler.cadence import NEW_YORK
+
+FIRST, LAST = date(2024, 1, 2), date(2024, 1, 12)  # a Com Monday is a holiday; Rev Wed, Gen Thu, two Fridays
+
+
+def test_the_v13_clock_cuts_are_its_windows_on_their_weekdays(bundled):
+    cuts = {(c.day, c.minutes) for c in clock_cuts(bundled.rules)}
+    entry = (("clock_minutes_et", "<", 660), ("clock_minutes_et", ">=", 585))
+    assert cuts == {
+        ((("clock_weekday", "==", "mon"),), entry),
+        ((("clock_weekday", "==", "wed"),), entry),
+        ((("clock_weekday", "==", "thu"),), entry),
+        ((("clock_weekday", "==", "fri"),), (("clock_schedule_minutes", "<", 945), ("clock_schedule_minutes", ">=", 870))),
+        ((("clock_weekday", "==", "fri"),), (("clock_schedule_minutes", ">=", 900),)),
+        ((("clock_quarter_end_week", "==", True), ("clock_weekday", "==", "fri")), (("clock_schedule_minutes", ">=", 990),)),
+    }
+
+
+def test_ticks_inside_one_window_share_a_signature_and_a_boundary_splits_them(bundled):
+    cuts = clock_cuts(bundled.rules)
+
+    def sig(hh, mm, day=date(2024, 1, 4)):  # a Thursday: Gen's entry day
+        return clock_signature(cuts, datetime.combine(day, time(hh, mm), tzinfo=NEW_YORK), 120)
+
+    assert sig(9, 50) == sig(10, 55)  # both inside the 09:45-11:00 entry window
+    assert sig(10, 55) != sig(11, 0)  # the window's end is a cut
+    assert sig(9, 40) != sig(9, 45)
+    assert sig(10, 0) != sig(10, 0, day=date(2024, 1, 11))  # another day is never the same tick
+    tuesday = date(2024, 1, 9)  # no rule compares the clock on a Tuesday
+    assert sig(9, 35, tuesday) == sig(10, 0, tuesday) == sig(15, 55, tuesday)
+    friday = date(2024, 1, 5)
+    assert sig(14, 25, friday) != sig(14, 30, friday) != sig(15, 0, friday) != sig(15, 45, friday)
+    # On an early-close Friday the schedule minutes move by two hours: 12:30 is "14:30" there.
+    black_friday = date(2024, 11, 29)
+    assert sig(12, 25, black_friday) != sig(12, 30, black_friday)
+
+
+def test_a_rule_that_uses_the_clock_minutes_as_a_value_disables_quiet_ticks(bundled):
+    text = bundled.text.replace(
+        "clock.minutes_et >= params.sleeves.gen.entry.start", "account.equity >= clock.minutes_et", 1)
+    assert text != bundled.text
+    changed = load_constitution_text(text, "<edited>")
+    assert clock_cuts(changed.rules) is None
+    assert not QuietTicks(None, 120).is_quiet(None, None)
+
+
+def _replay(bundled, path, quiet: bool):
+    reports = []
+
+    def factory(ctx):
+        build = compose.paper_cycle_factory(ctx)
+
+        def make(constitution):
+            opening = build(constitution)
+            if not quiet:
+                opening.cycle.quiet = QuietTicks(None, 0)  # decide every tick
+            cycles.append(opening.cycle)
+            return _Recording(opening, reports)
+
+        return make
+
+    cycles = []
+    summary = run_backtest(bundled, FIRST, LAST, f"sqlite:///{path}", factory, synthetic_seed=7)
+    return summary, reports, cycles[-1]
+
+
+class _Recording:
+    def __init__(self, inner, reports):
+        self.inner, self.reports = inner, reports
+
+    def run(self, at):
+        report = self.inner.run(at)
+        self.reports.append(report)
+        return report
+
+
+@pytest.mark.slow
+def test_a_replay_with_quiet_ticks_does_exactly_what_deciding_every_tick_does(bundled, tmp_path):
+    full, full_reports, full_cycle = _replay(bundled, tmp_path / "full.db", quiet=False)
+    fast, fast_reports, fast_cycle = _replay(bundled, tmp_path / "quiet.db", quiet=True)
+
+    assert [r.at for r in fast_reports] == [r.at for r in full_reports]
+    assert not any(r.quiet for r in full_reports)
+    quiet = [r for r in fast_reports if r.quiet]
+    assert len(quiet) > len(fast_reports) // 2  # over daily bars most ticks are unchanged
+
+    def visible(r):
+        return (r.market_mode, r.account_levels, r.account_modes, r.action_counts, r.equity)
+
+    assert [visible(r) for r in fast_reports] == [visible(r) for r in full_reports]
+    decided = {r.decision_id for r in fast_reports if not r.quiet}
+    assert decided <= {r.decision_id for r in full_reports}  # the same facts, the same decision ids
+
+    def orders(cycle):
+        return sorted((o.request.client_order_id, o.state, o.filled, o.avg_fill_price) for o in cycle.store.state.orders.values())
+
+    assert orders(fast_cycle) == orders(full_cycle) and orders(full_cycle)
+    assert fast_cycle.store.state.balances == full_cycle.store.state.balances
+    assert fast_cycle.store.state.holdings == full_cycle.store.state.holdings
+    assert (fast.trades, fast.fills, fast.end_equity, fast.week_types) == (full.trades, full.fills, full.end_equity, full.week_types)
