@@ -132,8 +132,12 @@ class LedgerState:
         return tuple(h for (a, _), h in sorted(self.holdings.items()) if a == account)
 
     def open_orders(self, account: str | None = None) -> tuple[OrderRecord, ...]:
-        return tuple(o for _, o in sorted(self.orders.items())
-                     if o.is_open and (account is None or o.request.account == account))
+        # Every tick asks; the state is immutable, so the scan of all orders is done once per state.
+        every = self.__dict__.get("_open_orders")
+        if every is None:
+            every = tuple(o for _, o in sorted(self.orders.items()) if o.is_open)
+            object.__setattr__(self, "_open_orders", every)
+        return every if account is None else tuple(o for o in every if o.request.account == account)
 
 
 def total(state: LedgerState) -> int:

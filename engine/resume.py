@@ -51,9 +51,7 @@ class ResumeReport:
 def reconcile_orders(store: LedgerStore, broker: BrokerPort, at: datetime) -> list[Difference]:
     state = store.state
     working = {s.client_order_id: s for s in broker.open_orders()}
-    filled: dict[str, int] = defaultdict(int)
-    for f in broker.fills():
-        filled[f.client_order_id] += f.quantity
+    filled: dict[str, int] | None = None  # summed from the broker's fills only when needed
     diffs, ops = [], []
     for o in state.open_orders():
         coid = o.client_order_id
@@ -62,6 +60,10 @@ def reconcile_orders(store: LedgerStore, broker: BrokerPort, at: datetime) -> li
             if status.state != o.state or status.filled != o.filled:
                 diffs.append(Difference("adopted", coid, f"{o.state.value} -> {status.state.value}"))
         else:
+            if filled is None:
+                filled = defaultdict(int)
+                for f in broker.fills():
+                    filled[f.client_order_id] += f.quantity
             got = filled.get(coid, 0)
             if got == 0 and o.state is OrderState.PENDING_SUBMIT:
                 state_, why = OrderState.INACTIVE, "intent never reached the broker; not sent late"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from adapters.storage.audit_store import AuditStore
+from adapters.storage.database import reproducible
 from constitution.errors import InvalidInput, Problem
 from constitution.load import LoadedConstitution
 from engine.audit import Mode
@@ -132,6 +133,7 @@ def run_backtest(
     if last < first:
         raise InvalidInput([Problem("--to", 1, 1, "range", "", f"--to {last} is before --from {first}")], what="arguments")
     clock = FixedClock(datetime.combine(first, time(0), tzinfo=NEW_YORK))
+    reproducible(db_url)  # a backtest can be run again: commits need not wait for the disk
     store = require_fresh_log(db_url, clock)
     ctx = CycleContext(db_url=db_url, mode=Mode.BACKTEST, clock=clock, data_dir=data_dir, synthetic_seed=synthetic_seed, until=last)
     journal = MemoryJournal()

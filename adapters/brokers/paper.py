@@ -94,6 +94,7 @@ class PaperBroker:
         self._callbacks: list[Callable[[BrokerEvent], None]] = []
         self._connected = False
         self._orders: dict[str, _Order] = {}
+        self._working: dict[str, _Order] = {}  # a subset of _orders that may still be open
         self._fills: list[Fill] = []
         self._positions: dict[tuple[str, str], tuple[ContractSpec, int, float]] = {}
         self._seeds: set[str] = set()
@@ -121,6 +122,7 @@ class PaperBroker:
         self._seq += 1
         o = _Order(order, f"P{self._seq}", OrderState.SUBMITTED, at=self._now())
         self._orders[order.client_order_id] = o
+        self._working[order.client_order_id] = o
         self._emit_status(o)
         self._match(o)
         self._save()
@@ -143,7 +145,14 @@ class PaperBroker:
         return o.status(self._now())
 
     def open_orders(self) -> Sequence[OrderStatus]:
-        return [o.status(self._now()) for o in self._orders.values() if not o.state.is_final]
+        return [o.status(self._now()) for o in self._open()]
+
+    def _open(self) -> list[_Order]:
+        """Orders not yet final. Finished orders leave ``_working`` for good (a final state is
+        final), so every tick costs the open orders, not the whole history."""
+        for coid in [c for c, o in self._working.items() if o.state.is_final]:
+            del self._working[coid]
+        return list(self._working.values())
 
     def orders(self) -> Sequence[OrderStatus]:
         """Every order the venue ever accepted (tests and reconciliation reports)."""
@@ -168,7 +177,7 @@ class PaperBroker:
         if snapshot is not None:
             self._view = MarketView(snapshot)
         changed = self._expire_orders(at) | self._settle(at)
-        for o in list(self._orders.values()):
+        for o in self._open():
             if not o.state.is_final:
                 changed |= self._match(o)
         if changed:
@@ -261,8 +270,8 @@ class PaperBroker:
 
     def _expire_orders(self, at: datetime) -> bool:
         changed = False
-        for o in self._orders.values():
-            if o.state.is_final or o.request.time_in_force != "DAY" or o.at is None:
+        for o in self._open():
+            if o.request.time_in_force != "DAY" or o.at is None:
                 continue
             close = calendar.session_close(calendar.new_york_date(o.at))
             if close is None or at >= close:
@@ -321,7 +330,7 @@ class PaperBroker:
         self._seeds = set(book["seeds"])
         for d in book["orders"]:
             req = OrderRequest.model_validate(d["request"])
-            self._orders[req.client_order_id] = _Order(
+            self._orders[req.client_order_id] = self._working[req.client_order_id] = _Order(
                 req, d["broker_id"], OrderState(d["state"]), d["filled"], d["avg"], d["reason"],
                 datetime.fromisoformat(d["at"]) if d["at"] else None, d["fills"])
         self._fills = [Fill.model_validate(f) for f in book["fills"]]

@@ -6,7 +6,10 @@ file. PostgreSQL: ``postgresql+psycopg://user@host:5432/db`` (add
 ``?options=-csearch_path%3Dschema`` to use a schema).
 
 SQLite runs in WAL mode with ``synchronous=FULL``: a commit is on disk when it returns (the
-write-before-act promise), and readers never block the writer.
+write-before-act promise), and readers never block the writer. A backtest's database is a
+reproducible artefact, not a record of money: ``reproducible`` marks it so its connections use
+``synchronous=NORMAL`` (in WAL mode still safe against a crash of the process; only a power
+loss can take the last commits, and the backtest can simply be run again).
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ from adapters.storage.errors import translated
 ENV_VAR = "ALLUSE_DB"
 _BEGIN_OPTION = "alluse_begin"
 _SQLITE_PRAGMAS: Mapping[str, str | int] = {"busy_timeout": 30000, "synchronous": "FULL", "foreign_keys": "ON"}
+_REPRODUCIBLE: set[str] = set()  # SQLite files holding backtests (see the module docstring)
+
+
+def reproducible(url: str) -> None:
+    """Mark the SQLite database at ``url`` as a backtest's: engines created for it from now on
+    commit without waiting for the disk. No effect on PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        _REPRODUCIBLE.add(parsed.database)
 
 
 def default_db_path(env: Mapping[str, str] | None = None) -> Path:
@@ -62,7 +74,8 @@ def create_db_engine(url: str, *, sqlite_pragmas: Mapping[str, str | int] | None
     after the defaults (e.g. ``cache_size``; tests use ``max_page_count`` to fill the disk)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, {**_SQLITE_PRAGMAS, **(sqlite_pragmas or {})})
+        relaxed = {"synchronous": "NORMAL"} if parsed.database in _REPRODUCIBLE else {}
+        return _sqlite_engine(url, {**_SQLITE_PRAGMAS, **relaxed, **(sqlite_pragmas or {})})
     return create_engine(url, pool_pre_ping=True)
 
 
