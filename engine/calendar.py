@@ -15,6 +15,12 @@ weekly report - move earlier by ``early_close_shift`` (120 min); any window's en
 to the session close. Open-anchored events (ATR refresh, entry windows) do not move: the open
 is 09:30 on early-close days too. An entry window falls away when its weekday is a holiday
 (no substitute day: the constitution names none; see docs/market-data.md).
+
+The intraday close-anchored events (management start, assignment check) fire at the instants
+``close_anchored`` gives: shifted, and one the shift puts at or after the close fires
+``EARLY_CLOSE_GUARD`` before it (D24). The scheduler fires them there and the rules' schedule
+clock (``schedule_minutes``, ``clock.schedule_minutes``) reads from the same function, so a rule
+comparing with an event's regular time holds at the instant the event fires.
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 NEW_YORK = ZoneInfo("America/New_York")
+# On an early close, a close-anchored event the shift puts at or after the close fires this long
+# before the close instead (D24): 15:00 - 2 h = 13:00 becomes 12:45.
+EARLY_CLOSE_GUARD = timedelta(minutes=15)
+# A day the facts call an early close but the calendar does not know as one (a hand-written
+# facts file) is taken as a 09:30-13:00 session, the NYSE early close since 1993.
+_USUAL_OPEN, _USUAL_EARLY_CLOSE = time(9, 30), time(13, 0)
 CALENDAR_FIRST = date(1990, 1, 2)  # the real VIX/S&P history starts here
 CALENDAR_LAST = date(2035, 12, 31)  # rule-based holidays; ad-hoc closures are not foreseen
 
@@ -178,6 +190,7 @@ class Cadence:
     management_end: time = time(15, 45)
     weekly_report: time = time(16, 30)
     early_close_shift: timedelta = timedelta(minutes=120)
+    assignment_check: time = time(15, 0)
 
 
 DEFAULT_CADENCE = Cadence()
@@ -248,6 +261,87 @@ def windows_for(day: date, cadence: Cadence = DEFAULT_CADENCE) -> DayWindows:
         management=management,
         weekly_report=report,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Anchored:
+    """An intraday close-anchored event on one day: the constitution's (regular) time and when
+    it fires that day."""
+
+    name: Literal["management", "assignment_check"]
+    regular: time
+    at: datetime
+
+
+def close_anchored(day: date, cadence: Cadence, opened: datetime, closed: datetime, early: bool) -> tuple[Anchored, ...]:
+    """Friday management start and the assignment check on ``day`` (a week's last session),
+    in the constitution's order. The one implementation of the early-close clip (D24).
+
+    On an early close both move ``early_close_shift`` earlier; a shifted time that lands at or
+    after the close fires ``EARLY_CLOSE_GUARD`` before the close instead, and the clip never
+    moves an event ahead of one the constitution puts before it (they may coincide). Nothing
+    fires before the open."""
+    shift = cadence.early_close_shift if early else timedelta(0)
+    latest = closed - EARLY_CLOSE_GUARD
+    events = sorted((("management", cadence.management_start), ("assignment_check", cadence.assignment_check)),
+                    key=lambda e: e[1])  # stable: management first on a tie
+    out: list[Anchored] = []
+    floor = opened
+    for name, t in events:
+        at = _at(day, t) - shift
+        if early and at >= closed:
+            at = latest
+        at = max(at, floor)
+        out.append(Anchored(name, t, at))
+        floor = at
+    return tuple(out)
+
+
+def schedule_minutes(at: datetime, early_close: bool, cadence: Cadence = DEFAULT_CADENCE) -> int:
+    """The rules' schedule clock at ``at`` (``clock.schedule_minutes``): New York minutes since
+    midnight on the normal-day timetable.
+
+    A normal day: the real minutes. An early close: the real minutes plus ``early_close_shift``,
+    and never less than the regular time of a close-anchored event that has already fired
+    today (``close_anchored``). The second part matters only for an event the clip moved
+    earlier than the shift: v1.3's 15:00 assignment check fires at 12:45 on an early close, and
+    from 12:45 the clock reads 15:00 (900), staying there until the shifted minutes pass it at
+    13:00. Every other shifted time keeps its meaning (management 14:30-15:45 = 12:30-13:45,
+    the 16:30 weekly report = 14:30); the entry windows read ``clock.minutes_et`` and do not
+    shift. The clock never runs backwards.
+
+    ``early_close`` is the facts' word. The day's open and close come from the calendar when it
+    knows the day as an early close (no clip on one that is not the week's last session: the
+    scheduler has no close-anchored events there); otherwise 09:30-13:00 is assumed.
+    """
+    ny = at.astimezone(NEW_YORK)
+    minutes = ny.hour * 60 + ny.minute
+    if not early_close:
+        return minutes
+    shift = cadence.early_close_shift
+    fired = _early_close_anchored(ny.date(), shift, cadence.management_start, cadence.assignment_check)
+    out = minutes + int(shift.total_seconds()) // 60
+    for fire, regular in fired:
+        if fire <= ny and regular > out:
+            out = regular
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _early_close_anchored(day: date, shift: timedelta, management: time, check: time) -> tuple[tuple[datetime, int], ...]:
+    """(fire instant, regular minutes) of the close-anchored events on ``day`` taken as an early close."""
+    try:
+        known = is_early_close(day)
+    except CalendarRangeError:
+        known = False
+    if known:
+        if last_session_of_week(day) != day:
+            return ()
+        opened, closed = session_open(day), session_close(day)
+    else:
+        opened, closed = _at(day, _USUAL_OPEN), _at(day, _USUAL_EARLY_CLOSE)
+    cadence = Cadence(management_start=management, assignment_check=check, early_close_shift=shift)
+    return tuple((a.at, a.regular.hour * 60 + a.regular.minute) for a in close_anchored(day, cadence, opened, closed, True))
 
 
 def new_york_date(at: datetime) -> date:

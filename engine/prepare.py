@@ -8,9 +8,11 @@ not 1.9999999999 because of binary floating point.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from constitution import vocabulary as V
+from engine import calendar as nyse
 from engine.facts import Account, Facts, Position, Underlying
 
 PRECISION = 9
@@ -37,10 +39,11 @@ def position_key(account: str, p: Position) -> str:
     return f"{account}/{p.symbol}/{p.right}/{p.strike:g}/{p.expiry.isoformat()}/{p.side}"
 
 
-def prepare(facts: Facts, early_close_shift_minutes: int) -> Prepared:
+def prepare(facts: Facts, early_close_shift_minutes: int, cadence: nyse.Cadence | None = None) -> Prepared:
+    """``cadence``: the constitution's timetable for the schedule clock (see ``clock_fields``)."""
     ny = facts.as_of_new_york
     today = ny.date()
-    market = _market(facts, ny, early_close_shift_minutes)
+    market = _market(facts, ny, early_close_shift_minutes, cadence)
     underlyings = tuple(_underlying(sym, u) for sym, u in sorted(facts.market.underlyings.items()))
     accounts, positions = [], []
     for a in facts.accounts:
@@ -50,19 +53,31 @@ def prepare(facts: Facts, early_close_shift_minutes: int) -> Prepared:
     return Prepared(market, tuple(accounts), underlyings, tuple(positions))
 
 
-def clock_fields(ny, early_close: bool, shift: int) -> dict:
-    """The clock's facts at ``ny`` (a New York datetime); ``engine.quiet`` reads them too."""
+def clock_fields(ny, early_close: bool, shift: int, cadence: nyse.Cadence | None = None) -> dict:
+    """The clock's facts at ``ny`` (a New York datetime); ``engine.quiet`` reads them too.
+
+    ``clock_schedule_minutes`` is ``engine.calendar.schedule_minutes``: the real minutes, on an
+    early close plus ``shift`` and never behind a close-anchored event the scheduler has already
+    fired (D24: the 15:00 assignment check fires at 12:45 and the clock reads 15:00 from then).
+    The close-anchored times come from ``cadence`` (default: v1.3's 14:30 management start and
+    15:00 assignment check); its own shift is replaced by ``shift``."""
     minutes = ny.hour * 60 + ny.minute
     last_day = calendar.monthrange(ny.year, ny.month)[1]
     return {
         "clock_weekday": WEEKDAYS[ny.weekday()],
         "clock_minutes_et": minutes,
-        "clock_schedule_minutes": minutes + (shift if early_close else 0),
+        "clock_schedule_minutes": nyse.schedule_minutes(ny, early_close, _with_shift(cadence, shift)) if early_close else minutes,
         "clock_quarter_end_week": ny.month in (3, 6, 9, 12) and ny.day > last_day - 7,
     }
 
 
-def _market(facts: Facts, ny, shift: int) -> dict:
+def _with_shift(cadence: nyse.Cadence | None, shift: int) -> nyse.Cadence:
+    cadence = cadence or nyse.DEFAULT_CADENCE
+    delta = timedelta(minutes=shift)
+    return cadence if cadence.early_close_shift == delta else replace(cadence, early_close_shift=delta)
+
+
+def _market(facts: Facts, ny, shift: int, cadence: nyse.Cadence | None) -> dict:
     m = facts.market
     return {
         "t": "m",
@@ -74,7 +89,7 @@ def _market(facts: Facts, ny, shift: int) -> dict:
         "early_close": m.early_close,
         "broker_connected": m.broker_connected,
         "data_age_seconds": m.data_age_seconds,
-        **clock_fields(ny, m.early_close, shift),
+        **clock_fields(ny, m.early_close, shift, cadence),
     }
 
 

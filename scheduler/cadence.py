@@ -19,8 +19,10 @@ Holidays have no fire times at all; on early-close days close-anchored events mo
 ``early_close_shift_minutes`` earlier and everything is clipped to the 13:00 close
 (``engine.calendar.windows_for``, the one implementation of these rules); an intraday event the
 shift puts at or after the close fires ``EARLY_CLOSE_GUARD`` (15 min) before it instead, so the
-Friday 15:00 assignment check runs at 12:45 (D24). The weekly report is a job of its own after
-the close and only shifts.
+Friday 15:00 assignment check runs at 12:45 (D24). Those fire instants come from
+``engine.calendar.close_anchored``, which the rules' schedule clock (``clock.schedule_minutes``)
+reads too: from 12:45 it reads 15:00, so ``assignment.prepare`` holds in the cycle the check
+fires. The weekly report is a job of its own after the close and only shifts.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4}
 _LOOKAHEAD_DAYS = 15  # longer than any run of NYSE closures (2001-09-11: four sessions)
 # On an early close, a close-anchored event that the shift puts at or after the close fires
 # this long before the close instead (D24): 15:00 - 2 h = 13:00 becomes 12:45.
-EARLY_CLOSE_GUARD = timedelta(minutes=15)
+EARLY_CLOSE_GUARD = calendar.EARLY_CLOSE_GUARD
 
 
 class EventKind(StrEnum):
@@ -83,6 +85,7 @@ class CadenceSpec:
             management_end=self.management[1],
             weekly_report=self.weekly_report,
             early_close_shift=timedelta(minutes=self.early_close_shift_minutes),
+            assignment_check=self.assignment_check,
         )
 
     def level_interval(self, level: int) -> int:
@@ -151,21 +154,10 @@ def _close_anchored(day: date, spec: CadenceSpec, w: calendar.DayWindows) -> lis
     On an early close both move ``early_close_shift_minutes`` earlier; a shifted time that
     lands at or after the close is clipped to ``close - EARLY_CLOSE_GUARD`` (decision D24),
     and the clip never moves an event ahead of one the constitution puts before it (they may
-    coincide)."""
-    shift = timedelta(minutes=spec.early_close_shift_minutes) if w.early_close else timedelta(0)
-    latest = w.close - EARLY_CLOSE_GUARD
-    out: list[tuple[datetime, EventKind]] = []
-    floor = w.open
-    in_order = sorted(((spec.management[0], EventKind.MANAGEMENT), (spec.assignment_check, EventKind.ASSIGNMENT_CHECK)),
-                      key=lambda e: e[0])  # stable: management first on a tie
-    for t, kind in in_order:
-        at = datetime.combine(day, t, tzinfo=NEW_YORK) - shift
-        if w.early_close and at >= w.close:
-            at = latest
-        at = max(at, floor)
-        out.append((at, kind))
-        floor = at
-    return out
+    coincide). ``engine.calendar.close_anchored`` is the one implementation: the rules'
+    schedule clock follows the same instants."""
+    anchored = calendar.close_anchored(day, spec.calendar_cadence(), w.open, w.close, w.early_close)
+    return [(a.at, EventKind(a.name)) for a in anchored]
 
 
 def _monitor_after(plan: DayPlan, threshold: datetime, seconds: int) -> datetime | None:

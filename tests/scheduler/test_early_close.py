@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
+import pytest
+
+from engine import calendar
+from engine.calendar import schedule_minutes
 from engine.clock import FixedClock
 from scheduler.cadence import (
     EARLY_CLOSE_GUARD,
@@ -15,6 +19,7 @@ from scheduler.cadence import (
     WeeklyTrigger,
     day_plan,
     fire_times,
+    spec_from,
 )
 from scheduler.journal import MemoryJournal
 from scheduler.replay import replay
@@ -108,3 +113,80 @@ def test_ordinary_friday_is_not_clipped(spec):
     assert events[EventKind.MANAGEMENT] == _ny(friday, 14, 30)
     assert events[EventKind.ASSIGNMENT_CHECK] == _ny(friday, 15)
     assert events[EventKind.CLOSE] == _ny(friday, 16)
+
+
+def _minutes(t: time) -> int:
+    return t.hour * 60 + t.minute
+
+
+_REGULAR = {EventKind.MANAGEMENT: lambda s: s.management[0], EventKind.ASSIGNMENT_CHECK: lambda s: s.assignment_check}
+_VARIANTS = {
+    "v1.3": {},
+    "both past the close": {"management": (time(15, 30), time(15, 50)), "assignment_check": time(15, 40)},
+    "check held back by management": {"management": (time(14, 50), time(15, 45))},
+    "check first": {"assignment_check": time(14, 0)},
+    "one hour shift": {"early_close_shift_minutes": 60},
+}
+
+
+@pytest.mark.parametrize("variant", list(_VARIANTS))
+def test_the_rules_clock_reaches_each_events_regular_time_exactly_when_it_fires(spec, variant):
+    """The rules' schedule clock and the scheduler share the clip (engine.calendar.close_anchored):
+    a rule ``clock.schedule_minutes >= <event's regular time>`` first holds at the instant the
+    scheduler fires that event, clipped or not, on every week's last session 2023-2030."""
+    s = replace(spec, **_VARIANTS[variant])
+    cadence = s.calendar_cadence()
+    checked = 0
+    day = date(2023, 1, 2)
+    while day <= date(2030, 12, 31):
+        if calendar.last_session_of_week(day) == day:
+            plan = day_plan(day, s)
+            early = calendar.is_early_close(day)
+            for at, kind in plan.events:
+                if kind in _REGULAR:
+                    regular = _minutes(_REGULAR[kind](s))
+                    assert schedule_minutes(at, early, cadence) >= regular, (day, kind)
+                    assert schedule_minutes(at - timedelta(seconds=1), early, cadence) < regular, (day, kind)
+                    checked += 1
+            report = plan.weekly_report
+            assert schedule_minutes(report, early, cadence) >= _minutes(s.weekly_report)
+            assert schedule_minutes(report - timedelta(seconds=1), early, cadence) < _minutes(s.weekly_report)
+        day += timedelta(days=1)
+    assert checked > 2 * 52 * 7
+
+
+def test_black_friday_rules_fire_assignment_prepare_in_the_1245_cycle_and_not_before(bundled):
+    from constitution.yamlsafe import load_file
+    from engine.facts_load import facts_from_data
+    from engine.pipeline import evaluate
+    from scheduler.scenarios import _overlay
+    from tests.conftest import ROOT
+
+    base = load_file(ROOT / "tests" / "scenarios" / "base.yaml").data
+    put = {"symbol": "AAPL", "right": "put", "side": "short", "strike": 203, "expiry": "2024-11-29",
+           "contracts": 10, "entry_credit": 2.0, "mark": 3.1, "delta": -0.96}
+    accounts = [{"id": a, "opened": "2024-01-02"} for a in ("GEN", "REV", "COM", "MINI-1")]
+    accounts[0]["positions"] = [put]
+
+    def fired(at: datetime) -> set[str]:
+        facts = facts_from_data(_overlay(base, {"as_of": at.isoformat(), "accounts": accounts,
+                                                "market": {"early_close": calendar.is_early_close(at.date())}}))
+        return {f.rule for f in evaluate(bundled, facts).fired}
+
+    check = day_plan(BLACK_FRIDAY, spec_from(bundled.model))
+    at = {k: t for t, k in check.events}[EventKind.ASSIGNMENT_CHECK]
+    assert at == _ny(BLACK_FRIDAY, 12, 45)
+    assert "assignment.prepare" in fired(at)
+    assert "assignment.prepare" not in fired(at - timedelta(minutes=5))  # the 12:40 grid tick
+    assert "assignment.prepare" in fired(_ny(BLACK_FRIDAY, 13))  # and at the closing evaluation
+
+
+def test_the_1245_tick_is_never_quiet_after_the_1240_one(bundled):
+    # Over daily bars the market is the same all session: only the clock cuts tell the 12:45
+    # tick from the 12:40 one, and the assignment rule's cut (>= 900) flips there.
+    from engine.quiet import clock_cuts, clock_signature
+
+    cuts = clock_cuts(bundled.rules)
+    shift = bundled.model.cadence.early_close_shift_minutes
+    assert clock_signature(cuts, _ny(BLACK_FRIDAY, 12, 40), shift) != clock_signature(cuts, _ny(BLACK_FRIDAY, 12, 45), shift)
+    assert clock_signature(cuts, _ny(BLACK_FRIDAY, 12, 45), shift) == clock_signature(cuts, _ny(BLACK_FRIDAY, 12, 50), shift)
