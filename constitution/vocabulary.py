@@ -99,8 +99,11 @@ FIELDS: tuple[Field, ...] = (
         INT,
         CO,
         "minutes_et shifted onto the normal-day timetable: on early-close days the "
-        "close-anchored windows (Friday management, weekly report) come "
-        "cadence.early_close_shift_minutes earlier, so this adds that shift.",
+        "close-anchored events (Friday management, assignment check, weekly report) come "
+        "cadence.early_close_shift_minutes earlier, so this adds that shift, and it never "
+        "reads less than the regular time of a close-anchored event already fired that day "
+        "(D24: the 15:00 check, shifted onto the 13:00 close, fires at 12:45 and from then "
+        "this reads 900). A normal day: minutes_et.",
     ),
     _f("clock", "quarter_end_week", B, CO, "as_of falls in the last 7 days of Mar/Jun/Sep/Dec."),
     # account ----------------------------------------------------------------------------
