@@ -21,7 +21,7 @@ bindings; the planner, seeing the same decision, ledger and market, would plan t
 orders and meet the same refusals. A quiet tick is therefore reported (``CycleReport.quiet``,
 with the decision still in force) but not re-decided or re-recorded. When the rules use the
 clock's minutes in any other way (arithmetic, as an operand, inside an action), ticks are
-never quiet: ``clock_cuts`` returns None.
+never quiet: ``clock_cuts`` returns None. (docs/decisions.md D27.)
 """
 
 from __future__ import annotations
@@ -123,10 +123,11 @@ class QuietTicks:
     _key: tuple | None = None
     _state: LedgerState | None = None
 
-    def key(self, at: datetime, snapshot: MarketSnapshot, state: LedgerState, connected: bool) -> tuple | None:
+    def key(self, at: datetime, market: tuple, state: LedgerState, connected: bool) -> tuple | None:
+        """``market`` is ``market_key`` of the tick's snapshot."""
         if self.cuts is None or state.open_orders():
             return None
-        return (clock_signature(self.cuts, at, self.shift_minutes), market_key(snapshot), connected)
+        return (clock_signature(self.cuts, at, self.shift_minutes), market, connected)
 
     def is_quiet(self, key: tuple | None, state: LedgerState) -> bool:
         return key is not None and key == self._key and state is self._state

@@ -7,6 +7,8 @@ builds for paper over history. Everything goes to the backtest's own database (m
 
 The summary's figures come only from what the cycles reported (``CycleReport``):
 
+* decided - cycles that evaluated the rules; the others were quiet ticks, whose inputs were
+  those of the cycle before (``engine.quiet``, docs/decisions.md D27);
 * CAGR - total equity, first cycle to last, annualised over calendar days;
 * max drawdown per account - deepest peak-to-trough fall of its equity over all cycles;
 * % positive weeks - weekly reports whose income (equity change) was above zero;
@@ -46,6 +48,7 @@ class BacktestSummary:
     last: date
     sessions: int
     cycles: int
+    decided: int  # cycles that evaluated the rules; the rest were quiet (engine.quiet)
     start_equity: float
     end_equity: float
     cagr: float | None
@@ -97,7 +100,8 @@ def summarise(journal: MemoryJournal, weeks: list[WeekReport], sessions: int, co
     accounts = sorted({a for r in reports for a in r.equity})
     start_eq, end_eq = (totals[0], totals[-1]) if totals else (0.0, 0.0)
     return BacktestSummary(
-        first=first, last=last, sessions=sessions, cycles=len(reports), start_equity=start_eq, end_equity=end_eq,
+        first=first, last=last, sessions=sessions, cycles=len(reports),
+        decided=sum(not r.quiet for r in reports), start_equity=start_eq, end_equity=end_eq,
         cagr=cagr(start_eq, end_eq, reports[0].at, reports[-1].at) if reports else None,
         max_drawdown={a: max_drawdown(r.equity[a] for r in reports if a in r.equity) for a in accounts},
         weeks=len(weeks),

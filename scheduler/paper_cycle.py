@@ -39,7 +39,7 @@ from engine.ledger import (
 from engine.ledger_view import ledger_facts
 from engine.market import MarketDataPort, MarketSnapshot, Quote
 from engine.pipeline import evaluate
-from engine.quiet import QuietTicks, clock_cuts
+from engine.quiet import QuietTicks, clock_cuts, market_key
 from engine.quotes import MarketView
 from engine.resume import ResumeReport, reconcile_orders, resume
 
@@ -66,6 +66,7 @@ class TradingCycle:
         self.quiet = QuietTicks(clock_cuts(constitution.rules), c.cadence.early_close_shift_minutes)
         self._last_report: CycleReport | None = None
         self._marked: dict[str, int] = {}  # account -> cents of its last equity mark
+        self._valued: tuple | None = None  # (ledger state, market key, equity) of the last valuation
 
     def run(self, at: datetime) -> CycleReport:
         snapshot = self._snapshot(at)
@@ -78,18 +79,20 @@ class TradingCycle:
         reconcile_orders(self.store, self.broker, at)
         view = MarketView(snapshot)
         self._start_quarters(view)
-        self._mark(at, view)  # the high-water mark includes the present before the rules judge drawdowns
+        market = market_key(snapshot)
+        self._mark(at, view, market)  # the high-water mark includes the present before the rules judge drawdowns
         before = self.store.state
-        key = self.quiet.key(at, snapshot, before, self.broker.is_connected())
+        key = self.quiet.key(at, market, before, self.broker.is_connected())
         if not fills and self._last_report is not None and self.quiet.is_quiet(key, before):
             return self._quiet_report(at)
-        report = self._decide(at, snapshot, view, events, fills)
+        report = self._decide(at, snapshot, view, events, fills, market)
         acted = bool(report.orders_submitted or report.fills)
         self.quiet.settle(key, before, self.store.state, acted)
         self._last_report = report
         return report
 
-    def _decide(self, at: datetime, snapshot: MarketSnapshot, view: MarketView, events: list[WeekEvent], fills: int) -> CycleReport:
+    def _decide(self, at: datetime, snapshot: MarketSnapshot, view: MarketView, events: list[WeekEvent], fills: int,
+                market: tuple) -> CycleReport:
         lf = ledger_facts(self.store.state, view)
         day = calendar.new_york_date(at)
         facts = build_facts(snapshot, lf.accounts, symbols=self.symbols,
@@ -102,8 +105,8 @@ class TradingCycle:
         plan = planner.plan(self.constitution.model, decision, self.store.state, view, limits, lf.by_key)
         self.last_plan = plan
         result = self.executor.execute(decision, receipt, plan, at)
-        events += result.events + _decision_events(decision)
-        equity = self._mark(at, view)
+        events += result.events + _decision_events(decision) + _ledger_events(state, self.store.state)
+        equity = self._mark(at, view, market)
         return _report(at, decision, self.constitution, limits, result, fills, events, equity)
 
     def _quiet_report(self, at: datetime) -> CycleReport:
@@ -130,16 +133,20 @@ class TradingCycle:
             ops = [StartQuarter(f"quarter:{a.id}:{q}", a.id, q, cents(equity_of(state, a.id, view))) for a in todo]
             self.store.apply(ops, view.as_of)
 
-    def _mark(self, at: datetime, view: MarketView) -> dict[str, float]:
+    def _mark(self, at: datetime, view: MarketView, market: tuple) -> dict[str, float]:
         """Equity per active account; a mark is written only when it moved since the last one
-        (the equity series is a step function, and an unchanged tick leaves the ledger as is)."""
+        (the equity series is a step function, and an unchanged tick leaves the ledger as is).
+        The same holdings at the same market content are worth the same: not revalued."""
         from engine.ledger_view import equity_of
 
         state = self.store.state
+        if self._valued is not None and self._valued[0] is state and self._valued[1] == market:
+            return self._valued[2]
         equity = {a.id: round(equity_of(state, a.id, view), 2) for a in state.active_accounts()}
         moved = {a: cents(e) for a, e in equity.items() if self._marked.get(a) != cents(e)}
         self.store.apply([MarkEquity(f"mark:{a}:{at.isoformat()}", a, c) for a, c in moved.items()], at)
         self._marked.update(moved)
+        self._valued = (self.store.state, market, equity)
         return equity
 
 
@@ -159,17 +166,20 @@ def with_index_quotes(snap: MarketSnapshot, held: set[str]) -> MarketSnapshot:
 
 def _decision_events(decision) -> list[WeekEvent]:
     out = []
-    approved = {v.action for v in decision.verdicts if v.approved}
-    for i, a in enumerate(decision.actions):
+    for a in decision.actions:
         if a.kind in _DECISION_EVENTS:
             out.append(_DECISION_EVENTS[a.kind])
         elif a.kind == "skip_entry" and a.params.get("why") == "earnings":
             out.append(WeekEvent.EARNINGS_SKIP)
-        elif a.kind == "fork_account" and i in approved:
-            out.append(WeekEvent.FORK)
-        elif a.kind == "merge_account" and i in approved:
-            out.append(WeekEvent.MERGE)
     return out
+
+
+def _ledger_events(before: LedgerState, after: LedgerState) -> list[WeekEvent]:
+    """Forks and merges are counted when the ledger made them, not when a rule asked: a fork
+    the planner defers (collateral still tied up) is asked for again every cycle."""
+    forks = sum(a.forks for a in after.accounts.values()) - sum(a.forks for a in before.accounts.values())
+    merged = sum(a.status == "merged" for a in after.accounts.values()) - sum(a.status == "merged" for a in before.accounts.values())
+    return [WeekEvent.FORK] * forks + [WeekEvent.MERGE] * merged
 
 
 def _report(at, decision, constitution, limits, result, fills, events, equity) -> CycleReport:

@@ -177,8 +177,8 @@ class BarMarketData:
     (``engine.options.synthetic_chain``) from the quote and VIX, unless ``chains=False``,
     and priced at the instant the quote's price is from (the session's open, or its close):
     a daily bar knows the market at those two instants only, so the whole picture - spot,
-    volatility and option prices - is as of the same instant all session (docs/decisions.md,
-    "Daily bars price the market at the open and at the close"). That also makes every tick
+    volatility and option prices - is as of the same instant all session (docs/decisions.md
+    D26). That also makes every tick
     of a session share one set of chains, histories and ATR values, which are computed once
     per session and reused (``_memo``, cleared each day).
     """

@@ -177,7 +177,7 @@ def _pct(x: float | None) -> str:
 def _print_backtest(s) -> None:
     out = Console(highlight=False)
     t = Table(title=f"backtest {s.first} .. {s.last} (constitution {s.constitution_version})", show_header=False)
-    t.add_row("sessions / cycles", f"{s.sessions} / {s.cycles}")
+    t.add_row("sessions / cycles", f"{s.sessions} / {s.cycles} ({s.decided} decided, the rest unchanged)")
     t.add_row("equity", f"{s.start_equity:,.2f} -> {s.end_equity:,.2f}")
     t.add_row("CAGR", _pct(s.cagr))
     for acct, dd in s.max_drawdown.items():
