@@ -27,11 +27,12 @@ book after every change, as a real venue outlives a crash of its client.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from engine import calendar
 from engine.broker import (
@@ -61,7 +62,7 @@ class PaperCosts:
 class VenueStore(Protocol):
     def load(self) -> dict | None: ...
 
-    def save(self, book: dict) -> None: ...
+    def save(self, book: str) -> None: ...  # the book as JSON text
 
 
 @dataclass
@@ -95,6 +96,8 @@ class PaperBroker:
         self._connected = False
         self._orders: dict[str, _Order] = {}
         self._working: dict[str, _Order] = {}  # a subset of _orders that may still be open
+        self._final_text: dict[str, str] = {}  # JSON of final orders (see _dump)
+        self._fill_text: list[str] = []  # JSON of _fills[:len], in order
         self._fills: list[Fill] = []
         self._positions: dict[tuple[str, str], tuple[ContractSpec, int, float]] = {}
         self._seeds: set[str] = set()
@@ -310,17 +313,24 @@ class PaperBroker:
         if self._store is not None:
             self._store.save(self._dump())
 
-    def _dump(self) -> dict[str, Any]:
-        return {
-            "seq": self._seq,
-            "seeds": sorted(self._seeds),
-            "orders": [{"request": o.request.model_dump(mode="json"), "broker_id": o.broker_id, "state": o.state.value,
-                        "filled": o.filled, "avg": o.avg, "reason": o.reason, "at": o.at.isoformat() if o.at else None,
-                        "fills": o.fills} for o in self._orders.values()],
-            "fills": [f.model_dump(mode="json") for f in self._fills],
-            "positions": [{"account": a, "contract": c.model_dump(mode="json"), "quantity": q, "avg": p}
-                          for (a, _), (c, q, p) in sorted(self._positions.items())],
-        }
+    def _dump(self) -> str:
+        """The book as JSON text. Final orders and fills never change, so their text is made
+        once and reused: a save costs the open orders and positions, not the whole history."""
+        orders = [self._final_text.get(coid) or self._order_text(o) for coid, o in self._orders.items()]
+        fills = self._fill_text
+        fills.extend(_json(f.model_dump(mode="json")) for f in self._fills[len(fills):])
+        positions = [{"account": a, "contract": c.model_dump(mode="json"), "quantity": q, "avg": p}
+                     for (a, _), (c, q, p) in sorted(self._positions.items())]
+        return (f'{{"fills":[{",".join(fills)}],"orders":[{",".join(orders)}],"positions":{_json(positions)},'
+                f'"seeds":{_json(sorted(self._seeds))},"seq":{self._seq}}}')
+
+    def _order_text(self, o: _Order) -> str:
+        text = _json({"request": o.request.model_dump(mode="json"), "broker_id": o.broker_id, "state": o.state.value,
+                      "filled": o.filled, "avg": o.avg, "reason": o.reason, "at": o.at.isoformat() if o.at else None,
+                      "fills": o.fills})
+        if o.state.is_final:
+            self._final_text[o.request.client_order_id] = text
+        return text
 
     def _load(self) -> None:
         book = self._store.load() if self._store is not None else None
@@ -357,3 +367,7 @@ def _settlement_fills(account: str, c: ContractSpec, qty: int, spot: float, at: 
         Fill(client_order_id="assignment", broker_order_id="", execution_id=f"A:{tag}", account=account, contract=stock,
              side=stock_side, quantity=shares, price=c.strike, at=at),
     ]
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

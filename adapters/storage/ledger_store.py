@@ -220,8 +220,8 @@ class SqlVenueStore:
             row = conn.execute(text("SELECT book FROM paper_venue WHERE id = 1")).first()
         return json.loads(row[0]) if row else None
 
-    def save(self, book: dict) -> None:
-        body = json.dumps(book, sort_keys=True, separators=(",", ":"))
+    def save(self, book: str) -> None:
+        body = book  # JSON text, made by the venue (it reuses the text of what cannot change)
         with write_transaction(self.engine, "paper_venue", "saving the paper venue") as conn:
             conn.execute(text("DELETE FROM paper_venue WHERE id = 1"))
             conn.execute(text("INSERT INTO paper_venue (id, book) VALUES (1, :b)"), {"b": body})
