@@ -194,6 +194,25 @@ class Cadence:
 
 
 DEFAULT_CADENCE = Cadence()
+_WEEKDAY_INDEX = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+
+
+def cadence_of(constitution) -> Cadence:
+    """The timetable of a validated constitution model (``constitution.models.Constitution``):
+    what the rules' clock, the facts builder and the quiet-tick check must all agree on."""
+    c = constitution
+    entry = {k: getattr(c.sleeves, k).entry for k in ("gen", "rev", "com")}
+    return Cadence(
+        atr_refresh=c.protocol.atr.refresh,
+        entry_start=entry["gen"].start,
+        entry_end=entry["gen"].end,
+        entry_weekday=MappingProxyType({k: _WEEKDAY_INDEX[w.day] for k, w in entry.items()}),
+        management_start=c.cadence.friday_management.start,
+        management_end=c.cadence.friday_management.end,
+        weekly_report=c.cadence.weekly_report.at,
+        early_close_shift=timedelta(minutes=c.cadence.early_close_shift_minutes),
+        assignment_check=c.cadence.assignment_check.at,
+    )
 
 
 @dataclass(frozen=True, slots=True)

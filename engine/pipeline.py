@@ -14,6 +14,7 @@ from constitution.actions import KINDS
 from constitution.canonical import canonical_json, digest
 from constitution.compile import ALIAS, CompiledRule
 from constitution.load import LoadedConstitution
+from engine import calendar as nyse
 from engine.decision import Action, ConstitutionRef, Decision, Firing, decision_id_for
 from engine.facts import Facts
 from engine.interp import Env, explain, value
@@ -21,7 +22,14 @@ from engine.prepare import Prepared, derived_bottoms, prepare
 from engine.rules import MAX_FACTS_PER_SESSION, RawFiring, runtime_for
 
 _ENTITY_KEY = {"m": "id", "a": "acct", "u": "sym", "p": "key"}
-_PARAM_CACHE: dict[str, dict] = {}  # constitution digest -> resolved params (immutable values)
+_PARAM_CACHE: dict = {}  # constitution digest -> resolved params (immutable values)
+
+
+def _cadence_for(constitution: LoadedConstitution) -> nyse.Cadence:
+    key = ("cadence", constitution.digest)
+    if key not in _PARAM_CACHE:
+        _PARAM_CACHE[key] = nyse.cadence_of(constitution.model)
+    return _PARAM_CACHE[key]
 
 
 def _params_for(constitution: LoadedConstitution) -> dict:
@@ -61,7 +69,7 @@ class _Fired:
 def evaluate(constitution: LoadedConstitution, facts: Facts, matcher=None) -> Decision:
     """Evaluate ``facts`` under ``constitution``. ``matcher`` defaults to the durable-rules
     runtime; tests pass ``engine.reference.ReferenceMatcher`` to cross-check it."""
-    prepared = prepare(facts, constitution.model.cadence.early_close_shift_minutes)
+    prepared = prepare(facts, constitution.model.cadence.early_close_shift_minutes, _cadence_for(constitution))
     derived = _Derived(prepared)
     runtime = matcher or runtime_for(constitution.digest, constitution.rules)
     fired: list[_Fired] = []

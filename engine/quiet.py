@@ -91,11 +91,13 @@ def _operand_mentions_clock(operand) -> bool:
     return False
 
 
-def clock_signature(cuts: tuple[ClockCut, ...], at: datetime, early_close_shift_minutes: int) -> tuple:
+def clock_signature(cuts: tuple[ClockCut, ...], at: datetime, early_close_shift_minutes: int,
+                    cadence: calendar.Cadence | None = None) -> tuple:
     """The New York date and, for every alternative that can fire today, the truth of its
-    minute tests at ``at`` (the clock's facts as ``engine.prepare`` computes them)."""
+    minute tests at ``at`` (the clock's facts as ``engine.prepare`` computes them, with the
+    same timetable: the constitution's, ``calendar.cadence_of``)."""
     ny = at.astimezone(calendar.NEW_YORK)
-    clock = clock_fields(ny, calendar.is_early_close(ny.date()), early_close_shift_minutes)
+    clock = clock_fields(ny, calendar.is_early_close(ny.date()), early_close_shift_minutes, cadence)
     live = tuple(
         tuple(_OPS[op](clock[f], v) for f, op, v in cut.minutes) if all(_OPS[op](clock[f], v) for f, op, v in cut.day) else None
         for cut in cuts
@@ -120,6 +122,7 @@ class QuietTicks:
 
     cuts: tuple[ClockCut, ...] | None
     shift_minutes: int
+    cadence: calendar.Cadence | None = None
     _key: tuple | None = None
     _state: LedgerState | None = None
 
@@ -127,7 +130,7 @@ class QuietTicks:
         """``market`` is ``market_key`` of the tick's snapshot."""
         if self.cuts is None or state.open_orders():
             return None
-        return (clock_signature(self.cuts, at, self.shift_minutes), market, connected)
+        return (clock_signature(self.cuts, at, self.shift_minutes, self.cadence), market, connected)
 
     def is_quiet(self, key: tuple | None, state: LedgerState) -> bool:
         return key is not None and key == self._key and state is self._state

@@ -63,7 +63,7 @@ class TradingCycle:
         self.symbols = tuple(sorted(set(symbols or ()) | {t for ts in self.sleeve_tickers.values() for t in ts}))
         self.resumed: ResumeReport | None = None
         self.last_plan = None
-        self.quiet = QuietTicks(clock_cuts(constitution.rules), c.cadence.early_close_shift_minutes)
+        self.quiet = QuietTicks(clock_cuts(constitution.rules), c.cadence.early_close_shift_minutes, calendar.cadence_of(c))
         self._last_report: CycleReport | None = None
         self._marked: dict[str, int] = {}  # account -> cents of its last equity mark
         self._valued: tuple | None = None  # (ledger state, market key, equity) of the last valuation

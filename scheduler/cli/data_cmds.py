@@ -16,7 +16,6 @@ import re
 import sys
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from types import MappingProxyType
 
 import yaml
 
@@ -134,24 +133,6 @@ def _constitution(path: str | None):
     return load_constitution(path or bundled_path()).model
 
 
-_WEEKDAY = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
-
-
-def _cadence(c) -> calendar.Cadence:
-    entry = {k: getattr(c.sleeves, k).entry for k in ("gen", "rev", "com")}
-    first = entry["gen"]
-    return calendar.Cadence(
-        atr_refresh=c.protocol.atr.refresh,
-        entry_start=first.start,
-        entry_end=first.end,
-        entry_weekday=MappingProxyType({k: _WEEKDAY[w.day] for k, w in entry.items()}),
-        management_start=c.cadence.friday_management.start,
-        management_end=c.cadence.friday_management.end,
-        weekly_report=c.cadence.weekly_report.at,
-        early_close_shift=timedelta(minutes=c.cadence.early_close_shift_minutes),
-    )
-
-
 def _specs(c) -> dict[str, CandidateSpec]:
     out = {}
     for k in ("gen", "rev", "com"):
@@ -192,7 +173,7 @@ def cmd_facts(args) -> int:
     symbols = args.symbols or tuple(sorted({s for ts in tickers.values() for s in ts}))
     market = _market(args, symbols)
     snapshot = market.snapshot(at, symbols)
-    candidates = candidates_for_day(at.date(), tickers, _specs(c), _cadence(c))
+    candidates = candidates_for_day(at.date(), tickers, _specs(c), calendar.cadence_of(c))
     facts = build_facts(
         snapshot, demo_accounts(at, snapshot), symbols=(), candidates=candidates,
         max_quote_age=timedelta(seconds=c.data_failures.quote_stale_seconds),

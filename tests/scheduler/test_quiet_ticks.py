@@ -115,3 +115,30 @@ def test_a_replay_with_quiet_ticks_does_exactly_what_deciding_every_tick_does(bu
     assert fast_cycle.store.state.balances == full_cycle.store.state.balances
     assert fast_cycle.store.state.holdings == full_cycle.store.state.holdings
     assert (fast.trades, fast.fills, fast.end_equity, fast.week_types) == (full.trades, full.fills, full.end_equity, full.week_types)
+
+
+@pytest.mark.parametrize("check", ["15:00", "14:50"])
+def test_the_engine_reads_the_timetable_the_scheduler_fires(bundled, check):
+    """The rules' clock, the quiet-tick check and the scheduler take their close-anchored times
+    from the same constitution: a moved assignment check moves all three."""
+    from engine.calendar import cadence_of
+    from scheduler.cadence import spec_from
+
+    text = bundled.text.replace('assignment_check: {day: fri, at: "15:00"}', f'assignment_check: {{day: fri, at: "{check}"}}')
+    edited = load_constitution_text(text, "<edited>")
+    assert cadence_of(edited.model) == spec_from(edited.model).calendar_cadence()
+    hh, mm = map(int, check.split(":"))
+    assert cadence_of(edited.model).assignment_check == time(hh, mm)
+    # On an early-close Friday the shifted check is clipped to 12:45 for both timetables, and
+    # the quiet-tick signature changes exactly there.
+    cuts = clock_cuts(edited.rules)
+    cadence = cadence_of(edited.model)
+    day = date(2024, 11, 29)
+
+    def sig(h, m):
+        return clock_signature(cuts, datetime.combine(day, time(h, m), tzinfo=NEW_YORK), 120, cadence)
+
+    # 15:00 - 2 h lands on the 13:00 close: clipped to 12:45. 14:50 - 2 h = 12:50: not clipped.
+    before, at = ((12, 40), (12, 45)) if check == "15:00" else ((12, 45), (12, 50))
+    assert sig(*before) != sig(*at)
+    assert sig(*at) == sig(12, 55)
