@@ -142,6 +142,7 @@ class Executor:
         # process starts empty; any other is read from the log once (a crash may have left a
         # link whose fill was never booked).
         self._fill_links: dict[str, set[str]] = {}
+        self._synced_tail: tuple | None = None  # (count, last execution id) of the broker fills last synced
 
     # ------------------------------------------------------------------ one decision
 
@@ -222,9 +223,13 @@ class Executor:
         one (expiry, assignment) to the decision(s) that opened the position it settles, so the
         link is durable before the booking. Only a fill on a position no recorded order opened
         (brought in from outside) waits for the next decision."""
+        fills = self.broker.fills()
+        tail = (len(fills), fills[-1].execution_id if fills else None)
+        if tail == self._synced_tail:  # brokers append executions; nothing new since the last sync
+            return 0
         n = 0
         state = self.store.state
-        for f in self.broker.fills():
+        for f in fills:
             if f.execution_id in state.applied:
                 continue
             order = state.orders.get(f.client_order_id)
@@ -237,6 +242,7 @@ class Executor:
             n += 1
             if events is not None:
                 events.extend(_events_of(f, order))
+        self._synced_tail = tail
         return n
 
     def _link_fill(self, did: str, f: Fill) -> None:
