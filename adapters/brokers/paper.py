@@ -62,7 +62,7 @@ class PaperCosts:
 class VenueStore(Protocol):
     def load(self) -> dict | None: ...
 
-    def save(self, book: str) -> None: ...  # the book as JSON text
+    def save(self, book: str) -> None: ...  # the book as JSON text (see PaperBroker._dump)
 
 
 @dataclass

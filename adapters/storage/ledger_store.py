@@ -220,8 +220,10 @@ class SqlVenueStore:
             row = conn.execute(text("SELECT book FROM paper_venue WHERE id = 1")).first()
         return json.loads(row[0]) if row else None
 
-    def save(self, book: str) -> None:
-        body = book  # JSON text, made by the venue (it reuses the text of what cannot change)
+    def save(self, book: str | dict) -> None:
+        """``book`` as JSON text (the venue makes it, reusing the text of what cannot change)
+        or as the loaded dict (tools and tests that edit the book)."""
+        body = book if isinstance(book, str) else json.dumps(book, sort_keys=True, separators=(",", ":"))
         with write_transaction(self.engine, "paper_venue", "saving the paper venue") as conn:
             conn.execute(text("DELETE FROM paper_venue WHERE id = 1"))
             conn.execute(text("INSERT INTO paper_venue (id, book) VALUES (1, :b)"), {"b": body})
