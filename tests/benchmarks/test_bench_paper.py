@@ -2,7 +2,9 @@
 
 ``cached_market``: the snapshot is built once (chains for 11 underlyings cost ~25 ms in the
 synthetic adapter): this measures facts + rules + risk + audit + plan + orders + ledger.
-``synthetic_market``: the same cycle including the synthetic market's snapshot."""
+``synthetic_market``: the same cycle including the synthetic market's snapshot.
+Both decide every cycle (quiet ticks off); ``quiet_tick`` measures what a monitoring tick
+costs when nothing changed since the decision in force (engine.quiet, D27)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from adapters.brokers.paper import PaperBroker
 from engine.audit import InMemoryDecisionLog, Mode
 from engine.clock import FixedClock
 from engine.execution import MemoryLedgerStore
+from engine.quiet import QuietTicks
 from scheduler.paper_cycle import Portfolio, TradingCycle, open_portfolio
 from tests.execution import helpers
 
@@ -34,7 +37,7 @@ class CachedMarket:
         return self.market.history(symbol, first, last)
 
 
-def _cycle(bundled, market, db_url=None):
+def _cycle(bundled, market, db_url=None, quiet=False):
     if db_url:
         from scheduler.compose import open_paper_cycle
 
@@ -47,6 +50,8 @@ def _cycle(bundled, market, db_url=None):
     t0 = helpers.at(helpers.WEEK, 9, 40)
     broker.sync(t0, market.snapshot(t0, cycle.symbols))
     open_portfolio(cycle, Portfolio(helpers.CAPITAL, helpers.WEEK), t0, broker.seed_position)
+    if not quiet:
+        cycle.quiet = QuietTicks(None, 0)  # decide every cycle: the full pipeline is measured
     cycle.run(THURSDAY)  # the Thursday entries happen once; the benchmark measures steady cycles
     return cycle
 
@@ -55,10 +60,17 @@ def _cycle(bundled, market, db_url=None):
 def test_bench_paper_cycle_cached_market(benchmark, bundled, store, tmp_path):
     cycle = _cycle(bundled, CachedMarket(helpers.market()), f"sqlite:///{tmp_path / 'b.db'}" if store == "sqlite" else None)
     report = benchmark(cycle.run, THURSDAY)
-    assert set(report.equity) == {"GEN", "REV", "COM"}
+    assert set(report.equity) == {"GEN", "REV", "COM"} and not report.quiet
 
 
 def test_bench_paper_cycle_synthetic_market(benchmark, bundled):
     cycle = _cycle(bundled, helpers.market())
     report = benchmark(cycle.run, THURSDAY)
-    assert set(report.equity) == {"GEN", "REV", "COM"}
+    assert set(report.equity) == {"GEN", "REV", "COM"} and not report.quiet
+
+
+def test_bench_paper_cycle_quiet_tick(benchmark, bundled, tmp_path):
+    cycle = _cycle(bundled, helpers.market(), f"sqlite:///{tmp_path / 'q.db'}", quiet=True)
+    cycle.run(THURSDAY.replace(minute=5))  # settles the reference tick
+    report = benchmark(cycle.run, THURSDAY.replace(minute=10))
+    assert report.quiet and set(report.equity) == {"GEN", "REV", "COM"}
