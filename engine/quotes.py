@@ -48,6 +48,7 @@ class MarketView:
         self.snapshot = snapshot
         self.as_of = snapshot.as_of
         self.today = calendar.new_york_date(snapshot.as_of)
+        self._quotes: dict[ContractSpec, OptionQuote | None] = {}  # a view never changes: one lookup per contract
 
     @property
     def vix(self) -> float | None:
@@ -75,6 +76,13 @@ class MarketView:
         return self.snapshot.chains.get(symbol)
 
     def quote(self, contract: ContractSpec) -> OptionQuote | None:
+        try:
+            return self._quotes[contract]
+        except KeyError:
+            q = self._quotes[contract] = self._quote(contract)
+            return q
+
+    def _quote(self, contract: ContractSpec) -> OptionQuote | None:
         if contract.sec_type is SecType.STOCK:
             s = self.spot(contract.symbol)
             return OptionQuote(s, s, 1.0, 10**9, 10**9) if s else None
