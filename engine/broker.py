@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -86,7 +86,16 @@ class OrderStatus(_Frozen):
     at: datetime
 
 
+FillOrigin = Literal["order", "assignment", "expiry"]
+BROKER_INITIATED: tuple[str, ...] = ("assignment", "expiry")
+
+
 class Fill(_Frozen):
+    """One execution. ``origin`` says who made it: ``order`` (an order of ours, or one placed
+    by hand at the broker) or a settlement the broker booked on its own - ``assignment`` (an
+    option assigned or exercised, both its legs: the option closed and the shares delivered)
+    or ``expiry`` (an option expired, worthless or cash-settled)."""
+
     client_order_id: str
     broker_order_id: str
     execution_id: str  # unique per execution at the broker; the ledger's idempotency key
@@ -97,6 +106,20 @@ class Fill(_Frozen):
     price: float
     commission: float = 0.0
     at: datetime
+    origin: FillOrigin = "order"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _origin_of_old_records(cls, data):
+        """Fills stored before ``origin`` existed marked a settlement by its client order id
+        (the paper venue's ``assignment`` / ``expiry``)."""
+        if isinstance(data, dict) and "origin" not in data and data.get("client_order_id") in BROKER_INITIATED:
+            data = {**data, "origin": data["client_order_id"]}
+        return data
+
+    @property
+    def broker_initiated(self) -> bool:
+        return self.origin != "order"
 
 
 class BrokerPosition(_Frozen):
@@ -120,6 +143,11 @@ class BrokerPort(Protocol):
     is_live: bool  # True only for a real-money connection
 
     def connect(self) -> None: ...
+
+    def routes(self, account: str) -> bool:
+        """Can an order for ALL-USE sub-account ``account`` be routed to a real account at this
+        broker? Asked before an order is written (an order that cannot be routed is refused,
+        not sent); the paper venue routes every account."""
 
     def disconnect(self) -> None: ...
 

@@ -16,7 +16,14 @@ known at that moment: a fill of our order to the order's decision; a broker-init
 (expiry, assignment, called away) to the decision(s) whose orders opened the position it
 settles (``origin_decisions``). A crash between the link and the booking is repaired without a
 duplicate: a fill is linked at most once per decision, checked against the log
-(``LinkReader``) for any decision this process did not itself record.
+(``LinkReader``) for any decision this process did not itself record. A broker-initiated fill is
+told by its ``origin`` (``assignment`` / ``expiry``), set by the broker adapter, never by its
+client order id.
+
+Routing (D28). An order for an account the broker cannot route (``BrokerPort.routes``: live, a
+ledger account with no IB sub-account mapped, e.g. a Mini just forked) is refused before its
+intent is written: a planner rejection ``no-broker-account`` in the audit log, like every other
+rejection, and nothing reaches the broker. The rest of the decision is carried out.
 """
 
 from __future__ import annotations
@@ -48,7 +55,9 @@ from engine.ledger import (
     UpdateOrder,
     apply_all,
 )
-from engine.plan_types import Plan, PlannedOrder
+from engine.plan_types import Plan, PlannedOrder, Rejection
+
+NO_BROKER_ACCOUNT = "no-broker-account"
 
 
 class LedgerStore(Protocol):
@@ -156,9 +165,11 @@ class Executor:
     def execute(self, decision: Decision, receipt: Receipt, plan: Plan, at: datetime) -> ExecutionResult:
         if receipt.decision_id != decision.decision_id:
             raise ValueError(f"receipt {receipt.decision_id} is not for decision {decision.decision_id}")
-        result = ExecutionResult(rejections=len(plan.rejections))
+        orders, refused = self._routable(plan.orders)
+        rejections = plan.rejections + refused
+        result = ExecutionResult(rejections=len(rejections))
         did = decision.decision_id
-        for r in plan.rejections:
+        for r in rejections:
             self.log.link(ExecutionLink(decision_id=did, kind="note", ref=f"action:{r.action_index}", data={"rejection": r.as_dict()}))
         for f in self._unlinked:
             self._link_fill(did, f)
@@ -166,10 +177,27 @@ class Executor:
         self.store.apply(plan.ops, at)
         if any(a.kind == "kill_switch" for i, a in enumerate(decision.actions) if _approved(decision, i)):
             self.cancel_all(did, at)
-        for order in plan.orders:
+        for order in orders:
             result.submitted += self._place(did, order, at)
         result.fills += self.sync_fills(at, result.events)
         return result
+
+    def _routable(self, orders: Sequence[PlannedOrder]) -> tuple[tuple[PlannedOrder, ...], tuple[Rejection, ...]]:
+        """The orders the broker can route, and one ``no-broker-account`` rejection per action
+        whose account it cannot (all its legs are refused: they share the account)."""
+        verdict: dict[str, bool] = {}
+        kept, refused = [], {}
+        for o in orders:
+            account = o.request.account
+            if account not in verdict:
+                verdict[account] = bool(self.broker.routes(account))
+            if verdict[account]:
+                kept.append(o)
+            elif o.action_index not in refused:
+                refused[o.action_index] = Rejection(
+                    o.action_index, o.action_kind, account, o.request.contract.symbol, NO_BROKER_ACCOUNT,
+                    f"{account} has no broker sub-account; map it with --account {account}=CODE and restart")
+        return tuple(kept), tuple(refused.values())
 
     def _place(self, did: str, order: PlannedOrder, at: datetime) -> int:
         coid = order.request.client_order_id
@@ -232,7 +260,7 @@ class Executor:
         for f in fills:
             if f.execution_id in state.applied:
                 continue
-            order = state.orders.get(f.client_order_id)
+            order = None if f.broker_initiated else state.orders.get(f.client_order_id)
             targets = (order.request.decision_id,) if order is not None else origin_decisions(state, f)
             for did in targets:
                 self._link_fill(did, f)
@@ -267,7 +295,7 @@ def origin_decisions(state: LedgerState, f: Fill) -> tuple[str, ...]:
     merged away count when the account's own orders do not (a merge moves the position)."""
     opening = OrderSide.BUY if f.side is OrderSide.SELL else OrderSide.SELL
     if f.contract.sec_type is SecType.STOCK:
-        if f.client_order_id != "assignment":
+        if f.origin != "assignment":
             return ()
         right, day = ("P" if f.side is OrderSide.BUY else "C"), new_york_date(f.at)
         candidates = [o for o in state.orders.values() if o.filled and o.request.side is OrderSide.SELL
@@ -300,7 +328,7 @@ def _purpose_of(f: Fill, state: LedgerState) -> str:
 
 
 def _events_of(f: Fill, order: OrderRecord | None) -> list[WeekEvent]:
-    if f.client_order_id == "assignment" and f.contract.right is None:
+    if f.origin == "assignment" and f.contract.right is None:
         return [WeekEvent.ASSIGNMENT]
     if order is None:
         return []

@@ -18,8 +18,8 @@ Lifecycle. DAY orders still working at the session close (early close included) 
 At an expiry's session close each position settles on the underlying's close: out of the
 money it expires worthless; a short put in the money is assigned (shares bought at the
 strike), a short call in the money is called away (shares sold at the strike); a long option
-in the money is settled for its intrinsic value. Each settlement is a ``Fill`` (client order id
-``expiry`` / ``assignment``) so the ledger books it like any execution.
+in the money is settled for its intrinsic value. Each settlement is a ``Fill`` (``origin`` and
+client order id ``expiry`` / ``assignment``) so the ledger books it like any execution.
 
 The venue keeps its own book (orders, fills, positions). Given a ``VenueStore`` it saves the
 book after every change, as a real venue outlives a crash of its client.
@@ -111,6 +111,10 @@ class PaperBroker:
 
     def disconnect(self) -> None:
         self._connected = False
+
+    def routes(self, account: str) -> bool:
+        """The simulated venue keeps a book for any account name."""
+        return True
 
     def is_connected(self) -> bool:
         return self._connected
@@ -357,15 +361,15 @@ def _settlement_fills(account: str, c: ContractSpec, qty: int, spot: float, at: 
     if qty > 0 or intrinsic <= 0:
         price = round(intrinsic, 2) if qty > 0 else 0.0
         return [Fill(client_order_id="expiry", broker_order_id="", execution_id=f"X:{tag}", account=account, contract=c,
-                     side=close_side, quantity=abs(qty), price=price, at=at)]
+                     side=close_side, quantity=abs(qty), price=price, at=at, origin="expiry")]
     shares = abs(qty) * c.multiplier
     stock_side = OrderSide.BUY if c.right == "P" else OrderSide.SELL
     stock = ContractSpec(sec_type=SecType.STOCK, symbol=c.symbol, multiplier=1)
     return [
         Fill(client_order_id="assignment", broker_order_id="", execution_id=f"X:{tag}", account=account, contract=c,
-             side=close_side, quantity=abs(qty), price=0.0, at=at),
+             side=close_side, quantity=abs(qty), price=0.0, at=at, origin="assignment"),
         Fill(client_order_id="assignment", broker_order_id="", execution_id=f"A:{tag}", account=account, contract=stock,
-             side=stock_side, quantity=shares, price=c.strike, at=at),
+             side=stock_side, quantity=shares, price=c.strike, at=at, origin="assignment"),
     ]
 
 
