@@ -10,6 +10,11 @@ State comes from IB's reports, never from assumptions: an order that IB has not 
 stays ``pending_submit``; after a reconnect the open orders, completed orders and executions are
 re-read and matched by ``orderRef`` (= the client order id), so an order placed before a drop
 is adopted, never placed twice.
+
+Settlements: IB books an option's assignment, exercise and expiry as executions no order stands
+behind (no orderRef; ``ib_mapping.is_settlement``). The client library stores them without
+announcing them, so ``fills()`` (and reconciliation) picks them up and reports them as fills of
+``origin`` ``assignment`` / ``expiry``, as the paper venue does.
 """
 
 from __future__ import annotations
@@ -302,6 +307,7 @@ class IBBroker:
         self._contracts: dict[str, Any] = {}
         self._fills: dict[str, Fill] = {}
         self._pending_fills: dict[str, Any] = {}
+        self._scanned = 0  # how many of the client's executions fills() has looked at
         self._subscribers: list[Callable[[BrokerEvent], None]] = []
         self.session.call(self._wire())
 
@@ -333,6 +339,10 @@ class IBBroker:
 
     def subscribe(self, callback: Callable[[BrokerEvent], None]) -> None:
         self._subscribers.append(callback)
+
+    def routes(self, account: str) -> bool:
+        """Only a sub-account mapped to an IB account code (``IBConfig.accounts``) is routed."""
+        return account in self.accounts.codes
 
     # ----- BrokerPort: orders -----
 
@@ -518,6 +528,7 @@ class IBBroker:
         return sorted(out, key=lambda p: (p.account, p.contract.key))
 
     async def _fills_since(self, since: datetime | None) -> list[Fill]:
+        await self._take_settlements()
         fills = sorted(self._fills.values(), key=lambda f: (f.at, f.execution_id))
         return [f for f in fills if since is None or f.at >= since]
 
@@ -556,8 +567,13 @@ class IBBroker:
             return  # IB does not serve order state to read-only clients
         seen = await self._adopt_open() | await self._adopt_completed()
         fills = await self.session.paced(self.session.ib.reqExecutionsAsync, "executions")
+        settlements = []
         for f in fills:
-            self._record_fill(f, f.commissionReport.commission)
+            if mp.is_settlement(f.execution, self._order_known(f.execution.permId)):
+                settlements.append(f)
+            else:
+                self._record_fill(f, f.commissionReport.commission)
+        self._record_settlements(settlements)
         for t in list(self._orders.values()):
             if not t.state.is_final and t.client_order_id not in seen:
                 t.error = None
@@ -679,6 +695,47 @@ class IBBroker:
         recorded = mp.to_fill(coid, sub, spec, ex, commission)
         self._fills[ex.execId] = recorded
         self._emit(BrokerEvent(kind="fill", fill=recorded))
+
+    # ----- settlements (assignment, exercise, expiry) -----
+
+    def _order_known(self, perm_id: int) -> bool:
+        return bool(perm_id) and any(t.perm_id == perm_id for t in self._orders.values())
+
+    async def _take_settlements(self) -> None:
+        """Executions the client library stored without announcing them (no order of this
+        session behind them): settlements, or fills of an order placed by hand, which IB
+        reports among its open or completed orders."""
+        fills = self.session.ib.fills()
+        if len(fills) == self._scanned:
+            return
+        new = [f for f in fills if f.execution.execId not in self._fills
+               and f.execution.execId not in self._pending_fills and not f.execution.orderRef]
+        if any(f.execution.permId and not self._order_known(f.execution.permId) for f in new) \
+                and self.session.is_connected() and not self.config.readonly:
+            await self._adopt_open()
+            await self._adopt_completed()
+        settlements = []
+        for f in new:
+            if mp.is_settlement(f.execution, self._order_known(f.execution.permId)):
+                settlements.append(f)
+            else:
+                self._record_fill(f, f.commissionReport.commission)
+        self._record_settlements(settlements)
+        self._scanned = len(fills)
+
+    def _record_settlements(self, fills: list[Any]) -> None:
+        rows = []
+        for f in sorted(fills, key=lambda f: (f.execution.time, f.execution.execId)):
+            ex = f.execution
+            spec = mp.from_ib_contract(f.contract)
+            if ex.execId in self._fills or spec is None:
+                continue
+            rows.append((self.accounts.from_ib(ex.acctNumber), spec, f))
+        origins = mp.settlement_origins([(sub, spec, f.execution) for sub, spec, f in rows])
+        for (sub, spec, f), origin in zip(rows, origins, strict=True):
+            recorded = mp.to_fill(origin, sub, spec, f.execution, f.commissionReport.commission, origin)
+            self._fills[f.execution.execId] = recorded
+            self._emit(BrokerEvent(kind="fill", fill=recorded))
 
     # ----- connection events -----
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import calendar
 import math
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -20,6 +22,7 @@ from engine.broker import (
     BrokerPosition,
     ContractSpec,
     Fill,
+    FillOrigin,
     OrderRequest,
     OrderSide,
     OrderState,
@@ -231,12 +234,35 @@ def to_order_status(client_order_id: str, perm_id: int, state: OrderState, fille
 
 
 def to_fill(client_order_id: str, sub_account: str, contract: ContractSpec, execution,
-            commission: float) -> Fill:
+            commission: float, origin: FillOrigin = "order") -> Fill:
     side = OrderSide.BUY if execution.side in ("BOT", "BUY") else OrderSide.SELL
-    return Fill(client_order_id=client_order_id, broker_order_id=str(execution.permId),
+    return Fill(client_order_id=client_order_id, broker_order_id=str(execution.permId or ""),
                 execution_id=execution.execId, account=sub_account, contract=contract,
                 side=side, quantity=int(execution.shares), price=float(execution.price),
-                commission=_finite(commission), at=execution.time)
+                commission=_finite(commission), at=execution.time, origin=origin)
+
+
+def is_settlement(execution, order_known: bool) -> bool:
+    """IB books an option's assignment, exercise and expiry (and the shares an assignment or
+    an exercise delivers) as executions that no order stands behind: no ``orderRef``, and a
+    ``permId`` of 0 or of no order IB reports (open or completed). ``order_known`` says whether
+    IB reports an order with the execution's permId. An execution of a hand-placed TWS order
+    has a permId IB reports, so it stays an order's fill."""
+    return not execution.orderRef and not (execution.permId and order_known)
+
+
+def settlement_origins(rows: Sequence[tuple[str, ContractSpec, Any]]) -> list[FillOrigin]:
+    """Origin of each settlement execution in ``rows`` (sub-account, contract, execution), one
+    batch as IB reports it: shares delivered are an ``assignment``; an option closed is an
+    ``assignment`` when shares of its underlying were delivered at its strike in the same
+    account in the batch (IB books both legs at once), else an ``expiry`` (worthless, or an
+    index option's cash settlement)."""
+    delivered = {(sub, c.symbol, round(float(ex.price), 4)) for sub, c, ex in rows if c.sec_type is SecType.STOCK}
+    out: list[FillOrigin] = []
+    for sub, c, _ex in rows:
+        assigned = c.sec_type is SecType.STOCK or (sub, c.symbol, round(float(c.strike or 0.0), 4)) in delivered
+        out.append("assignment" if assigned else "expiry")
+    return out
 
 
 def to_position(sub_account: str, contract: ContractSpec, quantity: float,

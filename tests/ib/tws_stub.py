@@ -74,6 +74,7 @@ class TwsStub:
         self._next_order_id = 1
         self._next_perm = 9000
         self._next_exec = 1
+        self.settlements: list[tuple[m.StubOrder, str, float, float]] = []  # broker-initiated executions
         self._pacing_seen: dict[str, int] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -170,6 +171,39 @@ class TwsStub:
             o = self._by_ref(order_ref)
             self._execute(o, qty, price)
         self._call(go())
+
+    def assign(self, account: str, symbol: str, expiry: str, strike: float, right: str, contracts: int) -> None:
+        """IB assigns ``contracts`` short options: it books two executions no order stands
+        behind (orderId 0, permId 0, no orderRef) - the option bought back at 0 and the shares
+        delivered at the strike (bought for a put, sold for a call) - and sends them to every
+        client, unasked."""
+        async def go():
+            u = self.master.underlyings[symbol]
+            option = self.master._option(symbol, expiry, strike, right, u.symbol)
+            shares = self.master.underlying_contract(symbol)
+            qty = contracts * float(option.multiplier or 100)
+            self._settle(account, option, "BUY", contracts, 0.0)
+            self._settle(account, shares, "BUY" if right == "P" else "SELL", qty, strike)
+        self._call(go())
+
+    def expire(self, account: str, symbol: str, expiry: str, strike: float, right: str, contracts: int) -> None:
+        """IB expires ``contracts`` short options worthless: one execution at 0, no order."""
+        async def go():
+            u = self.master.underlyings[symbol]
+            self._settle(account, self.master._option(symbol, expiry, strike, right, u.symbol), "BUY", contracts, 0.0)
+        self._call(go())
+
+    def _settle(self, account: str, contract: m.StubContract, action: str, qty: float, price: float) -> None:
+        o = m.StubOrder(order_id=0, perm_id=0, client_id=0, contract=contract, action=action, quantity=qty,
+                        order_type="", limit=None, tif="", account=account, order_ref="", status="Filled",
+                        filled=qty, avg_price=price)
+        exec_id = f"0000s{self._next_exec:04d}.01.01"
+        self._next_exec += 1
+        self.settlements.append((o, exec_id, qty, price))
+        self._book(o, qty, price)
+        for s in self._sessions:
+            self._send(s, m.execution(s.version, -1, o, exec_id, self._stamp(), qty, price))
+            self._send(s, m.commission_report(exec_id, 0.0))
 
     def order(self, order_ref: str) -> m.StubOrder:
         return self._call(self._async(lambda: self._by_ref(order_ref)))
@@ -294,6 +328,9 @@ class TwsStub:
             for exec_id, qty, price in o.executions:
                 self._send(s, m.execution(s.version, req_id, o, exec_id, self._stamp(), qty, price))
                 self._send(s, m.commission_report(exec_id, self.commission * qty))
+        for o, exec_id, qty, price in self.settlements:  # the account's, whoever asks
+            self._send(s, m.execution(s.version, req_id, o, exec_id, self._stamp(), qty, price))
+            self._send(s, m.commission_report(exec_id, 0.0))
         self._send(s, m.execution_end(req_id))
 
     # ----- reference and market data -----
