@@ -13,7 +13,7 @@ VIX), which turn bad values into ``DataQualityFinding`` records that reach the f
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -308,6 +308,9 @@ class MarketSnapshot:
     spx_drawdown: float | None = None
     breadth_above_50dma: float | None = None
     findings: tuple[DataQualityFinding, ...] = ()
+    # Set by an adapter that serves the same content at several instants (daily bars): two
+    # snapshots with the same non-None key differ only in their time stamps (engine.quiet).
+    content_key: Hashable | None = None
 
     def __post_init__(self) -> None:
         if self.as_of.tzinfo is None:

@@ -106,7 +106,11 @@ def clock_signature(cuts: tuple[ClockCut, ...], at: datetime, early_close_shift_
 
 
 def market_key(s: MarketSnapshot) -> tuple:
-    """The snapshot's content without its timestamp (quote ages are kept: they reach the facts)."""
+    """The snapshot's content without its timestamp (quote ages are kept: they reach the facts).
+    An adapter that knows two snapshots share their content says so with ``content_key``
+    (daily bars: the quotes are restamped each tick, so their ages stay zero)."""
+    if s.content_key is not None:
+        return ("content", s.content_key)
     quotes = tuple((k, q.last, q.bid, q.ask, s.as_of - q.at) for k, q in sorted(s.quotes.items()))
     vix = None if s.vix is None else (s.vix.last, s.vix.bid, s.vix.ask, s.as_of - s.vix.at)
     atr = tuple((k, a.value, a.source, a.last_bar, a.findings) for k, a in sorted(s.atr5.items()))

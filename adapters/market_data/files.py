@@ -199,6 +199,7 @@ class BarMarketData:
         self._earnings = {s: np.array(sorted(d), dtype="datetime64[D]") for s, d in (earnings or {}).items()}
         self._chains, self._model, self._lookback = chains, chain_model, lookback_sessions
         self._memo: dict[tuple, object] = {}
+        self._token = object()  # tells this adapter's content keys from any other's
         self._memo_day: date | None = None
 
     def _cached(self, key: tuple, compute):
@@ -302,7 +303,10 @@ class BarMarketData:
         if cached is not None and cached[1] is not None and at <= cached[1]:
             return _restamped(cached[0], at)
         snap = self._build(at, symbols, day, cutoff, completed, priced_at)
-        self._memo[key] = (snap, _unchanged_until(snap))
+        until = _unchanged_until(snap)
+        if until is not None:  # the same content until then: say so, for engine.quiet
+            snap = replace(snap, content_key=(self._token, key))
+        self._memo[key] = (snap, until)
         return snap
 
     def _build(self, at: datetime, symbols: Sequence[str], day: date, cutoff: date, completed: date,

@@ -142,3 +142,35 @@ def test_the_engine_reads_the_timetable_the_scheduler_fires(bundled, check):
     before, at = ((12, 40), (12, 45)) if check == "15:00" else ((12, 45), (12, 50))
     assert sig(*before) != sig(*at)
     assert sig(*at) == sig(12, 55)
+
+
+def test_bar_snapshots_share_a_content_key_within_a_session_phase_only():
+    from adapters.market_data.synthetic import synthetic_market
+    from engine.quiet import market_key
+
+    market = synthetic_market(7, date(2024, 1, 31))
+    day = date(2024, 1, 4)
+
+    def snap(h, m):
+        return market.snapshot(datetime.combine(day, time(h, m), tzinfo=NEW_YORK), ["SPY", "AAPL"])
+
+    a, b, close = snap(10, 0), snap(10, 5), snap(16, 0)
+    assert a.content_key is not None and a.content_key == b.content_key
+    assert market_key(a) == market_key(b) and b.quotes["SPY"].at == b.as_of  # restamped, same content
+    assert close.content_key != a.content_key and close.quotes["SPY"].last != a.quotes["SPY"].last
+    assert market_key(close) != market_key(a)
+
+
+def test_a_snapshot_with_a_stale_atr_claims_no_shared_content():
+    from adapters.market_data.files import BarMarketData
+    from adapters.market_data.synthetic import generate
+
+    hist = generate(7, date(2024, 1, 31), ("SPY",))
+    # SPY's bars stop on 2024-01-10: by 2024-01-16 its ATR is stale, and the staleness note
+    # names an age that grows with every tick, so no two ticks may be called the same.
+    bars = {"SPY": hist.bars["SPY"].until(date(2024, 1, 10)), "VIX": hist.bars["VIX"]}
+    market = BarMarketData(bars)
+    at = datetime.combine(date(2024, 1, 16), time(10, 0), tzinfo=NEW_YORK)
+    snap = market.snapshot(at, ["SPY"])
+    assert snap.atr5["SPY"].source == "stale_fallback"
+    assert snap.content_key is None
