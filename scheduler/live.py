@@ -8,6 +8,10 @@ as the broker and the market data (docs/scheduler.md, "Live"; decision D25).
 * **Opening (D25)**: an empty live ledger is opened from the broker's account - every mapped
   sub-account with the cash and the positions IB reports, nothing else. A ledger that is
   not empty is never re-opened; the resume sequence reconciles it with IB instead.
+* **Accounts without an IB sub-account (D28)**: a ledger account with no ``--account`` mapping
+  (a fork's new Mini) does not stop the daemon. The fork is bookkeeping between sleeves of the
+  same money and proceeds; the executor refuses the account's orders (``no-broker-account``,
+  recorded like every rejection) until it is mapped and the daemon restarted.
 * A gateway that cannot be reached at start is an ``OperationalError`` (exit 3, a message, no
   traceback). A connection lost while running makes the cycle raise ``IBUnavailable`` (a
   ``RetryError``): the daemon records it and tries again at the next run, while the adapter
@@ -48,7 +52,7 @@ OPENING_ORDER_ID = "opening"  # client order id of the ledger's opening position
 
 class LiveRefused(OperationalError):
     """The live pipeline will not start (exit 3): unreachable gateway, foreign records in the
-    database, no cash reported, a ledger account IB has no mapping for."""
+    database, no cash reported."""
 
 
 # --------------------------------------------------------------------------- opening (pure)
@@ -236,11 +240,9 @@ def connect_live(ctx, config, settings=None):
         except BaseException:
             session.close()
             raise
-        unmapped = sorted(set(store.state.accounts) - set(config.accounts))
-        if unmapped:
-            broker.close()
-            raise LiveRefused(f"the live ledger has account(s) {', '.join(unmapped)} with no IB account code; "
-                              f"map them with --account SUB=CODE (mapped: {', '.join(sorted(config.accounts)) or 'none'})")
+        for account in unrouted_accounts(store.state, broker):
+            log.warning("%s has no broker sub-account: its orders are refused (no-broker-account) until it is "
+                        "mapped; map it with --account %s=CODE and restart (D28)", account, account)
     except BaseException:
         decisions.close()
         store.close()
@@ -261,6 +263,13 @@ def _quiet_client():
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+def unrouted_accounts(state, broker) -> list[str]:
+    """Open ledger accounts the broker cannot route an order for (D28): a fork's new Mini or
+    ALL-USE before its IB sub-account is mapped. They are not refused at start: the executor
+    refuses their orders (a ``no-broker-account`` rejection in the audit log) and trades the rest."""
+    return sorted(a.id for a in state.accounts.values() if a.status != "merged" and not broker.routes(a.id))
 
 
 def refuse_foreign_records(store, audit, url: str) -> None:

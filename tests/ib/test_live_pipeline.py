@@ -6,7 +6,7 @@ lost connection is retried, never fatal."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -16,13 +16,18 @@ from adapters.storage.scheduler_store import SchedulerStore
 from constitution.errors import OperationalError
 from constitution.load import bundled_path, load_constitution
 from engine.audit import Mode
+from engine.broker import BrokerPosition, ContractSpec, SecType
 from engine.clock import FixedClock
+from engine.ledger import Fork
 from scheduler import compose
 from scheduler.daemon import Daemon, DaemonConfig
-from scheduler.live import LiveRefused
+from scheduler.live import BrokerAccount, LiveRefused, opening_ops
 from tests.scheduler.fake_cycle import decision_for
 
 from .live_world import ACCOUNTS, CASH, FAST, MARKET, OPEN_AT, ShiftedClock, make_live_stub
+
+NVDA_PUT = ContractSpec(sec_type=SecType.OPTION, symbol="NVDA", expiry=date(2025, 1, 24), strike=130.0, right="P")
+MSFT = ContractSpec(sec_type=SecType.STOCK, symbol="MSFT", multiplier=1)
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -192,3 +197,60 @@ def test_a_mapping_to_accounts_the_gateway_does_not_manage_is_refused_with_exit_
         build(load_constitution(bundled_path()))
     assert info.value.exit_code == 3
     assert 10 not in gateway.connected_clients()
+
+
+GEN_CASH, MINI_CASH = 1_000_000.0, 300_000.0  # a Mini large enough to sell an AAPL put
+
+
+def _ledger_forked_to_an_unmapped_mini(url: str) -> None:
+    """The ledger as the broker opens it (D25), then a fork from Gen into MINI-1: the Mini has
+    no --account mapping yet (its money is still in Gen's IB account)."""
+    store = SqlLedgerStore.open(url)
+    try:
+        accounts = [BrokerAccount("GEN", GEN_CASH),
+                    BrokerAccount("REV", CASH["REV"], (BrokerPosition(account="REV", contract=NVDA_PUT, quantity=-2, avg_cost=0.95),)),
+                    BrokerAccount("COM", CASH["COM"], (BrokerPosition(account="COM", contract=MSFT, quantity=200, avg_cost=410.0),))]
+        store.apply(opening_ops(accounts, OPEN_AT), OPEN_AT)
+        store.apply([Fork("fork:GEN:1", "GEN", (("MINI-1", "mini", round(MINI_CASH * 100)),), OPEN_AT.date())], OPEN_AT)
+    finally:
+        store.close()
+
+
+def test_an_account_without_an_ib_sub_account_gets_its_orders_refused_and_the_daemon_keeps_trading(gateway, tmp_path):
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    gateway.set_account_value(ACCOUNTS["GEN"], "TotalCashValue", f"{GEN_CASH:.2f}")
+    _ledger_forked_to_an_unmapped_mini(url)
+    clock = ShiftedClock()
+    daemon = Daemon(DaemonConfig(constitution=bundled_path(), db_url=url, mode=Mode.LIVE, every=0.5),
+                    _builder(url, gateway, clock, client_id=11), clock)
+    daemon.start()  # the unmapped MINI-1 does not refuse the start
+    try:
+        _wait(lambda: len(_cycles(url)) >= 4 and gateway.placed_orders(), 60, "four live cycles and an order")
+        assert not daemon.outcome.stop.is_set()
+    finally:
+        daemon.request_stop()
+        code = daemon.shutdown()
+    assert code == 0
+    assert not _events(url, "cycle_error") and not _events(url, "cycle_retry")
+
+    audit = _audit(url)
+    try:
+        records = [audit.get(seq) for seq in range(1, audit.count() + 1)]
+    finally:
+        audit.close()
+    notes = [r for r in records if r.link is not None and r.link.kind == "note" and "rejection" in r.link.data]
+    refused = [r for r in notes if r.link.data["rejection"]["reason"] == "no-broker-account"]
+    assert refused, "the Mini's entry is refused, on the record"
+    assert {(x["account"], x["kind"], x["detail"]) for x in (r.link.data["rejection"] for r in refused)} == {
+        ("MINI-1", "open_short_put", "MINI-1 has no broker sub-account; map it with --account MINI-1=CODE and restart")}
+    assert len({r.decision_id for r in refused}) >= 2  # refused again in later cycles: the daemon went on deciding
+    # nothing for MINI-1 reached the gateway or the ledger's orders; Gen still traded
+    assert {o.account for o in gateway.placed_orders()} == {ACCOUNTS["GEN"]}
+    intents = [r.link.data for r in records if r.link is not None and r.link.kind == "order"]
+    assert intents and all(x["account"] == "GEN" for x in intents)
+    store = SqlLedgerStore.open(url)
+    try:
+        assert not [o for o in store.state.orders.values() if o.request.account == "MINI-1"]
+        assert store.state.balance("MINI-1") == round(MINI_CASH * 100)  # the fork stands: bookkeeping between sleeves
+    finally:
+        store.close()
