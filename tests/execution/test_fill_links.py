@@ -159,3 +159,21 @@ def test_a_position_merged_into_com_traces_to_the_mini_decision():
     state = _state_with_put("MINI-1")
     state = apply_all(state, [OpenAccount("o2", "COM", "com", D), Merge("merge:MINI-1", "MINI-1", "COM", 100_000_00)])[0]
     assert origin_decisions(state, _settlement(PUT, OrderSide.BUY, 2, 0.0, account="COM")) == ("d-1",)
+
+
+def test_the_engine_reads_a_settlement_by_its_origin_not_its_client_order_id():
+    state = _state_with_put()
+    stock = ContractSpec(sec_type=SecType.STOCK, symbol="AAPL", multiplier=1)
+    ib_style = _settlement(stock, OrderSide.BUY, 200, 180.0).model_copy(update={"client_order_id": "ib:0"})
+    assert ib_style.origin == "assignment" and origin_decisions(state, ib_style) == ("d-1",)
+    bought = ib_style.model_copy(update={"origin": "order"})  # shares bought by an order, not delivered
+    assert origin_decisions(state, bought) == ()
+
+
+def test_stored_paper_settlements_without_an_origin_load_with_it():
+    stored = _settlement(PUT, OrderSide.BUY, 2, 0.0).model_dump(mode="json")
+    for word in ("assignment", "expiry"):
+        old = {k: v for k, v in stored.items() if k != "origin"} | {"client_order_id": word}
+        assert Fill.model_validate(old).origin == word
+    assert Fill.model_validate({k: v for k, v in stored.items() if k != "origin"}
+                               | {"client_order_id": "d-1:0:o0"}).origin == "order"
