@@ -152,7 +152,7 @@ def make_market(stub: TwsStub, clock: FixedClock):
 
     def make(**settings) -> IBMarketData:
         config = IBConfig(**(dict(FAST, port=stub.port, client_id=21)))
-        md = IBMarketData(config, clock=clock, settings=IBMarketDataSettings(tick_wait=1.0, **settings))
+        md = IBMarketData(config, clock=clock, settings=IBMarketDataSettings(**{"tick_wait": 1.0, **settings}))
         made.append(md)
         md.connect()
         return md

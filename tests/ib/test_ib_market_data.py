@@ -23,7 +23,9 @@ def codes(findings, subject: str) -> set[str]:
 
 
 def test_snapshot_has_quotes_vix_atr_and_a_chain_with_greeks(make_market):
-    md = make_market(max_dte=14)
+    # A whole chain's greeks: give a loaded machine the adapter's default wait, not the fast
+    # 1 s the fault tests use (waiting ends as soon as every line has ticked).
+    md = make_market(max_dte=14, tick_wait=3.0)
     snap = md.snapshot(AT, ["AAPL"])
     q = snap.quotes["AAPL"]
     assert q.bid < q.ask and abs(q.mid - 200.0) < 1
