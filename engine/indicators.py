@@ -81,6 +81,19 @@ def clean_history(h: DailyHistory, check_gaps: bool = True) -> DailyHistory:
     return replace(kept, findings=tuple(findings))
 
 
+def last_valid_close(h: DailyHistory) -> tuple[date, float] | None:
+    """(day, close) of the last bar ``clean_history(h)`` would keep, without the gap check
+    and the findings (a replay asks for it twice a session per symbol)."""
+    bad = np.zeros(len(h), dtype=bool)
+    for mask, _, _ in _bad_rows(h):
+        bad |= mask
+    good = np.flatnonzero(~bad)
+    if not len(good):
+        return None
+    i = int(good[-1])
+    return h.days[i].astype(date), float(h.close[i])
+
+
 def _missing(days: np.ndarray) -> np.ndarray:
     first, last = days[0].astype(date), days[-1].astype(date)
     # Parts of the history outside the calendar's range cannot be checked for gaps.

@@ -26,7 +26,7 @@ import pandas as pd
 
 from constitution.errors import InvalidInput, Problem
 from engine import calendar
-from engine.indicators import STALE_AFTER, atr_basis, clean_history, reading_at
+from engine.indicators import STALE_AFTER, atr_basis, clean_history, last_valid_close, reading_at
 from engine.market import (
     DailyHistory,
     DataQualityFinding,
@@ -251,11 +251,12 @@ class BarMarketData:
     def _last_close(self, symbol: str, at: datetime) -> tuple[date, float] | None:
         completed = _completed(at)
 
-        def compute():
-            h = self._recent(symbol, completed)
-            if h is None or not len(h):
+        def compute():  # what _recent(symbol, completed) would end with, without cleaning it all
+            h = self._h.get(symbol)
+            if h is None:
                 return None
-            return h.days[-1].astype(date), float(h.close[-1])
+            upto = h.until(completed)
+            return last_valid_close(upto.slice(max(len(upto) - self._lookback, 0), len(upto)))
 
         return self._cached(("last_close", symbol, completed), compute)
 

@@ -187,3 +187,26 @@ def test_synthetic_market_serves_facts_for_every_sleeve_ticker():
     assert sorted(facts.market.underlyings) == sorted(symbols)
     assert all(u.quote_ok and u.chain_available and u.atr_source == "wilder" for u in facts.market.underlyings.values())
     assert {q.code for q in facts.quality} == {"indicator-defaulted"}  # breadth is not modelled
+
+
+def test_last_valid_close_is_the_last_bar_clean_history_keeps():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from engine.indicators import last_valid_close
+    from engine.market import DailyHistory
+
+    days = calendar.sessions_between(date(2024, 1, 2), date(2024, 2, 29))[:20]
+    value = st.one_of(st.floats(min_value=50, max_value=60), st.sampled_from([float("nan"), 0.0, -1.0, float("inf")]))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(value, value, value, value), min_size=1, max_size=20), st.booleans())
+    def check(rows, close_only):
+        n = len(rows)
+        o, hi, lo, c = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+        h = DailyHistory("X", days[:n], o, hi, lo, c, np.zeros(n), close_only=close_only)
+        kept = clean_history(h)
+        expected = (kept.days[-1].astype(date), float(kept.close[-1])) if len(kept) else None
+        assert last_valid_close(h) == expected
+
+    check()
