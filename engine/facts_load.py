@@ -13,19 +13,20 @@ from engine.facts import Facts, consistency_problems
 
 
 def load_facts(path: str | Path) -> Facts:
-    return _validate(load_file(path))
+    return validate_loaded(load_file(path))
 
 
 def load_facts_text(text: str, source: str = "<facts>") -> Facts:
-    return _validate(load_text(text, source))
+    return validate_loaded(load_text(text, source))
 
 
 def facts_from_data(data: dict, source: str = "<facts>") -> Facts:
     """Validate already-parsed data (e.g. an overlay in a scenario file)."""
-    return _validate(Loaded(source, data, {}, ""))
+    return validate_loaded(Loaded(source, data, {}, ""))
 
 
-def _validate(loaded: Loaded) -> Facts:
+def validate_loaded(loaded: Loaded) -> Facts:
+    """Facts from a loaded YAML/JSON document, every problem located in it."""
     if not isinstance(loaded.data, dict):
         raise FactsInvalid([loaded.problem((), "type", "a facts document is a mapping (as_of, market, accounts)")])
     try:

@@ -34,13 +34,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from pydantic import ValidationError
 
 from constitution.errors import FactsInvalid, Problem
-from constitution.located import pydantic_problems
 from constitution.yamlsafe import Loaded, load_file
 from engine import calendar
-from engine.facts import Facts, consistency_problems
+from engine.facts import Facts
+from engine.facts_load import validate_loaded
 from engine.market import (
     AtrReading,
     DailyHistory,
@@ -73,23 +72,12 @@ def load_market_facts(path: str | Path, *, day: date | None = None, at_time: tim
         data["as_of"] = datetime.combine(day, at_time or DEFAULT_TIME, tzinfo=NEW_YORK).isoformat()
     data.setdefault("accounts", [])
     loaded = replace(loaded, data=data)
-    facts = _validate(loaded)
+    facts = validate_loaded(loaded)
     problems = _time_problems(loaded, facts, day, at_time) if in_file else []
     problems += _calendar_problems(loaded, facts)
     if problems:
         raise FactsInvalid(problems)
     return facts, loaded, in_file
-
-
-def _validate(loaded: Loaded) -> Facts:
-    try:
-        facts = Facts.model_validate(loaded.data)
-    except ValidationError as exc:
-        raise FactsInvalid(pydantic_problems(exc, loaded)) from None
-    problems = [loaded.problem(path, code, msg) for path, code, msg in consistency_problems(facts)]
-    if problems:
-        raise FactsInvalid(problems)
-    return facts
 
 
 def _time_problems(loaded: Loaded, facts: Facts, day: date | None, at_time: time | None) -> list:
