@@ -5,7 +5,6 @@ lost connection is retried, never fatal."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -23,21 +22,12 @@ from scheduler import compose
 from scheduler.daemon import Daemon, DaemonConfig
 from scheduler.live import BrokerAccount, LiveRefused, opening_ops
 from tests.scheduler.fake_cycle import decision_for
+from tests.waiting import wait_until
 
 from .live_world import ACCOUNTS, CASH, FAST, MARKET, OPEN_AT, ShiftedClock, make_live_stub
 
 NVDA_PUT = ContractSpec(sec_type=SecType.OPTION, symbol="NVDA", expiry=date(2025, 1, 24), strike=130.0, right="P")
 MSFT = ContractSpec(sec_type=SecType.STOCK, symbol="MSFT", multiplier=1)
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -81,7 +71,7 @@ def test_live_daemon_opens_from_the_broker_decides_and_places_orders_at_the_gate
                     _builder(url, gateway, clock), clock)
     summary = daemon.start()
     try:
-        _wait(lambda: len(_cycles(url)) >= 3 and any(o.status == "Filled" for o in gateway.placed_orders()),
+        wait_until(lambda: len(_cycles(url)) >= 3 and any(o.status == "Filled" for o in gateway.placed_orders()),
               60, "three live cycles and a filled order")
     finally:
         daemon.request_stop()
@@ -143,11 +133,11 @@ def test_a_lost_gateway_is_retried_at_the_next_run_and_trading_resumes_after_it_
     daemon.start()
     try:
         gateway.stop()  # the gateway goes away (IB's nightly restart)
-        retry = _wait(lambda: _events(url, "cycle_retry"), 30, "a cycle retried while the gateway is down")
+        retry = wait_until(lambda: _events(url, "cycle_retry"), 30, "a cycle retried while the gateway is down")
         assert not daemon.outcome.stop.is_set()  # a RetryError never stops the daemon
         gateway.start()  # back on the same port: the adapter reconnects and reconciles
         after = len(_cycles(url))
-        _wait(lambda: len(_cycles(url)) >= after + 2, 60, "cycles after the gateway returned")
+        wait_until(lambda: len(_cycles(url)) >= after + 2, 60, "cycles after the gateway returned")
     finally:
         daemon.request_stop()
         code = daemon.shutdown()
@@ -225,7 +215,7 @@ def test_an_account_without_an_ib_sub_account_gets_its_orders_refused_and_the_da
                     _builder(url, gateway, clock, client_id=11), clock)
     daemon.start()  # the unmapped MINI-1 does not refuse the start
     try:
-        _wait(lambda: len(_cycles(url)) >= 4 and gateway.placed_orders(), 60, "four live cycles and an order")
+        wait_until(lambda: len(_cycles(url)) >= 4 and gateway.placed_orders(), 60, "four live cycles and an order")
         assert not daemon.outcome.stop.is_set()
     finally:
         daemon.request_stop()

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,18 +22,9 @@ from scheduler.cadence import CycleTrigger, WeeklyTrigger
 from scheduler.daemon import CYCLE_JOB, WEEKLY_JOB, Daemon, DaemonConfig
 from tests.scheduler.fake_cycle import FakeCycle
 from tests.scheduler.test_runner import bumped
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_a_cycle_that_outlives_its_interval_does_not_overlap_the_next(tmp_path):
@@ -48,7 +38,7 @@ def test_a_cycle_that_outlives_its_interval_does_not_overlap_the_next(tmp_path):
     daemon = Daemon(DaemonConfig(constitution=bundled_path(), db_url=url, every=0.1), build)
     daemon.start()
     try:
-        _wait(lambda: len(cycles[0].calls) >= 4, 15, "four cycles")
+        wait_until(lambda: len(cycles[0].calls) >= 4, 15, "four cycles")
     finally:
         daemon.request_stop()
         daemon.shutdown()
@@ -120,28 +110,28 @@ def test_alluse_run_evaluates_on_schedule_reloads_refuses_and_stops_on_sigterm(d
     try:
         original = load_constitution(constitution)
         # 1. it evaluates on schedule
-        _wait(lambda: sum("end" in t for t in _trace(control)) >= 3, 30, "three scheduled cycles")
+        wait_until(lambda: sum("end" in t for t in _trace(control)) >= 3, 30, "three scheduled cycles")
 
         # 2. a valid edit is swapped in at a cycle boundary
         constitution.write_text(bumped(constitution.read_text("utf-8")), "utf-8")
         new = load_constitution(constitution)
-        _wait(lambda: any(t.get("digest") == new.digest for t in _trace(control)), 20, "the new constitution in use")
-        swapped = _wait(lambda: _notes(db, "constitution_swapped"), 10, "the swap in the audit log")
+        wait_until(lambda: any(t.get("digest") == new.digest for t in _trace(control)), 20, "the new constitution in use")
+        swapped = wait_until(lambda: _notes(db, "constitution_swapped"), 10, "the swap in the audit log")
         assert swapped[0]["from"]["digest"] == original.digest and swapped[0]["to"]["digest"] == new.digest
 
         # 3. a broken edit is refused, with located problems, and the last good version runs on
         constitution.write_text(constitution.read_text("utf-8").replace("hedged_week: 50", "hedged_week: [50"), "utf-8")
-        refused = _wait(lambda: _notes(db, "constitution_refused"), 20, "the refusal in the audit log")
+        refused = wait_until(lambda: _notes(db, "constitution_refused"), 20, "the refusal in the audit log")
         assert refused[0]["running"]["digest"] == new.digest
         assert refused[0]["problems"] and refused[0]["problems"][0].startswith(f"{constitution}:")
         seen = len(_trace(control))
-        _wait(lambda: len(_trace(control)) >= seen + 2, 10, "cycles after the refusal")
+        wait_until(lambda: len(_trace(control)) >= seen + 2, 10, "cycles after the refusal")
         assert {t["digest"] for t in _trace(control)[seen:] if "digest" in t} == {new.digest}
 
         # 4. SIGTERM while a cycle is running: it finishes and is recorded, then exit 0
         (control / "duration").write_text("1.0")
         constitution.write_text(bumped(bundled_path().read_text("utf-8"), kill=90).replace("1.3.1", "1.3.2"), "utf-8")
-        _wait(lambda: (t := _trace(control)) and "start" in t[-1] and t[-1]["digest"] != new.digest, 20, "a slow cycle running")
+        wait_until(lambda: (t := _trace(control)) and "start" in t[-1] and t[-1]["digest"] != new.digest, 20, "a slow cycle running")
         running = _trace(control)[-1]["start"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
