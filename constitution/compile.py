@@ -25,6 +25,7 @@ from constitution import expr as E
 from constitution import vocabulary as V
 from constitution.actions import KINDS
 from constitution.params import resolve
+from constitution.suggest import did_you_mean
 from constitution.typecheck import Checker, TypeErr
 
 ALIAS = {"market": "m", "clock": "m", "account": "a", "underlying": "u", "position": "p"}
@@ -32,7 +33,16 @@ ALIAS_ORDER = ("m", "a", "u", "p")
 FACT_TYPE = {"m": "m", "a": "a", "u": "u", "p": "p"}
 MAX_DISJUNCTS = 32
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<", "in": "not in", "not in": "in"}
+_NEGATE = {
+    "==": "!=",
+    "!=": "==",
+    "<": ">=",
+    "<=": ">",
+    ">": "<=",
+    ">=": "<",
+    "in": "not in",
+    "not in": "in",
+}
 _DURABLE_OP = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 _ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
 
@@ -82,7 +92,9 @@ class CompiledRule:
     stratum: int = 0
 
     def durable_definitions(self) -> dict[str, dict]:
-        return {f"{self.id}#{k}": _durable_rule(self, atoms) for k, atoms in enumerate(self.disjuncts)}
+        return {
+            f"{self.id}#{k}": _durable_rule(self, atoms) for k, atoms in enumerate(self.disjuncts)
+        }
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,64 @@ class CompiledRules:
 # --- per rule ------------------------------------------------------------------------------
 
 
+def name_problems(rule, constitution) -> list[RuleError]:
+    """Every unknown name in one rule at once - fact fields, params, action kinds and their
+    parameters, and expressions that do not parse - so a user fixes them in one round.
+    ``compile_rule`` then reports the first type problem of a rule whose names are all known."""
+    checker = Checker(constitution)
+    out: list[RuleError] = []
+    for path, raw in _expressions(rule):
+        try:
+            node = _value_node(raw, path)
+        except RuleError as exc:
+            out.append(exc)
+            continue
+        for name in E.names(node):
+            try:
+                checker.name_type(name)
+            except TypeErr as exc:
+                out.append(RuleError(exc.code, exc.message, Where(path, exc.offset)))
+    for i, eff in enumerate(rule.then):
+        if eff.set is not None:
+            continue
+        kind = KINDS.get(eff.action)
+        if kind is None:
+            out.append(_unknown_action(eff.action, ("then", i, "action")))
+            continue
+        out += [
+            _unknown_param(kind, n, ("then", i, "with", n))
+            for n in sorted(eff.with_ or {})
+            if n not in kind.params
+        ]
+    return out
+
+
+def _expressions(rule):
+    yield ("when",), rule.when
+    for i, eff in enumerate(rule.then):
+        for target, raw in (eff.set or {}).items():
+            yield ("then", i, "set", target), raw
+        for name, raw in sorted((eff.with_ or {}).items()):
+            yield ("then", i, "with", name), raw
+
+
+def _unknown_action(action: str, path: tuple) -> RuleError:
+    hint = did_you_mean(action, KINDS)
+    return RuleError(
+        "unknown-action",
+        f"unknown action kind '{action}'{hint} (see docs/actions.md)",
+        Where(path, 0),
+    )
+
+
+def _unknown_param(kind, name: str, path: tuple) -> RuleError:
+    takes = ", ".join(kind.params) or "nothing"
+    hint = did_you_mean(name, kind.params)
+    return RuleError(
+        "unknown-param", f"{kind.name} takes no '{name}'{hint} (it takes: {takes})", Where(path, 0)
+    )
+
+
 def compile_rule(rule, constitution) -> CompiledRule:
     checker = Checker(constitution)
     when = _parse(rule.when, ("when",))
@@ -110,8 +180,17 @@ def compile_rule(rule, constitution) -> CompiledRule:
     _check_targets(effects, aliases)
     reads = frozenset(n.dotted for n in used if V.lookup(n.dotted).origin is V.Origin.DERIVED)
     writes = frozenset(e.target for e in effects if e.kind == "set")
-    return CompiledRule(rule.id, rule.clause, rule.salience, rule.description, aliases, disjuncts,
-                        effects, reads, writes)
+    return CompiledRule(
+        rule.id,
+        rule.clause,
+        rule.salience,
+        rule.description,
+        aliases,
+        disjuncts,
+        effects,
+        reads,
+        writes,
+    )
 
 
 def _parse(text: str, path: tuple) -> E.Node:
@@ -141,14 +220,12 @@ def _effects(rule, checker: Checker) -> tuple[tuple[Effect, ...], set[E.Name]]:
             continue
         kind = KINDS.get(eff.action)
         if kind is None:
-            raise RuleError("unknown-action", f"unknown action kind '{eff.action}' (see docs/actions.md)",
-                            Where(("then", i, "action"), 0))
+            raise _unknown_action(eff.action, ("then", i, "action"))
         values = []
         for name, raw in sorted((eff.with_ or {}).items()):
             path = ("then", i, "with", name)
             if name not in kind.params:
-                raise RuleError("unknown-param", f"{kind.name} takes no '{name}' (it takes: {', '.join(kind.params) or 'nothing'})",
-                                Where(path, 0))
+                raise _unknown_param(kind, name, path)
             node = _value_node(raw, path)
             _typed(lambda node=node: checker.type_of(node), path)
             used |= {n for n in E.names(node) if not n.is_param}
@@ -167,13 +244,19 @@ def _check_set(target: str, node: E.Node, checker: Checker, path: tuple) -> None
     f = V.lookup(target)
     if f is None or f.origin is not V.Origin.DERIVED:
         derived = ", ".join(x.dotted for x in V.FIELDS if x.origin is V.Origin.DERIVED)
-        raise RuleError("not-derivable", f"'{target}' cannot be set by a rule (derived fields: {derived})", Where(path, 0))
+        raise RuleError(
+            "not-derivable",
+            f"'{target}' cannot be set by a rule (derived fields: {derived})",
+            Where(path, 0),
+        )
     t = _typed(lambda: checker.type_of(node), path)
     want = {V.Kind.BOOLEAN: "boolean", V.Kind.ENUM: "string"}.get(f.kind, "number")
     if t.kind != want:
         raise RuleError("type", f"{target} needs a {want}, not {t.describe()}", Where(path, 0))
     if f.kind is V.Kind.ENUM and isinstance(node, E.Literal) and node.value not in f.values:
-        raise RuleError("bad-value", f"'{node.value}' is not one of {', '.join(f.values)}", Where(path, 0))
+        raise RuleError(
+            "bad-value", f"'{node.value}' is not one of {', '.join(f.values)}", Where(path, 0)
+        )
 
 
 # --- folding and normal form -------------------------------------------------------------
@@ -187,14 +270,20 @@ def _fold(node: E.Node, constitution) -> E.Node:
         return E.ListExpr(node.offset, tuple(_fold(i, constitution) for i in node.items))
     if isinstance(node, E.Neg):
         inner = _fold(node.operand, constitution)
-        return E.Literal(node.offset, -inner.value) if isinstance(inner, E.Literal) else E.Neg(node.offset, inner)
+        return (
+            E.Literal(node.offset, -inner.value)
+            if isinstance(inner, E.Literal)
+            else E.Neg(node.offset, inner)
+        )
     if isinstance(node, E.Arith):
         left, right = _fold(node.left, constitution), _fold(node.right, constitution)
         if isinstance(left, E.Literal) and isinstance(right, E.Literal):
             return E.Literal(node.offset, arith(node.op, left.value, right.value))
         return E.Arith(node.offset, node.op, left, right)
     if isinstance(node, E.Compare):
-        return E.Compare(node.offset, node.op, _fold(node.left, constitution), _fold(node.right, constitution))
+        return E.Compare(
+            node.offset, node.op, _fold(node.left, constitution), _fold(node.right, constitution)
+        )
     if isinstance(node, E.And | E.Or):
         return type(node)(node.offset, tuple(_fold(i, constitution) for i in node.items))
     if isinstance(node, E.Not):
@@ -254,8 +343,11 @@ def _dnf(node: E.Node) -> list[list[E.Node]]:
 def _disjuncts(folded: E.Node, original: E.Node) -> tuple[tuple[Atom, ...], ...]:
     folded_dnf, original_dnf = _dnf(_push_not(folded)), _dnf(_push_not(original))
     if len(folded_dnf) > MAX_DISJUNCTS:
-        raise RuleError("too-complex", f"condition expands to more than {MAX_DISJUNCTS} alternatives; split the rule",
-                        Where(("when",), 0))
+        raise RuleError(
+            "too-complex",
+            f"condition expands to more than {MAX_DISJUNCTS} alternatives; split the rule",
+            Where(("when",), 0),
+        )
     out = []
     for conj, orig in zip(folded_dnf, original_dnf, strict=True):
         atoms, possible = [], True
@@ -296,19 +388,34 @@ def _atom(cmp: E.Compare, src: E.Compare) -> Atom | bool:
             if isinstance(cmp.left, E.Literal):
                 inside = cmp.left.value in [i.value for i in cmp.right.items]
                 return inside if cmp.op == "in" else not inside
-            raise RuleError("cannot-compile", "the left of 'in' must be a fact field", Where(("when",), cmp.offset))
+            raise RuleError(
+                "cannot-compile",
+                "the left of 'in' must be a fact field",
+                Where(("when",), cmp.offset),
+            )
         values = [i.value for i in cmp.right.items if isinstance(i, E.Literal)]
         if len(values) != len(cmp.right.items):
-            raise RuleError("cannot-compile", "'in' needs a list of constants", Where(("when",), cmp.offset))
+            raise RuleError(
+                "cannot-compile", "'in' needs a list of constants", Where(("when",), cmp.offset)
+            )
         return Atom(ALIAS[left.entity], V.physical(left), cmp.op, tuple(values), left.optional, src)
     if left is None and right is None:
         if not _refs(cmp.left) and not _refs(cmp.right):
             return _constant_truth(cmp)
         raise _uncompilable(cmp)
     if left is not None and _refs(cmp.right) <= _earlier(ALIAS[left.entity]):
-        return Atom(ALIAS[left.entity], V.physical(left), cmp.op, _operand(cmp.right), left.optional, src)
+        return Atom(
+            ALIAS[left.entity], V.physical(left), cmp.op, _operand(cmp.right), left.optional, src
+        )
     if right is not None and _refs(cmp.left) <= _earlier(ALIAS[right.entity]):
-        return Atom(ALIAS[right.entity], V.physical(right), _FLIP[cmp.op], _operand(cmp.left), right.optional, src)
+        return Atom(
+            ALIAS[right.entity],
+            V.physical(right),
+            _FLIP[cmp.op],
+            _operand(cmp.left),
+            right.optional,
+            src,
+        )
     raise _uncompilable(cmp)
 
 
@@ -377,16 +484,28 @@ def _check_targets(effects, aliases) -> None:
             ok = _BINDABLE[entity](aliases)
         if not ok:
             what = f"set {eff.target}" if eff.kind == "set" else f"action {eff.target}"
-            raise RuleError("unbound-target", f"{what} needs the rule to mention {_needs(entity)}",
-                            Where(("then",), 0))
+            raise RuleError(
+                "unbound-target",
+                f"{what} needs the rule to mention {_needs(entity)}",
+                Where(("then",), 0),
+            )
 
 
 def _needs(entity: str) -> str:
-    return {"account": "an account or position field", "underlying": "an account and an underlying field, or a position field",
-            "position": "a position field"}.get(entity, entity)
+    return {
+        "account": "an account or position field",
+        "underlying": "an account and an underlying field, or a position field",
+        "position": "a position field",
+    }.get(entity, entity)
 
 
 # --- durable JSON ------------------------------------------------------------------------
+
+
+def durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict:
+    """The durable-rules definition of one disjunct made of ``atoms`` (the durable runtime
+    leaves some atoms out of the pattern and tests them itself: engine/rules/durable.py P18)."""
+    return _durable_rule(rule, atoms)
 
 
 def _durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict:
@@ -422,7 +541,12 @@ def _durable_operand(operand):
     if isinstance(operand, tuple) and operand[0] == "ref":
         return {operand[1]: operand[2]}
     if isinstance(operand, tuple) and operand[0] == "arith":
-        return {_ARITH[operand[1]]: {"$l": _durable_operand(operand[2]), "$r": _durable_operand(operand[3])}}
+        return {
+            _ARITH[operand[1]]: {
+                "$l": _durable_operand(operand[2]),
+                "$r": _durable_operand(operand[3]),
+            }
+        }
     return operand
 
 
@@ -442,7 +566,7 @@ def stratify(rules: list[CompiledRule]) -> tuple[list[CompiledRule], list[tuple[
         if rule.id in level:
             return level[rule.id]
         if rule.id in stack:
-            chain = [*stack[stack.index(rule.id):], rule.id]
+            chain = [*stack[stack.index(rule.id) :], rule.id]
             cycles.append((rule.id, chain))
             return 0
         deps = [w for f in rule.reads for w in writers.get(f, ())]
@@ -473,7 +597,9 @@ def _unique_cycles(cycles):
 
 def assemble(rules: list[CompiledRule]) -> CompiledRules:
     strata = 1 + max((r.stratum for r in rules), default=0)
-    by_stratum = tuple(frozenset(a for r in rules if r.stratum == k for a in r.aliases) for k in range(strata))
+    by_stratum = tuple(
+        frozenset(a for r in rules if r.stratum == k for a in r.aliases) for k in range(strata)
+    )
     fields = tuple(_fields_used([r for r in rules if r.stratum == k]) for k in range(strata))
     return CompiledRules(tuple(rules), strata, by_stratum, fields)
 

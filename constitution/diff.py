@@ -43,7 +43,10 @@ class Diff:
             "rules": {
                 "added": list(self.rules_added),
                 "removed": list(self.rules_removed),
-                "changed": [{"id": r.id, "changes": [c.__dict__ for c in r.changes]} for r in self.rules_changed],
+                "changed": [
+                    {"id": r.id, "changes": [c.__dict__ for c in r.changes]}
+                    for r in self.rules_changed
+                ],
             },
         }
 

@@ -35,7 +35,9 @@ def _model_rows(model: type[BaseModel], prefix: str, out: list[str], seen: set) 
         out.append(f"| `{path}` | {kind} | {(info.description or '').replace('|', '/')} |")
         if inner and path not in seen and name != "rules":
             seen.add(path)
-            _model_rows(inner, path if "tuple" not in str(info.annotation) else f"{path}[]", out, seen)
+            _model_rows(
+                inner, path if "tuple" not in str(info.annotation) else f"{path}[]", out, seen
+            )
 
 
 def _nested_model(annotation):
@@ -58,12 +60,11 @@ def render_constitution_doc() -> str:
     _model_rows(Rule, "rules[]", rule_rows, set())
     _model_rows(Effect, "rules[].then[]", rule_rows, set())
     return (
-        _GENERATED
-        + "# Constitution file reference\n\n"
+        _GENERATED + "# Constitution file reference\n\n"
         "Every key of a constitution file (`constitution/v1.3.yaml`), with its type and meaning. "
         "Unknown keys are errors. The same text is in `constitution/schema.json`, so an editor with "
         "the YAML language server completes and checks keys as you type. Fractions are written as "
-        "decimals (0.25 = 25 %); times are `\"HH:MM\"` in New York time.\n\n"
+        'decimals (0.25 = 25 %); times are `"HH:MM"` in New York time.\n\n'
         "| key | type | meaning |\n|---|---|---|\n" + "\n".join(rows) + "\n\n"
         "## Rules\n\nThe language of `when`, `set` and `with` is in [rules.md](rules.md); fact fields "
         "in [facts.md](facts.md); action kinds in [actions.md](actions.md).\n\n"
@@ -72,14 +73,17 @@ def render_constitution_doc() -> str:
 
 
 def render_facts_doc() -> str:
-    lines = [_GENERATED, "# Fact fields\n\n",
-             "The names a rule may use (`entity.field`). *input* fields come from the facts document "
-             "(`alluse evaluate --facts`, schema in [facts.schema.json](facts.schema.json)); *computed* "
-             "fields are calculated by the engine before rules run; *derived* fields are set by rules "
-             "and merge by maximum (their bottom value applies when no rule sets them).\n\n",
-             "A comparison involving a missing optional value is false, also after `not` "
-             "(`not (x < 5)` is read as `x >= 5`). Computed ratios are rounded to 9 decimal places, "
-             "so a boundary stated exactly (2.0 x ATR) compares exactly.\n\n"]
+    lines = [
+        _GENERATED,
+        "# Fact fields\n\n",
+        "The names a rule may use (`entity.field`). *input* fields come from the facts document "
+        "(`alluse evaluate --facts`, schema in [facts.schema.json](facts.schema.json)); *computed* "
+        "fields are calculated by the engine before rules run; *derived* fields are set by rules "
+        "and merge by maximum (their bottom value applies when no rule sets them).\n\n",
+        "A comparison involving a missing optional value is false, also after `not` "
+        "(`not (x < 5)` is read as `x >= 5`). Computed ratios are rounded to 9 decimal places, "
+        "so a boundary stated exactly (2.0 x ATR) compares exactly.\n\n",
+    ]
     for entity in V.ENTITIES:
         lines.append(f"## {entity}\n\n| field | type | origin | meaning |\n|---|---|---|---|\n")
         for f in V.FIELDS:
@@ -89,22 +93,29 @@ def render_facts_doc() -> str:
             origin = f.origin.value + (", optional" if f.optional else "")
             if f.origin is V.Origin.DERIVED:
                 origin += f", bottom {V.derived_bottom(f)!r}"
-            lines.append(f"| `{f.dotted}` | {kind} | {origin} | {f.description.replace('|', '/')} |\n")
+            lines.append(
+                f"| `{f.dotted}` | {kind} | {origin} | {f.description.replace('|', '/')} |\n"
+            )
         lines.append("\n")
-    lines.append("Joins are implicit: a rule that mentions `position` and `account` sees each position "
-                 "with its own account (`position.account = account.id`), and `underlying` with its "
-                 "symbol; `account` and `underlying` without `position` pair every account with every "
-                 "underlying.\n")
+    lines.append(
+        "Joins are implicit: a rule that mentions `position` and `account` sees each position "
+        "with its own account (`position.account = account.id`), and `underlying` with its "
+        "symbol; `account` and `underlying` without `position` pair every account with every "
+        "underlying.\n"
+    )
     return "".join(lines)
 
 
 def render_actions_doc() -> str:
-    lines = [_GENERATED, "# Action kinds\n\n",
-             "What a rule's `then: - action: KIND` may emit. *Target* is what the action is about: "
-             "`account` actions carry the account only; `underlying` ones the account and symbol; "
-             "`position` ones the position key; `market` ones whatever the rule bound. "
-             "`with:` parameters are expressions evaluated when the rule fires.\n\n",
-             "| kind | target | what it means | `with` parameters |\n|---|---|---|---|\n"]
+    lines = [
+        _GENERATED,
+        "# Action kinds\n\n",
+        "What a rule's `then: - action: KIND` may emit. *Target* is what the action is about: "
+        "`account` actions carry the account only; `underlying` ones the account and symbol; "
+        "`position` ones the position key; `market` ones whatever the rule bound. "
+        "`with:` parameters are expressions evaluated when the rule fires.\n\n",
+        "| kind | target | what it means | `with` parameters |\n|---|---|---|---|\n",
+    ]
     for k in KINDS.values():
         params = "<br>".join(f"`{n}`: {d}" for n, d in k.params.items()) or "—"
         lines.append(f"| `{k.name}` | {k.target} | {k.description} | {params} |\n")

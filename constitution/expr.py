@@ -171,7 +171,9 @@ class _Parser:
     def expect(self, kind: str, text: str) -> Token:
         t = self.accept(kind, text)
         if t is None:
-            raise ExprError(f"expected '{text}' but found {self._describe(self.tok)}", self.tok.offset)
+            raise ExprError(
+                f"expected '{text}' but found {self._describe(self.tok)}", self.tok.offset
+            )
         return t
 
     @staticmethod
@@ -181,7 +183,9 @@ class _Parser:
     def parse(self) -> Node:
         node = self.or_()
         if self.tok.kind != "end":
-            raise ExprError(f"unexpected {self._describe(self.tok)} after a complete condition", self.tok.offset)
+            raise ExprError(
+                f"unexpected {self._describe(self.tok)} after a complete condition", self.tok.offset
+            )
         return node
 
     def _nest(self):
@@ -292,7 +296,9 @@ class _Parser:
         while self.accept("op", "."):
             t = self.tok
             if t.kind not in ("name", "keyword"):
-                raise ExprError(f"expected a field name after '.' but found {self._describe(t)}", t.offset)
+                raise ExprError(
+                    f"expected a field name after '.' but found {self._describe(t)}", t.offset
+                )
             parts.append(self.take().text)
         return Name(first.offset, tuple(parts))
 

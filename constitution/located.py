@@ -8,6 +8,7 @@ import jsonschema
 from pydantic import ValidationError
 
 from constitution.errors import Problem
+from constitution.suggest import did_you_mean
 from constitution.yamlsafe import Loaded
 
 _PYDANTIC_CODES = {
@@ -31,11 +32,18 @@ def pydantic_problems(exc: ValidationError, loaded: Loaded, base: tuple = ()) ->
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
         path = (*base, *loc)
-        code = _PYDANTIC_CODES.get(err["type"], "type" if err["type"].endswith("_type") or "parsing" in err["type"] else "invalid")
+        code = _PYDANTIC_CODES.get(
+            err["type"],
+            "type" if err["type"].endswith("_type") or "parsing" in err["type"] else "invalid",
+        )
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        if err["type"] not in ("missing", "extra_forbidden") and "input" in err and not isinstance(err["input"], dict | list):
+        if (
+            err["type"] not in ("missing", "extra_forbidden")
+            and "input" in err
+            and not isinstance(err["input"], dict | list)
+        ):
             msg = f"{msg} (got {err['input']!r})"
         if err["type"] == "extra_forbidden":
             msg = f"unknown key '{loc[-1]}'"
@@ -72,9 +80,10 @@ def schema_problems(errors: Iterable[jsonschema.ValidationError], loaded: Loaded
         code = _SCHEMA_CODES.get(str(err.validator), "schema")
         msg = err.message
         if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            for key in extra:
-                out.append(loaded.problem((*path, key), code, f"unknown key '{key}'"))
+            known = err.schema.get("properties", {})
+            for key in sorted(set(err.instance) - set(known)):
+                hint = did_you_mean(str(key), known)
+                out.append(loaded.problem((*path, key), code, f"unknown key '{key}'{hint}"))
             continue
         if err.validator == "required":
             msg = err.message.replace("is a required property", "is required")

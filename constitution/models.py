@@ -11,7 +11,13 @@ import datetime as dt
 from datetime import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 MARKET_OPEN = time(9, 30)
@@ -21,6 +27,7 @@ Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri"]
 Ticker = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.]{0,9}$")]
+RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")]
 
 
 def _d(text: str):
@@ -28,7 +35,9 @@ def _d(text: str):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True
+    )
 
 
 class _Bounds(_Model):
@@ -83,9 +92,13 @@ class Window(_Model):
     @model_validator(mode="after")
     def _inside_market_hours(self):
         if self.start >= self.end:
-            raise ValueError(f"window starts at {self.start:%H:%M}, not before its end {self.end:%H:%M}")
+            raise ValueError(
+                f"window starts at {self.start:%H:%M}, not before its end {self.end:%H:%M}"
+            )
         if self.start < MARKET_OPEN or self.end > MARKET_CLOSE:
-            raise ValueError(f"window {self.start:%H:%M}-{self.end:%H:%M} is outside market hours 09:30-16:00")
+            raise ValueError(
+                f"window {self.start:%H:%M}-{self.end:%H:%M} is outside market hours 09:30-16:00"
+            )
         return self
 
 
@@ -136,19 +149,29 @@ class Capital(_Model):
     deployment: FractionRange = _d("Fraction of a sleeve deployed (§0: 95-100 %).")
     per_symbol_max: Fraction = _d("Most of a sleeve's notional in one symbol (§0: 25 %).")
     margin_max: Fraction = _d("Highest margin utilisation (§0: 60 %).")
-    max_subaccounts: Annotated[int, Field(ge=1, le=50)] = _d("Most sub-accounts (forks) per user (8).")
-    drawdown_pivot: DrawdownPivot = _d("Suspend CSPs (covered calls only) on this sleeve drawdown while VIX is low (§0).")
+    max_subaccounts: Annotated[int, Field(ge=1, le=50)] = _d(
+        "Most sub-accounts (forks) per user (8)."
+    )
+    drawdown_pivot: DrawdownPivot = _d(
+        "Suspend CSPs (covered calls only) on this sleeve drawdown while VIX is low (§0)."
+    )
 
 
 class AfterAssignment(_Model):
     delta: DeltaBand = _d("Covered-call delta band on assigned shares (§7: 20-25Δ).")
-    dte: Annotated[int, Field(ge=0, le=60)] = _d("Covered-call days to expiry on assigned shares (5).")
-    recovery_within: Fraction = _d("CC-only until equity is within this of its pre-drawdown high (0.05).")
+    dte: Annotated[int, Field(ge=0, le=60)] = _d(
+        "Covered-call days to expiry on assigned shares (5)."
+    )
+    recovery_within: Fraction = _d(
+        "CC-only until equity is within this of its pre-drawdown high (0.05)."
+    )
 
 
-class Fork(_Model):
+class ForkTerms(_Model):
     every: Positive = _d("Fork each time equity exceeds the base by this many dollars.")
-    creates: Literal["mini", "full"] = _d("mini: a Mini ALL-USE (50 % Gen-style / 50 % Com-style); full: a new 40/30/30 ALL-USE.")
+    creates: Literal["mini", "full"] = _d(
+        "mini: a Mini ALL-USE (50 % Gen-style / 50 % Com-style); full: a new 40/30/30 ALL-USE."
+    )
 
 
 class Sleeve(_Model):
@@ -160,12 +183,20 @@ class Sleeve(_Model):
     stress_dte: DaysRange | None = _d("Days to expiry in stress-test mode only (Gen: 1-3).")
     entry: Window = _d("Weekly entry day and window (09:45-11:00 ET).")
     tickers: tuple[Ticker, ...] = _d("Underlyings the sleeve trades.")
-    roll_trigger_atr: Positive | None = _d("Breach, in ATR(5) multiples, at which a roll is prepared.")
-    profit_take: Fraction | None = _d("Close a short option once this much premium has decayed (Com: 0.65).")
-    earnings_cc_coverage_max: Fraction | None = _d("Most of the shares covered by calls in an earnings week (Com: 0.50).")
+    roll_trigger_atr: Positive | None = _d(
+        "Breach, in ATR(5) multiples, at which a roll is prepared."
+    )
+    profit_take: Fraction | None = _d(
+        "Close a short option once this much premium has decayed (Com: 0.65)."
+    )
+    earnings_cc_coverage_max: Fraction | None = _d(
+        "Most of the shares covered by calls in an earnings week (Com: 0.50)."
+    )
     after_assignment: AfterAssignment | None = _d("Covered calls on assigned shares (§7).")
-    reinvest: Literal["none", "quarterly"] = _d("Gen never reinvests; Rev and Com reinvest quarterly (§10).")
-    fork: Fork | None = _d("Fork threshold (§2, §3). Com never forks.")
+    reinvest: Literal["none", "quarterly"] = _d(
+        "Gen never reinvests; Rev and Com reinvest quarterly (§10)."
+    )
+    fork: ForkTerms | None = _d("Fork threshold (§2, §3). Com never forks.")
 
     @field_validator("tickers")
     @classmethod
@@ -178,7 +209,7 @@ class Sleeve(_Model):
         return v
 
 
-class Merge(_Model):
+class MergeTerms(_Model):
     after_years: Positive = _d("Merge a Mini into Com-Acc after this many years (3).")
     multiple: Positive = _d("... or once it reaches this multiple of its starting capital (3x).")
 
@@ -188,7 +219,7 @@ class MiniSleeve(_Model):
 
     gen_style: Fraction = _d("Share run Gen-style (CSPs).")
     com_style: Fraction = _d("Share run Com-style (covered calls).")
-    merge: Merge = _d("When the Mini merges into Com-Acc.")
+    merge: MergeTerms = _d("When the Mini merges into Com-Acc.")
     reinvest: Literal["none"] = _d("A Mini does not reinvest.")
 
     @model_validator(mode="after")
@@ -207,8 +238,12 @@ class Sleeves(_Model):
 
 class Level(_Model):
     name: str = _d("Name of the level.")
-    atr_multiple: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _d("Breach, in ATR(5) multiples, from which the level applies.")
-    monitor_seconds: Annotated[int, Field(ge=0, le=3600)] = _d("Monitoring interval; 0 means real time (as often as data arrives).")
+    atr_multiple: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _d(
+        "Breach, in ATR(5) multiples, from which the level applies."
+    )
+    monitor_seconds: Annotated[int, Field(ge=0, le=3600)] = _d(
+        "Monitoring interval; 0 means real time (as often as data arrives)."
+    )
     does: str = _d("What the level does.")
 
 
@@ -223,21 +258,31 @@ class Levels(_Model):
         levels = [self.L0, self.L1, self.L2, self.L3]
         for low, high, name in zip(levels, levels[1:], ("L1", "L2", "L3"), strict=False):
             if high.atr_multiple <= low.atr_multiple:
-                raise ValueError(f"{name}.atr_multiple must be above the level below it ({high.atr_multiple} <= {low.atr_multiple})")
+                raise ValueError(
+                    f"{name}.atr_multiple must be above the level below it ({high.atr_multiple} <= {low.atr_multiple})"
+                )
         return self
 
 
 class Roll(_Model):
-    max_cost_of_credit: Fraction = _d("A roll costing more than this share of the original credit becomes an L3 exit (0.50).")
+    max_cost_of_credit: Fraction = _d(
+        "A roll costing more than this share of the original credit becomes an L3 exit (0.50)."
+    )
     dte_extension: DaysRange = _d("Days added by a roll (+3-4 DTE).")
 
 
 class Atr(_Model):
     period: Annotated[int, Field(ge=1, le=50)] = _d("ATR period (5).")
     refresh: time = _d("Daily refresh time, New York (09:30).")
-    stale_hours: Positive = _d("Older than this, the last valid ATR is used with the multiplier below.")
-    stale_multiplier: Annotated[float, Field(ge=1, allow_inf_nan=False)] = _d("Buffer on a stale ATR (1.1).")
-    fallback_pct_of_price: Fraction = _d("With no ATR at all, use this fraction of the price (0.02).")
+    stale_hours: Positive = _d(
+        "Older than this, the last valid ATR is used with the multiplier below."
+    )
+    stale_multiplier: Annotated[float, Field(ge=1, allow_inf_nan=False)] = _d(
+        "Buffer on a stale ATR (1.1)."
+    )
+    fallback_pct_of_price: Fraction = _d(
+        "With no ATR at all, use this fraction of the price (0.02)."
+    )
 
 
 class Protocol(_Model):
@@ -246,12 +291,23 @@ class Protocol(_Model):
     levels: Levels = _d("L0-L3.")
     roll: Roll = _d("Roll economics.")
     atr: Atr = _d("ATR specification (§8).")
+    l3_release: Literal["next_session", "operator"] = Field(
+        default="next_session",
+        json_schema_extra={"since": "1.3.1"},
+        description=(
+            "How an account's L3 'SAFE mode until reset' ends (D60): next_session - by itself on"
+            " a later session once the stop-loss exit is done and no position is at L2 or above;"
+            " operator - only by `alluse account resume`. Only the breached account is held."
+        ),
+    )
 
 
 class Vix(_Model):
     """§6 VIX tiers. All thresholds are strict: 'VIX > 80'."""
 
-    hedged_week: Positive = _d("Above this: Hedged Week, deployment halved, only defensive rolls (50).")
+    hedged_week: Positive = _d(
+        "Above this: Hedged Week, deployment halved, only defensive rolls (50)."
+    )
     safe: Positive = _d("Above this: SAFE mode, no new entries (65).")
     kill_switch: Positive = _d("Above this: kill switch, full halt (80).")
     hedged_week_deployment: Fraction = _d("Deployment factor in a Hedged Week (0.5).")
@@ -267,14 +323,20 @@ class Vix(_Model):
 
 class HedgeTriggers(_Model):
     vix_above: Positive = _d("VIX level ... (30)")
-    vix_days: Annotated[int, Field(ge=1, le=60)] = _d("... closed above for this many consecutive days (5).")
+    vix_days: Annotated[int, Field(ge=1, le=60)] = _d(
+        "... closed above for this many consecutive days (5)."
+    )
     spx_drawdown: Fraction = _d("Or S&P 500 drawdown from its high at least this (0.20).")
-    breadth_below: Fraction = _d("Or fewer than this fraction of S&P 500 members above their 50-day MA (0.20).")
+    breadth_below: Fraction = _d(
+        "Or fewer than this fraction of S&P 500 members above their 50-day MA (0.20)."
+    )
 
 
 class HedgeBudget(_Model):
     quarterly_gains_pct: FractionRange = _d("Budget as a share of quarterly net gains (5-10 %) ...")
-    sleeve_equity_pct: Fraction = _d("... or this share of sleeve equity, whichever is greater (1 %).")
+    sleeve_equity_pct: Fraction = _d(
+        "... or this share of sleeve equity, whichever is greater (1 %)."
+    )
 
 
 class TacticalHedge(_Model):
@@ -325,7 +387,9 @@ class HedgePuts(_Model):
 
 
 class LeapRoll(_Model):
-    months_left: Annotated[int, Field(ge=0, le=24)] = _d("Roll when this many months or fewer remain (3).")
+    months_left: Annotated[int, Field(ge=0, le=24)] = _d(
+        "Roll when this many months or fewer remain (3)."
+    )
     delta: DeltaBand = _d("... or when delta leaves this band (0.2-0.5).")
 
 
@@ -343,13 +407,28 @@ class LeapSplit(_Model):
 class Llms(_Model):
     """§17 LEAP ladder (LLMS)."""
 
-    funding_share: Fraction = _d("Share of the Rev/Com quarterly reinvestment that funds LEAPs (25 %).")
+    funding_share: Fraction = _d(
+        "Share of the Rev/Com quarterly reinvestment that funds LEAPs (25 %)."
+    )
     growth_calls: GrowthCalls = _d("Growth LEAP calls.")
     hedge_puts: HedgePuts = _d("Hedge LEAP puts.")
     roll: LeapRoll = _d("When a rung is rolled.")
     split: LeapSplit = _d("Hedge/growth split of LEAP funds.")
     stagger: bool = _d("Stagger expiries to avoid concentration.")
     human_approval: bool = _d("AI suggestions on strikes and expiries need a human's approval.")
+
+
+class Tax(_Model):
+    """§10 The tax ledger's classification (seed 001 tax workstream: FIFO, short/long term,
+    wash sales considered)."""
+
+    long_term_after_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=365, description="A lot held longer than this many days is long term (365)."
+    )
+    wash_sale_days: Annotated[int, Field(ge=0, le=365)] = Field(
+        default=30,
+        description="A loss on shares with shares of the same symbol acquired this many days before or after is flagged as a wash sale (30).",
+    )
 
 
 class Reinvestment(_Model):
@@ -374,7 +453,9 @@ class Liquidity(_Model):
     min_open_interest: Annotated[int, Field(ge=0)] = _d("Least open interest (500).")
     min_volume: Annotated[int, Field(ge=0)] = _d("Least daily volume (100).")
     max_spread_pct_of_mid: Fraction = _d("Widest bid-ask spread as a share of mid (5 %).")
-    max_pct_of_adv: Fraction = _d("Reject an order above this share of average daily volume (10 %).")
+    max_pct_of_adv: Fraction = _d(
+        "Reject an order above this share of average daily volume (10 %)."
+    )
 
 
 class Orders(_Model):
@@ -383,7 +464,9 @@ class Orders(_Model):
     slice_above: Annotated[int, Field(ge=1)] = _d("Slice orders above this many contracts (50).")
     limit: Literal["mid"] = _d("Limit price reference.")
     max_worse_pct: Fraction = _d("Accept at most this much worse than mid (5 %).")
-    cancel_replace_seconds: Positive = _d("Cancel-replace an unfilled order after this many seconds (3).")
+    cancel_replace_seconds: Positive = _d(
+        "Cancel-replace an unfilled order after this many seconds (3)."
+    )
     retry_smaller: bool = _d("After the worst acceptable price, cancel and retry smaller.")
 
 
@@ -411,7 +494,9 @@ class DataFailures(_Model):
     """§8 Data-failure handling."""
 
     quote_stale_seconds: Positive = _d("A quote older than this is stale (30 s).")
-    on_stale: Literal["last_valid_plus_buffer"] = _d("Stale data: use the last valid value plus a buffer; no new entries.")
+    on_stale: Literal["last_valid_plus_buffer"] = _d(
+        "Stale data: use the last valid value plus a buffer; no new entries."
+    )
     missing_chain: Literal["skip"] = _d("Missing option chain: skip that underlying.")
     broker_down: Literal["safe"] = _d("Broker API down: SAFE mode.")
 
@@ -419,13 +504,80 @@ class DataFailures(_Model):
 class Assignment(_Model):
     """§7 Assignment."""
 
-    itm_probability: Fraction = _d("Prepare for assignment at this probability in the money (|delta| proxy, 0.95).")
+    itm_probability: Fraction = _d(
+        "Prepare for assignment at this probability in the money (|delta| proxy, 0.95)."
+    )
 
 
 class WeekType(_Model):
-    name: Literal["Calm-Income", "Roll", "Assignment", "Preservation", "Hedged", "Earnings-Filter"] = _d("Label.")
+    name: Literal[
+        "Calm-Income", "Roll", "Assignment", "Preservation", "Hedged", "Earnings-Filter"
+    ] = _d("Label.")
     trigger: str = _d("What makes a week this type.")
-    precedence: Annotated[int, Field(ge=1, le=6)] = _d("When several apply, the lowest precedence number wins.")
+    precedence: Annotated[int, Field(ge=1, le=6)] = _d(
+        "When several apply, the lowest precedence number wins."
+    )
+
+
+# Action kinds that add risk or move capital: the only ones a person may be asked to approve.
+# Risk-reducing actions (exits, rolls, hedges, releases, mode changes) never wait for anyone.
+APPROVABLE_KINDS = (
+    "fork_account",
+    "merge_account",
+    "open_short_put",
+    "open_covered_call",
+    "reinvest",
+)
+
+
+class Approvals(_Model):
+    """§13-§15 (and §17): what the system does only after a person said yes (D110)."""
+
+    actions: tuple[str, ...] = _d(
+        "Action kinds carried out only after a person approves them (fork_account, "
+        "merge_account: §2/§3 forks and merges move capital between accounts). LEAP purchases "
+        "follow llms.human_approval (§17); risk-reducing actions never wait."
+    )
+    live_order_notional_above: Positive | None = _d(
+        "A live order adding risk whose notional (strike or price x quantity x multiplier) is "
+        "above this many dollars waits for a person; null: no such limit."
+    )
+    wait_minutes: Annotated[int, Field(ge=1, le=10080)] = _d(
+        "How long a request may wait for an answer, in minutes."
+    )
+    on_expiry: Literal["decline", "approve"] = _d(
+        "What a request nobody answered in time becomes (decline: it is not carried out)."
+    )
+
+    @field_validator("actions")
+    @classmethod
+    def _approvable(cls, v):
+        if "buy_leap" in v:
+            raise ValueError("buy_leap follows llms.human_approval; do not list it here")
+        wrong = [k for k in v if k not in APPROVABLE_KINDS]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)} cannot wait for a person (approvable: {', '.join(APPROVABLE_KINDS)})"
+            )
+        if len(set(v)) != len(v):
+            raise ValueError("an action kind is listed twice")
+        return v
+
+
+class ProposalGate(_Model):
+    """§15: a change is backtested against the version in force before a person approves it.
+    The thresholds of the version in force judge the proposal (D113)."""
+
+    max_drawdown_worsening: Fraction = _d(
+        "No account's max drawdown under the proposal may exceed its drawdown under the "
+        "current version by more than this (0.02 = 2 percentage points)."
+    )
+    cagr_drop: Fraction = _d(
+        "The proposal's CAGR may be at most this far below the current version's (0.02 = 2 points)."
+    )
+    kill_switch_days_added: Annotated[int, Field(ge=0, le=3650)] = _d(
+        "The proposal may spend at most this many more days under the kill switch (0)."
+    )
 
 
 class Governance(_Model):
@@ -433,9 +585,23 @@ class Governance(_Model):
 
     immutable: bool = _d("A released version never changes; a change is a new version.")
     change_process: tuple[str, ...] = _d("Steps a change goes through.")
-    ai_may_trade: Literal[False] = _d("AI explains, alerts and suggests; it never trades or overrides rules.")
+    ai_may_trade: Literal[False] = _d(
+        "AI explains, alerts and suggests; it never trades or overrides rules."
+    )
     ai_role: tuple[Literal["explain", "alert", "suggest"], ...] = _d("What AI may do (§13-§14).")
     acceptance: tuple[str, ...] = _d("Proof-of-concept acceptance criteria (§16).")
+    approvals: Approvals | None = Field(
+        default=None,
+        description="What waits for a person (§13-§15). Absent (versions before 1.3.1): "
+        "nothing but LEAP purchases under llms.human_approval.",
+        json_schema_extra={"since": "1.3.1"},
+    )
+    proposals: ProposalGate | None = Field(
+        default=None,
+        description="Thresholds a proposed new version must pass (§15). Absent: every "
+        "proposal needs an override to be approved.",
+        json_schema_extra={"since": "1.3.1"},
+    )
 
 
 class Operations(_Model):
@@ -453,16 +619,52 @@ class Reporting(_Model):
     weekly: tuple[str, ...] = _d("Contents of the weekly report (Friday 16:30).")
     monthly: tuple[str, ...] = _d("Contents of the monthly report.")
     quarterly: tuple[str, ...] = _d("Contents of the quarterly report.")
-    retention_years: Annotated[int, Field(ge=1, le=100)] = _d("Years decision and ledger data are kept (7).")
+    retention_years: Annotated[int, Field(ge=1, le=100)] = _d(
+        "Years decision and ledger data are kept (7)."
+    )
+
+
+class PrecedenceClass(_Model):
+    """One class of intents in the arbitration order: the rules whose actions belong to it."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = _d(
+        "Name of the class (stop_loss, pin_risk, roll, ...), shown in the decision record."
+    )
+    clause: Annotated[str, Field(pattern=r"^§\d+")] = _d(
+        "The clause that gives this class its place, e.g. '§6'."
+    )
+    rules: tuple[RuleId, ...] = Field(
+        min_length=1, description="Rule ids whose actions belong to this class."
+    )
+
+
+class Arbitration(_Model):
+    """One intent per position per decision (docs/decisions.md D40)."""
+
+    intents: tuple[Annotated[str, Field(pattern=r"^[a-z_]+$")], ...] = Field(
+        min_length=1,
+        description="Action kinds that act on a position (or, without one, on an account's "
+        "symbol): of these, at most one survives per target in a decision; the others are "
+        "kept in the record as superseded.",
+    )
+    precedence: tuple[PrecedenceClass, ...] = Field(
+        min_length=1,
+        description="Classes of rules, strongest first: the action of the first class listed "
+        "wins. Within a class, and for rules no class lists (after every listed class), the "
+        "lower salience wins, then the rule id.",
+    )
 
 
 class Effect(_Model):
     """One effect of a rule: derive a fact (``set``) or emit an action (``action``)."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["set"]}, {"required": ["action"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["set"]}, {"required": ["action"]}]}
+    )
 
     set: dict[str, str | int | float | bool] | None = Field(
-        default=None, description="Derived facts: {entity.field: expression}. Derived fields merge by maximum."
+        default=None,
+        description="Derived facts: {entity.field: expression}. Derived fields merge by maximum.",
     )
     action: str | None = Field(default=None, description="Action kind (docs/actions.md).")
     with_: dict[str, str | int | float | bool] | None = Field(
@@ -479,8 +681,12 @@ class Effect(_Model):
 
 
 class Rule(_Model):
-    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")] = _d("Unique, dotted, lower case.")
-    clause: Annotated[str, Field(pattern=r"^§\d+")] = _d("The constitution clause it implements, e.g. '§6'.")
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")] = _d(
+        "Unique, dotted, lower case."
+    )
+    clause: Annotated[str, Field(pattern=r"^§\d+")] = _d(
+        "The constitution clause it implements, e.g. '§6'."
+    )
     salience: Annotated[int, Field(ge=0, le=1000)] = _d("Order of actions: lower first.")
     description: str = _d("What the rule does, in words.")
     when: str = _d("Condition over facts and params (docs/rules.md).")
@@ -499,6 +705,11 @@ class Constitution(_Model):
     hedging: Hedging = _d("§5 Hedging.")
     llms: Llms = _d("§17 LEAP ladder.")
     reinvestment: Reinvestment = _d("§10 Reinvestment.")
+    tax: Tax = Field(
+        default_factory=Tax,
+        description="§10 Tax ledger: terms and wash sales.",
+        json_schema_extra={"since": "1.3.1"},
+    )
     liquidity: Liquidity = _d("§8 Liquidity.")
     orders: Orders = _d("§0 Orders.")
     cadence: Cadence = _d("§1 Cadence.")
@@ -509,6 +720,12 @@ class Constitution(_Model):
     reporting: Reporting = _d("§11 Reporting.")
     governance: Governance = _d("§13-§16 Governance.")
     rules: tuple[Rule, ...] = _d("The decision rules.")
+    arbitration: Arbitration | None = Field(
+        default=None,
+        description="§0/§1/§6 One intent per position per decision: which intents compete "
+        "and which wins (D40). Absent (v1.3.0): the lower salience wins.",
+        json_schema_extra={"since": "1.3.1"},
+    )
 
     @field_validator("week_types")
     @classmethod

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from constitution.suggest import did_you_mean
+
 NOT_PARAMS = ("rules", "meta", "schema_version")
 
 
@@ -35,7 +37,8 @@ def _step(node: Any, part: str, where: str) -> Any:
     if isinstance(node, BaseModel):
         fields = [f for f in type(node).model_fields if f not in NOT_PARAMS]
         if part not in fields:
-            raise ParamError(f"{where} has no '{part}' (it has: {', '.join(fields)})")
+            hint = did_you_mean(part, fields)
+            raise ParamError(f"{where} has no '{part}'{hint} (it has: {', '.join(fields)})")
         return getattr(node, part)
     raise ParamError(f"{where} is a value, not a section; '{part}' cannot follow it")
 
@@ -46,7 +49,9 @@ def as_rule_value(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [as_rule_value(v) for v in value]
     if isinstance(value, BaseModel):
-        return {k: as_rule_value(v) for k, v in value.model_dump(mode="python", by_alias=True).items()}
+        return {
+            k: as_rule_value(v) for k, v in value.model_dump(mode="python", by_alias=True).items()
+        }
     if isinstance(value, dict):
         return {k: as_rule_value(v) for k, v in value.items()}
     return value

@@ -12,6 +12,7 @@ from typing import Any
 from constitution import expr as E
 from constitution import vocabulary as V
 from constitution.params import ParamError, resolve
+from constitution.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ def type_of_value(value: Any) -> Type:
 
 
 def _field_type(f: V.Field) -> Type:
-    kind = {V.Kind.NUMBER: "number", V.Kind.INTEGER: "number", V.Kind.BOOLEAN: "boolean"}.get(f.kind, "string")
+    kind = {V.Kind.NUMBER: "number", V.Kind.INTEGER: "number", V.Kind.BOOLEAN: "boolean"}.get(
+        f.kind, "string"
+    )
     return Type(kind, values=f.values, field=f)
 
 
@@ -69,17 +72,27 @@ class Checker:
             except ParamError as exc:
                 raise TypeErr("unknown-param", str(exc), node.offset) from None
         if len(node.parts) != 2:
-            raise TypeErr("unknown-field", f"'{node.dotted}' is not entity.field (e.g. market.vix)", node.offset)
+            raise TypeErr(
+                "unknown-field",
+                f"'{node.dotted}' is not entity.field (e.g. market.vix)",
+                node.offset,
+            )
         if node.parts[0] not in V.ENTITIES:
             raise TypeErr(
                 "unknown-field",
-                f"unknown entity '{node.parts[0]}' (known: {', '.join(V.ENTITIES)}, params)",
+                f"unknown entity '{node.parts[0]}'{did_you_mean(node.parts[0], [*V.ENTITIES, 'params'])}"
+                f" (known: {', '.join(V.ENTITIES)}, params)",
                 node.offset,
             )
         f = V.lookup(node.dotted)
         if f is None:
-            known = ", ".join(x.name for x in V.FIELDS if x.entity == node.parts[0])
-            raise TypeErr("unknown-field", f"'{node.dotted}' is not a known fact field ({node.parts[0]} has: {known})", node.offset)
+            names = [x.name for x in V.FIELDS if x.entity == node.parts[0]]
+            hint = did_you_mean(node.dotted, [x.dotted for x in V.FIELDS])
+            raise TypeErr(
+                "unknown-field",
+                f"'{node.dotted}' is not a known fact field{hint} ({node.parts[0]} has: {', '.join(names)})",
+                node.offset,
+            )
         return _field_type(f)
 
     def type_of(self, node: E.Node) -> Type:
@@ -115,12 +128,18 @@ class Checker:
     def condition(self, node: E.Node) -> None:
         t = self.type_of(node)
         if t.kind != "boolean":
-            raise TypeErr("type", f"'{E.render(node)}' is {t.describe()}, not a condition (true/false)", node.offset)
+            raise TypeErr(
+                "type",
+                f"'{E.render(node)}' is {t.describe()}, not a condition (true/false)",
+                node.offset,
+            )
 
     def _numeric(self, node: E.Node, what: str) -> None:
         t = self.type_of(node)
         if t.kind != "number":
-            raise TypeErr("type", f"{what} needs numbers; '{E.render(node)}' is {t.describe()}", node.offset)
+            raise TypeErr(
+                "type", f"{what} needs numbers; '{E.render(node)}' is {t.describe()}", node.offset
+            )
 
     def _compare(self, node: E.Compare) -> None:
         left, right = self.type_of(node.left), self.type_of(node.right)
@@ -139,9 +158,13 @@ class Checker:
             )
         self._comparable(left, right, node, node.right)
 
-    def _comparable(self, left: Type, right: Type, node: E.Compare, right_node: E.Node | None) -> None:
+    def _comparable(
+        self, left: Type, right: Type, node: E.Compare, right_node: E.Node | None
+    ) -> None:
         if left.kind in ("object", "list") or right.kind in ("object", "list"):
-            raise TypeErr("type", f"cannot compare {left.describe()} with {right.describe()}", node.offset)
+            raise TypeErr(
+                "type", f"cannot compare {left.describe()} with {right.describe()}", node.offset
+            )
         if left.kind != right.kind:
             raise TypeErr(
                 "type",
@@ -149,10 +172,14 @@ class Checker:
                 node.offset,
             )
         enum = left.values or right.values
-        literals = _string_literals(node.right if right_node is not None else node.right) + _string_literals(node.left)
+        literals = _string_literals(
+            node.right if right_node is not None else node.right
+        ) + _string_literals(node.left)
         for lit in literals:
             if enum and lit.value not in enum:
-                raise TypeErr("bad-value", f"'{lit.value}' is not one of {', '.join(enum)}", lit.offset)
+                raise TypeErr(
+                    "bad-value", f"'{lit.value}' is not one of {', '.join(enum)}", lit.offset
+                )
 
 
 def _string_literals(node: E.Node) -> list[E.Literal]:

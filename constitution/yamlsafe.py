@@ -73,21 +73,49 @@ def load_file(path: str | Path, display: str | None = None) -> Loaded:
     p = Path(path)
     name = display or str(path)
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as f:  # at most one byte past the limit: a huge file is never read whole
+            raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise InvalidInput([Problem(name, 1, 1, "file-not-found", "", "no such file")]) from None
     except IsADirectoryError:
         raise InvalidInput([Problem(name, 1, 1, "file-not-found", "", "is a directory")]) from None
     except OSError as exc:
-        raise InvalidInput([Problem(name, 1, 1, "file-unreadable", "", exc.strerror or str(exc))]) from None
+        raise InvalidInput(
+            [Problem(name, 1, 1, "file-unreadable", "", exc.strerror or str(exc))]
+        ) from None
     return load_bytes(raw, name)
 
 
 def load_bytes(raw: bytes, source: str) -> Loaded:
     if len(raw) > MAX_BYTES:
-        raise InvalidInput([Problem(source, 1, 1, "too-large", "", f"file is over {MAX_BYTES} bytes")])
+        raise InvalidInput(
+            [Problem(source, 1, 1, "too-large", "", f"file is over {MAX_BYTES} bytes")]
+        )
     text = _decode(raw, source)
     return load_text(text, source)
+
+
+# Constructs that PyYAML reports where it *noticed* they were not closed (often the next line);
+# the mistake is where they were opened, so that is where we point.
+_UNCLOSED = {
+    "flow sequence": "the '[' opened here",
+    "flow mapping": "the '{' opened here",
+    "quoted scalar": "the quote opened here",
+}
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, source: str) -> Problem:
+    what = exc.problem or "syntax error"
+    unclosed = next((v for k, v in _UNCLOSED.items() if k in (exc.context or "")), None)
+    opened = exc.context_mark if unclosed else None
+    mark = opened or exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    if opened is not None and exc.problem_mark is not None:
+        noticed = exc.problem_mark.line + 1
+        what = f"{unclosed} is never closed (the parser stopped at line {noticed}: {what})"
+    elif exc.context:
+        what = f"{exc.context}: {what}"
+    return Problem(source, line, col, "yaml-syntax", "", what)
 
 
 def load_text(text: str, source: str) -> Loaded:
@@ -96,12 +124,7 @@ def load_text(text: str, source: str) -> Loaded:
     try:
         node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or "syntax error"
-        if exc.context:
-            what = f"{exc.context}: {what}"
-        raise InvalidInput([Problem(source, line, col, "yaml-syntax", "", what)]) from None
+        raise InvalidInput([_syntax_problem(exc, source)]) from None
     except yaml.YAMLError as exc:
         raise InvalidInput([Problem(source, 1, 1, "yaml-syntax", "", str(exc))]) from None
     if node is None:
@@ -120,7 +143,9 @@ def _decode(raw: bytes, source: str) -> str:
         before = raw[: exc.start]
         line = before.count(b"\n") + 1
         col = exc.start - (before.rfind(b"\n") + 1) + 1
-        msg = f"not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save the file as UTF-8"
+        msg = (
+            f"not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save the file as UTF-8"
+        )
         raise InvalidInput([Problem(source, line, col, "encoding", "", msg)]) from None
 
 
@@ -139,13 +164,20 @@ class _Builder:
 
     def _problem(self, node: yaml.Node, path: Path_, code: str, message: str) -> None:
         m = node.start_mark
-        self.problems.append(Problem(self.source, m.line + 1, m.column + 1, code, dotted(path), message))
+        self.problems.append(
+            Problem(self.source, m.line + 1, m.column + 1, code, dotted(path), message)
+        )
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
             if self.count == MAX_NODES + 1:
-                self._problem(node, path, "alias-bomb", f"document expands to more than {MAX_NODES} values (anchor/alias expansion?)")
+                self._problem(
+                    node,
+                    path,
+                    "alias-bomb",
+                    f"document expands to more than {MAX_NODES} values (anchor/alias expansion?)",
+                )
             return None
         here = (node.start_mark.line + 1, node.start_mark.column + 1)
         self.marks.setdefault(path, here)
@@ -164,7 +196,12 @@ class _Builder:
         out: dict = {}
         for key_node, value_node in node.value:
             if key_node.tag == f"{_STD}merge":
-                self._problem(key_node, path, "merge-key", "'<<' merge keys are not supported; write the keys out")
+                self._problem(
+                    key_node,
+                    path,
+                    "merge-key",
+                    "'<<' merge keys are not supported; write the keys out",
+                )
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 self._problem(key_node, path, "bad-key", "mapping keys must be plain scalars")
@@ -175,7 +212,12 @@ class _Builder:
             child = (*path, key)
             if key in out:
                 first = self.marks.get(child, (0, 0))[0]
-                self._problem(key_node, child, "duplicate-key", f"key '{key}' appears again (first on line {first})")
+                self._problem(
+                    key_node,
+                    child,
+                    "duplicate-key",
+                    f"key '{key}' appears again (first on line {first})",
+                )
                 continue
             self.marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.build(value_node, child)
@@ -207,7 +249,14 @@ class _Builder:
     def _bad_tag(self, node: yaml.Node, path: Path_) -> None:
         tag = node.tag or "?"
         if tag.startswith(f"{_STD}python/"):
-            self._problem(node, path, "unsafe-tag", f"tag '!!{tag[len(_STD):]}' would run code; it is refused")
+            self._problem(
+                node,
+                path,
+                "unsafe-tag",
+                f"tag '!!{tag[len(_STD) :]}' would run code; it is refused",
+            )
         else:
-            self._problem(node, path, "unknown-tag", f"tag '{tag}' is not allowed (plain YAML values only)")
+            self._problem(
+                node, path, "unknown-tag", f"tag '{tag}' is not allowed (plain YAML values only)"
+            )
         return None

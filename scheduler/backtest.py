@@ -8,7 +8,7 @@ builds for paper over history. Everything goes to the backtest's own database (m
 The summary's figures come only from what the cycles reported (``CycleReport``):
 
 * decided - cycles that evaluated the rules; the others were quiet ticks, whose inputs were
-  those of the cycle before (``engine.quiet``, docs/decisions.md D27);
+  those of the cycle before (``engine.cycle.quiet``, docs/decisions.md D27);
 * CAGR - total equity, first cycle to last, annualised over calendar days;
 * max drawdown per account - deepest peak-to-trough fall of its equity over all cycles;
 * % positive weeks - weekly reports whose income (equity change) was above zero;
@@ -16,30 +16,35 @@ The summary's figures come only from what the cycles reported (``CycleReport``):
 * hedged / SAFE / kill days - New York dates on which any cycle ran in that market mode (or
   reported that event);
 * week types - how many weeks got each label.
+
+After the run, ``book`` adds what the database holds and the cycle reports do not (read once,
+no per-tick cost): P&L, premium and win rate per sleeve, orders placed and filled, trades
+closed and fills by origin (``scheduler.reports.figures.book_figures``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 
-from adapters.storage.audit_store import AuditStore
-from adapters.storage.database import reproducible
+from adapters.storage.audit_store import AuditQuery, AuditStore
+from adapters.storage.database import display_url, reproducible
 from constitution.errors import InvalidInput, Problem
 from constitution.load import LoadedConstitution
-from engine.audit import Mode
 from engine.clock import FixedClock
-from engine.cycle import CycleReport, WeekEvent
+from engine.records.audit import RunMode
 from scheduler.cadence import NEW_YORK
 from scheduler.compose import CycleBuilder, CycleContext
-from scheduler.journal import MemoryJournal
+from scheduler.coverage import Coverage
 from scheduler.replay import replay
+from scheduler.reports.figures import BookFigures, read_book_figures
 from scheduler.runner import Runner
+from scheduler.tally import RunningJournal, Totals
 from scheduler.weekly import WeekReport
 
-_MODE_EVENTS = {"hedged": {WeekEvent.HEDGED_WEEK, WeekEvent.HEDGE_DEPLOYED}, "safe": {WeekEvent.SAFE}, "kill": {WeekEvent.KILL}}
+DISAGREEMENT_RULE = "engine.evaluators_disagree"  # engine.rules.shadow.alert_action
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class BacktestSummary:
     last: date
     sessions: int
     cycles: int
-    decided: int  # cycles that evaluated the rules; the rest were quiet (engine.quiet)
+    decided: int  # cycles that evaluated the rules; the rest were quiet (engine.cycle.quiet)
     start_equity: float
     end_equity: float
     cagr: float | None
@@ -65,6 +70,11 @@ class BacktestSummary:
     constitution_version: str
     constitution_digest: str
     db_url: str
+    book: BookFigures | None = None  # from the database after the run (see the docstring)
+    run: int = 0  # cycles actually run; the other ``cycles - run`` were quiet ticks skipped
+    shadow: bool = False  # durable-rules also decided every decision
+    disagreements: int = 0  # decisions the two evaluators disagreed on (with ``shadow``)
+    coverage: Coverage | None = None  # what the data let it trade (scheduler.coverage)
 
 
 def cagr(start: float, end: float, first: datetime, last: datetime) -> float | None:
@@ -83,35 +93,42 @@ def max_drawdown(series: Iterable[float]) -> float:
     return worst
 
 
-def _mode_days(reports: list[CycleReport]) -> dict[str, tuple[date, ...]]:
-    days: dict[str, set[date]] = {m: set() for m in _MODE_EVENTS}
-    for r in reports:
-        day = r.at.astimezone(NEW_YORK).date()
-        for mode, events in _MODE_EVENTS.items():
-            if r.market_mode == mode or events.intersection(r.events):
-                days[mode].add(day)
-    return {m: tuple(sorted(d)) for m, d in days.items()}
-
-
-def summarise(journal: MemoryJournal, weeks: list[WeekReport], sessions: int, constitution: LoadedConstitution,
-              first: date, last: date, db_url: str) -> BacktestSummary:
-    reports = journal.reports
-    totals = [sum(r.equity.values()) for r in reports if r.equity]
-    accounts = sorted({a for r in reports for a in r.equity})
-    start_eq, end_eq = (totals[0], totals[-1]) if totals else (0.0, 0.0)
+def summarise(
+    totals: Totals,
+    weeks: list[WeekReport],
+    sessions: int,
+    constitution: LoadedConstitution,
+    first: date,
+    last: date,
+    db_url: str,
+) -> BacktestSummary:
+    """The summary from the running totals (``scheduler.tally``) and the week reports."""
+    t = totals
+    start_eq, end_eq = t.start_equity or 0.0, t.end_equity or 0.0
     return BacktestSummary(
-        first=first, last=last, sessions=sessions, cycles=len(reports),
-        decided=sum(not r.quiet for r in reports), start_equity=start_eq, end_equity=end_eq,
-        cagr=cagr(start_eq, end_eq, reports[0].at, reports[-1].at) if reports else None,
-        max_drawdown={a: max_drawdown(r.equity[a] for r in reports if a in r.equity) for a in accounts},
+        first=first,
+        last=last,
+        sessions=sessions,
+        cycles=t.cycles,
+        decided=t.decided,
+        start_equity=start_eq,
+        end_equity=end_eq,
+        cagr=cagr(start_eq, end_eq, t.first_at, t.last_at) if t.first_at and t.last_at else None,
+        max_drawdown=dict(sorted(t.drawdowns.items())),
         weeks=len(weeks),
-        positive_weeks_pct=(100.0 * sum(w.income > 0 for w in weeks) / len(weeks)) if weeks else None,
-        forks=sum(w.forks for w in weeks), merges=sum(w.merges for w in weeks),
-        mode_days=_mode_days(reports),
-        trades=sum(r.orders_submitted for r in reports), fills=sum(r.fills for r in reports),
-        rejections=sum(r.rejections for r in reports),
+        positive_weeks_pct=(100.0 * sum(w.income > 0 for w in weeks) / len(weeks))
+        if weeks
+        else None,
+        forks=sum(w.forks for w in weeks),
+        merges=sum(w.merges for w in weeks),
+        mode_days={m: tuple(sorted(d)) for m, d in t.mode_days.items()},
+        trades=t.trades,
+        fills=t.fills,
+        rejections=t.rejections,
         week_types=dict(sorted(Counter(w.week_type for w in weeks).items())),
-        constitution_version=constitution.version, constitution_digest=constitution.digest, db_url=db_url,
+        constitution_version=constitution.version,
+        constitution_digest=constitution.digest,
+        db_url=db_url,
     )
 
 
@@ -120,7 +137,19 @@ def require_fresh_log(db_url: str, clock: FixedClock) -> AuditStore:
     store = AuditStore.open(db_url, clock)
     if store.count():
         store.close()
-        raise InvalidInput([Problem("--db", 1, 1, "not-empty", "", f"{db_url} already holds {store.count()} audit records; a backtest needs its own database")], what="arguments")
+        raise InvalidInput(
+            [
+                Problem(
+                    "--db",
+                    1,
+                    1,
+                    "not-empty",
+                    "",
+                    f"{display_url(db_url)} already holds {store.count()} audit records; a backtest needs its own database",
+                )
+            ],
+            what="arguments",
+        )
     return store
 
 
@@ -133,21 +162,56 @@ def run_backtest(
     data_dir: str | None = None,
     synthetic_seed: int | None = None,
     on_session: Callable[[date], None] | None = None,
+    *,
+    shadow: bool = False,
+    skip_quiet: bool = True,
+    coverage: Coverage | None = None,
 ) -> BacktestSummary:
+    """Replay first..last through ``factory``'s cycles. ``shadow``: durable-rules decides every
+    decision beside the compiled path (a disagreement is recorded and counted);
+    ``skip_quiet=False``: every tick is run (the event-driven replay's reference)."""
     if last < first:
-        raise InvalidInput([Problem("--to", 1, 1, "range", "", f"--to {last} is before --from {first}")], what="arguments")
+        raise InvalidInput(
+            [Problem("--to", 1, 1, "range", "", f"--to {last} is before --from {first}")],
+            what="arguments",
+        )
     clock = FixedClock(datetime.combine(first, time(0), tzinfo=NEW_YORK))
     reproducible(db_url)  # a backtest can be run again: commits need not wait for the disk
     store = require_fresh_log(db_url, clock)
-    ctx = CycleContext(db_url=db_url, mode=Mode.BACKTEST, clock=clock, data_dir=data_dir, synthetic_seed=synthetic_seed, until=last)
-    journal = MemoryJournal()
+    ctx = CycleContext(
+        db_url=db_url,
+        mode=RunMode.BACKTEST,
+        clock=clock,
+        data_dir=data_dir,
+        synthetic_seed=synthetic_seed,
+        until=last,
+        shadow=shadow,
+    )
+    journal = RunningJournal()
     notes = _Notes(store)
     runner = Runner(constitution, factory(ctx), journal, notes=notes)
     try:
-        result = replay(runner, first, last, clock=clock, on_session=on_session)
+        result = replay(runner, first, last, clock, on_session, skip_quiet=skip_quiet)
+        store.checkpoint(runner.state.constitution.digest, final=True)  # after the last note too
+        disagreements = _disagreements(store) if shadow else 0
     finally:
         store.close()
-    return summarise(journal, list(result.weeks), result.sessions, constitution, first, last, db_url)
+    summary = summarise(
+        journal.totals, list(result.weeks), result.sessions, constitution, first, last, db_url
+    )
+    return replace(
+        summary,
+        book=read_book_figures(db_url),
+        run=result.cycles - result.skipped,
+        shadow=shadow,
+        disagreements=disagreements,
+        coverage=coverage,
+    )
+
+
+def _disagreements(store: AuditStore) -> int:
+    """Decisions recorded with the evaluators' disagreement alert (engine.cycle.agreement)."""
+    return sum(1 for _ in store.iter_records(AuditQuery(rule=DISAGREEMENT_RULE, limit=None)))
 
 
 class _Notes:
@@ -157,4 +221,4 @@ class _Notes:
         self.store = store
 
     def link(self, link):
-        return self.store.append_link(link, Mode.BACKTEST)
+        return self.store.append_link(link, RunMode.BACKTEST)

@@ -17,10 +17,10 @@ Two jobs, two triggers:
 
 Holidays have no fire times at all; on early-close days close-anchored events move
 ``early_close_shift_minutes`` earlier and everything is clipped to the 13:00 close
-(``engine.calendar.windows_for``, the one implementation of these rules); an intraday event the
+(``engine.market.calendar.windows_for``, the one implementation of these rules); an intraday event the
 shift puts at or after the close fires ``EARLY_CLOSE_GUARD`` (15 min) before it instead, so the
 Friday 15:00 assignment check runs at 12:45 (D24). Those fire instants come from
-``engine.calendar.close_anchored``, which the rules' schedule clock (``clock.schedule_minutes``)
+``engine.market.calendar.close_anchored``, which the rules' schedule clock (``clock.schedule_minutes``)
 reads too: from 12:45 it reads 15:00, so ``assignment.prepare`` holds in the cycle the check
 fires. The weekly report is a job of its own after the close and only shifts.
 """
@@ -36,7 +36,7 @@ from types import MappingProxyType
 from apscheduler.triggers.base import BaseTrigger
 
 from constitution.models import Constitution
-from engine import calendar
+from engine.market import calendar
 
 NEW_YORK = calendar.NEW_YORK
 # L3 says "real time" (monitor_seconds 0): as often as data arrives. Quotes are judged stale
@@ -95,7 +95,10 @@ class CadenceSpec:
     def monitor_interval(self, account_levels: dict[str, int]) -> int:
         """One pipeline cycle covers every account, so it runs at the most urgent account's
         interval; each account is then watched at least as often as its level asks."""
-        return min((self.level_interval(lv) for lv in account_levels.values()), default=self.level_interval(0))
+        return min(
+            (self.level_interval(lv) for lv in account_levels.values()),
+            default=self.level_interval(0),
+        )
 
 
 def spec_from(model: Constitution) -> CadenceSpec:
@@ -111,7 +114,12 @@ def spec_from(model: Constitution) -> CadenceSpec:
         assignment_check=c.assignment_check.at,
         weekly_report=c.weekly_report.at,
         early_close_shift_minutes=c.early_close_shift_minutes,
-        level_seconds=(levels.L0.monitor_seconds, levels.L1.monitor_seconds, levels.L2.monitor_seconds, levels.L3.monitor_seconds),
+        level_seconds=(
+            levels.L0.monitor_seconds,
+            levels.L1.monitor_seconds,
+            levels.L2.monitor_seconds,
+            levels.L3.monitor_seconds,
+        ),
     )
 
 
@@ -148,13 +156,15 @@ def day_plan(day: date, spec: CadenceSpec) -> DayPlan:
     return DayPlan(day, w.open, w.close, kept, w.weekly_report)
 
 
-def _close_anchored(day: date, spec: CadenceSpec, w: calendar.DayWindows) -> list[tuple[datetime, EventKind]]:
+def _close_anchored(
+    day: date, spec: CadenceSpec, w: calendar.DayWindows
+) -> list[tuple[datetime, EventKind]]:
     """Friday management start and the assignment check, on the week's last session.
 
     On an early close both move ``early_close_shift_minutes`` earlier; a shifted time that
     lands at or after the close is clipped to ``close - EARLY_CLOSE_GUARD`` (decision D24),
     and the clip never moves an event ahead of one the constitution puts before it (they may
-    coincide). ``engine.calendar.close_anchored`` is the one implementation: the rules'
+    coincide). ``engine.market.calendar.close_anchored`` is the one implementation: the rules'
     schedule clock follows the same instants."""
     anchored = calendar.close_anchored(day, spec.calendar_cadence(), w.open, w.close, w.early_close)
     return [(a.at, EventKind(a.name)) for a in anchored]
@@ -221,21 +231,26 @@ class CycleTrigger(BaseTrigger):
             kinds.append(EventKind.MONITOR)
         return tuple(kinds)
 
-    def __getstate__(self):
-        return {"version": 1, "spec": self.spec, "monitor_seconds": self.monitor_seconds}
-
-    def __setstate__(self, state):
-        self.spec = state["spec"]
-        self.monitor_seconds = state["monitor_seconds"]
+    def __reduce__(self):
+        raise TypeError(_NOT_STORED)
 
     def __eq__(self, other):
-        return isinstance(other, CycleTrigger) and (self.spec, self.monitor_seconds) == (other.spec, other.monitor_seconds)
+        return isinstance(other, CycleTrigger) and (self.spec, self.monitor_seconds) == (
+            other.spec,
+            other.monitor_seconds,
+        )
 
     def __hash__(self):
         return hash((self.spec, self.monitor_seconds))
 
     def __repr__(self):
         return f"<CycleTrigger every {self.monitor_seconds}s + constitution events>"
+
+
+_NOT_STORED = (
+    "triggers are rebuilt from the constitution at every start and never stored "
+    "(nothing executable in the database: no pickle)"
+)
 
 
 class WeeklyTrigger(BaseTrigger):
@@ -254,11 +269,8 @@ class WeeklyTrigger(BaseTrigger):
                 return at.astimezone(NEW_YORK)
         return None
 
-    def __getstate__(self):
-        return {"version": 1, "spec": self.spec}
-
-    def __setstate__(self, state):
-        self.spec = state["spec"]
+    def __reduce__(self):
+        raise TypeError(_NOT_STORED)
 
     def __eq__(self, other):
         return isinstance(other, WeeklyTrigger) and self.spec == other.spec
@@ -280,7 +292,9 @@ def fire_times(trigger: BaseTrigger, start: datetime, end: datetime) -> list[dat
     return out
 
 
-def next_fire_times(spec: CadenceSpec, now: datetime, count: int = 8) -> list[tuple[datetime, tuple[EventKind, ...]]]:
+def next_fire_times(
+    spec: CadenceSpec, now: datetime, count: int = 8
+) -> list[tuple[datetime, tuple[EventKind, ...]]]:
     """The next ``count`` distinct fire times of the constitution's events (monitoring grid
     ticks are summarised by their interval, not listed), with the weekly report."""
     out: list[tuple[datetime, tuple[EventKind, ...]]] = []

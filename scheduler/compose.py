@@ -6,25 +6,89 @@ separate choice (``--live`` in ``alluse run``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from importlib import import_module
 from typing import Any
 
 from adapters.storage.audit_store import open_decision_log
 from constitution.errors import InvalidInput, OperationalError, Problem
 from constitution.load import LoadedConstitution
-from engine.audit import Mode, Receipt
 from engine.clock import Clock, WallClock
-from engine.cycle import Cycle
-from engine.decision import Decision
+from engine.cycle.report import Cycle
+from engine.records.audit import RunMode
+from engine.records.decision import Decision
+from engine.records.log import Receipt
 
 
-def record_decision(decision: Decision, constitution: LoadedConstitution, mode: str, db_url: str | None) -> Receipt:
+def record_decision(
+    decision: Decision, constitution: LoadedConstitution, mode: str, db_url: str | None
+) -> Receipt:
     """Append ``decision`` to the audit log (with the constitution's text, stored once per digest)."""
-    log = open_decision_log(db_url, Mode(mode), WallClock())
-    return log.record(decision, constitution.text)
+    log = open_decision_log(db_url, RunMode(mode), WallClock())
+    try:
+        receipt = log.record(decision, constitution.text)
+        log.checkpoint(constitution.digest)
+    finally:
+        log.close()
+    return receipt
+
+
+# --------------------------------------------------------------------------- one writer
+# (issue 13) Every command that writes a database holds its single-writer lease while it runs:
+# ``alluse run``, ``paper step``, ``paper resume`` and ``backtest``. Readers never take it.
+
+
+@contextmanager
+def writer_lease(db_url: str, *, say: Callable[[str], None] | None = None) -> Iterator[Any]:
+    """Hold the writer lease of ``db_url`` for the block (``DatabaseHeld``, exit 3, before
+    anything is written when another process holds it). A stale lease a crashed writer left
+    is taken over and recorded (``record_takeover``)."""
+    from adapters.storage.lease import acquire
+
+    lease = acquire(db_url)
+    try:
+        if lease.taken_over is not None:
+            where = record_takeover(db_url, lease)
+            if say is not None:
+                say(
+                    f"note: took over the writer lease of {lease.taken_over.describe()}, "
+                    f"which ended without releasing it (recorded {where})"
+                )
+        yield lease
+    finally:
+        lease.release()
+
+
+def record_takeover(db_url: str, lease: Any) -> str:
+    """Record a stale lease taken over: a ``note`` link on the latest decision in the audit
+    log (the crashed run's last), or - with no decision to attach it to - a ``Note`` in the
+    ledger's operation log. Returns where it went."""
+    from adapters.storage import audit_schema
+    from adapters.storage.audit_store import AuditQuery, AuditStore
+    from adapters.storage.ledger_store import SqlLedgerStore
+    from adapters.storage.migrations import migrate
+    from engine.execution.ledger import Note
+    from engine.records.audit import ExecutionLink
+
+    note = lease.takeover_note()
+    clock = WallClock()
+    store = SqlLedgerStore.open(db_url)
+    try:
+        migrate(store.engine, [audit_schema.COMPONENT])
+        audit = AuditStore(store.engine, clock)
+        latest = audit.query(AuditQuery(limit=1))
+        if latest:
+            did = latest[-1].decision_id
+            link = ExecutionLink(decision_id=did, kind="note", ref=note["event"], data=note)
+            audit.append_link(link, RunMode(latest[-1].mode))
+            return f"in the audit log on decision {did}"
+        data = tuple((k, str(v)) for k, v in sorted(note.items()))
+        store.apply([Note(f"lease:{lease.holder.since}", note["event"], data)], clock.now())
+        return "in the ledger's operation log (the audit log has no decision yet)"
+    finally:
+        store.close()
 
 
 # --------------------------------------------------------------------------- scheduler wiring
@@ -38,11 +102,14 @@ class CycleContext:
     market data (``data_dir`` of daily bars, or a ``synthetic_seed``)."""
 
     db_url: str
-    mode: Mode
+    mode: RunMode
     clock: Clock
     data_dir: str | None = None
     synthetic_seed: int | None = None
     until: date | None = None  # last day market data is needed for (synthetic history)
+    deployment: Any = None  # adapters.deployment.DeploymentConfig (None: the defaults)
+    approvals: Any = None  # an engine.execution.approvals.Policy overriding the config's
+    shadow: bool = False  # a backtest runs durable-rules beside the compiled path too
 
 
 class CycleNotAvailable(OperationalError):
@@ -53,7 +120,7 @@ CycleBuilder = Callable[[LoadedConstitution], Cycle]
 
 
 def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
-    """The paper pipeline (``scheduler.paper_cycle.TradingCycle``): paper broker, ledger, venue
+    """The paper pipeline (``engine.cycle.trading.TradingCycle``): paper broker, ledger, venue
     book and audit log in ``ctx.db_url``, market data from ``ctx``. Market, broker, ledger and
     log are built once and shared by every constitution the scheduler swaps in; each
     constitution gets its own ``TradingCycle``. The three sleeves are opened (idempotently) at
@@ -61,20 +128,74 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     from adapters.brokers.paper import PaperBroker, PaperCosts
     from adapters.storage.audit_store import open_decision_log
     from adapters.storage.ledger_store import SqlLedgerStore, SqlVenueStore
-    from engine.calendar import new_york_date
-    from scheduler.paper_cycle import Portfolio, TradingCycle, open_portfolio
+    from engine.cycle.bootstrap import Portfolio, open_portfolio
+    from engine.cycle.trading import TradingCycle
+    from engine.market.calendar import new_york_date
+    from engine.rules.evaluate import evaluate
 
     market = paper_market(ctx)
     store = SqlLedgerStore.open(ctx.db_url)
     broker = PaperBroker(market, costs=PaperCosts(), store=SqlVenueStore(store.engine))
     broker.connect()
     log = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
+    if ctx.mode is RunMode.BACKTEST:  # one transaction per cycle (D93); paper writes before acting
+        from scheduler.batched_log import CycleBatchedLog
+
+        log = CycleBatchedLog(log.store, ctx.mode)
+    log, gate = people(log, ctx.clock, ctx.deployment, ctx.approvals, ctx.db_url)
+    # Paper runs both evaluators on every decision; a backtest only with --shadow.
+    shadow = evaluate if ctx.mode is not RunMode.BACKTEST or ctx.shadow else None
 
     def build(constitution: LoadedConstitution) -> Cycle:
-        cycle = TradingCycle(constitution, market, broker, store, log, venue_sync=broker.sync)
-        return _OpeningCycle(cycle, lambda at: open_portfolio(cycle, Portfolio(opened=new_york_date(at)), at, broker.seed_position))
+        cycle = TradingCycle(
+            constitution,
+            market,
+            broker,
+            store,
+            log,
+            venue_sync=broker.sync,
+            approvals=gate(constitution),
+            shadow=shadow,
+        )
+        return _OpeningCycle(
+            cycle,
+            lambda at: open_portfolio(
+                cycle, Portfolio(opened=new_york_date(at)), at, broker.seed_position
+            ),
+        )
 
     return build
+
+
+def people(log, clock: Clock, deployment=None, policy=None, db_url: str | None = None):
+    """The human in the loop around a SQL decision log (docs/operations.md): paper and live
+    decisions write their alerts to the outbox in the same transaction as their record; every
+    cycle gets an approval gate whose requests live in the same database, answered by
+    ``policy`` (else the deployment config's policy for the mode; live: a person). Without
+    ``deployment`` the config file beside the database is read (adapters.deployment).
+    Returns (the decision log to use, constitution -> ApprovalGate)."""
+    from adapters.deployment import config_path, load_deployment
+    from adapters.storage.approvals_store import SqlApprovalStore
+    from adapters.storage.migrations import migrate
+    from adapters.storage.outbox import COMPONENT, AlertingDecisionLog, SqlOutbox
+    from engine.cycle.approval_gate import ApprovalGate
+
+    config = deployment or load_deployment(config_path(db_url))
+    mode = log.mode
+    outbox = None
+    if mode in (RunMode.PAPER, RunMode.LIVE):
+        outbox = SqlOutbox(log.store.engine, clock, config.alerts)
+        migrate(outbox.engine, [COMPONENT])
+        log = AlertingDecisionLog(log, outbox)
+    store = SqlApprovalStore(
+        log.store, outbox, exclusive=mode is RunMode.BACKTEST, flush=getattr(log, "end_cycle", None)
+    )
+    chosen = policy or config.approvals.for_mode(mode.value)
+
+    def gate(constitution: LoadedConstitution) -> ApprovalGate:
+        return ApprovalGate(constitution.model, store, mode.value, chosen)
+
+    return log, gate
 
 
 class _OpeningCycle:
@@ -89,26 +210,41 @@ class _OpeningCycle:
             self._opened = True
         return self.cycle.run(at)
 
+    def period_books(self, at):
+        """The quarter's books (``TradingCycle.period_books``) for the quarterly report."""
+        return self.cycle.period_books(at)
+
+    def quiet_until(self, at):  # scheduler.replay skips the ticks before it
+        return self.cycle.quiet_until(at) if self._opened else None
+
+    def quiet_report(self, at):
+        return self.cycle.quiet_report(at)
+
 
 def paper_market(ctx: CycleContext):
-    """Daily bars from ``ctx.data_dir`` (``alluse data import``), else seeded synthetic data
+    """Daily bars from ``ctx.data_dir`` (``alluse data import``, or bar files in any layout the
+    import reads), else seeded synthetic data
     through ``ctx.until`` (default: a year past the clock's today)."""
     from datetime import timedelta
 
-    from adapters.market_data.files import FileMarketData, load_store
+    from adapters.market_data.files import FileMarketData
     from adapters.market_data.synthetic import synthetic_market
 
-    if ctx.data_dir:
-        symbols = set(load_store(ctx.data_dir))
-        index = "SPY" if "SPY" in symbols or "SPX" not in symbols else "SPX"
-        return FileMarketData(ctx.data_dir, index_symbol=index)
+    if ctx.data_dir:  # a bar store, or a folder of bar files such as ../shared/data
+        return FileMarketData(ctx.data_dir)
     until = ctx.until or (ctx.clock.now().date() + timedelta(days=365))
     return synthetic_market(ctx.synthetic_seed if ctx.synthetic_seed is not None else 1, until)
 
 
-def live_cycle_factory(ctx: CycleContext, ib_address: str, accounts: Mapping[str, str] | None = None, *,
-                       client_id: int = 1, ib_settings: Mapping[str, Any] | None = None,
-                       market_settings: Mapping[str, Any] | None = None) -> CycleBuilder:
+def live_cycle_factory(
+    ctx: CycleContext,
+    ib_address: str,
+    accounts: Mapping[str, str] | None = None,
+    *,
+    client_id: int = 1,
+    ib_settings: Mapping[str, Any] | None = None,
+    market_settings: Mapping[str, Any] | None = None,
+) -> CycleBuilder:
     """The live pipeline (``scheduler.live``): the paper pipeline's ``TradingCycle`` with
     ``IBBroker`` and ``IBMarketData`` sharing one connection to the gateway at ``ib_address``
     (``HOST:PORT``), ledger and audit log in ``ctx.db_url`` (mode live), no venue sync.
@@ -120,22 +256,34 @@ def live_cycle_factory(ctx: CycleContext, ib_address: str, accounts: Mapping[str
     ``InvalidInput`` (exit 2); an unreachable gateway at start ``LiveRefused`` (exit 3)."""
     from pydantic import ValidationError
 
-    from adapters.brokers.ib import IBConfig
-    from adapters.market_data.ib import IBMarketDataSettings
+    from adapters.ib.broker import IBConfig
+    from adapters.ib.market_data import IBMarketDataSettings
     from scheduler import live
 
     address = live.parse_address(ib_address)
     if address is None:
         raise _bad_argument("--ib", "bad-address", f"expected HOST:PORT, got {ib_address!r}")
     if not accounts:
-        raise _bad_argument("--account", "no-accounts", "live trading needs the sub-account mapping: "
-                            "--account GEN=CODE --account REV=CODE --account COM=CODE (IB account codes)")
+        raise _bad_argument(
+            "--account",
+            "no-accounts",
+            "live trading needs the sub-account mapping: "
+            "--account GEN=CODE --account REV=CODE --account COM=CODE (IB account codes)",
+        )
     try:
-        config = IBConfig(host=address[0], port=address[1], client_id=client_id, live=True, accounts=dict(accounts),
-                          **dict(ib_settings or {}))
+        config = IBConfig(
+            host=address[0],
+            port=address[1],
+            client_id=client_id,
+            live=True,
+            accounts=dict(accounts),
+            **dict(ib_settings or {}),
+        )
         settings = IBMarketDataSettings(**dict(market_settings or {}))
     except ValidationError as exc:
-        raise _bad_argument("--ib", "bad-ib-config", "; ".join(e["msg"] for e in exc.errors())) from None
+        raise _bad_argument(
+            "--ib", "bad-ib-config", "; ".join(e["msg"] for e in exc.errors())
+        ) from None
     return live.LiveCycleBuilder(ctx, config, settings)
 
 
@@ -143,27 +291,54 @@ def _bad_argument(option: str, code: str, message: str) -> InvalidInput:
     return InvalidInput([Problem(option, 1, 1, code, "", message)], what="arguments")
 
 
-def named_cycle_factory(target: str, ctx: CycleContext) -> CycleBuilder:
-    """``module:function`` called as ``function(constitution, ctx)``: demos and the daemon's
-    subprocess tests plug in a cycle this way (``alluse run --cycle-factory``)."""
-    module_name, _, attr = target.partition(":")
-    build = getattr(import_module(module_name), attr)
-    return lambda constitution: build(constitution, ctx)
+# Cycle factories by name: a fixed registry, never a module path from the command line (a
+# name from user input must not load code). The program registers "paper"; code already
+# running in the process (tests, an embedding program) may register more before calling main.
+CycleFactory = Callable[[CycleContext], CycleBuilder]
+CYCLE_FACTORIES: dict[str, CycleFactory] = {"paper": paper_cycle_factory}
+
+
+def register_cycle_factory(name: str, factory: CycleFactory) -> None:
+    CYCLE_FACTORIES[name] = factory
+
+
+def named_cycle_factory(name: str, ctx: CycleContext) -> CycleBuilder:
+    """The factory registered as ``name`` (``alluse run --cycle-factory NAME``)."""
+    factory = CYCLE_FACTORIES.get(name)
+    if factory is None:
+        known = ", ".join(sorted(CYCLE_FACTORIES))
+        raise _bad_argument(
+            "--cycle-factory", "unknown-factory", f"no cycle factory {name!r} (known: {known})"
+        )
+    return factory(ctx)
 
 
 # --------------------------------------------------------------------------- paper trading
 
 
-def open_paper_cycle(db_url: str | None, market, *, mode: str = "paper", clock=None, costs=None):
+def open_paper_cycle(
+    db_url: str | None,
+    market,
+    *,
+    mode: str = "paper",
+    clock=None,
+    costs=None,
+    constitution: LoadedConstitution | None = None,
+    deployment=None,
+    approvals=None,
+):
     """A ``TradingCycle`` on the paper broker: ledger, venue book and audit log all in the
-    database at ``db_url`` (a backtest passes ``mode="backtest"`` and a replay clock).
+    database at ``db_url`` (a backtest passes ``mode="backtest"`` and a replay clock), with
+    the alert outbox and approval gate of ``people`` (``deployment``: the config; ``approvals``:
+    a policy overriding it).
 
     Returns (cycle, broker, store). Nothing here can reach a live broker."""
     from adapters.brokers.paper import PaperBroker, PaperCosts
     from adapters.storage.audit_store import AuditStore, SqlDecisionLog
+    from adapters.storage.database import resolve_url
     from adapters.storage.ledger_store import SqlLedgerStore, SqlVenueStore
     from constitution.load import bundled_path, load_constitution
-    from scheduler.paper_cycle import TradingCycle
+    from engine.cycle.trading import TradingCycle
 
     store = SqlLedgerStore.open(db_url)
     broker = PaperBroker(market, costs=costs or PaperCosts(), store=SqlVenueStore(store.engine))
@@ -173,7 +348,21 @@ def open_paper_cycle(db_url: str | None, market, *, mode: str = "paper", clock=N
     from adapters.storage.migrations import migrate
 
     migrate(store.engine, [audit_schema.COMPONENT])
-    log = SqlDecisionLog(audit, Mode(mode))
-    constitution = load_constitution(bundled_path())
-    cycle = TradingCycle(constitution, market, broker, store, log, venue_sync=broker.sync)
+    log, gate = people(
+        SqlDecisionLog(audit, RunMode(mode)),
+        audit.clock,
+        deployment,
+        approvals,
+        resolve_url(db_url),
+    )
+    constitution = constitution or load_constitution(bundled_path())
+    cycle = TradingCycle(
+        constitution,
+        market,
+        broker,
+        store,
+        log,
+        venue_sync=broker.sync,
+        approvals=gate(constitution),
+    )
     return cycle, broker, store

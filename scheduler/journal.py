@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from adapters.storage.scheduler_store import SchedulerStore
-from engine.audit import utc_stamp
-from engine.cycle import CycleReport
+from engine.cycle.report import CycleReport
+from engine.records.audit import utc_stamp
 from scheduler.weekly import WeekReport
 
 
@@ -36,7 +36,10 @@ class MemoryJournal:
         self.reports.append(report)
 
     def reports_between(self, start: datetime, end: datetime) -> list[CycleReport]:
-        lo, hi = bisect_left(self.stamps, utc_stamp(start)), bisect_left(self.stamps, utc_stamp(end))
+        lo, hi = (
+            bisect_left(self.stamps, utc_stamp(start)),
+            bisect_left(self.stamps, utc_stamp(end)),
+        )
         return self.reports[lo:hi]
 
     def last(self) -> CycleReport | None:
@@ -66,7 +69,9 @@ class SqlJournal:
         self.run_id = run_id
 
     def append(self, at: datetime, reason: str, report: CycleReport) -> None:
-        self.store.append_cycle(at, self.run_id, reason, report.decision_id, report.model_dump(mode="json"))
+        self.store.append_cycle(
+            at, self.run_id, reason, report.decision_id, report.model_dump(mode="json")
+        )
 
     def reports_between(self, start: datetime, end: datetime) -> list[CycleReport]:
         return [CycleReport.model_validate(r.report) for r in self.store.cycles_between(start, end)]
@@ -80,7 +85,9 @@ class SqlJournal:
         return CycleReport.model_validate(rows[-1].report) if rows else None
 
     def put_week(self, week: WeekReport) -> bool:
-        return self.store.put_week(week.week_start.isoformat(), week.cut_at, week.week_type, week.model_dump(mode="json"))
+        return self.store.put_week(
+            week.week_start.isoformat(), week.cut_at, week.week_type, week.model_dump(mode="json")
+        )
 
     def weeks(self) -> list[WeekReport]:
         return [WeekReport.model_validate(r) for _, _, r in self.store.weeks()]

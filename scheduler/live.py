@@ -27,12 +27,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from adapters.storage.database import display_url
 from constitution.errors import OperationalError
 from constitution.load import LoadedConstitution
-from engine.broker import BrokerEvent, BrokerPosition, Fill, OrderSide, SecType
-from engine.calendar import new_york_date
-from engine.cycle import CycleReport
-from engine.ledger import (
+from engine.cycle.report import CycleReport
+from engine.execution.broker import BrokerEvent, BrokerPosition, Fill, OrderSide
+from engine.execution.ledger import (
     ApplyFill,
     Deposit,
     DepositShares,
@@ -41,7 +41,9 @@ from engine.ledger import (
     cents,
     stock,
 )
-from engine.resume import resume
+from engine.execution.resume import resume
+from engine.market.calendar import new_york_date
+from engine.market.instruments import SecType
 
 log = logging.getLogger("alluse.live")
 
@@ -80,7 +82,11 @@ def opening_purpose(p: BrokerPosition, today: date) -> str:
         return "stock"
     if p.quantity < 0:
         return "income"
-    if c.sec_type is SecType.OPTION and c.expiry is not None and (c.expiry - today).days >= LEAP_DAYS:
+    if (
+        c.sec_type is SecType.OPTION
+        and c.expiry is not None
+        and (c.expiry - today).days >= LEAP_DAYS
+    ):
         return "leap"
     return "hedge"
 
@@ -106,24 +112,47 @@ def opening_ops(accounts: Sequence[BrokerAccount], at: datetime) -> list[LedgerO
         for p in a.positions:
             if p.contract.sec_type is SecType.STOCK or not p.quantity:
                 continue
-            fills.append(ApplyFill(f"opening:{a.account}:{p.contract.key}", _opening_fill(a.account, p, at),
-                                   purpose=opening_purpose(p, day)))  # type: ignore[arg-type]
+            fills.append(
+                ApplyFill(
+                    f"opening:{a.account}:{p.contract.key}",
+                    _opening_fill(a.account, p, at),
+                    purpose=opening_purpose(p, day),
+                )
+            )  # type: ignore[arg-type]
         premium = sum(_cash_flow(f.fill) for f in fills)
         ops.append(Deposit(f"deposit:{a.account}", a.account, cents(a.cash) - premium))
-        ops += [DepositShares(f"opening:{a.account}:{p.contract.key}", a.account, stock(p.contract.symbol), p.quantity, p.avg_cost)
-                for p in a.positions if p.contract.sec_type is SecType.STOCK and p.quantity]
+        ops += [
+            DepositShares(
+                f"opening:{a.account}:{p.contract.key}",
+                a.account,
+                stock(p.contract.symbol),
+                p.quantity,
+                p.avg_cost,
+            )
+            for p in a.positions
+            if p.contract.sec_type is SecType.STOCK and p.quantity
+        ]
         ops += fills
     return ops
 
 
 def _opening_fill(account: str, p: BrokerPosition, at: datetime) -> Fill:
-    return Fill(client_order_id=OPENING_ORDER_ID, broker_order_id="", execution_id=f"opening:{account}:{p.contract.key}",
-                account=account, contract=p.contract, side=OrderSide.BUY if p.quantity > 0 else OrderSide.SELL,
-                quantity=abs(p.quantity), price=p.avg_cost, commission=0.0, at=at)
+    return Fill(
+        client_order_id=OPENING_ORDER_ID,
+        broker_order_id="",
+        execution_id=f"opening:{account}:{p.contract.key}",
+        account=account,
+        contract=p.contract,
+        side=OrderSide.BUY if p.quantity > 0 else OrderSide.SELL,
+        quantity=abs(p.quantity),
+        price=p.avg_cost,
+        commission=0.0,
+        at=at,
+    )
 
 
 def _cash_flow(f: Fill) -> int:
-    """Cents the ledger books into the account for ``f`` (as ``engine.ledger`` computes it)."""
+    """Cents the ledger books into the account for ``f`` (as ``engine.execution.ledger`` computes it)."""
     value = cents(f.price * f.quantity * f.contract.multiplier)
     return value if f.side is OrderSide.SELL else -value
 
@@ -149,7 +178,11 @@ class LiveCycle:
         kinds: dict[str, int] = {}
         for d in report.differences:
             kinds[d.kind] = kinds.get(d.kind, 0) + 1
-        return {"differences": kinds, "fills_booked": report.fills_booked, "mode": report.mode_after}
+        return {
+            "differences": kinds,
+            "fills_booked": report.fills_booked,
+            "mode": report.mode_after,
+        }
 
     def run(self, at: datetime) -> CycleReport:
         self._require_connection()
@@ -157,27 +190,37 @@ class LiveCycle:
         with _connection_guard(at):
             return self.cycle.run(at)
 
+    def period_books(self, at: datetime) -> dict:
+        """The quarter's books for the quarterly report (``TradingCycle.period_books``)."""
+        self._require_connection()
+        with _connection_guard(at):
+            return self.cycle.period_books(at)
+
     def _require_connection(self) -> None:
-        from adapters.brokers.ib import IBUnavailable
+        from adapters.ib.broker import IBUnavailable
 
         if not self.broker.is_connected():
-            raise IBUnavailable("not connected to TWS/IB Gateway (the adapter keeps reconnecting); "
-                                "no decision without market data and broker state")
+            raise IBUnavailable(
+                "not connected to TWS/IB Gateway (the adapter keeps reconnecting); "
+                "no decision without market data and broker state"
+            )
 
 
 @contextmanager
 def _connection_guard(at: datetime):
     """The IB client raises ``ConnectionError`` for a request on a dropped socket: the same
     transient failure as ``IBUnavailable``, so the daemon retries instead of stopping."""
-    from adapters.brokers.ib import IBUnavailable
+    from adapters.ib.broker import IBUnavailable
 
     try:
         yield
     except IBUnavailable:
         raise
     except (ConnectionError, TimeoutError) as exc:
-        raise IBUnavailable(f"connection to IB lost during the cycle at {at.isoformat()}: "
-                            f"{exc or type(exc).__name__}") from exc
+        raise IBUnavailable(
+            f"connection to IB lost during the cycle at {at.isoformat()}: "
+            f"{exc or type(exc).__name__}"
+        ) from exc
 
 
 # --------------------------------------------------------------------------- wiring
@@ -192,17 +235,32 @@ class LiveCycleBuilder:
         self.config = config
         self.settings = settings
         self._parts: tuple | None = None
+        self._gate = None  # constitution -> ApprovalGate, once connected (compose.people)
 
     def __call__(self, constitution: LoadedConstitution):
-        from scheduler.paper_cycle import TradingCycle
+        from engine.cycle.trading import TradingCycle
 
         broker, market, store, decisions = self._connect()
-        cycle = TradingCycle(constitution, market, broker, store, decisions, wait=time.sleep)
+        cycle = TradingCycle(
+            constitution,
+            market,
+            broker,
+            store,
+            decisions,
+            wait=time.sleep,
+            approvals=self._gate(constitution) if self._gate is not None else None,
+        )
         return LiveCycle(cycle, broker, lambda at: open_from_broker(store, broker, at))
 
     def _connect(self):
         if self._parts is None:
-            self._parts = connect_live(self.ctx, self.config, self.settings)
+            from scheduler.compose import people
+
+            broker, market, store, decisions = connect_live(self.ctx, self.config, self.settings)
+            decisions, self._gate = people(
+                decisions, self.ctx.clock, self.ctx.deployment, self.ctx.approvals, self.ctx.db_url
+            )
+            self._parts = (broker, market, store, decisions)
         return self._parts
 
     def close(self) -> None:
@@ -217,13 +275,16 @@ class LiveCycleBuilder:
 def connect_live(ctx, config, settings=None):
     """(broker, market data, ledger store, decision log) for ``ctx``; ``LiveRefused`` (exit 3)
     when the database is not a live one or the gateway cannot be reached."""
-    from adapters.brokers.ib import IBBroker, IBSession, IBUnavailable
-    from adapters.market_data.ib import IBMarketData
+    from adapters.ib.broker import IBBroker, IBSession, IBUnavailable
+    from adapters.ib.market_data import IBMarketData
     from adapters.storage.audit_store import open_decision_log
     from adapters.storage.ledger_store import SqlLedgerStore
 
     store = SqlLedgerStore.open(ctx.db_url)
-    decisions = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
+    # the IB account codes never enter the log: masked by value wherever a broker value has one
+    decisions = open_decision_log(
+        ctx.db_url, ctx.mode, ctx.clock, secrets=tuple(config.accounts.values())
+    )
     try:
         refuse_foreign_records(store, decisions.store, ctx.db_url)
         session = IBSession(config, ctx.clock)
@@ -235,20 +296,28 @@ def connect_live(ctx, config, settings=None):
             market.connect()
         except IBUnavailable as exc:
             session.close()
-            raise LiveRefused(f"live trading cannot start: {exc}; is TWS/IB Gateway running, logged in, "
-                              "with the API enabled on that port?") from None
+            raise LiveRefused(
+                f"live trading cannot start: {exc}; is TWS/IB Gateway running, logged in, "
+                "with the API enabled on that port?"
+            ) from None
         except BaseException:
             session.close()
             raise
         for account in unrouted_accounts(store.state, broker):
-            log.warning("%s has no broker sub-account: its orders are refused (no-broker-account) until it is "
-                        "mapped; map it with --account %s=CODE and restart (D28)", account, account)
+            log.warning(
+                "%s has no broker sub-account: its orders are refused (no-broker-account) until it is "
+                "mapped; map it with --account %s=CODE and restart (D28)",
+                account,
+                account,
+            )
     except BaseException:
         decisions.close()
         store.close()
         raise
     broker.subscribe(_log_event)
-    log.info("connected to IB %s:%s (accounts %s)", config.host, config.port, ", ".join(session.accounts))
+    log.info(
+        "connected to IB %s:%s (accounts %s)", config.host, config.port, ", ".join(session.accounts)
+    )
     return broker, market, store, decisions
 
 
@@ -269,7 +338,9 @@ def unrouted_accounts(state, broker) -> list[str]:
     """Open ledger accounts the broker cannot route an order for (D28): a fork's new Mini or
     ALL-USE before its IB sub-account is mapped. They are not refused at start: the executor
     refuses their orders (a ``no-broker-account`` rejection in the audit log) and trades the rest."""
-    return sorted(a.id for a in state.accounts.values() if a.status != "merged" and not broker.routes(a.id))
+    return sorted(
+        a.id for a in state.accounts.values() if a.status != "merged" and not broker.routes(a.id)
+    )
 
 
 def refuse_foreign_records(store, audit, url: str) -> None:
@@ -277,14 +348,20 @@ def refuse_foreign_records(store, audit, url: str) -> None:
     positions would be taken for the broker's."""
     from adapters.storage.audit_store import AuditQuery
     from adapters.storage.ledger_store import SqlVenueStore
-    from engine.audit import Mode
+    from engine.records.audit import RunMode
 
-    found = [m.value for m in (Mode.PAPER, Mode.BACKTEST) if audit.query(AuditQuery(mode=m, limit=1))]
+    found = [
+        m.value
+        for m in (RunMode.PAPER, RunMode.BACKTEST)
+        if audit.query(AuditQuery(mode=m, limit=1))
+    ]
     if SqlVenueStore(store.engine).load() is not None:
         found.append("a paper venue book")
     if found:
-        raise LiveRefused(f"database {url} holds {' and '.join(found)} records; live trading needs a database "
-                          "of its own (--db FILE)")
+        raise LiveRefused(
+            f"database {display_url(url)} holds {' and '.join(found)} records; live trading needs a database "
+            "of its own (--db FILE)"
+        )
 
 
 def open_from_broker(store, broker, at: datetime) -> bool:
@@ -295,8 +372,12 @@ def open_from_broker(store, broker, at: datetime) -> bool:
     accounts = broker_accounts(broker)
     ops = opening_ops(accounts, at)
     store.apply(ops, at)
-    log.info("live ledger opened from IB: %s", "; ".join(
-        f"{a.account} cash {a.cash:,.2f}, {len(a.positions)} position(s)" for a in accounts))
+    log.info(
+        "live ledger opened from IB: %s",
+        "; ".join(
+            f"{a.account} cash {a.cash:,.2f}, {len(a.positions)} position(s)" for a in accounts
+        ),
+    )
     return True
 
 
@@ -305,8 +386,10 @@ def broker_accounts(broker) -> list[BrokerAccount]:
     cash = broker.cash_balances()
     missing = [a for a in mapped if a not in cash]
     if missing:
-        raise LiveRefused(f"IB reported no cash (TotalCashValue) for {', '.join(missing)}; the live ledger "
-                          "is opened from the broker's account and will not guess it")
+        raise LiveRefused(
+            f"IB reported no cash (TotalCashValue) for {', '.join(missing)}; the live ledger "
+            "is opened from the broker's account and will not guess it"
+        )
     held: dict[str, list[BrokerPosition]] = {a: [] for a in mapped}
     for p in broker.positions():
         if p.account in held:
@@ -316,7 +399,9 @@ def broker_accounts(broker) -> list[BrokerAccount]:
 
 def _log_event(event: BrokerEvent) -> None:
     if event.kind in ("disconnected", "reconnected", "error"):
-        (log.warning if event.kind != "reconnected" else log.info)("IB %s: %s", event.kind, event.message)
+        (log.warning if event.kind != "reconnected" else log.info)(
+            "IB %s: %s", event.kind, event.message
+        )
 
 
 def parse_address(text: str | None) -> tuple[str, int] | None:
@@ -342,4 +427,3 @@ def accounts_from(pairs: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     if len(set(out.values())) != len(out):
         bad.append("two sub-accounts map to the same IB account code")
     return out, bad
-

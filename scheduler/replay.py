@@ -5,6 +5,15 @@ APScheduler, in time order, and calls the same ``Runner`` the daemon calls. When
 the protocol level, the runner asks for a new monitoring interval exactly as it does live, and
 the next fire time comes from the new trigger. A ``FixedClock`` (if given) is advanced to each
 fire time first, so everything that reads a clock sees the simulated time.
+
+Event-driven: the replay wakes only at the constitution's scheduled events (the ATR refresh,
+entry windows, Friday management, the assignment check, the close, the weekly report), at
+every tick while an order works, and at the ticks where a decision *could* change. A cycle
+that can say so (``Skippable.quiet_until``, the trading cycle's quiet-tick test of D27) tells
+the replay until when every monitoring tick would be quiet - the same market content, no
+clock comparison of the rules flipping, the ledger untouched, no open order. Those ticks are
+not run: the journal is given their quiet reports (``Tally.repeat`` counts them without
+making them), so every figure is the tick-by-tick replay's (docs/decisions.md D92).
 """
 
 from __future__ import annotations
@@ -12,11 +21,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Protocol, runtime_checkable
 
 from engine.clock import FixedClock
-from scheduler.cadence import NEW_YORK, CadenceSpec, CycleTrigger, WeeklyTrigger
+from engine.cycle.report import CycleReport
+from scheduler.cadence import NEW_YORK, CadenceSpec, CycleTrigger, WeeklyTrigger, day_plan
 from scheduler.runner import Runner
 from scheduler.weekly import WeekReport
+
+_MICRO = timedelta(microseconds=1)
+
+
+@runtime_checkable
+class Skippable(Protocol):
+    """A cycle that knows which coming ticks could not change anything."""
+
+    def quiet_until(self, at: datetime) -> datetime | None: ...
+
+    def quiet_report(self, at: datetime) -> CycleReport: ...
+
+
+@runtime_checkable
+class Tally(Protocol):
+    """A journal that counts repeated quiet reports without being handed each one."""
+
+    def repeat(self, report: CycleReport, first: datetime, last: datetime, count: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -26,6 +55,7 @@ class ReplayResult:
     sessions: int
     first: datetime | None
     last: datetime | None
+    skipped: int = 0  # quiet monitoring ticks accounted for without running them
 
 
 class _Triggers:
@@ -43,8 +73,10 @@ def replay(
     last: date,
     clock: FixedClock | None = None,
     on_session: Callable[[date], None] | None = None,
+    skip_quiet: bool = True,
 ) -> ReplayResult:
-    """Drive ``runner`` over the sessions first..last (inclusive, New York dates)."""
+    """Drive ``runner`` over the sessions first..last (inclusive, New York dates).
+    ``skip_quiet=False`` runs every tick (the tick-by-tick replay the skipping is tested on)."""
     start = datetime.combine(first, time(0), tzinfo=NEW_YORK)
     end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=NEW_YORK)
     triggers = _Triggers(runner.state.spec, runner.state.monitor_seconds)
@@ -52,7 +84,7 @@ def replay(
     next_cycle = triggers.cycle.get_next_fire_time(None, start)
     weekly = triggers.weekly
     next_week = weekly.get_next_fire_time(None, start)
-    cycles, weeks, day, sessions = 0, [], None, 0
+    cycles, skipped, weeks, day, sessions = 0, 0, [], None, 0
     first_at = last_at = None
     while True:
         at, is_week = _earliest(next_cycle, next_week)
@@ -73,12 +105,21 @@ def replay(
         cycles += 1
         first_at, last_at = first_at or at, at
         # Ask the (possibly new) triggers for the next time after this one, as APScheduler would.
-        after = at + timedelta(microseconds=1)
-        next_cycle = triggers.cycle.get_next_fire_time(None, after)
+        next_cycle = triggers.cycle.get_next_fire_time(None, at + _MICRO)
+        if not is_week and skip_quiet and next_cycle is not None:
+            bound = min(next_week or end, end)
+            jumped, count, last_quiet = _skip(runner, triggers.cycle, at, next_cycle, bound)
+            if count:
+                next_cycle, cycles, skipped, last_at = (
+                    jumped,
+                    cycles + count,
+                    skipped + count,
+                    last_quiet,
+                )
         if is_week or triggers.weekly is not weekly:  # else the weekly cut has not moved
             weekly = triggers.weekly
-            next_week = weekly.get_next_fire_time(None, after)
-    return ReplayResult(cycles, tuple(weeks), sessions, first_at, last_at)
+            next_week = weekly.get_next_fire_time(None, at + _MICRO)
+    return ReplayResult(cycles, tuple(weeks), sessions, first_at, last_at, skipped)
 
 
 def _earliest(cycle: datetime | None, week: datetime | None) -> tuple[datetime | None, bool]:
@@ -87,3 +128,52 @@ def _earliest(cycle: datetime | None, week: datetime | None) -> tuple[datetime |
     if week is None or cycle <= week:
         return cycle, False
     return week, True
+
+
+# --- skipping quiet monitoring ticks -------------------------------------------------------------
+
+
+def _skip(
+    runner: Runner, trigger: CycleTrigger, at: datetime, nxt: datetime, bound: datetime
+) -> tuple[datetime | None, int, datetime | None]:
+    """Account for the quiet monitoring ticks from ``nxt`` on; (next tick to run, how many
+    were skipped, the last one skipped)."""
+    cycle = runner.cycle_impl
+    if runner.watcher is not None or not isinstance(cycle, Skippable):
+        return nxt, 0, None
+    wake = cycle.quiet_until(at)
+    if wake is None or nxt >= wake:
+        return nxt, 0, None
+    ticks = quiet_grid(trigger, at, nxt, min(wake, bound))
+    if not ticks:
+        return nxt, 0, None
+    _journal_quiet(runner, cycle, ticks)
+    return trigger.get_next_fire_time(None, ticks[-1] + _MICRO), len(ticks), ticks[-1]
+
+
+def quiet_grid(
+    trigger: CycleTrigger, at: datetime, nxt: datetime, limit: datetime
+) -> list[datetime]:
+    """Monitoring-grid ticks in [nxt, limit) before the day's next scheduled event: those alone
+    may be skipped (every constitution event and the close are run)."""
+    plan = day_plan(nxt.astimezone(NEW_YORK).date(), trigger.spec)
+    if plan.open is None or plan.close is None:
+        return []
+    events = [t for t, _ in plan.events if t > at]
+    stop = min([limit, plan.close, *events])
+    step = timedelta(seconds=trigger.monitor_seconds)
+    k = -(-((nxt - plan.open) // _MICRO) // (step // _MICRO))  # first grid index at or after nxt
+    out, tick = [], plan.open + k * step
+    while tick < stop:
+        out.append(tick.astimezone(NEW_YORK))
+        tick += step
+    return out
+
+
+def _journal_quiet(runner: Runner, cycle: Skippable, ticks: list[datetime]) -> None:
+    journal = runner.journal
+    if isinstance(journal, Tally):
+        journal.repeat(cycle.quiet_report(ticks[0]), ticks[0], ticks[-1], len(ticks))
+        return
+    for t in ticks:  # a journal that keeps every report gets every report
+        journal.append(t, "schedule", cycle.quiet_report(t))

@@ -20,8 +20,9 @@ from datetime import datetime, time, timedelta
 from typing import Protocol, runtime_checkable
 
 from constitution.load import LoadedConstitution
-from engine.audit import ExecutionLink
-from engine.cycle import Cycle, CycleReport
+from engine.cycle.report import Cycle, CycleReport
+from engine.market import calendar
+from engine.records.audit import ExecutionLink
 from scheduler.cadence import NEW_YORK, CadenceSpec, WeeklyTrigger, spec_from
 from scheduler.journal import Journal
 from scheduler.watch import ConstitutionWatcher, Refusal, Swap
@@ -110,7 +111,9 @@ class Runner:
         """Attach ``data`` to a decision in the audit log (a ``note`` link): swaps, refusals
         and weekly reports sit in the hash chain next to the decision they preceded."""
         if self.notes is not None:
-            self.notes.link(ExecutionLink(decision_id=decision_id, kind="note", ref=data["event"], data=data))
+            self.notes.link(
+                ExecutionLink(decision_id=decision_id, kind="note", ref=data["event"], data=data)
+            )
 
     def _follow_levels(self, report: CycleReport) -> None:
         self.state.levels = dict(report.account_levels)
@@ -123,18 +126,61 @@ class Runner:
     # ---------------------------------------------------------------- weeks
 
     def weekly(self, at: datetime, evaluate: bool = True) -> WeekReport | None:
-        """Label and report the week whose cut is ``at``. ``evaluate=False`` (catching up a
-        week missed while down) reports from what was journalled, without a new cycle."""
+        """The report cut at ``at``: one evaluation (report-time rules: the quarter's
+        reinvestment), then the reports of every period that ends this session (§11): the
+        week's (labelled, returned), the month's and the quarter's (stored as note links).
+        ``evaluate=False`` (catching up a week missed while down) reports from what was
+        journalled, without a new cycle."""
+        ends = calendar.period_ends(at.astimezone(NEW_YORK).date())
         if evaluate:
-            self.cycle(at, "weekly_report")
-        monday = datetime.combine(week_start(at.astimezone(NEW_YORK).date()), time(0), tzinfo=NEW_YORK)
+            self.cycle(at, "weekly_report" if "week" in ends or not ends else "report_cut")
+        for kind in ("month", "quarter"):
+            if kind in ends:
+                self._period_report(kind, at)
+        if ends and "week" not in ends:
+            return None
+        return self._week_report(at)
+
+    def _period_report(self, kind: str, at: datetime) -> None:
+        from scheduler.reports.periodic import build_month_report
+
+        ny = at.astimezone(NEW_YORK)
+        if kind == "month":
+            year = datetime(ny.year, 1, 1, tzinfo=NEW_YORK)
+            body = build_month_report(
+                self.journal.reports_between(year, at + timedelta(microseconds=1)),
+                self.journal.last_before(year),
+                ny,
+            ).model_dump(mode="json")
+        else:
+            books = getattr(self.cycle_impl, "period_books", None)
+            if books is None:
+                return
+            body = {"cut_at": ny.isoformat(), **books(at)}
+        last = self.journal.last()
+        event = f"{kind}ly_report"
+        self.journal.event(at, event, body)
+        if last is not None:
+            self.note(last.decision_id, {"event": event, **body})
+
+    def _week_report(self, at: datetime) -> WeekReport | None:
+        monday = datetime.combine(
+            week_start(at.astimezone(NEW_YORK).date()), time(0), tzinfo=NEW_YORK
+        )
         reports = self.journal.reports_between(monday, at + timedelta(microseconds=1))
         if not reports:
             return None
         opening = self.journal.last_before(monday)
-        week = build_report(reports, self.state.constitution.model.week_types, at.astimezone(NEW_YORK), opening.equity if opening else None)
+        week = build_report(
+            reports,
+            self.state.constitution.model.week_types,
+            at.astimezone(NEW_YORK),
+            opening.equity if opening else None,
+        )
         if self.journal.put_week(week):
-            self.note(reports[-1].decision_id, {"event": "weekly_report", **week.model_dump(mode="json")})
+            self.note(
+                reports[-1].decision_id, {"event": "weekly_report", **week.model_dump(mode="json")}
+            )
             return week
         return None
 
@@ -142,14 +188,19 @@ class Runner:
 
     def resume(self, now: datetime) -> ResumeReport:
         last = self.journal.last()
-        steps = ["load snapshot: " + (f"last cycle {last.at.isoformat()}" if last else "none (first start)")]
+        steps = [
+            "load snapshot: "
+            + (f"last cycle {last.at.isoformat()}" if last else "none (first start)")
+        ]
         if last is not None:
             self.state.levels = dict(last.account_levels)
             self.state.monitor_seconds = self.state.spec.monitor_interval(self.state.levels)
         if isinstance(self.cycle_impl, Resumable):
             steps.append(f"broker state and reconcile: {self.cycle_impl.resume(now)}")
         else:
-            steps.append("broker state and reconcile: by the cycle (idempotent by decision and client order id)")
+            steps.append(
+                "broker state and reconcile: by the cycle (idempotent by decision and client order id)"
+            )
         caught = self._catch_up_week(now, last)
         rebuilt = self.state.monitor_seconds
         steps.append(f"rebuild schedule: monitoring every {rebuilt}s")
@@ -158,9 +209,23 @@ class Runner:
         risk = self.cycle(now, "resume")
         steps.append(f"risk check: decision {risk.decision_id}, market {risk.market_mode}")
         steps.append("ACTIVE")
-        report = ResumeReport(last is None, last.at.isoformat() if last else None, tuple(steps), rebuilt,
-                              caught.week_start.isoformat() if caught else None, risk)
-        self.journal.event(now, "resume", {"fresh": report.fresh, "steps": list(report.steps), "caught_up_week": report.caught_up_week})
+        report = ResumeReport(
+            last is None,
+            last.at.isoformat() if last else None,
+            tuple(steps),
+            rebuilt,
+            caught.week_start.isoformat() if caught else None,
+            risk,
+        )
+        self.journal.event(
+            now,
+            "resume",
+            {
+                "fresh": report.fresh,
+                "steps": list(report.steps),
+                "caught_up_week": report.caught_up_week,
+            },
+        )
         return report
 
     def _catch_up_week(self, now: datetime, last: CycleReport | None) -> WeekReport | None:

@@ -8,6 +8,11 @@ scenarios, but data only). Format in docs/scenarios.md::
         expect: [{kind: kill_switch}]
         expect_not: [{kind: hedged_week}]
         expect_derived: {market.mode: kill}
+        expect_superseded: [{rule: friday.pin_risk, winner_rule: protocol.l3}]
+
+Expectations are on the decision as a cycle records it: after arbitration (one intent per
+position, ``engine.execution.arbitration``); ``expect_superseded`` matches the intents it set
+aside (action fields, plus ``winner_rule`` and ``target``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,22 @@ from typing import Any
 from constitution.errors import InvalidInput, Problem
 from constitution.load import LoadedConstitution
 from constitution.yamlsafe import Loaded, load_file
-from engine.decision import Decision
-from engine.facts_load import facts_from_data
-from engine.pipeline import evaluate
+from engine.cycle.pipeline import after_evaluation
+from engine.facts.load import facts_from_data
+from engine.records.decision import Decision
+from engine.rules.evaluate import Evaluator, evaluate
+from engine.rules.shadow import decide_both
 
-_ACTION_FIELDS = ("kind", "account", "symbol", "position", "rule", "clause")
+_ACTION_FIELDS = (
+    "kind",
+    "account",
+    "symbol",
+    "position",
+    "rule",
+    "clause",
+    "winner_rule",
+    "target",
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,9 @@ def scenario_files(paths: list[str]) -> list[Path]:
         elif p.exists():
             out.append(p)
         else:
-            raise InvalidInput([Problem(str(p), 1, 1, "file-not-found", "", "no such scenario file or directory")])
+            raise InvalidInput(
+                [Problem(str(p), 1, 1, "file-not-found", "", "no such scenario file or directory")]
+            )
     return out
 
 
@@ -64,15 +82,25 @@ def load_cases(path: Path) -> list[tuple[str, dict, dict]]:
 
 
 def _check_shape(doc: Loaded, case: Any, i: int) -> None:
-    known = {"note", "facts", "expect", "expect_not", "expect_derived"}
+    known = {"note", "facts", "expect", "expect_not", "expect_derived", "expect_superseded"}
     where = ("scenarios", i) if "scenarios" in doc.data else ()
     if not isinstance(case, dict):
         raise InvalidInput([doc.problem(where, "type", "a scenario is a mapping")])
     extra = sorted(set(case) - known)
     if extra:
-        raise InvalidInput([doc.problem((*where, extra[0]), "unknown-key", f"unknown scenario key '{extra[0]}' (known: {', '.join(sorted(known))})")])
+        raise InvalidInput(
+            [
+                doc.problem(
+                    (*where, extra[0]),
+                    "unknown-key",
+                    f"unknown scenario key '{extra[0]}' (known: {', '.join(sorted(known))})",
+                )
+            ]
+        )
     if "note" not in case:
-        raise InvalidInput([doc.problem(where, "missing", "every scenario needs a 'note' saying what it shows")])
+        raise InvalidInput(
+            [doc.problem(where, "missing", "every scenario needs a 'note' saying what it shows")]
+        )
 
 
 def _overlay(base: Any, over: Any) -> Any:
@@ -93,11 +121,26 @@ def _keyed(items: list) -> bool:
     return all(isinstance(i, dict) and "id" in i for i in items)
 
 
-def run_case(name: str, facts_data: dict, case: dict, constitution: LoadedConstitution) -> Result:
+def run_case(
+    name: str,
+    facts_data: dict,
+    case: dict,
+    constitution: LoadedConstitution,
+    evaluator: Evaluator = "compiled",
+    shadow: bool = False,
+) -> Result:
+    """One scenario with one evaluator, or (``shadow``) with both, which must agree."""
     facts = facts_from_data(facts_data, source=name)
-    decision = evaluate(constitution, facts)
-    actions = [a.model_dump() for a in decision.actions]
     failures = []
+    if shadow:
+        evaluated, disagreement = decide_both(constitution, facts)
+        if disagreement is not None:
+            failures.append(f"the evaluators disagree at {disagreement.where}")
+    else:
+        evaluated = evaluate(constitution, facts, evaluator=evaluator)
+    # as a dry run decides: arbitration included
+    decision = after_evaluation(constitution, evaluated, None)
+    actions = [a.model_dump() for a in decision.actions]
     for exp in case.get("expect", []) or []:
         if not any(_matches(a, exp) for a in actions):
             failures.append(f"expected {exp}, got {[_brief(a) for a in actions] or 'no actions'}")
@@ -105,6 +148,14 @@ def run_case(name: str, facts_data: dict, case: dict, constitution: LoadedConsti
         hits = [a for a in actions if _matches(a, exp)]
         if hits:
             failures.append(f"did not expect {exp}, but got {[_brief(a) for a in hits]}")
+    superseded = [
+        {**x.action.model_dump(), "winner_rule": x.winner_rule, "target": x.target}
+        for x in decision.superseded
+    ]
+    for exp in case.get("expect_superseded", []) or []:
+        if not any(_matches(x, exp) for x in superseded):
+            got = [f"{x['rule']} (won by {x['winner_rule']})" for x in superseded]
+            failures.append(f"expected superseded {exp}, got {got or 'none'}")
     for path, want in (case.get("expect_derived") or {}).items():
         got = _dig(decision.derived, path)
         if got != want:
@@ -112,12 +163,17 @@ def run_case(name: str, facts_data: dict, case: dict, constitution: LoadedConsti
     return Result(name, not failures, tuple(failures), decision)
 
 
-def run_scenarios(paths: list[str], constitution: LoadedConstitution) -> list[Result]:
+def run_scenarios(
+    paths: list[str],
+    constitution: LoadedConstitution,
+    evaluator: Evaluator = "compiled",
+    shadow: bool = False,
+) -> list[Result]:
     results = []
     for path in scenario_files(paths):
         for name, facts, case in load_cases(path):
             try:
-                results.append(run_case(name, facts, case, constitution))
+                results.append(run_case(name, facts, case, constitution, evaluator, shadow))
             except InvalidInput as exc:
                 results.append(Result(name, False, tuple(p.render() for p in exc.problems)))
     return results

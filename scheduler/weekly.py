@@ -17,17 +17,23 @@ from datetime import date, datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from constitution.models import WeekType
-from engine.cycle import CycleReport, WeekEvent
+from engine.cycle.report import CycleReport
+from engine.execution.events import WeekEvent
 
 CALM = "Calm-Income"
 
-# Which label each pipeline event argues for. FORK, MERGE, SAFE and KILL do not label a week on
-# their own: a VIX-driven SAFE or kill day also reports HEDGED_WEEK (VIX > 50), and an L3 SAFE
-# reports L3_EXECUTED; a fork is good news, not an escalation.
+# Which label each pipeline event argues for, by the text's definitions (D67): the VIX tiers
+# above 50 - Hedged Week, SAFE (> 65), the kill switch (> 80) - all have VIX > 50, which "also
+# produces a Hedged Week"; any other SAFE (an L3 hold, the broker down, a user's pause) is
+# capital preservation. FORK and MERGE do not label a week: a fork is good news, not an
+# escalation. A week spent in SAFE or under the kill switch is never Calm-Income.
 EVENT_LABEL: dict[WeekEvent, str] = {
     WeekEvent.L3_EXECUTED: "Preservation",
+    WeekEvent.HALT: "Preservation",
     WeekEvent.HEDGE_DEPLOYED: "Hedged",
     WeekEvent.HEDGED_WEEK: "Hedged",
+    WeekEvent.SAFE: "Hedged",
+    WeekEvent.KILL: "Hedged",
     WeekEvent.L2_EXECUTED: "Roll",
     WeekEvent.ASSIGNMENT: "Assignment",
     WeekEvent.EARNINGS_SKIP: "Earnings-Filter",
@@ -57,7 +63,9 @@ class WeekReport(BaseModel):
     cut_at: datetime
     week_type: str
     cycles: int
-    events: dict[str, int] = Field(default_factory=dict)  # WeekEvent -> count of cycles reporting it
+    events: dict[str, int] = Field(
+        default_factory=dict
+    )  # WeekEvent -> count of cycles reporting it
     trades: int = 0  # orders submitted
     fills: int = 0
     rejections: int = 0
@@ -69,7 +77,9 @@ class WeekReport(BaseModel):
     decision_ids: int = 0
 
 
-def _equity_change(reports: list[CycleReport], opening: dict[str, float] | None) -> dict[str, float]:
+def _equity_change(
+    reports: list[CycleReport], opening: dict[str, float] | None
+) -> dict[str, float]:
     first = dict(opening or {})
     for r in reports:
         for acct, eq in r.equity.items():

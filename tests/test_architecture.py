@@ -1,12 +1,13 @@
 """The dependency direction scheduler -> adapters -> engine -> constitution, enforced.
 
-Also: durable-rules only in engine/rules.py, SQL only in adapters/storage, APScheduler only in
+Also: durable-rules only in engine/rules/durable.py, SQL only in adapters/storage, APScheduler only in
 scheduler/, the IB client only in its adapters, and no eval/exec or unsafe YAML anywhere.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -49,16 +50,103 @@ def test_layers_only_import_downwards():
     assert wrong == []
 
 
-@pytest.mark.parametrize(("library", "allowed"), [
-    ("durable", lambda p: p == "engine/rules.py"),
-    ("sqlmodel", lambda p: p.startswith("adapters/storage/")),
-    ("sqlalchemy", lambda p: p.startswith("adapters/storage/")),
-    ("apscheduler", lambda p: p.startswith("scheduler/")),
-    ("ib_async", lambda p: p.startswith(("adapters/brokers/ib", "adapters/market_data/ib"))),
-    ("ib_insync", lambda p: p.startswith(("adapters/brokers/ib", "adapters/market_data/ib"))),
-])
+# engine's rooms and the rooms each may import (besides itself, engine.clock and constitution).
+ROOMS: dict[str, frozenset[str]] = {
+    "facts": frozenset(),
+    "records": frozenset(),
+    "market": frozenset({"facts"}),
+    "rules": frozenset({"facts", "market", "records"}),
+    "execution": frozenset({"facts", "market", "records"}),
+    "cycle": frozenset({"facts", "market", "records", "rules", "execution"}),
+}
+ENGINE_MODULES = {"__init__.py", "clock.py"}  # all else lives in a room
+
+
+def _engine_room(path: Path) -> str | None:
+    rel = path.relative_to(ROOT / "engine")
+    return rel.parts[0] if len(rel.parts) > 1 else None
+
+
+def test_engine_is_made_of_rooms():
+    loose = sorted(p.name for p in (ROOT / "engine").glob("*.py") if p.name not in ENGINE_MODULES)
+    rooms = sorted(
+        p.name for p in (ROOT / "engine").iterdir() if p.is_dir() and p.name != "__pycache__"
+    )
+    assert loose == [] and rooms == sorted(ROOMS)
+
+
+def test_engine_rooms_import_only_the_rooms_they_name():
+    wrong = []
+    for path, tree in _modules():
+        if _rel(path).split("/")[0] != "engine":
+            continue
+        room = _engine_room(path)
+        allowed = ROOMS.get(room, frozenset()) | {room, "clock"}
+        for name in _imports(tree):
+            parts = name.split(".")
+            if parts[0] == "engine" and len(parts) > 1 and parts[1] not in allowed:
+                wrong.append(f"{_rel(path)} imports {name}")
+    assert wrong == []
+
+
+def test_each_room_says_what_it_holds_and_may_import():
+    for room, allowed in ROOMS.items():
+        doc = (
+            ast.get_docstring(
+                ast.parse((ROOT / "engine" / room / "__init__.py").read_text("utf-8"))
+            )
+            or ""
+        )
+        assert "May import:" in doc, (
+            f"engine/{room}/__init__.py needs a docstring with 'May import:'"
+        )
+        named = set(re.findall(r"engine\.(\w+)", doc.split("May import:", 1)[1]))
+        assert named - {"clock"} == set(allowed), (
+            f"engine/{room}: docstring names {sorted(named)}, ROOMS says {sorted(allowed)}"
+        )
+
+
+@pytest.mark.parametrize(
+    ("library", "allowed"),
+    [
+        ("durable", lambda p: p == "engine/rules/durable.py"),
+        ("sqlmodel", lambda p: p.startswith("adapters/storage/")),
+        ("sqlalchemy", lambda p: p.startswith("adapters/storage/")),
+        ("apscheduler", lambda p: p.startswith("scheduler/")),
+        ("ib_async", lambda p: p.startswith("adapters/ib/")),
+        ("ib_insync", lambda p: p.startswith("adapters/ib/")),
+    ],
+)
 def test_libraries_stay_in_their_module(library, allowed):
-    offenders = [_rel(p) for p, tree in _modules() if any(n.split(".")[0] == library for n in _imports(tree)) and not allowed(_rel(p))]
+    offenders = [
+        _rel(p)
+        for p, tree in _modules()
+        if any(n.split(".")[0] == library for n in _imports(tree)) and not allowed(_rel(p))
+    ]
+    assert offenders == []
+
+
+# Serialisers that can run code when they load: nothing the program stores may need one
+# (issue 16: APScheduler's SQL job store unpickled job rows from the database).
+CODE_LOADERS = (
+    "pickle",
+    "cPickle",
+    "shelve",
+    "dill",
+    "cloudpickle",
+    "marshal",
+    "joblib",
+    "jsonpickle",
+)
+
+
+def test_no_pickle_or_other_code_loading_serialiser_anywhere():
+    offenders = [
+        f"{_rel(p)}: {n}"
+        for p, tree in _modules()
+        for n in _imports(tree)
+        if n.split(".")[0] in CODE_LOADERS or n == "apscheduler.jobstores.sqlalchemy"
+    ]
     assert offenders == []
 
 
@@ -70,30 +158,76 @@ def test_no_eval_or_exec_and_yaml_is_loaded_safely():
                 f = node.func
                 if isinstance(f, ast.Name) and f.id in ("eval", "exec", "compile"):
                     offenders.append(f"{_rel(path)}:{node.lineno} {f.id}()")
-                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "yaml" \
-                        and f.attr in ("load", "load_all", "unsafe_load", "full_load"):
+                if (
+                    isinstance(f, ast.Attribute)
+                    and isinstance(f.value, ast.Name)
+                    and f.value.id == "yaml"
+                    and f.attr in ("load", "load_all", "unsafe_load", "full_load")
+                ):
                     offenders.append(f"{_rel(path)}:{node.lineno} yaml.{f.attr}()")
     assert offenders == []
 
 
+WALL_CLOCK = {
+    ("datetime", "now"),
+    ("datetime", "today"),
+    ("datetime", "utcnow"),
+    ("date", "today"),
+    ("time", "time"),
+    ("time", "monotonic"),
+    ("time", "perf_counter"),
+    ("time", "time_ns"),
+    ("time", "monotonic_ns"),
+    ("time", "perf_counter_ns"),
+}
+
+
+def _wall_clock_reads(tree: ast.AST):
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and (node.value.id, node.attr) in WALL_CLOCK
+        ):
+            yield node.lineno, f"{node.value.id}.{node.attr}"
+        if isinstance(node, ast.ImportFrom) and node.module in ("time", "datetime"):
+            for alias in node.names:
+                if (node.module, alias.name) in WALL_CLOCK:
+                    yield node.lineno, f"from {node.module} import {alias.name}"
+
+
 def test_wall_clock_is_read_only_in_engine_clock():
-    offenders = []
-    for path, tree in _modules():
-        if _rel(path) == "engine/clock.py":
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in ("now", "today", "utcnow") \
-                    and isinstance(node.value, ast.Name) and node.value.id in ("datetime", "date"):
-                offenders.append(f"{_rel(path)}:{node.lineno}")
-            if isinstance(node, ast.Attribute) and node.attr == "time" and isinstance(node.value, ast.Name) \
-                    and node.value.id == "time":
-                offenders.append(f"{_rel(path)}:{node.lineno} time.time")
+    offenders = [
+        f"{_rel(path)}:{line} {what}"
+        for path, tree in _modules()
+        if _rel(path) != "engine/clock.py"
+        for line, what in _wall_clock_reads(tree)
+    ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "from datetime import datetime\nx = datetime.now()\n",
+        "import time\nx = time.time()\n",
+        "import time\nx = time.monotonic()\n",
+        "from time import monotonic\n",
+        "from datetime import date\nx = date.today()\n",
+    ],
+)
+def test_the_wall_clock_check_catches_every_read(probe):
+    assert list(_wall_clock_reads(ast.parse(probe)))
 
 
 def test_ruff_is_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     if not Path(ruff).exists():
         pytest.skip("ruff is not installed in this environment")
-    proc = subprocess.run([ruff, "check", "--no-cache", *PACKAGES, "tests"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [ruff, "check", "--no-cache", *PACKAGES, "tests"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]
+    fmt = [ruff, "format", "--check", "--no-cache", *PACKAGES, "tests"]
+    proc = subprocess.run(fmt, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, "run: ruff format .\n" + proc.stdout[-4000:]

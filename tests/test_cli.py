@@ -16,7 +16,9 @@ ALLUSE = Path(sys.executable).with_name("alluse")
 def _alluse(*args, cwd=ROOT):
     if not ALLUSE.exists():
         pytest.skip("the alluse console script is not installed in this environment")
-    return subprocess.run([str(ALLUSE), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(ALLUSE), *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_validate_show_and_evaluate_the_bundled_constitution():
@@ -45,7 +47,9 @@ def test_unknown_verb_and_bad_arguments_are_exit_2():
 
 def test_evaluate_record_then_verify_and_replay_the_decision(tmp_path):
     db = f"sqlite:///{tmp_path / 'audit.db'}"
-    out = _alluse("evaluate", "--facts", "examples/facts-calm-thursday.yaml", "--json", "--record", "--db", db)
+    out = _alluse(
+        "evaluate", "--facts", "examples/facts-calm-thursday.yaml", "--json", "--record", "--db", db
+    )
     assert out.returncode == 0
     decision = json.loads(out.stdout)
     listed = _alluse("audit", "list", "--db", db, "--json")
@@ -70,4 +74,8 @@ def test_paper_step_from_a_facts_file_then_resume_as_console_scripts(tmp_path):
     store.close()
     assert set(state.accounts) == {"GEN", "REV", "COM"} and state.orders and state.mode == "active"
     refused = _alluse("paper", "resume", "--reset", "--db", db)
-    assert refused.returncode == 2 and "--reason" in refused.stderr and "Traceback" not in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "--reason" in refused.stderr
+        and "Traceback" not in refused.stderr
+    )

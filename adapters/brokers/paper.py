@@ -21,6 +21,16 @@ strike), a short call in the money is called away (shares sold at the strike); a
 in the money is settled for its intrinsic value. Each settlement is a ``Fill`` (``origin`` and
 client order id ``expiry`` / ``assignment``) so the ledger books it like any execution.
 
+Early assignment (``EarlyAssignment``, docs/decisions.md D82). Equity and ETF options are
+American: their holder may exercise any day, and does when exercising beats selling - when the
+option is deep in the money and its bid is below its intrinsic value (selling it would give
+away value; QuantConnect Lean's default assignment model rests on the same no-arbitrage
+argument). At every ``sync`` during a session in the ``window_days`` calendar days before
+expiry (not the expiry day: its close settles it), a short equity option more than ``min_itm``
+of the underlying's price in the money whose bid is below its intrinsic value is assigned in
+full at that instant, on that instant's quotes (no look-ahead), as ``origin`` ``assignment``
+fills. Index options (SPX, VIX) are European: never early.
+
 The venue keeps its own book (orders, fills, positions). Given a ``VenueStore`` it saves the
 book after every change, as a real venue outlives a crash of its client.
 """
@@ -34,20 +44,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from engine import calendar
-from engine.broker import (
+from engine.execution.broker import (
     BrokerEvent,
     BrokerPosition,
-    ContractSpec,
     Fill,
     OrderRequest,
     OrderSide,
     OrderState,
     OrderStatus,
-    SecType,
 )
-from engine.market import MarketDataPort, MarketSnapshot
-from engine.quotes import MarketView
+from engine.market import calendar
+from engine.market.instruments import ContractSpec, SecType
+from engine.market.quotes import MarketView
+from engine.market.snapshot import MarketDataPort, MarketSnapshot
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,15 @@ class PaperCosts:
     minimum: float = 1.00
     touch: float = 0.5
     participation: float = 0.25
+
+
+@dataclass(frozen=True)
+class EarlyAssignment:
+    """When the paper venue assigns a short American option before its expiry (see above)."""
+
+    enabled: bool = True
+    window_days: int = 4  # calendar days before expiry in which holders are watched
+    min_itm: float = 0.05  # in the money by more than this share of the underlying's price
 
 
 class VenueStore(Protocol):
@@ -77,19 +95,33 @@ class _Order:
     fills: int = 0
 
     def status(self, at: datetime) -> OrderStatus:
-        return OrderStatus(client_order_id=self.request.client_order_id, broker_order_id=self.broker_id,
-                           state=self.state, filled=self.filled, remaining=self.request.quantity - self.filled,
-                           avg_fill_price=self.avg, reason=self.reason, at=at)
+        return OrderStatus(
+            client_order_id=self.request.client_order_id,
+            broker_order_id=self.broker_id,
+            state=self.state,
+            filled=self.filled,
+            remaining=self.request.quantity - self.filled,
+            avg_fill_price=self.avg,
+            reason=self.reason,
+            at=at,
+        )
 
 
 class PaperBroker:
     name = "paper"
     is_live = False
 
-    def __init__(self, market: MarketDataPort | None = None, *, costs: PaperCosts = PaperCosts(),
-                 store: VenueStore | None = None):
+    def __init__(
+        self,
+        market: MarketDataPort | None = None,
+        *,
+        costs: PaperCosts = PaperCosts(),
+        store: VenueStore | None = None,
+        early: EarlyAssignment = EarlyAssignment(),
+    ):
         self._market = market
         self._costs = costs
+        self._early = early
         self._store = store
         self._view: MarketView | None = None
         self._callbacks: list[Callable[[BrokerEvent], None]] = []
@@ -154,6 +186,10 @@ class PaperBroker:
     def open_orders(self) -> Sequence[OrderStatus]:
         return [o.status(self._now()) for o in self._open()]
 
+    def status(self, client_order_id: str) -> OrderStatus:
+        """The venue's last word on one order (``KeyError`` if it never had it)."""
+        return self._get(client_order_id).status(self._now())
+
     def _open(self) -> list[_Order]:
         """Orders not yet final. Finished orders leave ``_working`` for good (a final state is
         final), so every tick costs the open orders, not the whole history."""
@@ -169,8 +205,11 @@ class PaperBroker:
         return [o.request for o in self._orders.values()]
 
     def positions(self) -> Sequence[BrokerPosition]:
-        return [BrokerPosition(account=a, contract=c, quantity=q, avg_cost=p)
-                for (a, _), (c, q, p) in sorted(self._positions.items()) if q]
+        return [
+            BrokerPosition(account=a, contract=c, quantity=q, avg_cost=p)
+            for (a, _), (c, q, p) in sorted(self._positions.items())
+            if q
+        ]
 
     def fills(self, since: datetime | None = None) -> Sequence[Fill]:
         return [f for f in self._fills if since is None or f.at >= since]
@@ -180,17 +219,21 @@ class PaperBroker:
     def sync(self, at: datetime, snapshot: MarketSnapshot | None = None) -> None:
         """Move the venue to ``at``: expire DAY orders, settle expiries, match working orders."""
         if snapshot is None and self._market is not None:
-            snapshot = self._market.snapshot(at, sorted({c.symbol for c, _, _ in self._positions.values()}))
+            snapshot = self._market.snapshot(
+                at, sorted({c.symbol for c, _, _ in self._positions.values()})
+            )
         if snapshot is not None:
             self._view = MarketView(snapshot)
-        changed = self._expire_orders(at) | self._settle(at)
+        changed = self._expire_orders(at) | self._settle(at) | self._assign_early(at)
         for o in self._open():
             if not o.state.is_final:
                 changed |= self._match(o)
         if changed:
             self._save()
 
-    def seed_position(self, seed_id: str, account: str, contract: ContractSpec, quantity: int, avg_cost: float) -> None:
+    def seed_position(
+        self, seed_id: str, account: str, contract: ContractSpec, quantity: int, avg_cost: float
+    ) -> None:
         """Holdings brought in kind (idempotent by ``seed_id``)."""
         if seed_id in self._seeds:
             return
@@ -219,9 +262,15 @@ class PaperBroker:
         if o.request.order_type == "MKT":
             price = q.bid if sell else q.ask
         else:
-            price = q.mid - self._costs.touch * (q.mid - q.bid) if sell else q.mid + self._costs.touch * (q.ask - q.mid)
+            price = (
+                q.mid - self._costs.touch * (q.mid - q.bid)
+                if sell
+                else q.mid + self._costs.touch * (q.ask - q.mid)
+            )
             price = round(price, 2)
-            if (sell and o.request.limit_price > price) or (not sell and o.request.limit_price < price):
+            if (sell and o.request.limit_price > price) or (
+                not sell and o.request.limit_price < price
+            ):
                 return None
         available = max(1, int(math.floor(self._costs.participation * q.volume)))
         return price, available
@@ -237,17 +286,32 @@ class PaperBroker:
         o.avg = ((o.avg or 0.0) * o.filled + price * qty) / (o.filled + qty)
         o.filled += qty
         o.fills += 1
-        o.state = OrderState.FILLED if o.filled == o.request.quantity else OrderState.PARTIALLY_FILLED
+        o.state = (
+            OrderState.FILLED if o.filled == o.request.quantity else OrderState.PARTIALLY_FILLED
+        )
         r = o.request
-        fill = Fill(client_order_id=r.client_order_id, broker_order_id=o.broker_id, execution_id=f"{o.broker_id}.{o.fills}",
-                    account=r.account, contract=r.contract, side=r.side, quantity=qty, price=price,
-                    commission=self._commission(r.contract, qty), at=self._now())
+        fill = Fill(
+            client_order_id=r.client_order_id,
+            broker_order_id=o.broker_id,
+            execution_id=f"{o.broker_id}.{o.fills}",
+            account=r.account,
+            contract=r.contract,
+            side=r.side,
+            quantity=qty,
+            price=price,
+            commission=self._commission(r.contract, qty),
+            at=self._now(),
+        )
         self._record_fill(fill)
         self._emit_status(o)
         return True
 
     def _commission(self, contract: ContractSpec, qty: int) -> float:
-        rate = self._costs.stock_per_share if contract.sec_type is SecType.STOCK else self._costs.option_per_contract
+        rate = (
+            self._costs.stock_per_share
+            if contract.sec_type is SecType.STOCK
+            else self._costs.option_per_contract
+        )
         return round(max(rate * qty, self._costs.minimum), 2)
 
     def _record_fill(self, fill: Fill) -> None:
@@ -303,6 +367,41 @@ class PaperBroker:
             changed = True
         return changed
 
+    def _assign_early(self, at: datetime) -> bool:
+        """Assign the short American options whose holders would exercise now (D82)."""
+        day = calendar.new_york_date(at)
+        opened, closed = calendar.session_open(day), calendar.session_close(day)
+        if (
+            not self._early.enabled
+            or self._view is None
+            or opened is None
+            or not opened <= at < closed
+        ):
+            return False
+        changed = False
+        for (account, _), (contract, qty, _avg) in sorted(self._positions.items()):
+            if qty < 0 and self._exercised_early(contract, day):
+                for fill in _assignment(
+                    account, contract, qty, at, f"E{day:%Y%m%d}:{account}:{contract.key}"
+                ):
+                    self._record_fill(fill)
+                changed = True
+        return changed
+
+    def _exercised_early(self, c: ContractSpec, day: date) -> bool:
+        """Would the holder of ``c`` exercise today: an American option, before its expiry day
+        and inside the window, deep in the money, and worth more exercised than sold?"""
+        if c.sec_type is not SecType.OPTION or c.expiry is None or c.strike is None:
+            return False
+        if not 0 < (c.expiry - day).days <= self._early.window_days:
+            return False
+        spot = self._view.spot(c.symbol) if self._view else None
+        quote = self._view.quote(c) if self._view else None
+        if not spot or quote is None:
+            return False
+        intrinsic = spot - c.strike if c.right == "C" else c.strike - spot
+        return intrinsic > self._early.min_itm * spot and quote.bid < intrinsic
+
     def _settlement_price(self, symbol: str, day: date) -> float | None:
         source = "SPY" if symbol == "SPX" else symbol
         if self._market is not None:
@@ -320,18 +419,33 @@ class PaperBroker:
     def _dump(self) -> str:
         """The book as JSON text. Final orders and fills never change, so their text is made
         once and reused: a save costs the open orders and positions, not the whole history."""
-        orders = [self._final_text.get(coid) or self._order_text(o) for coid, o in self._orders.items()]
+        orders = [
+            self._final_text.get(coid) or self._order_text(o) for coid, o in self._orders.items()
+        ]
         fills = self._fill_text
-        fills.extend(_json(f.model_dump(mode="json")) for f in self._fills[len(fills):])
-        positions = [{"account": a, "contract": c.model_dump(mode="json"), "quantity": q, "avg": p}
-                     for (a, _), (c, q, p) in sorted(self._positions.items())]
-        return (f'{{"fills":[{",".join(fills)}],"orders":[{",".join(orders)}],"positions":{_json(positions)},'
-                f'"seeds":{_json(sorted(self._seeds))},"seq":{self._seq}}}')
+        fills.extend(_json(f.model_dump(mode="json")) for f in self._fills[len(fills) :])
+        positions = [
+            {"account": a, "contract": c.model_dump(mode="json"), "quantity": q, "avg": p}
+            for (a, _), (c, q, p) in sorted(self._positions.items())
+        ]
+        return (
+            f'{{"fills":[{",".join(fills)}],"orders":[{",".join(orders)}],"positions":{_json(positions)},'
+            f'"seeds":{_json(sorted(self._seeds))},"seq":{self._seq}}}'
+        )
 
     def _order_text(self, o: _Order) -> str:
-        text = _json({"request": o.request.model_dump(mode="json"), "broker_id": o.broker_id, "state": o.state.value,
-                      "filled": o.filled, "avg": o.avg, "reason": o.reason, "at": o.at.isoformat() if o.at else None,
-                      "fills": o.fills})
+        text = _json(
+            {
+                "request": o.request.model_dump(mode="json"),
+                "broker_id": o.broker_id,
+                "state": o.state.value,
+                "filled": o.filled,
+                "avg": o.avg,
+                "reason": o.reason,
+                "at": o.at.isoformat() if o.at else None,
+                "fills": o.fills,
+            }
+        )
         if o.state.is_final:
             self._final_text[o.request.client_order_id] = text
         return text
@@ -345,31 +459,78 @@ class PaperBroker:
         for d in book["orders"]:
             req = OrderRequest.model_validate(d["request"])
             self._orders[req.client_order_id] = self._working[req.client_order_id] = _Order(
-                req, d["broker_id"], OrderState(d["state"]), d["filled"], d["avg"], d["reason"],
-                datetime.fromisoformat(d["at"]) if d["at"] else None, d["fills"])
+                req,
+                d["broker_id"],
+                OrderState(d["state"]),
+                d["filled"],
+                d["avg"],
+                d["reason"],
+                datetime.fromisoformat(d["at"]) if d["at"] else None,
+                d["fills"],
+            )
         self._fills = [Fill.model_validate(f) for f in book["fills"]]
         for p in book["positions"]:
             c = ContractSpec.model_validate(p["contract"])
             self._positions[(p["account"], c.key)] = (c, p["quantity"], p["avg"])
 
 
-def _settlement_fills(account: str, c: ContractSpec, qty: int, spot: float, at: datetime) -> list[Fill]:
+def _settlement_fills(
+    account: str, c: ContractSpec, qty: int, spot: float, at: datetime
+) -> list[Fill]:
     """Expiry of one position: worthless, assigned / called away (short), or cash-settled (long)."""
     intrinsic = max(spot - c.strike, 0.0) if c.right == "C" else max(c.strike - spot, 0.0)
     close_side = OrderSide.BUY if qty < 0 else OrderSide.SELL
     tag = f"{account}:{c.key}"
     if qty > 0 or intrinsic <= 0:
         price = round(intrinsic, 2) if qty > 0 else 0.0
-        return [Fill(client_order_id="expiry", broker_order_id="", execution_id=f"X:{tag}", account=account, contract=c,
-                     side=close_side, quantity=abs(qty), price=price, at=at, origin="expiry")]
+        return [
+            Fill(
+                client_order_id="expiry",
+                broker_order_id="",
+                execution_id=f"X:{tag}",
+                account=account,
+                contract=c,
+                side=close_side,
+                quantity=abs(qty),
+                price=price,
+                at=at,
+                origin="expiry",
+            )
+        ]
+    return _assignment(account, c, qty, at, tag)
+
+
+def _assignment(account: str, c: ContractSpec, qty: int, at: datetime, tag: str) -> list[Fill]:
+    """A short option assigned: bought back at 0, and the shares delivered at the strike
+    (bought for a put, sold for a call)."""
     shares = abs(qty) * c.multiplier
     stock_side = OrderSide.BUY if c.right == "P" else OrderSide.SELL
     stock = ContractSpec(sec_type=SecType.STOCK, symbol=c.symbol, multiplier=1)
     return [
-        Fill(client_order_id="assignment", broker_order_id="", execution_id=f"X:{tag}", account=account, contract=c,
-             side=close_side, quantity=abs(qty), price=0.0, at=at, origin="assignment"),
-        Fill(client_order_id="assignment", broker_order_id="", execution_id=f"A:{tag}", account=account, contract=stock,
-             side=stock_side, quantity=shares, price=c.strike, at=at, origin="assignment"),
+        Fill(
+            client_order_id="assignment",
+            broker_order_id="",
+            execution_id=f"X:{tag}",
+            account=account,
+            contract=c,
+            side=OrderSide.BUY,
+            quantity=abs(qty),
+            price=0.0,
+            at=at,
+            origin="assignment",
+        ),
+        Fill(
+            client_order_id="assignment",
+            broker_order_id="",
+            execution_id=f"A:{tag}",
+            account=account,
+            contract=stock,
+            side=stock_side,
+            quantity=shares,
+            price=c.strike,
+            at=at,
+            origin="assignment",
+        ),
     ]
 
 

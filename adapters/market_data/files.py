@@ -1,33 +1,36 @@
-"""Daily bars from files (CSV, or Parquet when pyarrow/fastparquet is installed).
+"""Daily bars from files, and the replay market over them (``BarMarketData``).
 
-Columns: ``date, open, high, low, close, volume`` (case-insensitive; ``date`` and ``close``
-required). A file with ``date`` and ``close`` only is accepted as close-only history and
-flagged. ``read_bars`` never raises for bad *values*: unreadable dates, duplicate or unsorted
-rows are repaired-and-reported, bad prices are kept and reported later by
-``engine.indicators.clean_history``. Only an unreadable *file* (missing, wrong format, no
-date/close columns) is ``InvalidInput``.
-
-``import_bars`` checks a file and stores its clean rows in a bar store (a directory of
-``SYMBOL.csv`` files in canonical form); ``BarMarketData`` serves snapshots from bars in
-memory, with replay semantics (see its docstring).
+``read_bars`` reads a bar file in any layout ``adapters.market_data.formats`` knows (Yahoo,
+Stooq, IB exports, OHLC, close-only) leniently: unreadable dates, duplicate or unsorted rows are
+repaired-and-reported, bad prices are kept and reported later by
+``engine.market.indicators.clean_history``. Only an unreadable *file* (missing, wrong format, no
+date/close columns) is ``InvalidInput``. ``alluse data import`` is stricter: see
+``adapters.market_data.store``, which also owns the bar store (``import_bars``, ``load_store``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from constitution.errors import InvalidInput, Problem
-from engine import calendar
-from engine.indicators import STALE_AFTER, atr_basis, clean_history, last_valid_close, reading_at
-from engine.market import (
+from adapters.market_data import formats, store
+from adapters.market_data.store import ImportResult
+from engine.market import calendar
+from engine.market.indicators import (
+    STALE_AFTER,
+    atr_basis,
+    clean_history,
+    last_valid_close,
+    reading_at,
+)
+from engine.market.options import DEFAULT_CHAIN_MODEL, ChainModel, synthetic_chain
+from engine.market.snapshot import (
     DailyHistory,
     DataQualityFinding,
     MarketSnapshot,
@@ -35,121 +38,63 @@ from engine.market import (
     QualityCode,
     Quote,
 )
-from engine.options import DEFAULT_CHAIN_MODEL, ChainModel, synthetic_chain
 
-OHLCV = ("open", "high", "low", "close", "volume")
-SYMBOL_RE = r"^[A-Z][A-Z0-9.\-]{0,9}$"
-
-
-def _problem(path: Path | str, code: str, message: str) -> InvalidInput:
-    return InvalidInput([Problem(str(path), 1, 1, code, "", message)], what="bar file")
+OHLCV = formats.OHLCV
+SYMBOL_RE = formats.SYMBOL_RE.pattern
+__all__ = ["BarMarketData", "FileMarketData", "ImportResult", "import_bars", "load_store"]
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise _problem(path, "not-found", "no such file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".txt"):
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except ImportError as exc:
-        raise _problem(path, "parquet-unavailable", f"reading Parquet needs pyarrow or fastparquet ({exc})") from None
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise _problem(path, "unreadable", str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    raise _problem(path, "unknown-format", f"expected .csv or .parquet, got {suffix or 'no suffix'}")
-
-
-def _column(df: pd.DataFrame, cols: dict, name: str, close_only: bool) -> np.ndarray:
-    if name not in cols or (close_only and name in ("open", "high", "low")):
-        return np.full(len(df), np.nan)
-    # Unreadable numbers become NaN here and are reported by clean_history, row by row.
-    return pd.to_numeric(df[cols[name]], errors="coerce").to_numpy(float)
-
-
-def _frame_to_history(df: pd.DataFrame, symbol: str, source: str) -> DailyHistory:
-    cols = {str(c).strip().lower(): c for c in df.columns}
-    missing = [c for c in ("date", "close") if c not in cols]
-    if missing:
-        raise _problem(source, "missing-columns", f"needs columns date and close; missing {', '.join(missing)}")
-    close_only = not all(c in cols for c in ("open", "high", "low"))
+def read_bars(path: str | Path, symbol: str) -> DailyHistory:
+    """Bars of ``symbol`` from a bar file, repaired-and-reported (see the module docstring)."""
+    raw = formats.read_raw(Path(path))
     findings: list[DataQualityFinding] = []
-    days = pd.to_datetime(df[cols["date"]].astype(str).str.strip(), errors="coerce", format="mixed")
-    bad_date = days.isna().to_numpy()
+    frame = pd.DataFrame({"day": raw.day.dt.normalize(), **raw.prices})
+    bad_date = frame["day"].isna().to_numpy()
     if bad_date.any():
-        rows = ", ".join(str(i + 2) for i in np.flatnonzero(bad_date)[:3])  # +2: header, 1-based
-        findings.append(DataQualityFinding(QualityCode.BAD_DATE, symbol, f"{int(bad_date.sum())} row(s) dropped, e.g. line {rows}"))
-    numbers = {c: _column(df, cols, c, close_only) for c in OHLCV}
-    frame = pd.DataFrame({"day": days.dt.normalize(), **numbers})[~bad_date]
+        rows = ", ".join(str(n) for n in raw.line[bad_date][:3])
+        findings.append(
+            DataQualityFinding(
+                QualityCode.BAD_DATE,
+                symbol,
+                f"{int(bad_date.sum())} row(s) dropped, e.g. line {rows}",
+            )
+        )
+        frame = frame[~bad_date]
     if not frame["day"].is_monotonic_increasing:
-        findings.append(DataQualityFinding(QualityCode.UNSORTED_DATES, symbol, "rows were not in date order; sorted"))
+        findings.append(
+            DataQualityFinding(
+                QualityCode.UNSORTED_DATES, symbol, "rows were not in date order; sorted"
+            )
+        )
         frame = frame.sort_values("day", kind="stable")
     dup = frame["day"].duplicated(keep="last")
     if dup.any():
         shown = ", ".join(str(d.date()) for d in frame["day"][dup][:3])
-        findings.append(DataQualityFinding(QualityCode.DUPLICATE_DATE, symbol, f"{int(dup.sum())} duplicate date(s), last row kept: {shown}"))
+        findings.append(
+            DataQualityFinding(
+                QualityCode.DUPLICATE_DATE,
+                symbol,
+                f"{int(dup.sum())} duplicate date(s), last row kept: {shown}",
+            )
+        )
         frame = frame[~dup]
     return DailyHistory(
         symbol,
         frame["day"].to_numpy().astype("datetime64[D]"),
         *(frame[c].to_numpy(float) for c in OHLCV),
-        close_only=close_only,
+        close_only=raw.close_only,
         findings=tuple(findings),
     )
 
 
-def read_bars(path: str | Path, symbol: str) -> DailyHistory:
-    """Bars of ``symbol`` from a CSV or Parquet file (see the module docstring)."""
-    path = Path(path)
-    return _frame_to_history(_read_frame(path), symbol, str(path))
+def import_bars(path: str | Path, symbol: str | None, into: str | Path) -> ImportResult:
+    """Validate one bar file and store its clean rows in the bar store ``into``."""
+    return store.import_files([(path, symbol)], into)[0]
 
 
-# --- the bar store --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    symbol: str
-    rows_read: int
-    rows_stored: int
-    close_only: bool
-    stored_at: Path | None
-    findings: tuple[DataQualityFinding, ...]
-
-
-def _write_store(h: DailyHistory, store: Path) -> Path:
-    store.mkdir(parents=True, exist_ok=True)
-    cols = ("close",) if h.close_only else OHLCV
-    frame = pd.DataFrame({"date": h.days.astype(str), **{c: getattr(h, c) for c in cols}})
-    target = store / f"{h.symbol}.csv"
-    tmp = target.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6f", na_rep="")
-    tmp.replace(target)  # atomic: a reader never sees half a file
-    return target
-
-
-def import_bars(path: str | Path, symbol: str, store: str | Path) -> ImportResult:
-    """Check a bar file and store its clean rows as ``store/SYMBOL.csv`` (plus a quality report).
-
-    Nothing is stored when no row survives the checks.
-    """
-    raw = read_bars(path, symbol)
-    clean = clean_history(raw)
-    store = Path(store)
-    target = _write_store(clean, store) if len(clean) else None
-    if target is not None:
-        report = [{"code": str(f.code), "subject": f.subject, "detail": f.detail} for f in clean.findings]
-        (store / f"{symbol}.quality.json").write_text(json.dumps({"source": str(path), "findings": report}, indent=2))
-    return ImportResult(symbol, len(raw), len(clean), clean.close_only, target, clean.findings)
-
-
-def load_store(store: str | Path) -> dict[str, DailyHistory]:
-    """Every ``SYMBOL.csv`` in a bar store."""
-    store = Path(store)
-    if not store.is_dir():
-        raise _problem(store, "not-found", "no such bar store (run `alluse data import` first)")
-    return {p.stem: read_bars(p, p.stem) for p in sorted(store.glob("*.csv"))}
+def load_store(path: str | Path) -> dict[str, DailyHistory]:
+    """Every history of a bar store, a folder of bar files, or one file (``store.open_bars``)."""
+    return store.open_bars(path)
 
 
 # --- snapshots from bars --------------------------------------------------------------------
@@ -171,10 +116,11 @@ class BarMarketData:
     """A ``MarketDataPort`` over daily bars, for replays, demos and tests.
 
     Replay semantics: at ``at`` during session D the quote is D's *open* (known at 09:30;
-    using D's close would look ahead), after D's close it is D's close; the quote is stamped
+    using D's close would look ahead) - for close-only bars the last close before D, the only
+    price known before D closes - after D's close it is D's close; the quote is stamped
     ``at`` because in a replay the simulated market is the live one. A day with no bar gives
     no quote (the facts then fall back to the last close, flagged). Chains are modelled
-    (``engine.options.synthetic_chain``) from the quote and VIX, unless ``chains=False``,
+    (``engine.market.options.synthetic_chain``) from the quote and VIX, unless ``chains=False``,
     and priced at the instant the quote's price is from (the session's open, or its close):
     a daily bar knows the market at those two instants only, so the whole picture - spot,
     volatility and option prices - is as of the same instant all session (docs/decisions.md
@@ -188,15 +134,18 @@ class BarMarketData:
         histories: Mapping[str, DailyHistory],
         *,
         vix_symbol: str = "VIX",
-        index_symbol: str = "SPY",
+        index_symbol: str | None = None,
         earnings: Mapping[str, Sequence[date]] | None = None,
         chains: bool = True,
         chain_model: ChainModel = DEFAULT_CHAIN_MODEL,
         lookback_sessions: int = 60,
     ) -> None:
         self._h = dict(histories)
-        self._vix, self._index = vix_symbol, index_symbol
-        self._earnings = {s: np.array(sorted(d), dtype="datetime64[D]") for s, d in (earnings or {}).items()}
+        self._vix = vix_symbol
+        self._index = index_symbol or index_of(self._h)
+        self._earnings = {
+            s: np.array(sorted(d), dtype="datetime64[D]") for s, d in (earnings or {}).items()
+        }
         self._chains, self._model, self._lookback = chains, chain_model, lookback_sessions
         self._memo: dict[tuple, object] = {}
         self._token = object()  # tells this adapter's content keys from any other's
@@ -220,7 +169,9 @@ class BarMarketData:
         h = self._h.get(symbol)
         if h is None:
             empty = np.array([], dtype=float)
-            return DailyHistory(symbol, np.array([], dtype="datetime64[D]"), empty, empty, empty, empty, empty)
+            return DailyHistory(
+                symbol, np.array([], dtype="datetime64[D]"), empty, empty, empty, empty, empty
+            )
         return h.between(first, last)
 
     def _recent(self, symbol: str, last: date) -> DailyHistory | None:
@@ -234,17 +185,24 @@ class BarMarketData:
         return self._cached(("recent", symbol, last), compute)
 
     def _price(self, symbol: str, at: datetime, day: date) -> float | None:
-        """The bar price in force at ``at`` (open during the session, close after it)."""
+        """The bar price in force at ``at``: during session D, D's open (OHLC) or the last close
+        before D (closes only: D's close is not known until D closes, nor is whether there will
+        be one); from D's close on, D's close (D80)."""
         h = self._h.get(symbol)
         close = calendar.session_close(day)
         if h is None or close is None or at < calendar.session_open(day):
             return None
         i = int(np.searchsorted(h.days, np.datetime64(day, "D")))
-        if i >= len(h) or h.days[i] != np.datetime64(day, "D"):
-            return None
-        return float(h.close[i] if (at >= close or h.close_only) else h.open[i])
+        has_bar = i < len(h) and h.days[i] == np.datetime64(day, "D")
+        if at >= close:
+            return float(h.close[i]) if has_bar else None
+        if h.close_only:
+            return float(h.close[i - 1]) if i > 0 else None
+        return float(h.open[i]) if has_bar else None
 
-    def _quote(self, symbol: str, at: datetime, day: date, priced_at: datetime | None) -> Quote | None:
+    def _quote(
+        self, symbol: str, at: datetime, day: date, priced_at: datetime | None
+    ) -> Quote | None:
         price = self._cached(("price", symbol, priced_at), lambda: self._price(symbol, at, day))
         return None if price is None else Quote(symbol, price, at)
 
@@ -270,15 +228,54 @@ class BarMarketData:
 
     def _earnings_week(self, day: date) -> frozenset[str]:
         monday = np.datetime64(day - timedelta(days=day.weekday()), "D")
-        return frozenset(s for s, d in self._earnings.items() if ((d >= monday) & (d < monday + 7)).any())
+        return frozenset(
+            s for s, d in self._earnings.items() if ((d >= monday) & (d < monday + 7)).any()
+        )
 
-    def _chain(self, symbol: str, quote: Quote | None, vix: Quote | None, priced_at: datetime | None) -> OptionChain | None:
+    def _chain(
+        self,
+        symbol: str,
+        quote: Quote | None,
+        vix: Quote | None,
+        priced_at: datetime | None,
+        scale: float | None,
+    ) -> OptionChain | None:
         if not self._chains or quote is None or vix is None or priced_at is None:
             return None
         if not all(math.isfinite(v) and v > 0 for v in (quote.last, vix.last)):
             return None
-        key = ("chain", symbol, quote.last, vix.last, priced_at)
-        return self._cached(key, lambda: synthetic_chain(symbol, quote.last, vix.last, priced_at, self._model))
+        key = ("chain", symbol, quote.last, vix.last, priced_at, scale)
+        return self._cached(
+            key,
+            lambda: synthetic_chain(symbol, quote.last, vix.last, priced_at, self._model, scale),
+        )
+
+    def _vol_scale(self, symbol: str, cutoff: date) -> float | None:
+        """``symbol``'s realised volatility over the index's, from the ``lookback`` sessions
+        through ``cutoff`` (bars before today: no look-ahead); None when either history is
+        too short (the chain then uses the fixed ``VOL_SCALE``)."""
+        if symbol == self._index:
+            return 1.0
+
+        def compute() -> float | None:
+            own = self._realised(symbol, cutoff)
+            index = self._realised(self._index, cutoff)
+            if own is None or index is None or index <= 0:
+                return None
+            return round(min(max(own / index, MIN_SCALE), MAX_SCALE), 4)
+
+        return self._cached(("scale", symbol, cutoff), compute)
+
+    def _realised(self, symbol: str, cutoff: date) -> float | None:
+        def compute() -> float | None:
+            recent = self._recent(symbol, cutoff)
+            if recent is None:
+                return None
+            closes = recent.close[np.isfinite(recent.close) & (recent.close > 0)]
+            returns = np.diff(np.log(closes))
+            return float(np.std(returns, ddof=1)) if len(returns) >= MIN_RETURNS else None
+
+        return self._cached(("realised", symbol, cutoff), compute)
 
     def _index_drawdown(self, cutoff: date) -> float | None:
         h = self._h.get(self._index)
@@ -305,14 +302,25 @@ class BarMarketData:
             return _restamped(cached[0], at)
         snap = self._build(at, symbols, day, cutoff, completed, priced_at)
         until = _unchanged_until(snap)
-        if until is not None:  # the same content until then: say so, for engine.quiet
-            snap = replace(snap, content_key=(self._token, key))
+        if until is not None:  # the same content until then: say so, for engine.cycle.quiet
+            snap = replace(
+                snap,
+                content_key=(self._token, key),
+                content_until=min(until, _phase_end(at, day)),
+            )
         self._memo[key] = (snap, until)
         return snap
 
-    def _build(self, at: datetime, symbols: Sequence[str], day: date, cutoff: date, completed: date,
-               priced_at: datetime | None) -> MarketSnapshot:
-        quotes, atr, chains, last_close = {}, {}, {}, {}
+    def _build(
+        self,
+        at: datetime,
+        symbols: Sequence[str],
+        day: date,
+        cutoff: date,
+        completed: date,
+        priced_at: datetime | None,
+    ) -> MarketSnapshot:
+        quotes, atr, chains, last_close, scales = {}, {}, {}, {}, {}
         vix_quote = self._quote(self._vix, at, day, priced_at)
         for s in symbols:
             q = self._quote(s, at, day, priced_at)
@@ -324,11 +332,18 @@ class BarMarketData:
             reading = self._atr(s, at, cutoff, q.last if q is not None else (lc[1] if lc else None))
             if reading is not None:
                 atr[s] = reading
-            if (c := self._chain(s, q, vix_quote, priced_at)) is not None:
+            scale = self._vol_scale(s, cutoff)
+            if scale is not None:
+                scales[s] = scale
+            if (c := self._chain(s, q, vix_quote, priced_at, scale)) is not None:
                 chains[s] = c
-        findings = tuple(
-            DataQualityFinding(QualityCode.MISSING_QUOTE, s, "symbol not in the bar store")
-            for s in symbols if s not in self._h
+        findings = (
+            tuple(
+                DataQualityFinding(QualityCode.MISSING_QUOTE, s, "symbol not in the bar store")
+                for s in symbols
+                if s not in self._h
+            )
+            + self._index_findings()
         )
         return MarketSnapshot(
             as_of=at,
@@ -339,10 +354,37 @@ class BarMarketData:
             earnings_this_week=self._cached(("earnings", day), lambda: self._earnings_week(day)),
             last_close=last_close,
             vix_last_close=self._last_close(self._vix, at),
-            vix_closes_above_30=self._cached(("vix30", completed), lambda: self._vix_closes_above_30(completed)),
-            spx_drawdown=self._cached(("drawdown", completed), lambda: self._index_drawdown(completed)),
+            vix_closes_above_30=self._cached(
+                ("vix30", completed), lambda: self._vix_closes_above_30(completed)
+            ),
+            spx_drawdown=self._cached(
+                ("drawdown", completed), lambda: self._index_drawdown(completed)
+            ),
             findings=findings,
+            vol_scales=scales,
         )
+
+    def _index_findings(self) -> tuple[DataQualityFinding, ...]:
+        if self._index == INDEX or self._index not in self._h:
+            return ()  # the index itself; or none at all, which the facts builder reports
+        return (
+            DataQualityFinding(
+                QualityCode.INDEX_PROXY,
+                "spx_drawdown",
+                f"from {self._index}, an ETF proxy for the S&P 500 index (no {INDEX} bars)",
+            ),
+        )
+
+
+MIN_RETURNS = 20  # daily returns needed for a realised-volatility ratio
+MIN_SCALE, MAX_SCALE = 0.5, 5.0  # bounds on an underlying's vol over the index's
+INDEX = "SPX"  # the S&P 500 index: spx_drawdown is its fall from its 52-week high
+INDEX_PROXY = "SPY"  # the ETF that tracks it, used (and named) when there are no SPX bars
+
+
+def index_of(histories: Mapping[str, DailyHistory]) -> str:
+    """The symbol the index facts come from: SPX when the bars have it, else its ETF proxy."""
+    return INDEX if INDEX in histories else INDEX_PROXY
 
 
 def _unchanged_until(snap: MarketSnapshot) -> datetime | None:
@@ -358,11 +400,24 @@ def _unchanged_until(snap: MarketSnapshot) -> datetime | None:
     return limit
 
 
+def _phase_end(at: datetime, day: date) -> datetime:
+    """The next instant after ``at`` the bar picture of ``day`` may change: the session's
+    open, the ATR refresh, the close, or midnight (the key of ``snapshot`` moves there)."""
+    midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=calendar.NEW_YORK)
+    refresh = datetime.combine(day, calendar.DEFAULT_CADENCE.atr_refresh, tzinfo=calendar.NEW_YORK)
+    marks = (calendar.session_open(day), refresh, calendar.session_close(day), midnight)
+    return min(m for m in marks if m is not None and m > at)
+
+
 def _restamped(snap: MarketSnapshot, at: datetime) -> MarketSnapshot:
     """``snap`` as seen at ``at``: the bar prices are the same, the quotes are stamped now (a
     replay's market is the live one, as in ``_quote``)."""
     quotes = {s: Quote(q.symbol, q.last, at, q.bid, q.ask) for s, q in snap.quotes.items()}
-    vix = None if snap.vix is None else Quote(snap.vix.symbol, snap.vix.last, at, snap.vix.bid, snap.vix.ask)
+    vix = (
+        None
+        if snap.vix is None
+        else Quote(snap.vix.symbol, snap.vix.last, at, snap.vix.bid, snap.vix.ask)
+    )
     return replace(snap, as_of=at, quotes=quotes, vix=vix)
 
 
@@ -376,7 +431,8 @@ def _priced_at(at: datetime, day: date) -> datetime | None:
 
 
 class FileMarketData(BarMarketData):
-    """``BarMarketData`` over a bar store written by ``import_bars``."""
+    """``BarMarketData`` over a bar store (``alluse data import``), or a folder of bar files
+    read as the import would read them (``--data ../shared/data``)."""
 
-    def __init__(self, store: str | Path, **kwargs) -> None:
-        super().__init__(load_store(store), **kwargs)
+    def __init__(self, path: str | Path, **kwargs) -> None:
+        super().__init__(load_store(path), **kwargs)

@@ -4,10 +4,12 @@ For demos, tests and backtests on a machine with no data. The model, in one para
 
 * a regime chain (calm -> stress -> crash) moves once per NYSE session (``TRANSITIONS``);
 * log VIX mean-reverts towards its regime's level (``VIX_LEVEL``), faster in a crash;
-* each underlying's daily volatility is its ``engine.options.VOL_SCALE`` x *yesterday's* VIX,
+* each underlying's daily volatility is its ``engine.market.options.VOL_SCALE`` x *yesterday's* VIX,
   so volatility and VIX move together, and the market shock is negatively correlated with the
   VIX shock (the leverage effect: VIX jumps on down days);
-* crash sessions add a negative drift.
+* crash sessions add a negative drift;
+* each path is scaled to pass through its symbol's real close on 2024-01-02 (``ANCHOR_PRICE``),
+  so the listed strike intervals and option prices have the proportions they had.
 
 Reproducible from the seed, and prefix-stable: every session draws a fixed number of random
 numbers from a fixed epoch (``EPOCH``), so the bars of 2024-03-01 are the same whether the
@@ -25,19 +27,21 @@ from datetime import date, timedelta
 import numpy as np
 
 from adapters.market_data.files import BarMarketData
-from engine import calendar
-from engine.market import DailyHistory
-from engine.options import DAILY_EXPIRY, vol_scale
+from engine.market import calendar
+from engine.market.options import DAILY_EXPIRY, vol_scale
+from engine.market.snapshot import DailyHistory
 
 EPOCH = date(2000, 1, 3)
 REGIMES = ("calm", "stress", "crash")
 # Row: from; column: to (calm, stress, crash). Expected stays: calm ~200 sessions,
 # stress ~25, crash ~12.
-TRANSITIONS = np.array([
-    [0.995, 0.0045, 0.0005],
-    [0.035, 0.955, 0.010],
-    [0.000, 0.080, 0.920],
-])
+TRANSITIONS = np.array(
+    [
+        [0.995, 0.0045, 0.0005],
+        [0.035, 0.955, 0.010],
+        [0.000, 0.080, 0.920],
+    ]
+)
 VIX_LEVEL = np.array([14.0, 24.0, 48.0])
 VIX_REVERSION = np.array([0.06, 0.10, 0.25])  # per session, in log space
 VIX_SHOCK = 0.065  # daily sd of log VIX
@@ -45,10 +49,47 @@ VIX_FLOOR_LOG = float(np.log(9.0))  # VIX has never closed below 9; the path ref
 LEVERAGE = -0.75  # corr(market shock, VIX shock)
 CRASH_DRIFT = -0.006  # per session, on top of the diffusion
 
-DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM", "AAPL", "MSFT", "AMZN", "GOOG", "GOOGL", "META", "NVDA", "TSLA")
+DEFAULT_SYMBOLS = (
+    "SPY",
+    "QQQ",
+    "IWM",
+    "AAPL",
+    "MSFT",
+    "AMZN",
+    "GOOG",
+    "GOOGL",
+    "META",
+    "NVDA",
+    "TSLA",
+)
 START_PRICE = {
-    "SPY": 140.0, "QQQ": 90.0, "IWM": 50.0, "AAPL": 25.0, "MSFT": 55.0, "AMZN": 40.0,
-    "GOOG": 50.0, "GOOGL": 50.0, "META": 60.0, "NVDA": 10.0, "TSLA": 20.0,
+    "SPY": 140.0,
+    "QQQ": 90.0,
+    "IWM": 50.0,
+    "AAPL": 25.0,
+    "MSFT": 55.0,
+    "AMZN": 40.0,
+    "GOOG": 50.0,
+    "GOOGL": 50.0,
+    "META": 60.0,
+    "NVDA": 10.0,
+    "TSLA": 20.0,
+}
+# Real closes on 2024-01-02, as traded that day (NVDA before its 2024 split): each synthetic
+# path is scaled to pass through its symbol's (``generate``).
+ANCHOR = date(2024, 1, 2)
+ANCHOR_PRICE = {
+    "SPY": 472.65,
+    "QQQ": 402.60,
+    "IWM": 198.89,
+    "AAPL": 185.64,
+    "MSFT": 370.87,
+    "AMZN": 149.93,
+    "GOOG": 139.56,
+    "GOOGL": 138.17,
+    "META": 346.29,
+    "NVDA": 481.68,
+    "TSLA": 248.42,
 }
 MARKET_BETA = {"SPY": 0.97, "QQQ": 0.9, "IWM": 0.85}  # corr with the market shock; stocks 0.6
 ANNUAL_DRIFT = 0.08
@@ -120,15 +161,28 @@ def _vix_bars(seed: int, days, vix) -> DailyHistory:
 
 
 def generate(seed: int, last: date, symbols: Sequence[str] = DEFAULT_SYMBOLS) -> SyntheticHistory:
-    """Bars for every session from ``EPOCH`` to ``last`` (inclusive)."""
+    """Bars for every session from ``EPOCH`` to ``last`` (inclusive).
+
+    Each path is scaled so that its close on ``ANCHOR`` is ``ANCHOR_PRICE`` (the symbol's real
+    close that day): listed strike intervals and option prices then have the proportions they
+    had. The path is always drawn through ``ANCHOR``, so a date's bars still do not depend on
+    the end date."""
     if last < EPOCH:
         raise ValueError(f"the synthetic market starts on {EPOCH}; {last} is before it")
-    days = calendar.sessions_between(EPOCH, last)
+    days = calendar.sessions_between(EPOCH, max(last, ANCHOR))
     regime, vix, z_m = _vix_path(np.random.default_rng(seed), len(days))
     vix_prev = np.concatenate(([vix[0]], vix[:-1]))  # today's vol is set by yesterday's VIX
-    bars = {s: _symbol_bars(seed, s, days, vix_prev, z_m, regime) for s in symbols}
+    at = int(np.searchsorted(days, np.datetime64(ANCHOR, "D")))
+    bars = {s: _anchored(_symbol_bars(seed, s, days, vix_prev, z_m, regime), at) for s in symbols}
     bars["VIX"] = _vix_bars(seed, days, vix)
-    return SyntheticHistory(seed, days, regime, bars)
+    keep = int(np.searchsorted(days, np.datetime64(last, "D"), side="right"))
+    bars = {s: h.slice(0, keep) for s, h in bars.items()}
+    return SyntheticHistory(seed, days[:keep], regime[:keep], bars)
+
+
+def _anchored(h: DailyHistory, at: int) -> DailyHistory:
+    f = ANCHOR_PRICE.get(h.symbol, 100.0) / h.close[at]
+    return DailyHistory(h.symbol, h.days, h.open * f, h.high * f, h.low * f, h.close * f, h.volume)
 
 
 def earnings_dates(seed: int, symbol: str, last: date) -> list[date]:
@@ -136,7 +190,9 @@ def earnings_dates(seed: int, symbol: str, last: date) -> list[date]:
     if symbol in DAILY_EXPIRY:
         return []
     rng = np.random.default_rng([seed, zlib.crc32(symbol.encode()), 2])
-    offset = int(rng.integers(0, 15))  # each company reports on its own day, 3-5 weeks after quarter end
+    offset = int(
+        rng.integers(0, 15)
+    )  # each company reports on its own day, 3-5 weeks after quarter end
     return [
         date(y, m, 1) + timedelta(days=20 + offset)
         for y in range(EPOCH.year, last.year + 1)
@@ -150,4 +206,6 @@ def synthetic_market(
     """A ``MarketDataPort`` over a synthetic history ending on ``last``."""
     hist = generate(seed, last, symbols)
     earnings = {s: earnings_dates(seed, s, last) for s in symbols}
-    return BarMarketData(hist.bars, vix_symbol="VIX", index_symbol="SPY", earnings=earnings, **kwargs)
+    return BarMarketData(
+        hist.bars, vix_symbol="VIX", index_symbol="SPY", earnings=earnings, **kwargs
+    )

@@ -1,7 +1,7 @@
 """The decision log's tables, as versioned migrations of component ``audit``.
 
 ``audit_record``      one row per record (decision or execution link); every column but
-                      ``hash`` is hashed (engine/audit.py); ``prev_hash`` is UNIQUE so the
+                      ``hash`` is hashed (engine/records/audit.py); ``prev_hash`` is UNIQUE so the
                       chain can never fork, even if a writer bypassed the lock.
 ``constitution_text`` the source text of each constitution, once per digest (replay).
 
@@ -41,6 +41,12 @@ _INDEXES = (
 )
 
 
+def append_only_triggers(dialect: str, table: str) -> tuple[str, ...]:
+    """Triggers refusing UPDATE/DELETE (and TRUNCATE on PostgreSQL) on ``table``; on
+    PostgreSQL they need ``PG_APPEND_ONLY_FUNCTION`` first."""
+    return _sqlite_append_only(table) if dialect == "sqlite" else _pg_append_only(table)
+
+
 def _sqlite_append_only(table: str) -> tuple[str, ...]:
     return tuple(
         f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
@@ -50,7 +56,7 @@ def _sqlite_append_only(table: str) -> tuple[str, ...]:
 
 
 # No '%' anywhere: some drivers treat it as a parameter marker even in DDL.
-_PG_FUNCTION = """
+PG_APPEND_ONLY_FUNCTION = _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION alluse_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only', ERRCODE = 'raise_exception';

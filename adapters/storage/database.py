@@ -20,14 +20,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlmodel import create_engine
 
-from adapters.storage.errors import translated
+from adapters.storage.errors import StorageError, translated
 
 ENV_VAR = "ALLUSE_DB"
 _BEGIN_OPTION = "alluse_begin"
-_SQLITE_PRAGMAS: Mapping[str, str | int] = {"busy_timeout": 30000, "synchronous": "FULL", "foreign_keys": "ON"}
+_SQLITE_PRAGMAS: Mapping[str, str | int] = {
+    "busy_timeout": 30000,
+    "synchronous": "FULL",
+    "foreign_keys": "ON",
+}
 _REPRODUCIBLE: set[str] = set()  # SQLite files holding backtests (see the module docstring)
 
 
@@ -37,6 +42,12 @@ def reproducible(url: str) -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         _REPRODUCIBLE.add(parsed.database)
+
+
+def is_reproducible(url: str | URL) -> bool:
+    """Whether ``url`` was marked as a backtest's database (``reproducible``)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in _REPRODUCIBLE
 
 
 def default_db_path(env: Mapping[str, str] | None = None) -> Path:
@@ -58,7 +69,11 @@ def sqlite_file_missing(url: str) -> Path | None:
     refuse to create an empty log where the user meant an existing one."""
     parsed = make_url(url)
     database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or database in ("", ":memory:")
+        or database.startswith("file:")
+    ):
         return None
     path = Path(database)
     return None if path.exists() else path
@@ -76,7 +91,27 @@ def create_db_engine(url: str, *, sqlite_pragmas: Mapping[str, str | int] | None
     if parsed.get_backend_name() == "sqlite":
         relaxed = {"synchronous": "NORMAL"} if parsed.database in _REPRODUCIBLE else {}
         return _sqlite_engine(url, {**_SQLITE_PRAGMAS, **relaxed, **(sqlite_pragmas or {})})
-    return create_engine(url, pool_pre_ping=True)
+    return _server_engine(url)
+
+
+_DRIVER_EXTRA = {"postgresql": "postgres"}
+
+
+def _server_engine(url: str) -> Engine:
+    """PostgreSQL (or another server SQLAlchemy knows) by URL; a URL we cannot use is an
+    operator's mistake with a sentence, never a traceback."""
+    backend = make_url(url).get_backend_name()
+    if backend not in _DRIVER_EXTRA:
+        raise StorageError(
+            f"unsupported database URL {display_url(url)}: use sqlite:///FILE or postgresql+psycopg://..."
+        )
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except (ModuleNotFoundError, sa_exc.NoSuchModuleError) as exc:
+        raise StorageError(
+            f"the driver for {backend} is not installed ({exc}); install it with "
+            f"pip install 'alluse[{_DRIVER_EXTRA[backend]}]'"
+        ) from exc
 
 
 def _sqlite_engine(url: str, pragmas: Mapping[str, str | int]) -> Engine:

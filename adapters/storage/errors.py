@@ -38,15 +38,33 @@ class StorageUnavailable(RetryError):
 
 
 _RULES: tuple[tuple[tuple[str, ...], type[Exception], str], ...] = (
-    (("database or disk is full", "disk full", "no space left", "could not extend file"), StorageFull,
-     "the database is full (disk space or size limit); nothing was written"),
-    (("readonly database", "read-only", "read only"), StorageReadOnly,
-     "the database is read-only; nothing was written"),
+    (
+        ("database or disk is full", "disk full", "no space left", "could not extend file"),
+        StorageFull,
+        "the database is full (disk space or size limit); nothing was written",
+    ),
+    (
+        ("readonly database", "read-only", "read only"),
+        StorageReadOnly,
+        "the database is read-only; nothing was written",
+    ),
     (("append-only",), AppendOnlyViolation, "refused: the table is append-only"),
-    (("database is locked", "database is busy", "could not obtain lock", "deadlock"), StorageUnavailable,
-     "the database is busy; try again"),
-    (("connection refused", "could not connect", "connection failed", "server closed", "timeout"),
-     StorageUnavailable, "cannot reach the database; try again"),
+    (
+        ("database is locked", "database is busy", "could not obtain lock", "deadlock"),
+        StorageUnavailable,
+        "the database is busy; try again",
+    ),
+    (
+        (
+            "connection refused",
+            "could not connect",
+            "connection failed",
+            "server closed",
+            "timeout",
+        ),
+        StorageUnavailable,
+        "cannot reach the database; try again",
+    ),
     (("unable to open database",), StorageError, "cannot open the database file"),
 )
 

@@ -41,7 +41,12 @@ _TABLES = (
     "CREATE INDEX ix_ledger_order_decision ON ledger_order (decision_id)",
 )
 
-V1 = Migration(component=COMPONENT, version=1, description="ledger: ops, cash entries, accounts, positions, orders, fills, equity, mode; paper venue",
-               sqlite=_TABLES, postgresql=_TABLES)
+V1 = Migration(
+    component=COMPONENT,
+    version=1,
+    description="ledger: ops, cash entries, accounts, positions, orders, fills, equity, mode; paper venue",
+    sqlite=_TABLES,
+    postgresql=_TABLES,
+)
 
 register(V1)

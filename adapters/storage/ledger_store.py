@@ -1,6 +1,6 @@
-"""The ledger on a database (``engine.execution.LedgerStore``) and the paper venue's book.
+"""The ledger on a database (``engine.execution.executor.LedgerStore``) and the paper venue's book.
 
-``apply`` computes the new state with the pure ``engine.ledger.apply`` and writes, in ONE
+``apply`` computes the new state with the pure ``engine.execution.ledger.apply`` and writes, in ONE
 serialised transaction, the operations, their journal lines and the rows of whatever they
 changed; the in-memory state moves only after the commit. A crash therefore leaves either all
 of an ``apply`` or none of it, and loading gives back exactly the state that was committed
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.storage import ledger_schema
+from adapters.storage import audit_ledger, books_schema, ledger_schema
 from adapters.storage.database import (
     create_db_engine,
     is_sqlite,
@@ -28,17 +28,23 @@ from adapters.storage.database import (
     write_transaction,
 )
 from adapters.storage.migrations import migrate
-from engine.broker import ContractSpec, OrderRequest, OrderState
-from engine.ledger import (
+from engine.execution.broker import OrderRequest, OrderState
+from engine.execution.ledger import (
+    AccountMode,
     AccountState,
     ApplyFill,
+    Flag,
     Holding,
     LedgerOp,
     LedgerState,
     MarkEquity,
     OrderRecord,
+    Realised,
     apply,
+    quarter_of,
 )
+from engine.execution.lots import Lot
+from engine.market.instruments import ContractSpec
 
 
 def _jsonable(value: Any) -> Any:
@@ -65,7 +71,7 @@ class SqlLedgerStore:
     @classmethod
     def open(cls, url: str | None) -> SqlLedgerStore:
         engine = create_db_engine(resolve_url(url))
-        migrate(engine, [ledger_schema.COMPONENT])
+        migrate(engine, [ledger_schema.COMPONENT, audit_ledger.COMPONENT, books_schema.COMPONENT])
         return cls(engine)
 
     @property
@@ -83,36 +89,78 @@ class SqlLedgerStore:
         for op in ops:
             r = apply(new, op)
             if r.changed:
-                done.append((op, r.entries))
+                done.append((op, r.entries, r.realised))
                 new = r.state
         if not done:
             return old
         stamp = at.isoformat()
-        with write_transaction(self.engine, "ledger_op", f"applying {len(done)} ledger operation(s)") as conn:
-            for op, entries in done:
+        with write_transaction(
+            self.engine, "ledger_op", f"applying {len(done)} ledger operation(s)"
+        ) as conn:
+            for op, entries, realised in done:
                 self._write_op(conn, op, entries, stamp)
+                _write_realised(conn, realised)
+            # the ledger's own hash chain, in the same transaction (docs/decision-log.md)
+            audit_ledger.chain_ops(
+                conn, [(op.op_id, type(op).__name__, op_body(op), es) for op, es, _ in done], stamp
+            )
             self._write_changes(conn, old, new)
+            _write_books(conn, old, new)
         self._state = new
         return new
 
     def _write_op(self, conn: Connection, op: LedgerOp, entries, stamp: str) -> None:
-        conn.execute(text("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
-                     {"i": op.op_id, "k": type(op).__name__, "b": op_body(op), "a": stamp})
+        conn.execute(
+            text("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
+            {"i": op.op_id, "k": type(op).__name__, "b": op_body(op), "a": stamp},
+        )
         if entries:
-            conn.execute(text("INSERT INTO ledger_entry (op_id, line, account, bucket, amount, memo, at)"
-                              " VALUES (:o, :l, :ac, :b, :am, :m, :a)"),
-                         [{"o": e.op_id, "l": n, "ac": e.account, "b": e.bucket, "am": e.amount, "m": e.memo, "a": stamp}
-                          for n, e in enumerate(entries)])
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_entry (op_id, line, account, bucket, amount, memo, at)"
+                    " VALUES (:o, :l, :ac, :b, :am, :m, :a)"
+                ),
+                [
+                    {
+                        "o": e.op_id,
+                        "l": n,
+                        "ac": e.account,
+                        "b": e.bucket,
+                        "am": e.amount,
+                        "m": e.memo,
+                        "a": stamp,
+                    }
+                    for n, e in enumerate(entries)
+                ],
+            )
         if isinstance(op, ApplyFill):
             f = op.fill
-            conn.execute(text("INSERT INTO ledger_fill (execution_id, client_order_id, account, contract_key, side, quantity,"
-                              " price, commission, at, body) VALUES (:e, :c, :ac, :k, :s, :q, :p, :cm, :a, :b)"),
-                         {"e": f.execution_id, "c": f.client_order_id, "ac": f.account, "k": f.contract.key, "s": f.side.value,
-                          "q": f.quantity, "p": f.price, "cm": f.commission, "a": f.at.isoformat(), "b": f.model_dump_json()})
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_fill (execution_id, client_order_id, account, contract_key, side, quantity,"
+                    " price, commission, at, body) VALUES (:e, :c, :ac, :k, :s, :q, :p, :cm, :a, :b)"
+                ),
+                {
+                    "e": f.execution_id,
+                    "c": f.client_order_id,
+                    "ac": f.account,
+                    "k": f.contract.key,
+                    "s": f.side.value,
+                    "q": f.quantity,
+                    "p": f.price,
+                    "cm": f.commission,
+                    "a": f.at.isoformat(),
+                    "b": f.model_dump_json(),
+                },
+            )
         if isinstance(op, MarkEquity):
             hwm = self._state_after_hwm(op)
-            conn.execute(text("INSERT INTO ledger_equity (account, at, equity, high_water_mark) VALUES (:a, :t, :e, :h)"),
-                         {"a": op.account, "t": stamp, "e": op.equity, "h": hwm})
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_equity (account, at, equity, high_water_mark) VALUES (:a, :t, :e, :h)"
+                ),
+                {"a": op.account, "t": stamp, "e": op.equity, "h": hwm},
+            )
 
     def _state_after_hwm(self, op: MarkEquity) -> int:
         acct = self._state.accounts.get(op.account)
@@ -122,29 +170,75 @@ class SqlLedgerStore:
         for k in _changed(old.accounts, new.accounts):
             conn.execute(text("DELETE FROM ledger_account WHERE id = :i"), {"i": k})
             a = new.accounts[k]
-            conn.execute(text("INSERT INTO ledger_account VALUES (:id, :kind, :opened, :base, :hwm, :forks, :parent, :family,"
-                              " :status, :quarter, :qse, :rq)"),
-                         {"id": a.id, "kind": a.kind, "opened": a.opened.isoformat(), "base": a.base_equity, "hwm": a.high_water_mark,
-                          "forks": a.forks, "parent": a.parent, "family": a.family, "status": a.status, "quarter": a.quarter,
-                          "qse": a.quarter_start_equity, "rq": a.reinvested_quarter})
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_account VALUES (:id, :kind, :opened, :base, :hwm, :forks, :parent, :family,"
+                    " :status, :quarter, :qse, :rq)"
+                ),
+                {
+                    "id": a.id,
+                    "kind": a.kind,
+                    "opened": a.opened.isoformat(),
+                    "base": a.base_equity,
+                    "hwm": a.high_water_mark,
+                    "forks": a.forks,
+                    "parent": a.parent,
+                    "family": a.family,
+                    "status": a.status,
+                    "quarter": a.quarter,
+                    "qse": a.quarter_start_equity,
+                    "rq": a.reinvested_quarter,
+                },
+            )
         for acct, key in _changed(old.holdings, new.holdings):
-            conn.execute(text("DELETE FROM ledger_position WHERE account = :a AND contract_key = :k"), {"a": acct, "k": key})
+            conn.execute(
+                text("DELETE FROM ledger_position WHERE account = :a AND contract_key = :k"),
+                {"a": acct, "k": key},
+            )
             h = new.holdings.get((acct, key))
             if h is not None:
-                conn.execute(text("INSERT INTO ledger_position VALUES (:a, :k, :c, :q, :p, :pu, :o, :r)"),
-                             {"a": acct, "k": key, "c": h.contract.model_dump_json(), "q": h.quantity, "p": h.avg_price,
-                              "pu": h.purpose, "o": h.opened.isoformat(), "r": h.roll_debit})
+                conn.execute(
+                    text("INSERT INTO ledger_position VALUES (:a, :k, :c, :q, :p, :pu, :o, :r)"),
+                    {
+                        "a": acct,
+                        "k": key,
+                        "c": h.contract.model_dump_json(),
+                        "q": h.quantity,
+                        "p": h.avg_price,
+                        "pu": h.purpose,
+                        "o": h.opened.isoformat(),
+                        "r": h.roll_debit,
+                    },
+                )
         for coid in _changed(old.orders, new.orders):
             conn.execute(text("DELETE FROM ledger_order WHERE client_order_id = :c"), {"c": coid})
             o = new.orders[coid]
-            conn.execute(text("INSERT INTO ledger_order VALUES (:c, :d, :a, :i, :k, :p, :f, :w, :r, :s, :fl, :av, :re)"),
-                         {"c": coid, "d": o.request.decision_id, "a": o.request.account, "i": o.action_index, "k": o.action_kind,
-                          "p": o.purpose, "f": o.funding, "w": o.why, "r": o.request.model_dump_json(), "s": o.state.value,
-                          "fl": o.filled, "av": o.avg_fill_price, "re": o.reason})
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_order VALUES (:c, :d, :a, :i, :k, :p, :f, :w, :r, :s, :fl, :av, :re)"
+                ),
+                {
+                    "c": coid,
+                    "d": o.request.decision_id,
+                    "a": o.request.account,
+                    "i": o.action_index,
+                    "k": o.action_kind,
+                    "p": o.purpose,
+                    "f": o.funding,
+                    "w": o.why,
+                    "r": o.request.model_dump_json(),
+                    "s": o.state.value,
+                    "fl": o.filled,
+                    "av": o.avg_fill_price,
+                    "re": o.reason,
+                },
+            )
         if (old.mode, old.mode_reason, old.latched) != (new.mode, new.mode_reason, new.latched):
             conn.execute(text("DELETE FROM ledger_mode WHERE id = 1"))
-            conn.execute(text("INSERT INTO ledger_mode VALUES (1, :m, :r, :l)"),
-                         {"m": new.mode, "r": new.mode_reason, "l": int(new.latched)})
+            conn.execute(
+                text("INSERT INTO ledger_mode VALUES (1, :m, :r, :l)"),
+                {"m": new.mode, "r": new.mode_reason, "l": int(new.latched)},
+            )
 
     # ------------------------------------------------------------------ reading
 
@@ -155,23 +249,78 @@ class SqlLedgerStore:
                 # would let a commit land between them and load half of it. SQLite's read
                 # transaction is a snapshot already.
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            accounts = {r[0]: AccountState(id=r[0], kind=r[1], opened=date.fromisoformat(r[2]), base_equity=r[3],
-                                           high_water_mark=r[4], forks=r[5], parent=r[6], family=r[7], status=r[8],
-                                           quarter=r[9], quarter_start_equity=r[10], reinvested_quarter=r[11])
-                        for r in conn.execute(text("SELECT * FROM ledger_account"))}
-            balances = {(r[0], r[1]): int(r[2]) for r in conn.execute(
-                text("SELECT account, bucket, SUM(amount) FROM ledger_entry GROUP BY account, bucket"))}
+            accounts = {
+                r[0]: AccountState(
+                    id=r[0],
+                    kind=r[1],
+                    opened=date.fromisoformat(r[2]),
+                    base_equity=r[3],
+                    high_water_mark=r[4],
+                    forks=r[5],
+                    parent=r[6],
+                    family=r[7],
+                    status=r[8],
+                    quarter=r[9],
+                    quarter_start_equity=r[10],
+                    reinvested_quarter=r[11],
+                )
+                for r in conn.execute(text("SELECT * FROM ledger_account"))
+            }
+            balances = {
+                (r[0], r[1]): int(r[2])
+                for r in conn.execute(
+                    text(
+                        "SELECT account, bucket, SUM(amount) FROM ledger_entry GROUP BY account, bucket"
+                    )
+                )
+            }
             holdings = {}
             for r in conn.execute(text("SELECT * FROM ledger_position")):
-                h = Holding(r[0], ContractSpec.model_validate_json(r[2]), r[3], r[4], r[5], date.fromisoformat(r[6]), r[7])
+                h = Holding(
+                    r[0],
+                    ContractSpec.model_validate_json(r[2]),
+                    r[3],
+                    r[4],
+                    r[5],
+                    date.fromisoformat(r[6]),
+                    r[7],
+                )
                 holdings[(r[0], r[1])] = h
-            orders = {r[0]: OrderRecord(OrderRequest.model_validate_json(r[8]), r[3], r[4], r[5], r[6], r[7],
-                                        OrderState(r[9]), r[10], r[11], r[12])
-                      for r in conn.execute(text("SELECT * FROM ledger_order"))}
+            orders = {
+                r[0]: OrderRecord(
+                    OrderRequest.model_validate_json(r[8]),
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[7],
+                    OrderState(r[9]),
+                    r[10],
+                    r[11],
+                    r[12],
+                )
+                for r in conn.execute(text("SELECT * FROM ledger_order"))
+            }
+            orders = _with_ladders(conn, orders)
             applied = frozenset(r[0] for r in conn.execute(text("SELECT op_id FROM ledger_op")))
-            mode = conn.execute(text("SELECT mode, reason, latched FROM ledger_mode WHERE id = 1")).first()
+            mode = conn.execute(
+                text("SELECT mode, reason, latched FROM ledger_mode WHERE id = 1")
+            ).first()
+            books = _load_books(conn, holdings)
         m = {"mode": mode[0], "mode_reason": mode[1], "latched": bool(mode[2])} if mode else {}
-        return LedgerState(accounts=accounts, balances=balances, holdings=holdings, orders=orders, applied=applied, **m)
+        return LedgerState(
+            accounts=accounts,
+            balances=balances,
+            holdings=holdings,
+            orders=orders,
+            applied=applied,
+            **m,
+            **books,
+        )
+
+    def realised_lines(self, account: str | None = None) -> list[Realised]:
+        """The tax ledger's lines (closed lots) in the order they were realised."""
+        return realised_lines(self.engine, account)
 
     def reload(self) -> LedgerState:
         self._state = self._load()
@@ -179,7 +328,9 @@ class SqlLedgerStore:
 
     def entries_total(self) -> int:
         with read_connection(self.engine, "summing the ledger") as conn:
-            return int(conn.execute(text("SELECT COALESCE(SUM(amount), 0) FROM ledger_entry")).scalar_one())
+            return int(
+                conn.execute(text("SELECT COALESCE(SUM(amount), 0) FROM ledger_entry")).scalar_one()
+            )
 
     def last_at(self) -> datetime | None:
         """The latest time an operation was applied at (the ledger's own timeline: a paper or
@@ -193,15 +344,178 @@ class SqlLedgerStore:
         A latch set by a decision's plan has the id ``mode:DECISION_ID:ACTION``."""
         s = self._state
         with read_connection(self.engine, "reading mode changes") as conn:
-            rows = conn.execute(text("SELECT op_id, body, at FROM ledger_op WHERE kind = 'SetMode'")).all()
-        current = [(datetime.fromisoformat(at), op_id) for op_id, body, at in rows
-                   if (b := json.loads(body))["mode"] == s.mode and b["reason"] == s.mode_reason and b["latched"] == s.latched]
+            rows = conn.execute(
+                text("SELECT op_id, body, at FROM ledger_op WHERE kind = 'SetMode'")
+            ).all()
+        current = [
+            (datetime.fromisoformat(at), op_id)
+            for op_id, body, at in rows
+            if (b := json.loads(body))["mode"] == s.mode
+            and b["reason"] == s.mode_reason
+            and b["latched"] == s.latched
+        ]
         return max(current)[1] if current else None
+
+    def notes_of(self, kind: str) -> list[dict[str, str]]:
+        """The data of the ledger's ``Note`` operations of ``kind``, oldest first."""
+        with read_connection(self.engine, f"reading {kind} notes") as conn:
+            rows = conn.execute(
+                text("SELECT body, at, op_id FROM ledger_op WHERE kind = 'Note'")
+            ).all()
+        notes = [(datetime.fromisoformat(at), op_id, json.loads(body)) for body, at, op_id in rows]
+        return [
+            {k: v for k, v in n["data"]}
+            for _, _, n in sorted(notes, key=lambda t: (t[0], t[1]))
+            if n["kind"] == kind
+        ]
 
     def equity_history(self, account: str) -> list[tuple[str, int, int]]:
         with read_connection(self.engine, "reading equity") as conn:
-            return [tuple(r) for r in conn.execute(
-                text("SELECT at, equity, high_water_mark FROM ledger_equity WHERE account = :a ORDER BY at"), {"a": account})]
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    text(
+                        "SELECT at, equity, high_water_mark FROM ledger_equity WHERE account = :a ORDER BY at"
+                    ),
+                    {"a": account},
+                )
+            ]
+
+
+def _with_ladders(conn: Connection, orders: dict[str, OrderRecord]) -> dict[str, OrderRecord]:
+    """Working orders with their cancel-replace ladder, read from their intent operation (the
+    ladder never changes after the intent; only the working order needs it, to continue)."""
+    working = [c for c, o in orders.items() if o.is_open and o.request.order_type == "LMT"]
+    if not working:
+        return orders
+    rows = conn.execute(
+        text("SELECT op_id, body FROM ledger_op WHERE op_id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        ),
+        {"ids": [f"intent:{c}" for c in working]},
+    )
+    out = dict(orders)
+    for op_id, body in rows:
+        ladder = json.loads(body).get("order", {}).get("ladder") or ()
+        coid = op_id[len("intent:") :]
+        out[coid] = replace(out[coid], ladder=tuple(float(x) for x in ladder))
+    return out
+
+
+def realised_lines(engine: Engine, account: str | None = None) -> list[Realised]:
+    """The tax ledger's lines (closed lots) in the order they were realised."""
+    sql = "SELECT body FROM ledger_realised"
+    params: dict[str, str] = {}
+    if account is not None:
+        sql += " WHERE account = :a"
+        params["a"] = account
+    with read_connection(engine, "reading realised P&L") as conn:
+        rows = [
+            json.loads(r[0])
+            for r in conn.execute(text(sql + " ORDER BY closed, op_id, line"), params)
+        ]
+    return [_realised_from(b) for b in rows]
+
+
+def _realised_from(b: dict) -> Realised:
+    return Realised(
+        op_id=b["op_id"],
+        line=b["line"],
+        account=b["account"],
+        contract=ContractSpec.model_validate(b["contract"]),
+        purpose=b["purpose"],
+        quantity=b["quantity"],
+        opened=date.fromisoformat(b["opened"]),
+        closed=date.fromisoformat(b["closed"]),
+        open_price=b["open_price"],
+        close_price=b["close_price"],
+        gain=b["gain"],
+        origin=b["origin"],
+    )
+
+
+def _write_realised(conn: Connection, realised: Sequence[Realised]) -> None:
+    if not realised:
+        return
+    conn.execute(
+        text(
+            "INSERT INTO ledger_realised (op_id, line, account, contract_key, quarter, gain, closed, body)"
+            " VALUES (:o, :l, :a, :k, :q, :g, :c, :b)"
+        ),
+        [
+            {
+                "o": r.op_id,
+                "l": r.line,
+                "a": r.account,
+                "k": r.contract.key,
+                "q": quarter_of(r.closed),
+                "g": r.gain,
+                "c": r.closed.isoformat(),
+                "b": json.dumps(_jsonable(r), sort_keys=True, separators=(",", ":")),
+            }
+            for r in realised
+        ],
+    )
+
+
+def _write_books(conn: Connection, old: LedgerState, new: LedgerState) -> None:
+    for acct, key in _changed(old.holdings, new.holdings):
+        conn.execute(
+            text("DELETE FROM ledger_lot WHERE account = :a AND contract_key = :k"),
+            {"a": acct, "k": key},
+        )
+        h = new.holdings.get((acct, key))
+        if h is not None and h.lots:
+            conn.execute(
+                text("INSERT INTO ledger_lot VALUES (:a, :k, :b)"),
+                {"a": acct, "k": key, "b": json.dumps(_jsonable(list(h.lots)))},
+            )
+    for acct in _changed(old.account_modes, new.account_modes):
+        conn.execute(text("DELETE FROM ledger_account_mode WHERE account = :a"), {"a": acct})
+        m = new.account_modes.get(acct)
+        if m is not None:
+            conn.execute(
+                text("INSERT INTO ledger_account_mode VALUES (:a, :m, :r, :s, :rl)"),
+                {"a": acct, "m": m.mode, "r": m.reason, "s": m.since.isoformat(), "rl": m.release},
+            )
+    for name in _changed(old.flags, new.flags):
+        conn.execute(text("DELETE FROM ledger_flag WHERE name = :n"), {"n": name})
+        f = new.flags.get(name)
+        if f is not None:
+            conn.execute(
+                text("INSERT INTO ledger_flag VALUES (:n, :v, :r, :s)"),
+                {"n": name, "v": f.value, "r": f.reason, "s": f.since.isoformat()},
+            )
+
+
+def _load_books(conn: Connection, holdings: dict) -> dict:
+    for acct, key, body in conn.execute(text("SELECT account, contract_key, body FROM ledger_lot")):
+        h = holdings.get((acct, key))
+        if h is not None:
+            lots = tuple(
+                Lot(x["quantity"], x["price"], date.fromisoformat(x["opened"]))
+                for x in json.loads(body)
+            )
+            holdings[(acct, key)] = replace(h, lots=lots)
+    modes = {
+        r[0]: AccountMode(r[1], r[2], date.fromisoformat(r[3]), r[4])
+        for r in conn.execute(
+            text("SELECT account, mode, reason, since, release FROM ledger_account_mode")
+        )
+    }
+    flags = {
+        r[0]: Flag(r[1], r[2], date.fromisoformat(r[3]))
+        for r in conn.execute(text("SELECT name, value, reason, since FROM ledger_flag"))
+    }
+    realised = {
+        (r[0], r[1]): int(r[2])
+        for r in conn.execute(
+            text(
+                "SELECT account, quarter, SUM(gain) FROM ledger_realised GROUP BY account, quarter"
+            )
+        )
+    }
+    return {"account_modes": modes, "flags": flags, "realised": realised}
 
 
 def _changed(old, new) -> list:
@@ -223,7 +537,11 @@ class SqlVenueStore:
     def save(self, book: str | dict) -> None:
         """``book`` as JSON text (the venue makes it, reusing the text of what cannot change)
         or as the loaded dict (tools and tests that edit the book)."""
-        body = book if isinstance(book, str) else json.dumps(book, sort_keys=True, separators=(",", ":"))
+        body = (
+            book
+            if isinstance(book, str)
+            else json.dumps(book, sort_keys=True, separators=(",", ":"))
+        )
         with write_transaction(self.engine, "paper_venue", "saving the paper venue") as conn:
             conn.execute(text("DELETE FROM paper_venue WHERE id = 1"))
             conn.execute(text("INSERT INTO paper_venue (id, book) VALUES (1, :b)"), {"b": body})

@@ -51,10 +51,14 @@ def register(*migrations: Migration) -> None:
         known = _REGISTRY.get(m.component, ())
         if any(k.version == m.version for k in known):
             if m not in known:
-                raise ValueError(f"{m.component} migration {m.version} registered twice, differently")
+                raise ValueError(
+                    f"{m.component} migration {m.version} registered twice, differently"
+                )
             continue
         if m.version != len(known) + 1:
-            raise ValueError(f"{m.component} migration {m.version} follows {len(known)}: versions must be consecutive")
+            raise ValueError(
+                f"{m.component} migration {m.version} follows {len(known)}: versions must be consecutive"
+            )
         _REGISTRY[m.component] = (*known, m)
 
 
@@ -65,7 +69,9 @@ def registered(component: str) -> tuple[Migration, ...]:
 def current_versions(conn: Connection) -> dict[str, int]:
     if not inspect(conn).has_table(VERSION_TABLE):
         return {}
-    rows = conn.execute(text(f"SELECT component, MAX(version) FROM {VERSION_TABLE} GROUP BY component"))
+    rows = conn.execute(
+        text(f"SELECT component, MAX(version) FROM {VERSION_TABLE} GROUP BY component")
+    )
     return {component: int(version) for component, version in rows}
 
 
@@ -99,7 +105,9 @@ def migrate(engine: Engine, components: Iterable[str]) -> list[Migration]:
             for statement in m.statements(engine.dialect.name):
                 conn.exec_driver_sql(statement)
             conn.execute(
-                text(f"INSERT INTO {VERSION_TABLE} (component, version, description) VALUES (:c, :v, :d)"),
+                text(
+                    f"INSERT INTO {VERSION_TABLE} (component, version, description) VALUES (:c, :v, :d)"
+                ),
                 {"c": m.component, "v": m.version, "d": m.description},
             )
     return todo

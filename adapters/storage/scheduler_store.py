@@ -6,8 +6,10 @@
 ``scheduler_week``   one row per labelled week: week type and the weekly report (JSON).
 ``scheduler_event``  start, stop, resume steps, constitution swaps and refused edits.
 
-APScheduler's own job table (``apscheduler_jobs``) lives in the same database; APScheduler
-creates it. Values cross this boundary as plain text and dicts: the scheduler never sees SQL.
+No job of APScheduler's is stored here (or anywhere): the daemon rebuilds its jobs from the
+constitution at every start, so nothing executable lives in the database. A table
+``apscheduler_jobs`` left by an older version is never read. Values cross this boundary as
+plain text and dicts: the scheduler never sees SQL.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.storage.database import create_db_engine, read_connection, write_transaction
 from adapters.storage.migrations import Migration, migrate, register
-from engine.audit import utc_stamp
+from engine.records.audit import utc_stamp
 
 COMPONENT = "scheduler"
 
@@ -81,53 +83,94 @@ class SchedulerStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def append_cycle(self, at: datetime, run_id: str, reason: str, decision_id: str, report: dict) -> None:
-        with write_transaction(self.engine, "scheduler_cycle", "recording a scheduler cycle") as conn:
+    def append_cycle(
+        self, at: datetime, run_id: str, reason: str, decision_id: str, report: dict
+    ) -> None:
+        with write_transaction(
+            self.engine, "scheduler_cycle", "recording a scheduler cycle"
+        ) as conn:
             conn.execute(
-                text("INSERT INTO scheduler_cycle (at, run_id, reason, decision_id, report) VALUES (:a, :r, :w, :d, :j)"),
-                {"a": _stamp(at), "r": run_id, "w": reason, "d": decision_id, "j": json.dumps(report, sort_keys=True)},
+                text(
+                    "INSERT INTO scheduler_cycle (at, run_id, reason, decision_id, report) VALUES (:a, :r, :w, :d, :j)"
+                ),
+                {
+                    "a": _stamp(at),
+                    "r": run_id,
+                    "w": reason,
+                    "d": decision_id,
+                    "j": json.dumps(report, sort_keys=True),
+                },
             )
 
     def cycles_between(self, start: datetime, end: datetime) -> list[CycleRow]:
         """Cycles with start <= at < end, in time order."""
         with read_connection(self.engine, "reading scheduler cycles") as conn:
             rows = conn.execute(
-                text("SELECT at, run_id, reason, decision_id, report FROM scheduler_cycle WHERE at >= :s AND at < :e ORDER BY at, id"),
+                text(
+                    "SELECT at, run_id, reason, decision_id, report FROM scheduler_cycle WHERE at >= :s AND at < :e ORDER BY at, id"
+                ),
                 {"s": _stamp(start), "e": _stamp(end)},
             ).all()
         return [CycleRow(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
     def last_cycle(self) -> CycleRow | None:
         with read_connection(self.engine, "reading the last scheduler cycle") as conn:
-            r = conn.execute(text("SELECT at, run_id, reason, decision_id, report FROM scheduler_cycle ORDER BY at DESC, id DESC LIMIT 1")).first()
+            r = conn.execute(
+                text(
+                    "SELECT at, run_id, reason, decision_id, report FROM scheduler_cycle ORDER BY at DESC, id DESC LIMIT 1"
+                )
+            ).first()
         return None if r is None else CycleRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
 
     def put_week(self, week_start: str, cut_at: datetime, week_type: str, report: dict) -> bool:
         """Record a week once; False when that week was already labelled (a restart)."""
         with write_transaction(self.engine, "scheduler_week", "recording a week") as conn:
-            exists = conn.execute(text("SELECT 1 FROM scheduler_week WHERE week_start = :w"), {"w": week_start}).first()
+            exists = conn.execute(
+                text("SELECT 1 FROM scheduler_week WHERE week_start = :w"), {"w": week_start}
+            ).first()
             if exists:
                 return False
             conn.execute(
-                text("INSERT INTO scheduler_week (week_start, cut_at, week_type, report) VALUES (:w, :c, :t, :j)"),
-                {"w": week_start, "c": _stamp(cut_at), "t": week_type, "j": json.dumps(report, sort_keys=True, default=str)},
+                text(
+                    "INSERT INTO scheduler_week (week_start, cut_at, week_type, report) VALUES (:w, :c, :t, :j)"
+                ),
+                {
+                    "w": week_start,
+                    "c": _stamp(cut_at),
+                    "t": week_type,
+                    "j": json.dumps(report, sort_keys=True, default=str),
+                },
             )
         return True
 
     def weeks(self) -> list[tuple[str, str, dict]]:
         with read_connection(self.engine, "reading weeks") as conn:
-            rows = conn.execute(text("SELECT week_start, week_type, report FROM scheduler_week ORDER BY week_start")).all()
+            rows = conn.execute(
+                text("SELECT week_start, week_type, report FROM scheduler_week ORDER BY week_start")
+            ).all()
         return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
     def append_event(self, at: datetime, run_id: str, kind: str, detail: dict) -> None:
-        with write_transaction(self.engine, "scheduler_event", "recording a scheduler event") as conn:
+        with write_transaction(
+            self.engine, "scheduler_event", "recording a scheduler event"
+        ) as conn:
             conn.execute(
-                text("INSERT INTO scheduler_event (at, run_id, kind, detail) VALUES (:a, :r, :k, :d)"),
-                {"a": _stamp(at), "r": run_id, "k": kind, "d": json.dumps(detail, sort_keys=True, default=str)},
+                text(
+                    "INSERT INTO scheduler_event (at, run_id, kind, detail) VALUES (:a, :r, :k, :d)"
+                ),
+                {
+                    "a": _stamp(at),
+                    "r": run_id,
+                    "k": kind,
+                    "d": json.dumps(detail, sort_keys=True, default=str),
+                },
             )
 
     def events(self, kind: str | None = None) -> list[EventRow]:
         with read_connection(self.engine, "reading scheduler events") as conn:
             q = "SELECT at, run_id, kind, detail FROM scheduler_event"
-            rows = conn.execute(text(q + (" WHERE kind = :k" if kind else "") + " ORDER BY id"), {"k": kind} if kind else {}).all()
+            rows = conn.execute(
+                text(q + (" WHERE kind = :k" if kind else "") + " ORDER BY id"),
+                {"k": kind} if kind else {},
+            ).all()
         return [EventRow(r[0], r[1], r[2], json.loads(r[3])) for r in rows]

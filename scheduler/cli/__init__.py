@@ -16,17 +16,49 @@ from constitution.errors import AllUseError, InvalidInput
 # Verb -> (module that registers it, one-line help). Only the chosen verb's module is
 # imported, so `alluse validate` does not pay for pandas, SciPy or SQLAlchemy at start-up.
 _VERBS: dict[str, tuple[str, str]] = {
-    "validate": ("scheduler.cli.constitution_cmds", "check constitution files; every problem at once"),
+    "validate": (
+        "scheduler.cli.constitution_cmds",
+        "check constitution files; every problem at once",
+    ),
     "show": ("scheduler.cli.constitution_cmds", "the understood constitution as tables"),
     "diff": ("scheduler.cli.constitution_cmds", "semantic diff of two constitutions"),
     "evaluate": ("scheduler.cli.evaluate_cmds", "one dry-run evaluation; nothing is sent"),
     "test": ("scheduler.cli.evaluate_cmds", "run constitution scenario files"),
-    "audit": ("scheduler.cli.audit_cmds", "review the decision log: list, show, verify, export, replay"),
+    "audit": (
+        "scheduler.cli.audit_cmds",
+        "review the decision log: list, show, verify, export, replay",
+    ),
     "data": ("scheduler.cli.data_cmds", "market data: import bars, build facts"),
     "paper": ("scheduler.cli.paper_cmds", "one paper cycle, or the paper account's status"),
     "run": ("scheduler.cli.run_cmds", "the scheduler daemon (paper unless --live)"),
     "backtest": ("scheduler.cli.run_cmds", "replay history through the same pipeline"),
+    "sweep": (
+        "scheduler.cli.sweep_cmds",
+        "backtests over a parameter grid, local processes or Ray",
+    ),
     "ib": ("scheduler.cli.ib_cmds", "Interactive Brokers: check a gateway before trading"),
+    "account": ("scheduler.cli.account_cmds", "pause or resume one account (§0 user kill switch)"),
+    "system": ("scheduler.cli.account_cmds", "§9 MAINTENANCE / AUDIT, §2 stress-test mode"),
+    "alerts": ("scheduler.cli.alerts_cmds", "the alert outbox: list, test destinations, deliver"),
+    "approvals": (
+        "scheduler.cli.approvals_cmds",
+        "actions waiting for a person: list, show, approve, deny",
+    ),
+    "propose": (
+        "scheduler.cli.governance_cmds",
+        "a new constitution version: diff, A/B backtest, the governance gate",
+    ),
+    "constitution": (
+        "scheduler.cli.governance_cmds",
+        "constitution versions: approve a proposal, history",
+    ),
+    "backup": ("scheduler.cli.backup_cmds", "copy the database; the copy is verified"),
+    "restore": ("scheduler.cli.backup_cmds", "put a verified copy back"),
+    "serve": ("scheduler.cli.serve_cmds", "the dashboard and JSON API (read-only)"),
+    "report": (
+        "scheduler.cli.report_cmds",
+        "reports: weekly, monthly, quarterly (§11); a backtest's tearsheet, two runs compared",
+    ),
 }
 
 
@@ -42,7 +74,9 @@ def _chosen_verb(argv: list[str]) -> str | None:
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="alluse", description="ALL-USE: the constitution, evaluated. Paper by default.")
+    parser = _Parser(
+        prog="alluse", description="ALL-USE: the constitution, evaluated. Paper by default."
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     sub.required = True
     verb = _chosen_verb(sys.argv[1:] if argv is None else argv)

@@ -12,8 +12,10 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import import_module
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -22,53 +24,149 @@ from adapters.storage.audit_store import AuditQuery, AuditStore
 from adapters.storage.database import ENV_VAR
 from constitution.canonical import canonical_json
 from constitution.errors import OperationalError
-from engine.audit import AuditRecord, Mode, ReplayResult, replay
 from engine.clock import WallClock
+from engine.records.audit import AuditRecord, RunMode
+from engine.records.replay import ReplayResult, replay
 
 EXIT_OK, EXIT_BAD, EXIT_NOT_FOUND = 0, 1, 2
+EXIT_DIFFERENT = 4  # replay: the pipeline today decides otherwise than the record says
 CSV_COLUMNS = (
-    "seq", "recorded_at", "mode", "record_type", "decision_id", "as_of", "constitution_version",
-    "constitution_digest", "search", "prev_hash", "hash", "body",
+    "seq",
+    "recorded_at",
+    "mode",
+    "record_type",
+    "decision_id",
+    "as_of",
+    "constitution_version",
+    "constitution_digest",
+    "search",
+    "prev_hash",
+    "hash",
+    "body",
 )
 
 
 def register(subparsers) -> None:
-    audit = subparsers.add_parser("audit", help="review the decision log: list, show, verify, export, replay")
+    audit = subparsers.add_parser(
+        "audit", help="review the decision log: list, show, verify, export, replay"
+    )
     verbs = audit.add_subparsers(dest="audit_verb", metavar="ACTION", parser_class=type(audit))
     verbs.required = True
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--db", metavar="URL", help=f"database URL or SQLite path (default: ${ENV_VAR} or the per-user data file)")
+    db.add_argument(
+        "--db",
+        metavar="URL",
+        help=f"database URL or SQLite path (default: ${ENV_VAR} or the per-user data file)",
+    )
     filters = argparse.ArgumentParser(add_help=False)
-    filters.add_argument("--since", type=_when, help="decisions with as_of at or after (ISO date or datetime; UTC if no offset)")
+    filters.add_argument(
+        "--since",
+        type=_when,
+        help="decisions with as_of at or after (ISO date or datetime; UTC if no offset)",
+    )
     filters.add_argument("--until", type=_when, help="decisions with as_of before")
-    filters.add_argument("--account", help="an action or firing concerns this account (GEN, REV, COM, MINI-1)")
+    filters.add_argument(
+        "--account", help="an action or firing concerns this account (GEN, REV, COM, MINI-1)"
+    )
     filters.add_argument("--rule", help="this rule fired")
     filters.add_argument("--kind", help="an action of this kind")
-    filters.add_argument("--mode", choices=[m.value for m in Mode])
+    filters.add_argument("--mode", choices=[m.value for m in RunMode])
 
     p = verbs.add_parser("list", parents=[db, filters], help="decisions, newest last")
-    p.add_argument("--limit", type=_positive, default=50, help="at most this many (the most recent); default 50")
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        default=50,
+        help="at most this many (the most recent); default 50",
+    )
     p.add_argument("--json", action="store_true", help="records as a JSON array")
     p.set_defaults(func=cmd_list)
 
-    p = verbs.add_parser("show", parents=[db], help="one decision with its explanation and execution links")
+    p = verbs.add_parser(
+        "show", parents=[db], help="one decision with its explanation and execution links"
+    )
     p.add_argument("id", metavar="ID", help="decision id (d-...) or sequence number")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
 
-    p = verbs.add_parser("verify", parents=[db], help="walk the hash chain; exit 1 at the first bad record")
-    p.add_argument("--anchor", metavar="HASH",
-                   help="a record hash noted earlier (e.g. head_hash of a past verify): fail if it is no longer in the chain (detects a cut tail)")
+    p = verbs.add_parser(
+        "verify", parents=[db], help="walk the hash chain; exit 1 at the first bad record"
+    )
+    p.add_argument(
+        "--anchor",
+        metavar="HASH",
+        help="a record hash noted earlier (e.g. head_hash of a past verify): fail if it is no longer in the chain (detects a cut tail)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        type=Path,
+        help="check against this signed checkpoint (e.g. one exported earlier) instead of the latest kept beside the database",
+    )
+    p.add_argument(
+        "--key",
+        metavar="FILE",
+        type=Path,
+        help="verifier key(s) to trust, one a line (alluse audit key show), besides this machine's own",
+    )
+    p.add_argument(
+        "--require-checkpoint",
+        action="store_true",
+        help="fail (exit 1) when there is no checkpoint to check against",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
-    p = verbs.add_parser("export", parents=[db, filters], help="every record (decisions and links) as JSON lines or CSV")
-    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    checkpoint = verbs.add_parser("checkpoint", help="the signed checkpoints of the log")
+    cverbs = checkpoint.add_subparsers(dest="checkpoint_verb", metavar="ACTION")
+    cverbs.required = True
+    p = cverbs.add_parser(
+        "export",
+        parents=[db],
+        help="print the latest signed checkpoint, for a second party to keep",
+    )
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    p.set_defaults(func=cmd_checkpoint_export)
+
+    key = verbs.add_parser("key", help="the checkpoint signing key (never in the database)")
+    kverbs = key.add_subparsers(dest="key_verb", metavar="ACTION")
+    kverbs.required = True
+    p = kverbs.add_parser("show", help="where the key is and its verifier key (public)")
+    p.add_argument("--create", action="store_true", help="create the key if there is none")
+    p.set_defaults(func=cmd_key_show)
+    p = kverbs.add_parser(
+        "rotate", help="a new signing key; the old public key is kept so old checkpoints verify"
+    )
+    p.set_defaults(func=cmd_key_rotate)
+
+    p = verbs.add_parser(
+        "export",
+        parents=[db, filters],
+        help="records (verifiable), or actions, trades or fills tables, as JSON lines, CSV or Parquet",
+    )
+    p.add_argument(
+        "--table",
+        choices=("records", "actions", "trades", "fills"),
+        default="records",
+        help="records: every record as stored (default); actions: one row per action with its "
+        "rule, verdict and order ids; trades: one row per order with its last status; fills",
+    )
+    p.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write here instead of standard output (Parquet: required)",
+    )
     p.set_defaults(func=cmd_export)
 
-    p = verbs.add_parser("replay", parents=[db], help="re-evaluate a decision's facts under its constitution; exit 1 if different")
-    p.add_argument("id", metavar="ID", help="decision id (d-...) or sequence number")
+    p = verbs.add_parser(
+        "replay",
+        parents=[db],
+        help="re-run rules and risk review on a decision's recorded inputs; exit 4 if different",
+    )
+    p.add_argument("id", metavar="ID", nargs="?", help="decision id (d-...) or sequence number")
+    p.add_argument("--all", action="store_true", help="replay every decision in the log")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)
 
@@ -96,7 +194,9 @@ def _console() -> Console:
 
 
 def _query(args, **overrides) -> AuditQuery:
-    values = {k: getattr(args, k, None) for k in ("since", "until", "account", "rule", "kind", "mode")}
+    values = {
+        k: getattr(args, k, None) for k in ("since", "until", "account", "rule", "kind", "mode")
+    }
     return AuditQuery(**{**values, **overrides})
 
 
@@ -117,15 +217,30 @@ def cmd_list(args) -> int:
         _print_json([r.to_json_dict() for r in records])
         return EXIT_OK
     table = Table(title=f"{len(records)} decision(s)", title_justify="left")
-    for name in ("seq", "as_of (UTC)", "mode", "decision", "constitution", "fired", "actions", "denied"):
+    for name in (
+        "seq",
+        "as_of (UTC)",
+        "mode",
+        "decision",
+        "constitution",
+        "fired",
+        "actions",
+        "denied",
+    ):
         table.add_column(name, overflow="fold", no_wrap=name in ("as_of (UTC)", "decision"))
     for r in records:
         d = r.decision
         denied = sum(1 for v in d.verdicts if not v.approved)
         kinds = _action_summary(d.actions)
         table.add_row(
-            str(r.seq), r.as_of or "", r.mode.value, r.decision_id, r.constitution_version or "",
-            str(len(d.fired)), kinds, str(denied) if denied else "",
+            str(r.seq),
+            r.as_of or "",
+            r.mode.value,
+            r.decision_id,
+            r.constitution_version or "",
+            str(len(d.fired)),
+            kinds,
+            str(denied) if denied else "",
         )
     _console().print(table)
     return EXIT_OK
@@ -150,7 +265,11 @@ def _find(store: AuditStore, ident: str) -> list[AuditRecord]:
         record = store.get(int(number))
         if record is None:
             return []
-        return store.for_decision(record.decision_id) if record.record_type.value == "decision" else [record]
+        return (
+            store.for_decision(record.decision_id)
+            if record.record_type.value == "decision"
+            else [record]
+        )
     return store.for_decision(ident)
 
 
@@ -220,7 +339,10 @@ def _show_decision(console: Console, r: AuditRecord, links: list[AuditRecord]) -
     mine = [x for x in links if x.decision_id == r.decision_id and x.mode == r.mode]
     for x in mine:
         link = x.link
-        console.print(f"  #{x.seq} {x.recorded_at} {link.kind} {link.ref}: {canonical_json(link.data).decode()}", markup=False)
+        console.print(
+            f"  #{x.seq} {x.recorded_at} {link.kind} {link.ref}: {canonical_json(link.data).decode()}",
+            markup=False,
+        )
     if not mine:
         console.print("  none (nothing was sent for this decision)")
 
@@ -239,7 +361,11 @@ def explain(r: AuditRecord) -> list[str]:
         lines.append(f"[{i}] {a.kind} {scope}{params} -> {status}{reasons}")
         lines.append(f"    rule {a.rule} / {a.clause} (salience {a.salience}): {a.reason}")
         for f in d.fired:
-            if f.rule == a.rule and f.clause == a.clause and (f.account, f.symbol, f.position) == (a.account, a.symbol, a.position):
+            if (
+                f.rule == a.rule
+                and f.clause == a.clause
+                and (f.account, f.symbol, f.position) == (a.account, a.symbol, a.position)
+            ):
                 lines.extend(f"      because {b}" for b in f.bindings)
     acted = {(a.rule, a.clause) for a in d.actions}
     others = [f for f in d.fired if (f.rule, f.clause) not in acted]
@@ -256,12 +382,24 @@ def explain(r: AuditRecord) -> list[str]:
 def summarise_facts(facts: dict) -> list[str]:
     market = facts.get("market", {})
     scalars = {k: v for k, v in market.items() if not isinstance(v, dict | list)}
-    lines = [f"as_of {facts.get('as_of', '?')}", "market " + " ".join(f"{k}={v}" for k, v in sorted(scalars.items()))]
+    lines = [
+        f"as_of {facts.get('as_of', '?')}",
+        "market " + " ".join(f"{k}={v}" for k, v in sorted(scalars.items())),
+    ]
     for symbol, u in sorted(market.get("underlyings", {}).items()):
-        lines.append(f"  {symbol}: " + " ".join(f"{k}={v}" for k, v in sorted(u.items()) if not isinstance(v, dict | list)))
+        lines.append(
+            f"  {symbol}: "
+            + " ".join(f"{k}={v}" for k, v in sorted(u.items()) if not isinstance(v, dict | list))
+        )
     for a in facts.get("accounts", []):
-        scalars = " ".join(f"{k}={v}" for k, v in sorted(a.items()) if k not in ("positions", "id") and not isinstance(v, dict | list))
-        lines.append(f"account {a.get('id', '?')}: {scalars}, {len(a.get('positions', []))} position(s)")
+        scalars = " ".join(
+            f"{k}={v}"
+            for k, v in sorted(a.items())
+            if k not in ("positions", "id") and not isinstance(v, dict | list)
+        )
+        lines.append(
+            f"account {a.get('id', '?')}: {scalars}, {len(a.get('positions', []))} position(s)"
+        )
     for q in facts.get("quality", []):
         lines.append(f"data quality: {q}")
     return lines
@@ -271,42 +409,241 @@ def summarise_facts(facts: dict) -> list[str]:
 
 
 def cmd_verify(args) -> int:
+    from adapters.storage.audit_verify import verify_all
+
+    keys = _verifier_keys(args.key)
     store = _open(args)
     try:
-        report = store.verify(args.anchor)
+        full = verify_all(store, args.anchor, args.checkpoint, keys)
     finally:
         store.close()
-    problem = report.problem.model_dump() if report.problem else None
-    if problem is None and args.anchor and report.anchor_seq is None:
-        problem = {"seq": report.head_seq + 1, "code": "anchor", "message": (
-            f"the chain is intact up to seq {report.head_seq} but the noted record {args.anchor} is not in it: "
-            "records were cut from the end (or the hash is from another log)")}
+    problems = _verify_problems(full, args)
     if args.json:
-        _print_json({"ok": problem is None, "count": report.count, "head_seq": report.head_seq,
-                     "head_hash": report.head_hash, "anchor_seq": report.anchor_seq, "problem": problem})
-    elif problem is None:
-        anchored = f"; anchor found at #{report.anchor_seq}" if args.anchor else ""
-        print(f"intact: {report.count} record(s); head #{report.head_seq} {report.head_hash}{anchored}")
+        _print_json(_verify_json(full, problems))
     else:
-        print(f"BROKEN at seq {problem['seq']}: {problem['code']}: {problem['message']}")
-        print(f"({report.count} record(s) before it verify)")
-    return EXIT_OK if problem is None else EXIT_BAD
+        _print_verify(full, problems)
+    return EXIT_OK if not problems else EXIT_BAD
+
+
+def _verifier_keys(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        return path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OperationalError(f"cannot read the verifier keys {path}: {exc}") from exc
+
+
+def _verify_problems(full, args) -> list[dict]:
+    """Every problem found, most fundamental first (chain, ledger, checkpoint)."""
+    report, out = full.chain, []
+    if report.problem is not None:
+        out.append(report.problem.model_dump())
+    elif args.anchor and report.anchor_seq is None:
+        out.append(
+            {
+                "seq": report.head_seq + 1,
+                "code": "anchor",
+                "message": (
+                    f"the chain is intact up to seq {report.head_seq} but the noted record {args.anchor} is not in it: "
+                    "records were cut from the end (or the hash is from another log)"
+                ),
+            }
+        )
+    if full.ledger is not None and full.ledger.problem is not None:
+        out.append(
+            {
+                "seq": None,
+                **full.ledger.problem.model_dump(),
+                "code": f"ledger-{full.ledger.problem.code}",
+            }
+        )
+    cp = full.checkpoint
+    if cp.status == "failed":
+        out.append({"seq": None, "code": f"checkpoint-{cp.code}", "message": cp.message})
+    elif cp.status == "none" and (args.require_checkpoint or args.checkpoint):
+        out.append({"seq": None, "code": "checkpoint-none", "message": _no_checkpoint(cp)})
+    return out
+
+
+def _no_checkpoint(cp) -> str:
+    where = cp.path or "(an in-memory database keeps none)"
+    return (
+        f"no checkpoint at {where}: records cut from the end or a re-chained history "
+        "cannot be detected (a checkpoint is written at the end of every cycle)"
+    )
+
+
+def _verify_json(full, problems: list[dict]) -> dict:
+    r = full.chain
+    return {
+        "ok": not problems,
+        "count": r.count,
+        "head_seq": r.head_seq,
+        "head_hash": r.head_hash,
+        "anchor_seq": r.anchor_seq,
+        "problem": problems[0] if problems else None,
+        "problems": problems,
+        "ledger": full.ledger.model_dump() if full.ledger else None,
+        "checkpoint": full.checkpoint.as_dict(),
+    }
+
+
+def _print_verify(full, problems: list[dict]) -> None:
+    r = full.chain
+    head = f"{r.count} record(s); head #{r.head_seq} {r.head_hash}"
+    if not problems:
+        print(f"intact: {head}")
+    elif r.problem is None:
+        print(f"chain intact: {head}")
+    if full.ledger is not None and full.ledger.problem is None:
+        print(
+            f"ledger intact: {full.ledger.operations} operation(s), {full.ledger.entries} journal line(s), "
+            "all chained; its tables match them"
+        )
+    cp = full.checkpoint
+    if cp.status == "matches":
+        since = r.head_seq - cp.checkpoint.size
+        print(
+            f"checkpoint matches: #{cp.checkpoint.size} of {cp.checkpoint.time}, signed by {cp.signer} "
+            f"({cp.path}); {since} record(s) since"
+        )
+    elif cp.status == "none" and not problems:
+        print(f"UNCHECKED: {_no_checkpoint(cp)}")
+    for p in problems:
+        at = f" at seq {p['seq']}" if p.get("seq") else ""
+        print(f"BROKEN{at}: {p['code']}: {p['message']}")
+    if r.problem is not None:
+        print(f"({r.count} record(s) before it verify)")
+
+
+# --------------------------------------------------------------------------- checkpoints and keys
+
+
+def cmd_checkpoint_export(args) -> int:
+    from adapters.storage.checkpoints import checkpoint_path, read_note
+
+    store = _open(args)
+    try:
+        path = checkpoint_path(store.engine.url.render_as_string(hide_password=False))
+    finally:
+        store.close()
+    note = read_note(path) if path else None
+    if note is None:
+        print(f"alluse: no checkpoint at {path or '(in-memory database)'}", file=sys.stderr)
+        return EXIT_BAD
+    if args.output:
+        Path(args.output).write_text(note, "utf-8")
+    else:
+        sys.stdout.write(note)
+    return EXIT_OK
+
+
+def cmd_key_show(args) -> int:
+    from adapters.storage.checkpoints import KEY_NAME, key_path, load_key
+    from engine.records.checkpoint import verifier_key
+
+    path = key_path()
+    key = load_key(path, create=args.create)
+    if key is None:
+        print(
+            f"alluse: no checkpoint key at {path} (alluse audit key show --create)", file=sys.stderr
+        )
+        return EXIT_BAD
+    print(f"key {path}")
+    print(verifier_key(KEY_NAME, key.public_key()))
+    return EXIT_OK
+
+
+def cmd_key_rotate(args) -> int:
+    from adapters.storage.checkpoints import key_path, rotate_key
+
+    path = key_path()
+    old, new = rotate_key(path)
+    print(f"key {path}")
+    if old:
+        print(f"retired {old}")
+    print(f"new     {new}")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- export
 
 
 def cmd_export(args) -> int:
+    if args.format == "parquet" and not args.output:
+        print("alluse: Parquet is binary: give --output FILE", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if args.format == "parquet" and args.table == "records":
+        print(
+            "alluse: the records export is JSON lines or CSV (choose --table actions, trades or fills for Parquet)",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_FOUND
     store = _open(args)
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     try:
         records = store.iter_records(_query(args, record_type=None, limit=None))
-        (_write_jsonl if args.format == "jsonl" else _write_csv)(records, out)
+        if args.table == "records":
+            with _output(args.output) as out:
+                (_write_jsonl if args.format == "jsonl" else _write_csv)(records, out)
+            return EXIT_OK
+        from engine.records.export import TABLES, tables
+
+        rows = tables(records)[args.table]
     finally:
         store.close()
-        if args.output:
-            out.close()
+    columns = TABLES[args.table]
+    if args.format == "parquet":
+        _write_parquet(rows, columns, args.output)
+        return EXIT_OK
+    with _output(args.output) as out:
+        _write_rows(rows, columns, args.format, out)
     return EXIT_OK
+
+
+@contextmanager
+def _output(path: str | None):
+    if path is None:
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        yield out
+
+
+def _write_rows(rows: list[dict], columns: tuple[str, ...], fmt: str, out) -> None:
+    if fmt == "jsonl":
+        for row in rows:
+            out.write(canonical_json({c: row.get(c) for c in columns}).decode("utf-8") + "\n")
+        return
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+
+
+def _write_parquet(rows: list[dict], columns: tuple[str, ...], path: str) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise OperationalError(
+            f"Parquet needs pyarrow ({exc}): pip install 'alluse[parquet]'"
+        ) from exc
+    table = pa.Table.from_pylist(
+        [{c: r.get(c) for c in columns} for r in rows], schema=_schema(pa, rows, columns)
+    )
+    pq.write_table(table, path)
+
+
+def _schema(pa, rows: list[dict], columns: tuple[str, ...]):
+    """Column types from the values (strings where a column is empty), so an empty table and
+    a table of NULLs still have every column."""
+    fields = []
+    for c in columns:
+        kinds = {type(r.get(c)) for r in rows if r.get(c) is not None}
+        kind = pa.float64() if kinds & {float} else pa.int64() if kinds == {int} else pa.string()
+        fields.append(pa.field(c, kind))
+    return pa.schema(fields)
 
 
 def _write_jsonl(records: Iterable[AuditRecord], out) -> None:
@@ -327,20 +664,32 @@ def _write_csv(records: Iterable[AuditRecord], out) -> None:
 # --------------------------------------------------------------------------- replay
 
 
-def replay_functions() -> tuple[Callable, Callable, Callable]:
-    """(load_constitution_text, Facts.model_validate, evaluate), imported only when needed."""
+def replay_functions() -> tuple[Callable, Callable]:
+    """(load a logged constitution text, the pipeline's ``redecide``), imported only when
+    needed. A logged text is history: it is loaded even if its version was later released
+    with other content (the digest comparison says whether it is the one that decided)."""
     try:
-        load = import_module("constitution.load").load_constitution_text
-        facts = import_module("engine.facts").Facts
-        evaluate = import_module("engine.pipeline").evaluate
+        load_text = import_module("constitution.load").load_constitution_text
+        redecide = import_module("engine.cycle.pipeline").redecide
     except (ImportError, AttributeError) as exc:
-        raise OperationalError(f"replay needs the evaluation pipeline, which is not available ({exc})") from exc
-    return load, facts.model_validate, evaluate
+        raise OperationalError(
+            f"replay needs the evaluation pipeline, which is not available ({exc})"
+        ) from exc
+
+    def load(text: str, source: str):
+        return load_text(text, source, released_check=False)
+
+    return load, redecide
 
 
 def cmd_replay(args) -> int:
+    if bool(args.all) == bool(args.id):
+        print("alluse: audit replay needs a decision ID or --all (not both)", file=sys.stderr)
+        return EXIT_NOT_FOUND
     store = _open(args)
     try:
+        if args.all:
+            return _replay_all(store, args.json)
         records = [r for r in _find(store, args.id) if r.decision is not None]
         text = store.constitution_text(records[0].constitution_digest) if records else None
     finally:
@@ -349,10 +698,64 @@ def cmd_replay(args) -> int:
         return _not_found(args.id)
     record = records[0]
     if text is None:
-        raise OperationalError(f"the text of constitution {record.constitution_digest} is not in the log: cannot replay")
+        raise OperationalError(
+            f"the text of constitution {record.constitution_digest} is not in the log: cannot replay"
+        )
     result = replay(record, text, *replay_functions())
     _print_replay(result, record, args.json)
-    return EXIT_OK if result.identical else EXIT_BAD
+    return EXIT_OK if result.identical else EXIT_DIFFERENT
+
+
+class _Texts:
+    """Constitution texts by digest, read once; each text loaded once (replay --all)."""
+
+    def __init__(self, store: AuditStore):
+        self.store = store
+        self.texts: dict[str, str | None] = {}
+        self.loaded: dict[str, object] = {}
+        self.load, self.redecide = replay_functions()
+
+    def text(self, digest: str) -> str:
+        if digest not in self.texts:
+            self.texts[digest] = self.store.constitution_text(digest)
+        found = self.texts[digest]
+        if found is None:
+            raise OperationalError(
+                f"the text of constitution {digest} is not in the log: cannot replay"
+            )
+        return found
+
+    def load_once(self, text: str, source: str):
+        if source not in self.loaded:
+            self.loaded[source] = self.load(text, source)
+        return self.loaded[source]
+
+
+def _replay_all(store: AuditStore, as_json: bool) -> int:
+    texts = _Texts(store)
+    different: list[tuple[AuditRecord, ReplayResult]] = []
+    count = 0
+    for record in list(store.iter_records(AuditQuery(record_type="decision", limit=None))):
+        text = texts.text(record.constitution_digest or "")
+        result = replay(record, text, texts.load_once, texts.redecide)
+        count += 1
+        if not result.identical:
+            different.append((record, result))
+    if as_json:
+        _print_json(
+            {
+                "replayed": count,
+                "identical": count - len(different),
+                "different": [{"seq": r.seq, **x.model_dump()} for r, x in different],
+            }
+        )
+    else:
+        for record, result in different:
+            print(f"DIFFERENT: #{record.seq} {result.decision_id}: {result.differences[0]}")
+        print(
+            f"replayed {count} decision(s): {count - len(different)} identical, {len(different)} different"
+        )
+    return EXIT_OK if not different else EXIT_DIFFERENT
 
 
 def _print_replay(result: ReplayResult, record: AuditRecord, as_json: bool) -> None:
@@ -361,6 +764,8 @@ def _print_replay(result: ReplayResult, record: AuditRecord, as_json: bool) -> N
         return
     head = f"#{record.seq} {result.decision_id} under constitution {record.constitution_version} {record.constitution_digest}"
     print(f"{'identical' if result.identical else 'DIFFERENT'}: {head}")
+    if result.first_difference:
+        print(f"  first difference: {result.first_difference}")
     for line in result.differences:
         print(f"  {line}")
     for note in result.notes:

@@ -12,13 +12,19 @@ from scheduler.cli import render
 
 
 def register(sub) -> None:
-    p = sub.add_parser("validate", help="check constitution files; every problem at once (exit 2 if invalid)")
-    p.add_argument("files", nargs="*", metavar="FILE", help="constitution files (default: the bundled v1.3)")
+    p = sub.add_parser(
+        "validate", help="check constitution files; every problem at once (exit 2 if invalid)"
+    )
+    p.add_argument(
+        "files", nargs="*", metavar="FILE", help="constitution files (default: the bundled v1.3)"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print problems only")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("show", help="the understood constitution as tables")
-    p.add_argument("file", nargs="?", metavar="FILE", help="constitution file (default: the bundled v1.3)")
+    p.add_argument(
+        "file", nargs="?", metavar="FILE", help="constitution file (default: the bundled v1.3)"
+    )
     p.add_argument("--rules", action="store_true", help="also list every rule with its condition")
     p.set_defaults(func=cmd_show)
 
@@ -42,10 +48,14 @@ def cmd_validate(args) -> int:
         print(p.render(), file=sys.stderr)
     if not args.quiet:
         for c in ok:
-            print(f"{c.source}: valid — {c.model.meta.name} {c.version}, {len(c.model.rules)} rules "
-                  f"in {c.rules.strata} strata, digest {c.digest}")
+            print(
+                f"{c.source}: valid — {c.model.meta.name} {c.version}, {len(c.model.rules)} rules "
+                f"in {c.rules.strata} strata, digest {c.digest}"
+            )
     if problems:
-        print(f"alluse: {len(problems)} problem(s) in {len(files) - len(ok)} file(s)", file=sys.stderr)
+        print(
+            f"alluse: {len(problems)} problem(s) in {len(files) - len(ok)} file(s)", file=sys.stderr
+        )
         return 2
     return 0
 
@@ -60,7 +70,10 @@ def cmd_diff(args) -> int:
     a, b = _load_both(args.old, args.new)
     d = diff(a.model, b.model)
     if args.json:
-        out = d.to_json() | {"old": {"file": a.source, "digest": a.digest}, "new": {"file": b.source, "digest": b.digest}}
+        out = d.to_json() | {
+            "old": {"file": a.source, "digest": a.digest},
+            "new": {"file": b.source, "digest": b.digest},
+        }
         print(json.dumps(out, indent=2, sort_keys=True, default=str))
     else:
         render.diff_text(d, a, b)

@@ -6,31 +6,75 @@ import json
 import sys
 
 from constitution.load import bundled_path, load_constitution
-from engine.facts_load import load_facts
-from engine.pipeline import evaluate
+from engine.cycle.pipeline import after_evaluation
+from engine.facts.load import load_facts
+from engine.rules.evaluate import evaluate
 from scheduler.cli import render_decision
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="one dry-run evaluation: actions with reasons; nothing is sent")
+    p = sub.add_parser(
+        "evaluate", help="one dry-run evaluation: actions with reasons; nothing is sent"
+    )
     p.add_argument("--facts", required=True, metavar="FILE", help="facts document (YAML or JSON)")
-    p.add_argument("--constitution", metavar="FILE", help="constitution file (default: the bundled v1.3)")
-    p.add_argument("--json", action="store_true", help="print the decision as one canonical JSON document")
-    p.add_argument("--record", action="store_true", help="append the decision to the audit log (mode dry-run)")
-    p.add_argument("--db", metavar="URL", help="audit-log database URL (default: ALLUSE_DB or the per-user file)")
+    p.add_argument(
+        "--constitution", metavar="FILE", help="constitution file (default: the bundled v1.3)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the decision as one canonical JSON document"
+    )
+    p.add_argument(
+        "--record", action="store_true", help="append the decision to the audit log (mode dry-run)"
+    )
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="audit-log database URL (default: ALLUSE_DB or the per-user file)",
+    )
+    _evaluator_options(p, "evaluate with both evaluators; exit 1 if they disagree")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("test", help="run constitution scenario files (facts in, expected actions out)")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="scenario files or directories (default: tests/scenarios)")
-    p.add_argument("--constitution", metavar="FILE", help="constitution file (default: the bundled v1.3)")
+    p = sub.add_parser(
+        "test", help="run constitution scenario files (facts in, expected actions out)"
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="scenario files or directories (default: tests/scenarios)",
+    )
+    p.add_argument(
+        "--constitution", metavar="FILE", help="constitution file (default: the bundled v1.3)"
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="list every scenario")
+    _evaluator_options(p, "run every scenario on both evaluators; a disagreement fails it")
     p.set_defaults(func=cmd_test)
+
+
+def _evaluator_options(p, shadow_help: str) -> None:
+    p.add_argument(
+        "--evaluator",
+        choices=["compiled", "durable"],
+        default="compiled",
+        help="which rules evaluator decides (the same decision, byte for byte; default compiled)",
+    )
+    p.add_argument("--shadow", action="store_true", help=shadow_help)
 
 
 def cmd_evaluate(args) -> int:
     constitution = load_constitution(args.constitution or bundled_path())
     facts = load_facts(args.facts)
-    decision = evaluate(constitution, facts)
+    if args.shadow:
+        from engine.rules.shadow import decide_both
+
+        evaluated, disagreement = decide_both(constitution, facts)
+        if disagreement is not None:
+            print(f"alluse: the evaluators disagree at {disagreement.where}", file=sys.stderr)
+            return 1
+    else:
+        evaluated = evaluate(constitution, facts, evaluator=args.evaluator)
+    # one intent per position (arbitration); no risk review in a dry run
+    decision = after_evaluation(constitution, evaluated, None)
     if args.record:
         _record(decision, constitution, args.db)
     if args.json:
@@ -50,7 +94,9 @@ def cmd_test(args) -> int:
     from scheduler.scenarios import run_scenarios
 
     constitution = load_constitution(args.constitution or bundled_path())
-    results = run_scenarios(args.paths or ["tests/scenarios"], constitution)
+    results = run_scenarios(
+        args.paths or ["tests/scenarios"], constitution, args.evaluator, args.shadow
+    )
     failed = [r for r in results if not r.passed]
     for r in results:
         if args.verbose or not r.passed:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from constitution.errors import InvalidInput, OperationalError, Problem
+from engine.records.masking import mask_code
 
 PROBES = ("SPY", "SPX", "VIX")  # a stock/ETF, the hedge index, the volatility index
 OPTION_PROBE = "SPY"
@@ -24,13 +25,22 @@ def register(subparsers) -> None:
     ib = subparsers.add_parser("ib", help="Interactive Brokers: check the gateway before trading")
     sub = ib.add_subparsers(dest="ib_verb", metavar="IB_VERB")
     sub.required = True
-    check = sub.add_parser("check", help="connect read-only; list accounts, positions, data permissions")
+    check = sub.add_parser(
+        "check", help="connect read-only; list accounts, positions, data permissions"
+    )
     check.add_argument("--host", default="127.0.0.1")
-    check.add_argument("--port", type=int, default=7497, help="7497 TWS paper (default), 4002 Gateway paper")
+    check.add_argument(
+        "--port", type=int, default=7497, help="7497 TWS paper (default), 4002 Gateway paper"
+    )
     check.add_argument("--client-id", type=int, default=99, help="an id no other API client uses")
     check.add_argument("--timeout", type=float, default=4.0)
-    check.add_argument("--account", action="append", default=[], metavar="SUB=CODE",
-                       help="sub-account mapping, e.g. GEN=DU1234567 (repeatable)")
+    check.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="SUB=CODE",
+        help="sub-account mapping, e.g. GEN=DU1234567 (repeatable)",
+    )
     check.add_argument("--live", action="store_true", help="allow live (non-paper) accounts")
     check.set_defaults(func=run_check)
 
@@ -53,8 +63,16 @@ def _accounts(pairs: list[str]) -> dict[str, str]:
     for i, pair in enumerate(pairs):
         sub, sep, code = pair.partition("=")
         if not sep or not sub or not code:
-            problems.append(Problem("<args>", 0, 0, "bad-account", f"--account[{i}]",
-                                    f"expected SUB=CODE, got {pair!r}"))
+            problems.append(
+                Problem(
+                    "<args>",
+                    0,
+                    0,
+                    "bad-account",
+                    f"--account[{i}]",
+                    f"expected SUB=CODE, got {pair!r}",
+                )
+            )
         out[sub.strip().upper()] = code.strip()
     if problems:
         raise InvalidInput(problems, what="arguments")
@@ -62,29 +80,43 @@ def _accounts(pairs: list[str]) -> dict[str, str]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from adapters.brokers.ib import IBBroker, IBConfig, IBSession
-    from adapters.market_data.ib import IBMarketData, IBMarketDataSettings
+    from adapters.ib.broker import IBBroker, IBConfig, IBSession
+    from adapters.ib.market_data import IBMarketData, IBMarketDataSettings
 
     for name in ("ib_async", "ib_insync"):  # the report below says it all, once, plainly
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    config = IBConfig(host=args.host, port=args.port, client_id=args.client_id, readonly=True,
-                      live=args.live, accounts=_accounts(args.account),
-                      connect_timeout=args.timeout, reconnect_attempts=1)
+    config = IBConfig(
+        host=args.host,
+        port=args.port,
+        client_id=args.client_id,
+        readonly=True,
+        live=args.live,
+        accounts=_accounts(args.account),
+        connect_timeout=args.timeout,
+        reconnect_attempts=1,
+    )
     session = IBSession(config)
     try:
         session.connect()  # IBUnavailable (exit 3) when the gateway is not there
         report = Report()
         broker = IBBroker(config, session=session)
-        data = IBMarketData(config, session=session, settings=IBMarketDataSettings(
-            max_dte=ANY_EXPIRY_DAYS, chain_expiries=1, strike_window=0.03))
+        data = IBMarketData(
+            config,
+            session=session,
+            settings=IBMarketDataSettings(
+                max_dte=ANY_EXPIRY_DAYS, chain_expiries=1, strike_window=0.03
+            ),
+        )
         data.connect()
         _check_accounts(report, broker, session.accounts)
         _check_positions(report, broker)
         _check_data(report, data)
     finally:
         session.close()
-    print(f"IB gateway {args.host}:{args.port} (server version {session.server_version}, "
-          f"{'live' if args.live else 'paper'} mode)")
+    print(
+        f"IB gateway {args.host}:{args.port} (server version {session.server_version}, "
+        f"{'live' if args.live else 'paper'} mode)"
+    )
     print("\n".join(report.lines))
     if report.missing:
         raise OperationalError("not ready for ALL-USE; missing: " + "; ".join(report.missing))
@@ -93,21 +125,26 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _check_accounts(report: Report, broker, managed: list[str]) -> None:
-    report.ok(f"managed accounts: {', '.join(managed)}")
+    # account codes are secrets: shown masked (docs/ib.md), enough to tell them apart
+    report.ok(f"managed accounts: {', '.join(mask_code(m) for m in managed)}")
     amap = broker.accounts
     for sub, code in sorted(amap.codes.items()):
-        report.ok(f"sub-account {sub} -> {code}")
+        report.ok(f"sub-account {sub} -> {mask_code(code)}")
     if not amap.codes:
         report.miss("sub-account mapping (pass --account GEN=<code> ... for GEN, REV, COM, MINI-n)")
     for code in amap.unmapped(managed):
-        report.lines.append(f"  note     account {code} is not mapped to an ALL-USE sub-account")
+        report.lines.append(
+            f"  note     account {mask_code(code)} is not mapped to an ALL-USE sub-account"
+        )
 
 
 def _check_positions(report: Report, broker) -> None:
+    amap = broker.accounts
     positions = broker.positions()
     report.ok(f"positions: {len(positions)}")
     for p in positions:
-        report.lines.append(f"           {p.account:8} {p.contract.key:28} {p.quantity:>8}")
+        account = p.account if p.account in amap.codes else mask_code(p.account)
+        report.lines.append(f"           {account:8} {p.contract.key:28} {p.quantity:>8}")
 
 
 def _check_data(report: Report, data) -> None:

@@ -27,13 +27,17 @@ def _hm(t) -> str:
 
 def constitution_tables(loaded, with_rules: bool = False) -> None:
     c, out = loaded.model, console()
-    out.print(f"[bold]{c.meta.name} {c.meta.version}[/bold]  effective {c.meta.effective}  "
-              f"schema {c.schema_version}\n{loaded.source}  {loaded.digest}")
+    out.print(
+        f"[bold]{c.meta.name} {c.meta.version}[/bold]  effective {c.meta.effective}  "
+        f"schema {c.schema_version}\n{loaded.source}  {loaded.digest}"
+    )
     cap = c.capital
-    out.print(f"Capital: split Gen/Rev/Com {_pct(cap.split.gen)}/{_pct(cap.split.rev)}/{_pct(cap.split.com)}, "
-              f"deploy {_pct(cap.deployment.min)}–{_pct(cap.deployment.max)}, ≤ {_pct(cap.per_symbol_max)} per symbol, "
-              f"margin ≤ {_pct(cap.margin_max)}, drawdown pivot {_pct(cap.drawdown_pivot.drawdown)} while VIX < "
-              f"{cap.drawdown_pivot.vix_below:g}")
+    out.print(
+        f"Capital: split Gen/Rev/Com {_pct(cap.split.gen)}/{_pct(cap.split.rev)}/{_pct(cap.split.com)}, "
+        f"deploy {_pct(cap.deployment.min)}–{_pct(cap.deployment.max)}, ≤ {_pct(cap.per_symbol_max)} per symbol, "
+        f"margin ≤ {_pct(cap.margin_max)}, drawdown pivot {_pct(cap.drawdown_pivot.drawdown)} while VIX < "
+        f"{cap.drawdown_pivot.vix_below:g}"
+    )
     out.print(_sleeves(c))
     out.print(_levels(c))
     out.print(_vix(c))
@@ -42,22 +46,51 @@ def constitution_tables(loaded, with_rules: bool = False) -> None:
     if with_rules:
         out.print(_rules(loaded))
     else:
-        out.print(f"{len(c.rules)} rules in {loaded.rules.strata} strata (alluse show --rules lists them)")
+        out.print(
+            f"{len(c.rules)} rules in {loaded.rules.strata} strata (alluse show --rules lists them)"
+        )
 
 
 def _sleeves(c) -> Table:
     t = Table(title="Sleeves", title_justify="left")
-    for col in ("sleeve", "sells", "delta", "DTE", "entry (ET)", "tickers", "profit take", "fork", "reinvest"):
+    for col in (
+        "sleeve",
+        "sells",
+        "delta",
+        "DTE",
+        "entry (ET)",
+        "tickers",
+        "profit take",
+        "fork",
+        "reinvest",
+    ):
         t.add_column(col)
     for name in ("gen", "rev", "com"):
         s = getattr(c.sleeves, name)
         fork = f"every ${s.fork.every:,.0f} → {s.fork.creates}" if s.fork else "never"
-        t.add_row(name.capitalize(), s.instrument, _band(s.delta), f"{s.dte.min}–{s.dte.max}",
-                  f"{s.entry.day} {_hm(s.entry.start)}–{_hm(s.entry.end)}", " ".join(s.tickers),
-                  _pct(s.profit_take) if s.profit_take is not None else "—", fork, s.reinvest)
+        t.add_row(
+            name.capitalize(),
+            s.instrument,
+            _band(s.delta),
+            f"{s.dte.min}–{s.dte.max}",
+            f"{s.entry.day} {_hm(s.entry.start)}–{_hm(s.entry.end)}",
+            " ".join(s.tickers),
+            _pct(s.profit_take) if s.profit_take is not None else "—",
+            fork,
+            s.reinvest,
+        )
     m = c.sleeves.mini
-    t.add_row("Mini", f"{_pct(m.gen_style)} Gen-style + {_pct(m.com_style)} Com-style", "", "", "", "", "",
-              f"merge after {m.merge.after_years:g} y or {m.merge.multiple:g}×", m.reinvest)
+    t.add_row(
+        "Mini",
+        f"{_pct(m.gen_style)} Gen-style + {_pct(m.com_style)} Com-style",
+        "",
+        "",
+        "",
+        "",
+        "",
+        f"merge after {m.merge.after_years:g} y or {m.merge.multiple:g}×",
+        m.reinvest,
+    )
     return t
 
 
@@ -78,7 +111,9 @@ def _vix(c) -> Table:
     t = Table(title="VIX tiers (strict >)", title_justify="left")
     t.add_column("VIX above")
     t.add_column("mode")
-    t.add_row(f"{c.vix.hedged_week:g}", f"Hedged Week (deployment × {c.vix.hedged_week_deployment:g})")
+    t.add_row(
+        f"{c.vix.hedged_week:g}", f"Hedged Week (deployment × {c.vix.hedged_week_deployment:g})"
+    )
     t.add_row(f"{c.vix.safe:g}", "SAFE: no new entries")
     t.add_row(f"{c.vix.kill_switch:g}", "kill switch: full halt")
     return t
@@ -94,10 +129,14 @@ def _schedule(c) -> Table:
         t.add_row(f"{e.day} {_hm(e.start)}–{_hm(e.end)}", f"{name.capitalize()} entries")
     fm = cad.friday_management
     t.add_row(f"{fm.day} {_hm(fm.start)}–{_hm(fm.end)}", "manage/close for pin risk")
-    t.add_row(f"{cad.assignment_check.day} {_hm(cad.assignment_check.at)}", "prepare likely assignments")
+    t.add_row(
+        f"{cad.assignment_check.day} {_hm(cad.assignment_check.at)}", "prepare likely assignments"
+    )
     t.add_row(f"{cad.weekly_report.day} {_hm(cad.weekly_report.at)}", "weekly report")
     t.add_row(f"daily {_hm(c.protocol.atr.refresh)}", f"ATR({c.protocol.atr.period}) refresh")
-    t.caption = f"Early-close days: close-anchored events {cad.early_close_shift_minutes} min earlier"
+    t.caption = (
+        f"Early-close days: close-anchored events {cad.early_close_shift_minutes} min earlier"
+    )
     return t
 
 
@@ -109,8 +148,13 @@ def _limits(c) -> Table:
     t.add_row("open interest", f"≥ {lq.min_open_interest}")
     t.add_row("volume", f"≥ {lq.min_volume}/day")
     t.add_row("spread", f"≤ {_pct(lq.max_spread_pct_of_mid)} of mid")
-    t.add_row("order size", f"≤ {_pct(lq.max_pct_of_adv)} of ADV; sliced above {o.slice_above} contracts")
-    t.add_row("price", f"limit at {o.limit}, ≤ {_pct(o.max_worse_pct)} worse, cancel-replace after {o.cancel_replace_seconds:g} s")
+    t.add_row(
+        "order size", f"≤ {_pct(lq.max_pct_of_adv)} of ADV; sliced above {o.slice_above} contracts"
+    )
+    t.add_row(
+        "price",
+        f"limit at {o.limit}, ≤ {_pct(o.max_worse_pct)} worse, cancel-replace after {o.cancel_replace_seconds:g} s",
+    )
     return t
 
 
@@ -121,8 +165,14 @@ def _rules(loaded) -> Table:
     by_id = {r.id: r for r in loaded.rules.rules}
     for rule in sorted(loaded.model.rules, key=lambda r: (r.salience, r.id)):
         then = ", ".join(e.action or "set " + ", ".join(e.set) for e in rule.then)
-        t.add_row(rule.id, rule.clause, str(rule.salience), str(by_id[rule.id].stratum),
-                  E.render(E.parse(rule.when)), then)
+        t.add_row(
+            rule.id,
+            rule.clause,
+            str(rule.salience),
+            str(by_id[rule.id].stratum),
+            E.render(E.parse(rule.when)),
+            then,
+        )
     return t
 
 

@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parents[2]))  # conftest imports tests.postgres
 
 from conftest import make_decision  # noqa: E402
 
 from adapters.storage.audit_store import AuditStore  # noqa: E402
-from engine.audit import Mode  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
+from engine.records.audit import RunMode  # noqa: E402
 
 
 def main(url: str, count: int, tag: str) -> None:
@@ -21,7 +22,9 @@ def main(url: str, count: int, tag: str) -> None:
     print("ready", flush=True)
     account = "GEN" if tag == "a" else "REV"
     for i in range(count):
-        receipt = store.append_decision(make_decision(i, account=account, kind=f"k{tag}"), Mode.PAPER, "text")
+        receipt = store.append_decision(
+            make_decision(i, account=account, kind=f"k{tag}"), RunMode.PAPER, "text"
+        )
         print(receipt.seq, flush=True)
     store.close()
 

@@ -1,30 +1,43 @@
 """Fixtures of the audit-log suite: decisions, and a database per backend.
 
-``backend_url`` runs each test on a SQLite file and, when ALLUSE_TEST_PG_URL is set, on
-PostgreSQL too (a fresh schema per test, dropped afterwards).
+``backend_url`` runs each test on a SQLite file and on PostgreSQL (``tests.postgres``: a fresh
+schema per test, dropped afterwards).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 import pytest
 
 from adapters.storage.audit_store import AuditStore
 from engine.clock import FixedClock
-from engine.decision import Action, ConstitutionRef, Decision, Firing, Verdict, decision_id_for
+from engine.records.decision import (
+    Action,
+    ConstitutionRef,
+    Decision,
+    Firing,
+    Verdict,
+    decision_id_for,
+)
+from tests import postgres
 
-PG_ENV = "ALLUSE_TEST_PG_URL"
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 CONSTITUTION_TEXT = "version: '1.3'\n# the constitution's source text, kept for replay\n"
 
 
-def make_decision(i: int = 0, *, account: str = "GEN", kind: str = "open_put", rule: str = "entry",
-                  approved: bool = True, vix: float = 18.5, as_of: str | None = None,
-                  constitution: ConstitutionRef | None = None, extra_facts: dict | None = None) -> Decision:
+def make_decision(
+    i: int = 0,
+    *,
+    account: str = "GEN",
+    kind: str = "open_put",
+    rule: str = "entry",
+    approved: bool = True,
+    vix: float = 18.5,
+    as_of: str | None = None,
+    constitution: ConstitutionRef | None = None,
+    extra_facts: dict | None = None,
+) -> Decision:
     constitution = constitution or ConstitutionRef(version="1.3", digest="sha256:" + "c1" * 32)
     facts = {
         "as_of": as_of or f"2026-01-{5 + i % 20:02d}T15:00:00Z",
@@ -40,21 +53,32 @@ def make_decision(i: int = 0, *, account: str = "GEN", kind: str = "open_put", r
         facts_digest=facts_digest,
         facts=facts,
         derived={"account": {account: {"mode": "active"}}},
-        fired=(Firing(rule=rule, clause="when", salience=10, account=account, symbol="TSLA",
-                      bindings=(f"market.vix={vix} < params.vix.normal=20", f"reason-{i:04d}")),),
-        actions=(Action(kind=kind, account=account, symbol="TSLA", rule=rule, clause="when", salience=10,
-                        params={"delta": 0.3}, reason=f"weekly income entry {i}"),),
-        verdicts=(Verdict(action=0, approved=approved, reasons=() if approved else ("max contracts",)),),
+        fired=(
+            Firing(
+                rule=rule,
+                clause="when",
+                salience=10,
+                account=account,
+                symbol="TSLA",
+                bindings=(f"market.vix={vix} < params.vix.normal=20", f"reason-{i:04d}"),
+            ),
+        ),
+        actions=(
+            Action(
+                kind=kind,
+                account=account,
+                symbol="TSLA",
+                rule=rule,
+                clause="when",
+                salience=10,
+                params={"delta": 0.3},
+                reason=f"weekly income entry {i}",
+            ),
+        ),
+        verdicts=(
+            Verdict(action=0, approved=approved, reasons=() if approved else ("max contracts",)),
+        ),
     )
-
-
-def _pg_schema_url(base: str, schema: str) -> str:
-    separator = "&" if "?" in base else "?"
-    return f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
-
-
-def _psycopg_url(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1).split("?")[0]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -62,18 +86,7 @@ def backend_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'audit.db'}"
         return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL run needs {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
-    psycopg = pytest.importorskip("psycopg")
-    schema = f"alluse_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_psycopg_url(base), autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield _pg_schema_url(base, schema)
-    finally:
-        with psycopg.connect(_psycopg_url(base), autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    yield from postgres.fresh_schema("alluse_t")
 
 
 @pytest.fixture
@@ -106,7 +119,7 @@ def raw_execute(url: str, *statements: str) -> None:
     import psycopg
 
     schema = url.split("search_path%3D")[1].split("&")[0]
-    with psycopg.connect(_psycopg_url(url), autocommit=True) as conn:
+    with psycopg.connect(postgres.psycopg_url(url), autocommit=True) as conn:
         conn.execute(f"SET search_path TO {schema}")
         conn.execute("ALTER TABLE audit_record DISABLE TRIGGER USER")
         for s in statements:

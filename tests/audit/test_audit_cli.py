@@ -13,7 +13,7 @@ import pytest
 from conftest import CONSTITUTION_TEXT, make_decision, raw_execute
 
 from constitution.canonical import canonical_json, sha256_hex
-from engine.audit import GENESIS_HASH, ExecutionLink, Mode
+from engine.records.audit import GENESIS_HASH, ExecutionLink, RunMode
 from scheduler.cli import audit_cmds, main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -24,10 +24,13 @@ D3 = make_decision(3, account="COM", kind="hedge")
 
 @pytest.fixture
 def seeded(store):
-    store.append_decision(D1, Mode.PAPER, CONSTITUTION_TEXT)
-    store.append_decision(D2, Mode.PAPER, CONSTITUTION_TEXT)
-    store.append_link(ExecutionLink(decision_id=D1.decision_id, kind="order", ref="c-1", data={"qty": 1}), Mode.PAPER)
-    store.append_decision(D3, Mode.BACKTEST, CONSTITUTION_TEXT)
+    store.append_decision(D1, RunMode.PAPER, CONSTITUTION_TEXT)
+    store.append_decision(D2, RunMode.PAPER, CONSTITUTION_TEXT)
+    store.append_link(
+        ExecutionLink(decision_id=D1.decision_id, kind="order", ref="c-1", data={"qty": 1}),
+        RunMode.PAPER,
+    )
+    store.append_decision(D3, RunMode.BACKTEST, CONSTITUTION_TEXT)
     return store
 
 
@@ -92,7 +95,12 @@ def test_show_an_unknown_id_exits_2(seeded, backend_url, capsys):
 def test_verify_an_intact_log_exits_0_with_its_head(seeded, backend_url, capsys):
     code, out, _ = _run(capsys, "verify", "--db", backend_url, "--json")
     report = json.loads(out)
-    assert code == 0 and report["ok"] and report["count"] == 4 and report["head_hash"] == seeded.get(4).hash
+    assert (
+        code == 0
+        and report["ok"]
+        and report["count"] == 4
+        and report["head_hash"] == seeded.get(4).hash
+    )
 
 
 def test_verify_a_tampered_log_exits_1_naming_the_seq(seeded, backend_url, capsys):
@@ -103,7 +111,9 @@ def test_verify_a_tampered_log_exits_1_naming_the_seq(seeded, backend_url, capsy
 
 def test_verify_against_a_noted_anchor_detects_a_cut_tail(seeded, backend_url, capsys):
     noted = seeded.get(3).hash
-    seeded.append_decision(make_decision(9), Mode.PAPER, CONSTITUTION_TEXT)  # later appends are fine
+    seeded.append_decision(
+        make_decision(9), RunMode.PAPER, CONSTITUTION_TEXT
+    )  # later appends are fine
     code, out, _ = _run(capsys, "verify", "--db", backend_url, "--anchor", noted, "--json")
     assert code == 0 and json.loads(out)["anchor_seq"] == 3
     raw_execute(backend_url, "DELETE FROM audit_record WHERE seq >= 3")
@@ -119,13 +129,26 @@ def test_export_jsonl_lines_carry_their_own_proof(seeded, backend_url, capsys):
     prev = GENESIS_HASH
     for record in lines:
         stated = record.pop("hash")
-        assert record["prev_hash"] == prev and stated == "sha256:" + sha256_hex(canonical_json(record))
+        assert record["prev_hash"] == prev and stated == "sha256:" + sha256_hex(
+            canonical_json(record)
+        )
         prev = stated
 
 
 def test_export_csv_to_a_file_keeps_the_stored_body(seeded, backend_url, capsys, tmp_path):
     target = tmp_path / "audit.csv"
-    code, _, _ = _run(capsys, "export", "--db", backend_url, "--format", "csv", "--output", str(target), "--mode", "paper")
+    code, _, _ = _run(
+        capsys,
+        "export",
+        "--db",
+        backend_url,
+        "--format",
+        "csv",
+        "--output",
+        str(target),
+        "--mode",
+        "paper",
+    )
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert code == 0 and [r["seq"] for r in rows] == ["1", "2", "3"]
     assert rows[0]["hash"] == seeded.get(1).hash
@@ -138,44 +161,58 @@ def test_readers_on_a_missing_database_exit_3(tmp_path, capsys):
     assert not (tmp_path / "missing.db").exists()
 
 
-def test_replay_reports_identical_with_an_unchanged_engine(seeded, backend_url, capsys, monkeypatch):
+def test_replay_reports_identical_with_an_unchanged_engine(
+    seeded, backend_url, capsys, monkeypatch
+):
     calls = []
 
     def load(text, source):
         calls.append(text)
         return "constitution"
 
-    monkeypatch.setattr(audit_cmds, "replay_functions", lambda: (load, lambda d: d, lambda c, f: D1))
+    monkeypatch.setattr(audit_cmds, "replay_functions", lambda: (load, lambda c, recorded: D1))
     code, out, _ = _run(capsys, "replay", D1.decision_id, "--db", backend_url)
     assert code == 0 and out.startswith("identical") and calls == [CONSTITUTION_TEXT]
 
 
-def test_replay_reports_the_difference_and_exits_1(seeded, backend_url, capsys, monkeypatch):
+def test_replay_reports_the_difference_and_exits_4(seeded, backend_url, capsys, monkeypatch):
     changed = make_decision(1, kind="roll")  # another action kind (and so another id)
-    monkeypatch.setattr(audit_cmds, "replay_functions", lambda: (lambda t, s: None, lambda d: d, lambda c, f: changed))
+    monkeypatch.setattr(
+        audit_cmds,
+        "replay_functions",
+        lambda: (lambda t, s: None, lambda c, recorded: changed),
+    )
     code, out, _ = _run(capsys, "replay", "1", "--db", backend_url, "--json")
     result = json.loads(out)
-    assert code == 1 and not result["identical"]
+    assert code == 4 and not result["identical"]
     assert 'actions[0].kind: recorded "open_put", replayed "roll"' in result["differences"]
 
 
-def test_replay_of_a_real_evaluation_is_identical_after_the_file_is_gone(store, backend_url, capsys, tmp_path):
+def test_replay_of_a_real_evaluation_is_identical_after_the_file_is_gone(
+    store, backend_url, capsys, tmp_path
+):
     load_mod = pytest.importorskip("constitution.load")
-    pipeline = pytest.importorskip("engine.pipeline")
-    facts_load = pytest.importorskip("engine.facts_load")
+    pipeline = pytest.importorskip("engine.rules.evaluate")
+    facts_load = pytest.importorskip("engine.facts.load")
     copy = tmp_path / "constitution.yaml"
     copy.write_text(load_mod.bundled_path().read_text())
     constitution = load_mod.load_constitution(copy)
-    decision = pipeline.evaluate(constitution, facts_load.load_facts(EXAMPLES / "facts-calm-thursday.yaml"))
-    store.append_decision(decision, Mode.DRY_RUN, constitution.text)
+    decision = pipeline.evaluate(
+        constitution, facts_load.load_facts(EXAMPLES / "facts-calm-thursday.yaml")
+    )
+    store.append_decision(decision, RunMode.DRY_RUN, constitution.text)
     copy.unlink()
     code, out, _ = _run(capsys, "replay", decision.decision_id, "--db", backend_url)
     assert code == 0 and out.startswith(f"identical: #1 {decision.decision_id}")
 
 
 def test_the_installed_command_verifies_in_a_subprocess(seeded, backend_url):
-    done = subprocess.run([sys.executable, "-m", "scheduler", "audit", "verify", "--db", backend_url],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler", "audit", "verify", "--db", backend_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and done.stdout.startswith("intact: 4 record(s)")
     assert "Traceback" not in done.stderr
 
@@ -188,7 +225,19 @@ def test_show_a_link_record_by_its_seq(seeded, backend_url, capsys):
 def test_evaluate_record_then_verify_and_replay(tmp_path, capsys):
     pytest.importorskip("scheduler.compose")
     db = str(tmp_path / "alluse.db")
-    assert main(["evaluate", "--facts", str(EXAMPLES / "facts-calm-thursday.yaml"), "--record", "--db", db]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--facts",
+                str(EXAMPLES / "facts-calm-thursday.yaml"),
+                "--record",
+                "--db",
+                db,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     code, out, _ = _run(capsys, "list", "--db", db, "--json")
     [record] = json.loads(out)

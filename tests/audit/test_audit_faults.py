@@ -17,19 +17,25 @@ from conftest import CONSTITUTION_TEXT, make_decision
 from adapters.storage.audit_store import AuditStore
 from adapters.storage.errors import StorageFull, StorageReadOnly, StorageUnavailable
 from constitution.errors import OperationalError, RetryError
-from engine.audit import Mode
+from engine.records.audit import RunMode
 
 APPENDER = Path(__file__).with_name("audit_appender.py")
 
 
 def _spawn(url: str, count: int, tag: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(APPENDER), url, str(count), tag],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(APPENDER), url, str(count), tag],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
 def test_two_processes_appending_500_each_give_1000_chained_records(store, backend_url):
-    store.append_decision(make_decision(0, account="COM"), Mode.PAPER, CONSTITUTION_TEXT)  # schema exists first
+    store.append_decision(
+        make_decision(0, account="COM"), RunMode.PAPER, CONSTITUTION_TEXT
+    )  # schema exists first
     procs = [_spawn(backend_url, 500, tag) for tag in ("a", "b")]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
@@ -42,7 +48,7 @@ def test_two_processes_appending_500_each_give_1000_chained_records(store, backe
 
 @pytest.mark.slow
 def test_a_writer_killed_mid_append_leaves_a_chain_that_verifies(store, backend_url, clock):
-    store.append_decision(make_decision(0, account="COM"), Mode.PAPER, CONSTITUTION_TEXT)
+    store.append_decision(make_decision(0, account="COM"), RunMode.PAPER, CONSTITUTION_TEXT)
     proc = _spawn(backend_url, 100_000, "a")
     assert proc.stdout.readline().strip() == "ready"
     last = 0
@@ -54,23 +60,23 @@ def test_a_writer_killed_mid_append_leaves_a_chain_that_verifies(store, backend_
     proc.stderr.close()
     report = store.verify()
     assert report.ok and report.count >= last  # every receipt handed out is in the log
-    after = store.append_decision(make_decision(1, account="COM"), Mode.PAPER, CONSTITUTION_TEXT)
+    after = store.append_decision(make_decision(1, account="COM"), RunMode.PAPER, CONSTITUTION_TEXT)
     assert after.seq == report.count + 1 and store.verify().ok
 
 
 def test_a_full_disk_is_a_clear_error_and_writes_nothing(tmp_path, clock):
     path = tmp_path / "audit.db"
     store = AuditStore.open(str(path), clock)
-    store.append_decision(make_decision(0), Mode.PAPER, CONSTITUTION_TEXT)
+    store.append_decision(make_decision(0), RunMode.PAPER, CONSTITUTION_TEXT)
     with sqlite3.connect(path) as conn:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
     full = AuditStore.open(str(path), clock, sqlite_pragmas={"max_page_count": pages})
     big = make_decision(1, extra_facts={"notes": "x" * 200_000})
     with pytest.raises(StorageFull) as caught:
-        full.append_decision(big, Mode.PAPER, CONSTITUTION_TEXT)
+        full.append_decision(big, RunMode.PAPER, CONSTITUTION_TEXT)
     assert isinstance(caught.value, OperationalError) and caught.value.exit_code == 3
     assert full.count() == 1 and full.verify().ok
-    assert store.append_decision(make_decision(2), Mode.PAPER, CONSTITUTION_TEXT).seq == 2
+    assert store.append_decision(make_decision(2), RunMode.PAPER, CONSTITUTION_TEXT).seq == 2
     full.close()
     store.close()
 
@@ -83,12 +89,12 @@ def _read_only(url: str) -> str:
 
 
 def test_a_read_only_database_is_a_clear_error_and_writes_nothing(store, backend_url, clock):
-    store.append_decision(make_decision(0), Mode.PAPER, CONSTITUTION_TEXT)
+    store.append_decision(make_decision(0), RunMode.PAPER, CONSTITUTION_TEXT)
     reader = AuditStore.open(_read_only(backend_url), clock)
     try:
         assert reader.verify().ok  # reading works
         with pytest.raises(StorageReadOnly) as caught:
-            reader.append_decision(make_decision(1), Mode.PAPER, CONSTITUTION_TEXT)
+            reader.append_decision(make_decision(1), RunMode.PAPER, CONSTITUTION_TEXT)
         assert caught.value.exit_code == 3
     finally:
         reader.close()
@@ -103,7 +109,7 @@ def test_a_busy_database_is_a_retry_error(tmp_path, clock):
     store = AuditStore.open(str(path), clock, sqlite_pragmas={"busy_timeout": 50})
     try:
         with pytest.raises(StorageUnavailable) as caught:
-            store.append_decision(make_decision(1), Mode.PAPER, CONSTITUTION_TEXT)
+            store.append_decision(make_decision(1), RunMode.PAPER, CONSTITUTION_TEXT)
         assert isinstance(caught.value, RetryError)
     finally:
         holder.execute("ROLLBACK")

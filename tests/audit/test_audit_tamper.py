@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 from conftest import CONSTITUTION_TEXT, make_decision, raw_execute
 
-from engine.audit import COLUMNS, Mode
+from engine.records.audit import COLUMNS, RunMode
 
 N = 8
 
@@ -19,7 +19,7 @@ N = 8
 @pytest.fixture
 def filled(store):
     for i in range(N):
-        store.append_decision(make_decision(i), Mode.PAPER, CONSTITUTION_TEXT)
+        store.append_decision(make_decision(i), RunMode.PAPER, CONSTITUTION_TEXT)
     assert store.verify().ok
     return store
 
@@ -77,12 +77,18 @@ def test_two_swapped_records_are_reported_at_the_first(filled, backend_url):
     assert _problem(filled) == (4, "hash")
 
 
-def test_a_record_rewritten_with_a_fresh_valid_hash_breaks_the_next_link(filled, backend_url, clock):
+def test_a_record_rewritten_with_a_fresh_valid_hash_breaks_the_next_link(
+    filled, backend_url, clock
+):
     # An attacker who recomputes record 5's hash still cannot fix record 6's prev_hash.
-    from engine.audit import draft_decision
+    from engine.records.audit import draft_decision
 
-    forged = draft_decision(make_decision(4, vix=30.0), Mode.PAPER).seal(5, filled.get(5).prev_hash, clock.now())
-    values = ", ".join(f"{c} = '{getattr(forged, c)}'" for c in ("decision_id", "body", "search", "hash"))
+    forged = draft_decision(make_decision(4, vix=30.0), RunMode.PAPER).seal(
+        5, filled.get(5).prev_hash, clock.now()
+    )
+    values = ", ".join(
+        f"{c} = '{getattr(forged, c)}'" for c in ("decision_id", "body", "search", "hash")
+    )
     raw_execute(backend_url, f"UPDATE audit_record SET {values} WHERE seq = 5")
     assert _problem(filled) == (6, "prev-hash")
 
@@ -93,7 +99,7 @@ def test_one_flipped_byte_in_the_sqlite_file_is_reported(tmp_path, clock):
     path = tmp_path / "audit.db"
     store = AuditStore.open(str(path), clock)
     for i in range(N):
-        store.append_decision(make_decision(i), Mode.PAPER, CONSTITUTION_TEXT)
+        store.append_decision(make_decision(i), RunMode.PAPER, CONSTITUTION_TEXT)
     store.close()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # move everything into the main file

@@ -6,7 +6,7 @@ explanations, v1.3's numbers typed in. This is what the rules engine is measured
 
 from __future__ import annotations
 
-from engine.prepare import prepare
+from engine.rules.prepare import prepare
 
 GEN_T = {"AAPL", "MSFT", "AMZN", "GOOG", "SPY", "QQQ", "IWM"}
 REV_T = {"NVDA", "TSLA"}
@@ -28,20 +28,39 @@ def evaluate(facts) -> set[tuple]:
     mk = {"mode": "active", "data_stale": False, "hedge_trigger": False}
     vix = m["vix"]
     if vix > 80:
-        fired.add(("vix.kill_switch",)); _up(mk, "mode", "kill")  # noqa: E702
+        fired.add(("vix.kill_switch",))
+        _up(mk, "mode", "kill")  # noqa: E702
     if 65 < vix <= 80:
-        fired.add(("vix.safe",)); _up(mk, "mode", "safe")  # noqa: E702
+        fired.add(("vix.safe",))
+        _up(mk, "mode", "safe")  # noqa: E702
     if 50 < vix <= 65:
-        fired.add(("vix.hedged_week",)); _up(mk, "mode", "hedged")  # noqa: E702
+        fired.add(("vix.hedged_week",))
+        _up(mk, "mode", "hedged")  # noqa: E702
     if not m["broker_connected"]:
-        fired.add(("data.broker_down",)); _up(mk, "mode", "safe")  # noqa: E702
+        fired.add(("data.broker_down",))
+        _up(mk, "mode", "safe")  # noqa: E702
     if m["data_age_seconds"] > 30:
-        fired.add(("data.stale",)); mk["data_stale"] = True  # noqa: E702
-    if m["vix_closes_above_30"] >= 5 or m["spx_drawdown"] >= 0.20 or m["breadth_above_50dma"] < 0.20:
-        fired.add(("hedge.trigger",)); mk["hedge_trigger"] = True  # noqa: E702
+        fired.add(("data.stale",))
+        mk["data_stale"] = True  # noqa: E702
+    if (
+        m["vix_closes_above_30"] >= 5
+        or m["spx_drawdown"] >= 0.20
+        or m["breadth_above_50dma"] < 0.20
+    ):
+        fired.add(("hedge.trigger",))
+        mk["hedge_trigger"] = True  # noqa: E702
     accts = {a["acct"]: a for a in pre.accounts}
-    ad = {k: {"level": 0, "mode": "active", "csp_suspended": False, "entries_frozen": False,
-              "csp_window": False, "cc_window": False} for k in accts}
+    ad = {
+        k: {
+            "level": 0,
+            "mode": "active",
+            "csp_suspended": False,
+            "entries_frozen": False,
+            "csp_window": False,
+            "cc_window": False,
+        }
+        for k in accts
+    }
     unds = {u["sym"]: u for u in pre.underlyings}
     day, minute, sched = m["clock_weekday"], m["clock_minutes_et"], m["clock_schedule_minutes"]
     levels = {}
@@ -52,20 +71,31 @@ def evaluate(facts) -> set[tuple]:
         b = p.get("breach_atr")
         if short_inc and b is not None:
             if 1 <= b < 2:
-                fired.add(("protocol.l1", *key[1:])); levels[p["key"]] = 1  # noqa: E702
+                fired.add(("protocol.l1", *key[1:]))
+                levels[p["key"]] = 1  # noqa: E702
             if 2 <= b < 3:
-                fired.add(("protocol.l2", *key[1:])); levels[p["key"]] = 2; d["entries_frozen"] = True  # noqa: E702
+                fired.add(("protocol.l2", *key[1:]))
+                levels[p["key"]] = 2
+                d["entries_frozen"] = True  # noqa: E702
                 ratio = p.get("roll_cost_ratio")
                 if ratio is None or ratio <= 0.5:
                     fired.add(("roll.l2", *key[1:]))
                 if ratio is not None and ratio > 0.5:
                     fired.add(("roll.uneconomic_exit", *key[1:]))
             if b >= 3:
-                fired.add(("protocol.l3", *key[1:])); levels[p["key"]] = 3  # noqa: E702
-                _up(d, "mode", "safe"); d["entries_frozen"] = True  # noqa: E702
+                fired.add(("protocol.l3", *key[1:]))
+                levels[p["key"]] = 3  # noqa: E702
+                _up(d, "mode", "safe")
+                d["entries_frozen"] = True  # noqa: E702
             if b >= 2 and not a["hedged"]:
                 fired.add(("hedge.tactical_l2", *key[1:]))
-        if p["right"] == "put" and p["side"] == "short" and p["purpose"] == "income" and b is not None and b < 2:
+        if (
+            p["right"] == "put"
+            and p["side"] == "short"
+            and p["purpose"] == "income"
+            and b is not None
+            and b < 2
+        ):
             if a["kind"] in ("gen", "mini") and b >= 1.0:
                 fired.add(("roll.prepare.gen", *key[1:]))
             if a["kind"] == "rev" and b >= 1.5:
@@ -75,12 +105,29 @@ def evaluate(facts) -> set[tuple]:
                 fired.add(("hedge.release_profit", *key[1:]))
             if p["right"] == "put" and vix < 20:
                 fired.add(("hedge.release_calm", *key[1:]))
-        if p["right"] == "call" and p["side"] == "short" and p["purpose"] == "income" and p.get("decay", -1) >= 0.65:
+        if (
+            p["right"] == "call"
+            and p["side"] == "short"
+            and p["purpose"] == "income"
+            and p.get("decay", -1) >= 0.65
+        ):
             fired.add(("cc.profit_take", *key[1:]))
-        if short_inc and day == "fri" and 870 <= sched < 945 and p["dte"] <= 0 and p["otm_atr"] < 0.5:
+        if (
+            short_inc
+            and day == "fri"
+            and 870 <= sched < 945
+            and p["dte"] <= 0
+            and p["otm_atr"] < 0.5
+        ):
             fired.add(("friday.pin_risk", *key[1:]))
-        if p["side"] == "short" and p["is_option"] and day == "fri" and sched >= 900 and p["dte"] <= 0 \
-                and p.get("abs_delta", -1) >= 0.95:
+        if (
+            p["side"] == "short"
+            and p["is_option"]
+            and day == "fri"
+            and sched >= 900
+            and p["dte"] <= 0
+            and p.get("abs_delta", -1) >= 0.95
+        ):
             fired.add(("assignment.prepare", *key[1:]))
     for pkey, level in levels.items():
         acct = pkey.split("/")[0]
@@ -88,31 +135,47 @@ def evaluate(facts) -> set[tuple]:
         _up(ad[acct], "level", level)
     for k, a in accts.items():
         d = ad[k]
-        fired.add(("mode.account_inherits_market", k)); _up(d, "mode", mk["mode"])  # noqa: E702
+        fired.add(("mode.account_inherits_market", k))
+        _up(d, "mode", mk["mode"])  # noqa: E702
         if mk["hedge_trigger"] and not a["hedged"] and a["kind"] in ("gen", "rev", "com"):
             fired.add(("hedge.strategic", k))
         if a["kind"] in ("gen", "rev", "mini") and a["drawdown"] >= 0.15 and vix < 30:
-            fired.add(("pivot.drawdown", k)); d["csp_suspended"] = True  # noqa: E702
+            fired.add(("pivot.drawdown", k))
+            d["csp_suspended"] = True  # noqa: E702
         if a["kind"] in ("gen", "rev", "mini") and a["holds_shares"] and a["drawdown"] > 0.05:
-            fired.add(("pivot.assignment_recovery", k)); d["csp_suspended"] = True  # noqa: E702
+            fired.add(("pivot.assignment_recovery", k))
+            d["csp_suspended"] = True  # noqa: E702
         if a["kind"] in ("gen", "mini") and day == "thu" and 585 <= minute < 660:
-            fired.add(("window.csp.gen", k)); d["csp_window"] = True  # noqa: E702
+            fired.add(("window.csp.gen", k))
+            d["csp_window"] = True  # noqa: E702
         if a["kind"] == "rev" and day == "wed" and 585 <= minute < 660:
-            fired.add(("window.csp.rev", k)); d["csp_window"] = True  # noqa: E702
+            fired.add(("window.csp.rev", k))
+            d["csp_window"] = True  # noqa: E702
         if day == "mon" and 585 <= minute < 660:
-            fired.add(("window.cc", k)); d["cc_window"] = True  # noqa: E702
-        if a["kind"] == "gen" and a["gain_over_base"] >= 100000:
+            fired.add(("window.cc", k))
+            d["cc_window"] = True  # noqa: E702
+        if a["kind"] == "gen" and a["gain_over_base"] >= 100000 and not a["fork_deferred"]:
             fired.add(("fork.gen", k))
-        if a["kind"] == "rev" and a["gain_over_base"] >= 500000:
+        if a["kind"] == "rev" and a["gain_over_base"] >= 500000 and not a["fork_deferred"]:
             fired.add(("fork.rev", k))
         if a["kind"] == "mini" and (a["age_years"] >= 3 or a["growth_multiple"] >= 3.0):
             fired.add(("merge.mini", k))
-        if a["kind"] in ("rev", "com") and m["clock_quarter_end_week"] and day == "fri" and sched >= 990 \
-                and a["quarter_gains"] > 0:
+        if (
+            a["kind"] in ("rev", "com")
+            and m["clock_quarter_last_session"]
+            and sched >= 990
+            and a["quarter_gains"] > 0
+        ):
             fired.add(("reinvest.quarterly", k))
     for p in pre.positions:
-        if p["purpose"] == "hedge" and p["side"] == "long" and not mk["hedge_trigger"] \
-                and ad[p["acct"]]["level"] < 2 and mk["mode"] == "active" and vix >= 20:
+        if (
+            p["purpose"] == "hedge"
+            and p["side"] == "long"
+            and not mk["hedge_trigger"]
+            and ad[p["acct"]]["level"] < 2
+            and mk["mode"] == "active"
+            and vix >= 20
+        ):
             fired.add(("hedge.release_reverted", p["acct"], p["key"]))
     _entries(fired, pre, accts, ad, unds, mk)
     return fired
@@ -121,24 +184,41 @@ def evaluate(facts) -> set[tuple]:
 def _liquid(u) -> bool:
     if not u["liquidity_known"]:
         return True
-    return u["option_open_interest"] >= 500 and u["option_volume"] >= 100 and u["option_spread_pct"] <= 0.05
+    return (
+        u["option_open_interest"] >= 500
+        and u["option_volume"] >= 100
+        and u["option_spread_pct"] <= 0.05
+    )
 
 
 def _entries(fired, pre, accts, ad, unds, mk) -> None:
     for k, a in accts.items():
         d = ad[k]
         if d["csp_window"]:
-            for rule, hit in (("skip.mode", d["mode"] != "active"), ("skip.frozen", d["entries_frozen"]),
-                              ("skip.csp_suspended", d["csp_suspended"]), ("skip.stale_data", mk["data_stale"])):
+            for rule, hit in (
+                ("skip.mode", d["mode"] != "active"),
+                ("skip.frozen", d["entries_frozen"]),
+                ("skip.csp_suspended", d["csp_suspended"]),
+                ("skip.stale_data", mk["data_stale"]),
+            ):
                 if hit:
                     fired.add((rule, k))
-            tickers = GEN_T if a["kind"] in ("gen", "mini") else REV_T if a["kind"] == "rev" else set()
+            tickers = (
+                GEN_T if a["kind"] in ("gen", "mini") else REV_T if a["kind"] == "rev" else set()
+            )
             for sym, u in unds.items():
                 if sym not in tickers:
                     continue
-                ok = d["mode"] == "active" and not d["entries_frozen"] and not d["csp_suspended"] \
-                    and not mk["data_stale"] and u["quote_ok"] and u["chain_available"] \
-                    and not u["earnings_this_week"] and _liquid(u)
+                ok = (
+                    d["mode"] == "active"
+                    and not d["entries_frozen"]
+                    and not d["csp_suspended"]
+                    and not mk["data_stale"]
+                    and u["quote_ok"]
+                    and u["chain_available"]
+                    and not u["earnings_this_week"]
+                    and _liquid(u)
+                )
                 if ok:
                     fired.add((f"entry.csp.{a['kind']}", k, sym))
                 if u["earnings_this_week"]:
@@ -149,8 +229,16 @@ def _entries(fired, pre, accts, ad, unds, mk) -> None:
                     fired.add(("skip.liquidity", k, sym))
     for p in pre.positions:
         a, d, u = accts[p["acct"]], ad[p["acct"]], unds[p["sym"]]
-        if not (d["cc_window"] and p["right"] == "stock" and p["uncovered_contracts"] > 0 and d["mode"] == "active"
-                and not d["entries_frozen"] and not mk["data_stale"] and u["quote_ok"] and u["chain_available"]):
+        if not (
+            d["cc_window"]
+            and p["right"] == "stock"
+            and p["uncovered_contracts"] > 0
+            and d["mode"] == "active"
+            and not d["entries_frozen"]
+            and not mk["data_stale"]
+            and u["quote_ok"]
+            and u["chain_available"]
+        ):
             continue
         if a["kind"] in ("com", "mini"):
             rule = "entry.cc.com_earnings" if u["earnings_this_week"] else "entry.cc.com"

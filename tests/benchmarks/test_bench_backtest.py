@@ -12,7 +12,7 @@ import os
 from datetime import date, time
 
 from adapters.storage.audit_store import open_decision_log
-from engine import calendar
+from engine.market import calendar
 from scheduler import compose
 from scheduler.backtest import run_backtest
 from tests.scheduler.fake_cycle import FakeCycle
@@ -25,7 +25,14 @@ class _WeeklyOnlyRecords(FakeCycle):
     cost without 39 000 audit writes."""
 
     def run(self, at):
-        log, self.log = self.log, (self.log if at.timetz().replace(tzinfo=None) in (time(16, 30), time(14, 30)) else None)
+        log, self.log = (
+            self.log,
+            (
+                self.log
+                if at.timetz().replace(tzinfo=None) in (time(16, 30), time(14, 30))
+                else None
+            ),
+        )
         try:
             return super().run(at)
         finally:
@@ -35,8 +42,12 @@ class _WeeklyOnlyRecords(FakeCycle):
 def _report(benchmark, summary) -> None:
     sessions = len(calendar.sessions_between(FIRST, LAST))
     total = benchmark.stats.stats.mean
-    benchmark.extra_info.update(sessions=sessions, cycles=summary.cycles, seconds=round(total, 2),
-                                ms_per_session=round(1000 * total / sessions, 2))
+    benchmark.extra_info.update(
+        sessions=sessions,
+        cycles=summary.cycles,
+        seconds=round(total, 2),
+        ms_per_session=round(1000 * total / sessions, 2),
+    )
     assert summary.sessions == sessions == 502
 
 
@@ -49,8 +60,16 @@ def test_bench_backtest_two_years_scheduler_only(benchmark, bundled, tmp_path):
 
     runs = iter(range(10))
     summary = benchmark.pedantic(
-        lambda: run_backtest(bundled, FIRST, LAST, f"sqlite:///{tmp_path}/s{next(runs)}.db", factory, synthetic_seed=1),
-        rounds=1, iterations=1,
+        lambda: run_backtest(
+            bundled,
+            FIRST,
+            LAST,
+            f"sqlite:///{tmp_path}/s{next(runs)}.db",
+            factory,
+            synthetic_seed=1,
+        ),
+        rounds=1,
+        iterations=1,
     )
     _report(benchmark, summary)
 
@@ -64,12 +83,25 @@ def test_bench_backtest_paper_pipeline(benchmark, bundled, tmp_path):
     full = os.environ.get("ALLUSE_BENCH_FULL") == "1"
     last = LAST if full else date(2024, 3, 28)
     summary = benchmark.pedantic(
-        lambda: run_backtest(bundled, FIRST, last, f"sqlite:///{tmp_path}/p.db", compose.paper_cycle_factory, synthetic_seed=7),
-        rounds=1, iterations=1,
+        lambda: run_backtest(
+            bundled,
+            FIRST,
+            last,
+            f"sqlite:///{tmp_path}/p.db",
+            compose.paper_cycle_factory,
+            synthetic_seed=7,
+        ),
+        rounds=1,
+        iterations=1,
     )
     sessions = len(calendar.sessions_between(FIRST, last))
     total = benchmark.stats.stats.mean
-    benchmark.extra_info.update(sessions=sessions, cycles=summary.cycles, decided=summary.decided,
-                                seconds=round(total, 2), ms_per_session=round(1000 * total / sessions, 2),
-                                projected_two_years_s=round(total / sessions * 502, 1))
+    benchmark.extra_info.update(
+        sessions=sessions,
+        cycles=summary.cycles,
+        decided=summary.decided,
+        seconds=round(total, 2),
+        ms_per_session=round(1000 * total / sessions, 2),
+        projected_two_years_s=round(total / sessions * 502, 1),
+    )
     assert summary.sessions == sessions

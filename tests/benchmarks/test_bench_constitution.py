@@ -6,4 +6,4 @@ from constitution.load import bundled_path, load_constitution
 def test_bench_load_and_validate_v13(benchmark):
     benchmark.group = "constitution"
     loaded = benchmark(load_constitution, bundled_path())
-    assert loaded.version == "1.3.0"
+    assert loaded.version == "1.3.1"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.pipeline import evaluate
+from engine.rules.evaluate import evaluate
 from tests.benchmarks import handwritten_v13 as hand
 from tests.benchmarks.portfolios import many_accounts, portfolio
 
@@ -39,7 +39,9 @@ def test_bench_portfolio_handwritten(benchmark, small):
 
 def test_bench_1000_accounts_durable(benchmark, bundled, large):
     benchmark.group = "1,000 accounts"
-    decision = benchmark.pedantic(evaluate, args=(bundled, large), rounds=3, iterations=1, warmup_rounds=1)
+    decision = benchmark.pedantic(
+        evaluate, args=(bundled, large), rounds=3, iterations=1, warmup_rounds=1
+    )
     assert len({a.account for a in decision.actions}) >= 900
 
 

@@ -4,7 +4,7 @@
 synthetic adapter): this measures facts + rules + risk + audit + plan + orders + ledger.
 ``synthetic_market``: the same cycle including the synthetic market's snapshot.
 Both decide every cycle (quiet ticks off); ``quiet_tick`` measures what a monitoring tick
-costs when nothing changed since the decision in force (engine.quiet, D27)."""
+costs when nothing changed since the decision in force (engine.cycle.quiet, D27)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.brokers.paper import PaperBroker
-from engine.audit import InMemoryDecisionLog, Mode
 from engine.clock import FixedClock
-from engine.execution import MemoryLedgerStore
-from engine.quiet import QuietTicks
-from scheduler.paper_cycle import Portfolio, TradingCycle, open_portfolio
+from engine.cycle.bootstrap import Portfolio, open_portfolio
+from engine.cycle.quiet import QuietTicks
+from engine.cycle.trading import TradingCycle
+from engine.execution.executor import MemoryLedgerStore
+from engine.records.audit import RunMode
+from engine.records.log import InMemoryDecisionLog
 from tests.execution import helpers
 
 THURSDAY = helpers.at(helpers.WEEK.replace(day=11), 10, 0)
@@ -45,8 +47,10 @@ def _cycle(bundled, market, db_url=None, quiet=False):
     else:
         broker = PaperBroker(market)
         broker.connect()
-        log = InMemoryDecisionLog(Mode.PAPER, FixedClock(datetime(2024, 1, 11, tzinfo=UTC)))
-        cycle = TradingCycle(bundled, market, broker, MemoryLedgerStore(), log, venue_sync=broker.sync)
+        log = InMemoryDecisionLog(RunMode.PAPER, FixedClock(datetime(2024, 1, 11, tzinfo=UTC)))
+        cycle = TradingCycle(
+            bundled, market, broker, MemoryLedgerStore(), log, venue_sync=broker.sync
+        )
     t0 = helpers.at(helpers.WEEK, 9, 40)
     broker.sync(t0, market.snapshot(t0, cycle.symbols))
     open_portfolio(cycle, Portfolio(helpers.CAPITAL, helpers.WEEK), t0, broker.seed_position)
@@ -58,7 +62,11 @@ def _cycle(bundled, market, db_url=None, quiet=False):
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_bench_paper_cycle_cached_market(benchmark, bundled, store, tmp_path):
-    cycle = _cycle(bundled, CachedMarket(helpers.market()), f"sqlite:///{tmp_path / 'b.db'}" if store == "sqlite" else None)
+    cycle = _cycle(
+        bundled,
+        CachedMarket(helpers.market()),
+        f"sqlite:///{tmp_path / 'b.db'}" if store == "sqlite" else None,
+    )
     report = benchmark(cycle.run, THURSDAY)
     assert set(report.equity) == {"GEN", "REV", "COM"} and not report.quiet
 

@@ -28,8 +28,12 @@ def test_released_versions_are_unchanged():
     assert check_lock() == []
 
 
-def test_a_changed_released_file_is_caught(tmp_path, bundled_text):
-    (tmp_path / "v1.3.yaml").write_text(bundled_text.replace("  margin_max: 0.60\n", "  margin_max: 0.55\n"))
+def test_a_changed_released_file_is_caught(tmp_path):
+    released = (LOCK_PATH.parent / "released" / "v1.3.0.yaml").read_text("utf-8")
+    (tmp_path / "released").mkdir()
+    (tmp_path / "released" / "v1.3.0.yaml").write_text(
+        released.replace("  margin_max: 0.60\n", "  margin_max: 0.55\n")
+    )
     lock = tmp_path / "versions.lock"
     lock.write_text(LOCK_PATH.read_text())
     [problem] = check_lock(lock)
@@ -37,9 +41,16 @@ def test_a_changed_released_file_is_caught(tmp_path, bundled_text):
 
 
 def test_digest_ignores_comments_and_layout_but_not_values(bundled, bundled_text):
-    relaid = load_constitution_text("# a comment\n" + bundled_text.replace("{gen: 0.40, rev: 0.30, com: 0.30}",
-                                                                           "{com: 0.30, rev: 0.30, gen: 0.4}"), "x.yaml")
-    changed = load_constitution_text(bundled_text.replace("  margin_max: 0.60\n", "  margin_max: 0.55\n"), "y.yaml")
+    relaid = load_constitution_text(
+        "# a comment\n"
+        + bundled_text.replace(
+            "{gen: 0.40, rev: 0.30, com: 0.30}", "{com: 0.30, rev: 0.30, gen: 0.4}"
+        ),
+        "x.yaml",
+    )
+    changed = load_constitution_text(
+        bundled_text.replace("  margin_max: 0.60\n", "  margin_max: 0.55\n"), "y.yaml"
+    )
     assert relaid.digest == bundled.digest
     assert changed.digest != bundled.digest
     assert bundled.digest == constitution_digest(bundled.model)
@@ -49,7 +60,10 @@ def test_digest_ignores_comments_and_layout_but_not_values(bundled, bundled_text
 def test_lock_round_trips():
     releases = read_lock()
     assert render_lock(releases) == LOCK_PATH.read_text()
-    assert releases["1.3.0"] == Release("1.3.0", "v1.3.yaml", load_constitution(bundled_path()).digest)
+    released = LOCK_PATH.parent / "released" / "v1.3.0.yaml"
+    assert releases["1.3.0"] == Release(
+        "1.3.0", "released/v1.3.0.yaml", load_constitution(released).digest
+    )
 
 
 def test_every_section_has_a_comment_naming_its_clause(bundled_text):
@@ -57,7 +71,9 @@ def test_every_section_has_a_comment_naming_its_clause(bundled_text):
     for i, line in enumerate(lines):
         if re.match(r"^[a-z_]+:", line) and not line.startswith("schema_version"):
             comment = lines[i - 1]
-            assert comment.startswith("#") and "§" in comment, f"section '{line}' needs a '# §N ...' comment above it"
+            assert comment.startswith("#") and "§" in comment, (
+                f"section '{line}' needs a '# §N ...' comment above it"
+            )
 
 
 def test_every_rule_names_an_existing_clause(bundled):
@@ -74,21 +90,26 @@ def test_all_required_action_kinds_exist():
 def test_docs_reference_is_generated_from_the_schema():
     from constitution.docs import render_constitution_doc
 
-    assert (SCHEMA_PATH.parents[1] / "docs" / "constitution.md").read_text("utf-8") == render_constitution_doc(), \
-        "run: python -m constitution.docs"
+    assert (SCHEMA_PATH.parents[1] / "docs" / "constitution.md").read_text(
+        "utf-8"
+    ) == render_constitution_doc(), "run: python -m constitution.docs"
 
 
 def test_facts_and_actions_docs_are_generated_from_the_code():
     from constitution.docs import DOCS, render_actions_doc, render_facts_doc
 
-    assert (DOCS / "facts.md").read_text("utf-8") == render_facts_doc(), "run: python -m constitution.docs"
-    assert (DOCS / "actions.md").read_text("utf-8") == render_actions_doc(), "run: python -m constitution.docs"
+    assert (DOCS / "facts.md").read_text("utf-8") == render_facts_doc(), (
+        "run: python -m constitution.docs"
+    )
+    assert (DOCS / "actions.md").read_text("utf-8") == render_actions_doc(), (
+        "run: python -m constitution.docs"
+    )
 
 
 def test_published_facts_schema_matches_the_facts_model():
-    from engine.facts_schema import PATH, render
+    from engine.facts.schema import PATH, render
 
-    assert PATH.read_text("utf-8") == render(), "run: python -m engine.facts_schema"
+    assert PATH.read_text("utf-8") == render(), "run: python -m engine.facts.schema"
 
 
 def test_an_older_schema_version_is_migrated_explicitly(bundled_text, monkeypatch):
@@ -100,7 +121,9 @@ def test_an_older_schema_version_is_migrated_explicitly(bundled_text, monkeypatc
         return {**data, "capital": capital, "schema_version": 1}
 
     monkeypatch.setitem(L.MIGRATIONS, 0, v0_to_v1)
-    old = bundled_text.replace("schema_version: 1\n", "schema_version: 0\n").replace("  margin_max: 0.60\n", "  max_margin: 0.60\n")
+    old = bundled_text.replace("schema_version: 1\n", "schema_version: 0\n").replace(
+        "  margin_max: 0.60\n", "  max_margin: 0.60\n"
+    )
     migrated = load_constitution_text(old, "old.yaml")
     assert migrated.model.capital.margin_max == 0.60
     assert migrated.digest == load_constitution(bundled_path()).digest

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from constitution.yamlsafe import load_file
-from engine.facts_load import facts_from_data
+from engine.facts.load import facts_from_data
 from scheduler.scenarios import _overlay
 
 BASE = Path(__file__).resolve().parents[1] / "scenarios" / "base.yaml"

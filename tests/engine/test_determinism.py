@@ -9,8 +9,13 @@ EXAMPLE = ROOT / "examples" / "facts-calm-thursday.yaml"
 
 def _evaluate_in_new_process(seed: str) -> bytes:
     env = {"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "scheduler", "evaluate", "--facts", str(EXAMPLE), "--json"],
-                          capture_output=True, cwd=ROOT, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scheduler", "evaluate", "--facts", str(EXAMPLE), "--json"],
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
 
@@ -23,7 +28,7 @@ def test_evaluate_json_is_byte_identical_across_processes():
 
 
 def test_decision_id_derives_from_constitution_and_facts(bundled, facts_with):
-    from engine.pipeline import evaluate
+    from engine.rules.evaluate import evaluate
 
     calm, stressed = facts_with(), facts_with({"market": {"vix": 52}})
     a, b, c = evaluate(bundled, calm), evaluate(bundled, calm), evaluate(bundled, stressed)

@@ -17,9 +17,14 @@ import pytest
 from durable import engine as durable
 
 from constitution.load import load_constitution_text
-from engine import rules as R
-from engine.pipeline import evaluate
-from engine.reference import ReferenceMatcher
+from engine.rules import durable as R
+from engine.rules.evaluate import evaluate as _evaluate
+from engine.rules.reference import ReferenceMatcher
+
+
+def evaluate(constitution, facts, matcher=None):
+    """These tests are about durable-rules: they evaluate through it (or a given matcher)."""
+    return _evaluate(constitution, facts, matcher, evaluator="durable")
 
 
 def _raw_host():
@@ -40,10 +45,14 @@ def _same_as_reference(bundled, facts):
 # P2 ---------------------------------------------------------------------------------------
 def test_raw_p2_posted_event_fires_only_one_of_two_matching_rules():
     host, fired = _raw_host(), []
-    host.register_rulesets({"p2": {
-        "a": {"all": [{"m": {"t": "x"}}], "pri": 1, "run": lambda c: fired.append("a")},
-        "b": {"all": [{"m": {"t": "x"}}], "pri": 2, "run": lambda c: fired.append("b")},
-    }})
+    host.register_rulesets(
+        {
+            "p2": {
+                "a": {"all": [{"m": {"t": "x"}}], "pri": 1, "run": lambda c: fired.append("a")},
+                "b": {"all": [{"m": {"t": "x"}}], "pri": 2, "run": lambda c: fired.append("b")},
+            }
+        }
+    )
     host.post("p2", {"sid": "1", "t": "x"})
     assert fired == ["a"]
 
@@ -60,7 +69,9 @@ def test_raw_p3_batch_with_an_unmatched_fact_raises():
     host = _raw_host()
     host.register_rulesets({"p3": {"a": {"all": [{"m": {"t": "x"}}], "run": lambda c: None}}})
     with pytest.raises(durable.MessageNotHandledException):
-        host.assert_facts("p3", [{"sid": "1", "id": 1, "t": "x"}, {"sid": "1", "id": 2, "t": "nothing"}])
+        host.assert_facts(
+            "p3", [{"sid": "1", "id": 1, "t": "x"}, {"sid": "1", "id": 2, "t": "nothing"}]
+        )
 
 
 def test_facts_no_rule_matches_do_not_lose_the_matched_actions(bundled, facts_with):
@@ -84,7 +95,10 @@ def test_no_work_happens_after_evaluate_returns(bundled, facts_with):
 
 # P5 ---------------------------------------------------------------------------------------
 def test_concurrent_evaluations_from_threads_lose_nothing(bundled, facts_with):
-    cases = [facts_with({"as_of": "2026-11-19T10:00:00-05:00", "market": {"vix": v}}) for v in (18, 52, 66, 81)]
+    cases = [
+        facts_with({"as_of": "2026-11-19T10:00:00-05:00", "market": {"vix": v}})
+        for v in (18, 52, 66, 81)
+    ]
     expected = [evaluate(bundled, f).to_json() for f in cases]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda i: evaluate(bundled, cases[i % 4]).to_json(), range(40)))
@@ -101,9 +115,10 @@ def test_raw_p6_exception_in_an_action_is_swallowed_into_state():
 
 def test_a_failing_action_fails_the_evaluation_loudly(bundled):
     class Broken(R.Runtime):
-        def _action(self, rule_index, disjunct):
+        def _action(self, rule_index, disjunct, guarded=()):
             def run(c):
                 raise RuntimeError("action blew up")
+
             return run
 
     runtime = Broken(bundled.rules, "broken-p6")
@@ -121,7 +136,9 @@ def test_raw_p8_two_distinct_ids_are_taken_for_duplicates():
         host.assert_fact("p8", {"sid": "1", "id": "p:ACCT203320", "t": "p"})
 
 
-def test_a_false_duplicate_splits_the_session_and_keeps_every_account(bundled, facts_with, monkeypatch):
+def test_a_false_duplicate_splits_the_session_and_keeps_every_account(
+    bundled, facts_with, monkeypatch
+):
     facts = facts_with({"as_of": "2026-11-19T10:00:00-05:00"})
     expected = evaluate(bundled, facts).to_json()
     runtime = R.runtime_for(bundled.digest, bundled.rules)
@@ -152,7 +169,9 @@ def test_raw_p9_exponent_floats_break_durables_parser():
         "h.assert_facts('p9', [{'sid': '1', 'id': 1, 'v': 6e-05}])\n"
         "print('accepted')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0
     assert "accepted" not in proc.stdout
 
@@ -166,20 +185,43 @@ def test_tiny_values_in_exponent_form_evaluate_correctly(bundled, facts_with):
 # P10 --------------------------------------------------------------------------------------
 def test_raw_p10_a_join_on_id_never_matches():
     host, fired = _raw_host(), []
-    host.register_rulesets({"p10": {"j": {"all": [{"a": {"t": "a"}}, {"p": {"$and": [{"t": "p"}, {"id": {"a": "id"}}]}}],
-                                          "run": lambda c: fired.append(1)},
-                                    "all": {"all": [{"m": {"$ex": {"t": 1}}}], "pri": 9, "run": lambda c: None}}})
-    host.assert_facts("p10", [{"sid": "1", "id": "x", "t": "a"}, {"sid": "1", "id": "x2", "t": "p"}])
+    host.register_rulesets(
+        {
+            "p10": {
+                "j": {
+                    "all": [{"a": {"t": "a"}}, {"p": {"$and": [{"t": "p"}, {"id": {"a": "id"}}]}}],
+                    "run": lambda c: fired.append(1),
+                },
+                "all": {"all": [{"m": {"$ex": {"t": 1}}}], "pri": 9, "run": lambda c: None},
+            }
+        }
+    )
+    host.assert_facts(
+        "p10", [{"sid": "1", "id": "x", "t": "a"}, {"sid": "1", "id": "x2", "t": "p"}]
+    )
     assert fired == []
 
 
 def test_position_rules_join_their_own_account_only(bundled, facts_with):
-    put = {"symbol": "AAPL", "right": "put", "side": "short", "strike": 204, "expiry": "2026-11-20", "contracts": 1,
-           "entry_credit": 2.0, "mark": 4.5, "delta": -0.6}
-    facts = facts_with({"accounts": [{"id": "GEN", "positions": [put]}, {"id": "REV", "positions": [put]}]})
+    put = {
+        "symbol": "AAPL",
+        "right": "put",
+        "side": "short",
+        "strike": 204,
+        "expiry": "2026-11-20",
+        "contracts": 1,
+        "entry_credit": 2.0,
+        "mark": 4.5,
+        "delta": -0.6,
+    }
+    facts = facts_with(
+        {"accounts": [{"id": "GEN", "positions": [put]}, {"id": "REV", "positions": [put]}]}
+    )
     decision = _same_as_reference(bundled, facts)
     prepared = [(a.rule, a.account) for a in decision.actions if a.kind == "prepare_roll"]
-    assert prepared == [("roll.prepare.gen", "GEN")]  # REV's trigger is 1.5 ATR; the join kept them apart
+    assert prepared == [
+        ("roll.prepare.gen", "GEN")
+    ]  # REV's trigger is 1.5 ATR; the join kept them apart
 
 
 # P12 --------------------------------------------------------------------------------------
@@ -188,7 +230,7 @@ def test_actions_do_not_depend_on_fact_order(bundled, facts_with):
     data = forward.model_dump(mode="json")
     data["accounts"] = list(reversed(data["accounts"]))
     data["market"]["underlyings"] = dict(reversed(list(data["market"]["underlyings"].items())))
-    from engine.facts_load import facts_from_data
+    from engine.facts.load import facts_from_data
 
     backward = facts_from_data(data)
     a, b = evaluate(bundled, forward), evaluate(bundled, backward)
@@ -198,11 +240,15 @@ def test_actions_do_not_depend_on_fact_order(bundled, facts_with):
 
 # P13 --------------------------------------------------------------------------------------
 def test_two_constitution_versions_run_side_by_side(bundled, bundled_text, facts_with):
-    edited = load_constitution_text(bundled_text.replace("  kill_switch: 80\n", "  kill_switch: 85\n"), "edited.yaml")
+    edited = load_constitution_text(
+        bundled_text.replace("  kill_switch: 80\n", "  kill_switch: 85\n"), "edited.yaml"
+    )
     facts = facts_with({"market": {"vix": 82}})
     assert "kill_switch" in [a.kind for a in evaluate(bundled, facts).actions]
     assert "kill_switch" not in [a.kind for a in evaluate(edited, facts).actions]
-    assert R.runtime_for(bundled.digest, bundled.rules) is R.runtime_for(bundled.digest, bundled.rules)
+    assert R.runtime_for(bundled.digest, bundled.rules) is R.runtime_for(
+        bundled.digest, bundled.rules
+    )
 
 
 # P14 --------------------------------------------------------------------------------------
@@ -217,3 +263,95 @@ def test_sessions_are_deleted_after_each_evaluation(bundled, facts_with):
 def test_no_compiled_rule_matches_on_session_state(bundled):
     for rule in bundled.rules.rules:
         assert "$s" not in json.dumps(rule.durable_definitions())
+
+
+# P18 / P19 (found by the random-rules property test, tests/engine/test_compiled_agreement.py) --
+def _with_rule(bundled, when: str):
+    rule = {
+        "id": "probe.join",
+        "clause": "§0",
+        "salience": 1,
+        "description": "probe",
+        "when": when,
+        "then": [{"action": "alert", "with": {"severity": "'info'", "message": "'probe'"}}],
+    }
+    from tests.engine.strategies import with_rules
+
+    return load_constitution_text(with_rules(bundled.text, "  - " + json.dumps(rule)), "<probe>")
+
+
+def test_raw_p19_equality_with_another_facts_field_is_false_across_int_and_float():
+    host, fired = _raw_host(), []
+    host.register_rulesets(
+        {
+            "p19": {
+                "eq": {
+                    "all": [{"m": {"t": "m"}}, {"a": {"$and": [{"t": "a"}, {"x": {"m": "n"}}]}}],
+                    "run": lambda c: fired.append(c.a["id"]),
+                },
+                "all": {"all": [{"z": {"$ex": {"t": 1}}}], "pri": 9, "run": lambda c: None},
+            }
+        }
+    )
+    facts = [
+        {"sid": "1", "id": "m", "t": "m", "n": 0},  # an integer field (vix_closes_above_30)
+        {"sid": "1", "id": "a1", "t": "a", "x": 0.0},  # a float field (cash) of equal value
+        {"sid": "1", "id": "a2", "t": "a", "x": 0},
+    ]
+    host.assert_facts("p19", facts)
+    assert fired == ["a2"]  # 0.0 == 0 is false for durable; true for Python and the rules
+
+
+def test_equality_between_fields_of_two_facts_is_numeric(bundled, facts_with):
+    constitution = _with_rule(
+        bundled, "account.id == 'GEN' and account.cash == market.vix_closes_above_30"
+    )
+    facts = facts_with(
+        {"market": {"vix_closes_above_30": 0}, "accounts": [{"id": "GEN", "cash": 0}]}
+    )
+    durable = evaluate(constitution, facts)
+    assert [a.account for a in durable.actions if a.rule == "probe.join"] == ["GEN"]
+    assert durable.to_json() == _evaluate(constitution, facts).to_json()
+    assert (
+        durable.to_json()
+        == evaluate(
+            constitution, facts, ReferenceMatcher(constitution.rules, constitution.model)
+        ).to_json()
+    )
+
+
+def test_optional_fields_are_never_compared_with_a_join_reference_inside_durable(bundled):
+    """P18: ``position.mark >= underlying.atr5`` (mark may be absent) made durable segfault in
+    about one process in ten (seen 2/40 and 5/40 runs of five evaluations; 0/40 with the
+    workaround). The runtime keeps such atoms out of the patterns it registers."""
+    constitution = _with_rule(bundled, "position.mark >= underlying.atr5")
+    rule = next(r for r in constitution.rules.rules if r.id == "probe.join")
+    assert [[a.field for a in g] for g in R.guarded_rules(rule)] == [["mark"]]
+    runtime = R.runtime_for(constitution.digest, constitution.rules)
+    registered = json.dumps(runtime._definitions(rule.stratum)["probe.join#0"]["all"])
+    assert "mark" not in registered and '"u": "atr5"' not in registered
+
+
+def test_a_join_on_an_optional_field_decides_as_the_compiled_path(bundled, facts_with):
+    constitution = _with_rule(bundled, "position.mark >= underlying.atr5")
+    put = {
+        "symbol": "AAPL",
+        "right": "put",
+        "side": "short",
+        "strike": 190,
+        "expiry": "2026-11-20",
+        "contracts": 1,
+        "entry_credit": 2.0,
+    }
+    facts = facts_with(
+        {
+            "accounts": [
+                {"id": "GEN", "positions": [put, {**put, "strike": 180, "mark": 5.0}]},
+                {"id": "REV", "positions": [{**put, "strike": 185, "mark": 3.0}]},
+            ]
+        }
+    )
+    durable = evaluate(constitution, facts)
+    probes = [a.account for a in durable.actions if a.rule == "probe.join"]
+    assert probes == ["GEN"]  # 5.0 >= atr 4 fires; 3.0 does not; a missing mark is false
+    assert durable.to_json() == _evaluate(constitution, facts).to_json()

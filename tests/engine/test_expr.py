@@ -17,19 +17,25 @@ def test_arithmetic_precedence_and_unary_minus():
 
 
 def test_in_and_not_in_lists():
-    assert E.render(E.parse("account.kind not in ['gen', 'rev']")) == "account.kind not in ['gen', 'rev']"
+    assert (
+        E.render(E.parse("account.kind not in ['gen', 'rev']"))
+        == "account.kind not in ['gen', 'rev']"
+    )
     assert isinstance(E.parse("underlying.symbol in params.sleeves.gen.tickers").right, E.Name)
 
 
-@pytest.mark.parametrize(("text", "offset"), [
-    ("market.vix >", 12),
-    ("market.vix > > 1", 13),
-    ("(market.vix > 1", 15),
-    ("market. > 1", 8),
-    ("market.vix = 1", 11),
-    ("market.vix > 1 extra", 15),
-    ("", 0),
-])
+@pytest.mark.parametrize(
+    ("text", "offset"),
+    [
+        ("market.vix >", 12),
+        ("market.vix > > 1", 13),
+        ("(market.vix > 1", 15),
+        ("market. > 1", 8),
+        ("market.vix = 1", 11),
+        ("market.vix > 1 extra", 15),
+        ("", 0),
+    ],
+)
 def test_syntax_errors_carry_the_offset(text, offset):
     with pytest.raises(E.ExprError) as err:
         E.parse(text)

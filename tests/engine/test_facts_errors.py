@@ -45,20 +45,38 @@ def test_good_facts_evaluate(tmp_path, capsys):
     assert code == 0 and out.startswith("{")
 
 
-@pytest.mark.parametrize(("old", "new", "path", "code_name"), [
-    ("  vix: 18.4\n", "", "market.vix", "missing"),
-    ("  vix: 18.4\n", "  vix: high\n", "market.vix", "type"),
-    ("  vix: 18.4\n", "  vix: .nan\n", "market.vix", "not-finite"),
-    ("  vix: 18.4\n", "  vix: .inf\n", "market.vix", "not-finite"),
-    ("{price: 228.5,", "{price: -228.5,", "market.underlyings.AAPL.price", "range"),
-    ("    kind: gen\n", "    kind: generator\n", "accounts[0].kind", "bad-value"),
-    ("expiry: 2026-11-20", "expiry: 2026-11-18", "accounts[0].positions[0].expiry", "expired"),
-    ("as_of: 2026-11-19T10:15:00-05:00", "as_of: 2026-11-19T10:15:00", "as_of", "no-offset"),
-    ("{symbol: AAPL, right: put", "{symbol: MSFT, right: put", "accounts[0].positions[0].symbol", "unknown-symbol"),
-    ("    cash: 395000\n", "    cash: 395000\n    cahs: 1\n", "accounts[0].cahs", "unknown-key"),
-    ("    high_water_mark: 420000\n", "    high_water_mark: 1000\n", "accounts[0].high_water_mark", "inconsistent"),
-    ("contracts: 10,", "contracts: 0,", "accounts[0].positions[0].contracts", "range"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "path", "code_name"),
+    [
+        ("  vix: 18.4\n", "", "market.vix", "missing"),
+        ("  vix: 18.4\n", "  vix: high\n", "market.vix", "type"),
+        ("  vix: 18.4\n", "  vix: .nan\n", "market.vix", "not-finite"),
+        ("  vix: 18.4\n", "  vix: .inf\n", "market.vix", "not-finite"),
+        ("{price: 228.5,", "{price: -228.5,", "market.underlyings.AAPL.price", "range"),
+        ("    kind: gen\n", "    kind: generator\n", "accounts[0].kind", "bad-value"),
+        ("expiry: 2026-11-20", "expiry: 2026-11-18", "accounts[0].positions[0].expiry", "expired"),
+        ("as_of: 2026-11-19T10:15:00-05:00", "as_of: 2026-11-19T10:15:00", "as_of", "no-offset"),
+        (
+            "{symbol: AAPL, right: put",
+            "{symbol: MSFT, right: put",
+            "accounts[0].positions[0].symbol",
+            "unknown-symbol",
+        ),
+        (
+            "    cash: 395000\n",
+            "    cash: 395000\n    cahs: 1\n",
+            "accounts[0].cahs",
+            "unknown-key",
+        ),
+        (
+            "    high_water_mark: 420000\n",
+            "    high_water_mark: 1000\n",
+            "accounts[0].high_water_mark",
+            "inconsistent",
+        ),
+        ("contracts: 10,", "contracts: 0,", "accounts[0].positions[0].contracts", "range"),
+    ],
+)
 def test_bad_fact_is_named_by_its_path(tmp_path, capsys, old, new, path, code_name):
     code, lines, out = _run(tmp_path, capsys, GOOD.replace(old, new))
     assert code == 2
@@ -68,7 +86,9 @@ def test_bad_fact_is_named_by_its_path(tmp_path, capsys, old, new, path, code_na
 
 
 def test_every_bad_fact_is_reported_at_once(tmp_path, capsys):
-    bad = GOOD.replace("  vix: 18.4\n", "  vix: .nan\n").replace("    kind: gen\n", "    kind: generator\n")
+    bad = GOOD.replace("  vix: 18.4\n", "  vix: .nan\n").replace(
+        "    kind: gen\n", "    kind: generator\n"
+    )
     code, lines, _ = _run(tmp_path, capsys, bad)
     assert code == 2
     assert {"market.vix", "accounts[0].kind"} <= set(_paths(lines))

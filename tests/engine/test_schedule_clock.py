@@ -12,8 +12,8 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from engine.calendar import DEFAULT_CADENCE, NEW_YORK, schedule_minutes
-from engine.prepare import clock_fields
+from engine.market.calendar import DEFAULT_CADENCE, NEW_YORK, schedule_minutes
+from engine.rules.prepare import clock_fields
 
 BLACK_FRIDAY = date(2024, 11, 29)  # early close 13:00
 FRIDAY = date(2024, 11, 22)  # an ordinary Friday
@@ -27,19 +27,22 @@ def _sched(at: datetime, early: bool, shift: int = 120, cadence=None) -> int:
     return clock_fields(at, early, shift, cadence)["clock_schedule_minutes"]
 
 
-@pytest.mark.parametrize(("hh", "mm", "expected"), [
-    (9, 30, 690),  # open-anchored times are read from clock.minutes_et, not from this clock
-    (12, 29, 869),
-    (12, 30, 870),  # Friday management 14:30 - 2 h
-    (12, 40, 880),
-    (12, 44, 884),
-    (12, 45, 900),  # the assignment check fires (15:00 clipped to close - 15 min): reads 15:00
-    (12, 59, 900),
-    (13, 0, 900),  # the closing evaluation: shifted minutes catch up
-    (13, 45, 945),  # management end 15:45 - 2 h (after the close)
-    (14, 29, 989),
-    (14, 30, 990),  # the weekly report 16:30 - 2 h
-])
+@pytest.mark.parametrize(
+    ("hh", "mm", "expected"),
+    [
+        (9, 30, 690),  # open-anchored times are read from clock.minutes_et, not from this clock
+        (12, 29, 869),
+        (12, 30, 870),  # Friday management 14:30 - 2 h
+        (12, 40, 880),
+        (12, 44, 884),
+        (12, 45, 900),  # the assignment check fires (15:00 clipped to close - 15 min): reads 15:00
+        (12, 59, 900),
+        (13, 0, 900),  # the closing evaluation: shifted minutes catch up
+        (13, 45, 945),  # management end 15:45 - 2 h (after the close)
+        (14, 29, 989),
+        (14, 30, 990),  # the weekly report 16:30 - 2 h
+    ],
+)
 def test_black_friday_clock(hh, mm, expected):
     at = _ny(BLACK_FRIDAY, hh, mm)
     assert _sched(at, True) == expected
@@ -52,7 +55,9 @@ def test_the_clock_reaches_15_00_at_the_12_45_instant_not_a_second_before():
 
 
 def test_the_clock_never_runs_backwards_on_an_early_close():
-    readings = [_sched(_ny(BLACK_FRIDAY, 9, 30) + timedelta(minutes=i), True) for i in range(7 * 60 + 1)]
+    readings = [
+        _sched(_ny(BLACK_FRIDAY, 9, 30) + timedelta(minutes=i), True) for i in range(7 * 60 + 1)
+    ]
     assert readings == sorted(readings)
 
 
@@ -84,8 +89,12 @@ def test_facts_calling_an_early_close_the_calendar_does_not_know_assume_a_1300_c
 def test_the_clip_follows_the_cadence_it_is_given():
     # management 15:30-15:50 and the check at 15:40 both land past the close: both fire at
     # 12:45, and the clock then reads the later one (both rules hold in that cycle)
-    late = replace(DEFAULT_CADENCE, management_start=time(15, 30), management_end=time(15, 50),
-                   assignment_check=time(15, 40))
+    late = replace(
+        DEFAULT_CADENCE,
+        management_start=time(15, 30),
+        management_end=time(15, 50),
+        assignment_check=time(15, 40),
+    )
     assert _sched(_ny(BLACK_FRIDAY, 12, 44), True, cadence=late) == 884
     assert _sched(_ny(BLACK_FRIDAY, 12, 45), True, cadence=late) == 940
     assert _sched(_ny(BLACK_FRIDAY, 13, 41), True, cadence=late) == 941

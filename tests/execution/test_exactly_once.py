@@ -10,15 +10,16 @@ import pytest
 from adapters.brokers.paper import PaperBroker, PaperCosts
 from adapters.storage.audit_store import AuditStore, SqlDecisionLog
 from adapters.storage.ledger_store import SqlLedgerStore
-from engine import planner, risk
-from engine.audit import Mode
-from engine.broker import ContractSpec, OrderRequest, OrderSide, OrderState, SecType
 from engine.clock import FixedClock
-from engine.execution import Executor
-from engine.ledger import Deposit, OpenAccount, OrderRecord, RecordIntent
-from engine.ledger_view import ledger_facts
-from engine.quotes import MarketView
-from engine.resume import resume
+from engine.execution import planner, risk
+from engine.execution.broker import OrderRequest, OrderSide, OrderState
+from engine.execution.executor import Executor
+from engine.execution.ledger import Deposit, OpenAccount, OrderRecord, RecordIntent
+from engine.execution.ledger_view import ledger_facts
+from engine.execution.resume import resume
+from engine.market.instruments import ContractSpec, SecType
+from engine.market.quotes import MarketView
+from engine.records.audit import RunMode
 from tests.execution import helpers
 
 THU = helpers.at(helpers.WEEK.replace(day=11), 10, 0)
@@ -28,9 +29,11 @@ THU = helpers.at(helpers.WEEK.replace(day=11), 10, 0)
 def stores(backend_url):
     """(ledger store, decision log) in one database, GEN opened with $400K."""
     store = SqlLedgerStore.open(backend_url)
-    store.apply([OpenAccount("o", "GEN", "gen", helpers.WEEK), Deposit("d", "GEN", 400_000_00)], THU)
+    store.apply(
+        [OpenAccount("o", "GEN", "gen", helpers.WEEK), Deposit("d", "GEN", 400_000_00)], THU
+    )
     audit = AuditStore.open(backend_url, FixedClock(datetime(2024, 1, 11, tzinfo=UTC)))
-    yield store, SqlDecisionLog(audit, Mode.PAPER)
+    yield store, SqlDecisionLog(audit, RunMode.PAPER)
     audit.close()
     store.close()
 
@@ -45,13 +48,15 @@ def _setup(market, bundled, stores):
 
 
 def _decide(bundled, store, snap):
-    from engine.facts_builder import build_facts
-    from engine.pipeline import evaluate
+    from engine.market.facts_builder import build_facts
+    from engine.rules.evaluate import evaluate
 
     view = MarketView(snap)
     lf = ledger_facts(store.state, view)
     facts = build_facts(snap, lf.accounts)
-    decision, limits = risk.review(bundled.model, evaluate(bundled, facts), risk.GuardState(accounts=1))
+    decision, limits = risk.review(
+        bundled.model, evaluate(bundled, facts), risk.GuardState(accounts=1)
+    )
     return decision, planner.plan(bundled.model, decision, store.state, view, limits, lf.by_key)
 
 
@@ -78,10 +83,14 @@ def test_a_restarted_process_resubmits_nothing_and_links_each_fill_once(market, 
     executor.execute(decision, executor.record(decision, bundled.text), plan, THU)
     orders = len(broker.requests())
     restarted_store = SqlLedgerStore(store.engine)  # new process: ledger and log from the database
-    restarted = Executor(broker, SqlDecisionLog(log.store, Mode.PAPER), restarted_store)
+    restarted = Executor(broker, SqlDecisionLog(log.store, RunMode.PAPER), restarted_store)
     again = restarted.execute(decision, restarted.record(decision, bundled.text), plan, THU)
     assert again.submitted == 0 and len(broker.requests()) == orders
-    fills = [r.link.data["execution_id"] for r in log.store.for_decision(decision.decision_id) if r.link and r.link.kind == "fill"]
+    fills = [
+        r.link.data["execution_id"]
+        for r in log.store.for_decision(decision.decision_id)
+        if r.link and r.link.kind == "fill"
+    ]
     assert fills and sorted(fills) == sorted({f.execution_id for f in broker.fills()})
 
 
@@ -90,27 +99,55 @@ def test_replanning_after_fills_tops_up_nothing_already_deployed(market, bundled
     decision, plan = _decide(bundled, store, snap)
     executor = Executor(broker, log, store)
     executor.execute(decision, executor.record(decision, bundled.text), plan, THU)
-    _, again = _decide(bundled, store, snap)  # the ledger now holds the puts: new facts, new decision
+    _, again = _decide(
+        bundled, store, snap
+    )  # the ledger now holds the puts: new facts, new decision
     assert not again.orders
-    assert {r.reason for r in again.rejections} <= {"per-symbol-cap", "insufficient-cash", "none-in-band", "none-liquid"}
+    assert {r.reason for r in again.rejections} <= {
+        "per-symbol-cap",
+        "insufficient-cash",
+        "none-in-band",
+        "none-liquid",
+    }
 
 
 def test_venue_returns_the_existing_order_for_a_known_client_order_id(market, bundled):
     broker = PaperBroker(market, costs=PaperCosts(participation=1.0))
     broker.sync(THU, market.snapshot(THU, bundled.model.sleeves.gen.tickers))
-    put = ContractSpec(sec_type=SecType.OPTION, symbol="SPY", expiry=THU.date(), strike=1.0, right="P")
-    req = OrderRequest(client_order_id="d-x:0:o0", decision_id="d-x", account="GEN", contract=put,
-                       side=OrderSide.SELL, quantity=1, limit_price=5.0)
+    put = ContractSpec(
+        sec_type=SecType.OPTION, symbol="SPY", expiry=THU.date(), strike=1.0, right="P"
+    )
+    req = OrderRequest(
+        client_order_id="d-x:0:o0",
+        decision_id="d-x",
+        account="GEN",
+        contract=put,
+        side=OrderSide.SELL,
+        quantity=1,
+        limit_price=5.0,
+    )
     a, b = broker.submit(req), broker.submit(req.model_copy(update={"quantity": 9}))
     assert a.broker_order_id == b.broker_order_id and len(broker.requests()) == 1
 
 
 def test_resume_abandons_an_unsent_intent_and_cancels_an_orphan(market, bundled, stores):
     store, broker, log, snap = _setup(market, bundled, stores)
-    put = ContractSpec(sec_type=SecType.OPTION, symbol="SPY", expiry=THU.date(), strike=1.0, right="P")
-    unsent = OrderRequest(client_order_id="d-a:0:o0", decision_id="d-a", account="GEN", contract=put,
-                          side=OrderSide.SELL, quantity=1, limit_price=50.0)
-    store.apply([RecordIntent("intent:d-a", OrderRecord(unsent, 0, "open_short_put", "income", "cash"))], THU)
+    put = ContractSpec(
+        sec_type=SecType.OPTION, symbol="SPY", expiry=THU.date(), strike=1.0, right="P"
+    )
+    unsent = OrderRequest(
+        client_order_id="d-a:0:o0",
+        decision_id="d-a",
+        account="GEN",
+        contract=put,
+        side=OrderSide.SELL,
+        quantity=1,
+        limit_price=50.0,
+    )
+    store.apply(
+        [RecordIntent("intent:d-a", OrderRecord(unsent, 0, "open_short_put", "income", "cash"))],
+        THU,
+    )
     orphan = unsent.model_copy(update={"client_order_id": "d-b:0:o0", "decision_id": "d-b"})
     broker.submit(orphan)  # unknown to the ledger (its intent was lost): must be cancelled
     report = resume(store, Executor(broker, log, store), THU)

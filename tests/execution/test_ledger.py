@@ -1,6 +1,6 @@
 """Ledger operations are balanced: the money sum is checked after every operation, in the pure
 ledger and through the SQL store on SQLite and PostgreSQL (``backend_url``: a fresh database or
-schema per test; PostgreSQL only when ALLUSE_TEST_PG_URL is set)."""
+schema per test; PostgreSQL found by ``tests.postgres``)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from hypothesis import strategies as st
 from sqlalchemy import event, text
 
 from adapters.storage.ledger_store import SqlLedgerStore
-from engine.broker import ContractSpec, Fill, OrderSide, SecType
-from engine.ledger import (
+from engine.execution.broker import Fill, OrderSide
+from engine.execution.ledger import (
     LEAP,
     TAX,
     ApplyFill,
     Deposit,
-    Fork,
+    FillCrossesZero,
+    ForkAccount,
     LedgerRefused,
     LedgerState,
     MarkEquity,
-    Merge,
+    MergeAccount,
     OpenAccount,
     SetMode,
     Transfer,
@@ -30,16 +31,35 @@ from engine.ledger import (
     apply_all,
     total,
 )
+from engine.market.instruments import ContractSpec, SecType
 
 D = date(2024, 1, 2)
 AT = datetime(2024, 1, 2, 15, tzinfo=UTC)
-PUT = ContractSpec(sec_type=SecType.OPTION, symbol="AAPL", expiry=date(2024, 1, 5), strike=180.0, right="P")
+PUT = ContractSpec(
+    sec_type=SecType.OPTION, symbol="AAPL", expiry=date(2024, 1, 5), strike=180.0, right="P"
+)
 
 
-BASE_OPS = (OpenAccount("o1", "GEN", "gen", D), OpenAccount("o2", "COM", "com", D), Deposit("d1", "GEN", 400_000_00),
-            Deposit("d2", "COM", 300_000_00))
-TABLES = ("ledger_op", "ledger_entry", "ledger_account", "ledger_position", "ledger_order", "ledger_fill",
-          "ledger_equity", "ledger_mode")
+BASE_OPS = (
+    OpenAccount("o1", "GEN", "gen", D),
+    OpenAccount("o2", "COM", "com", D),
+    Deposit("d1", "GEN", 400_000_00),
+    Deposit("d2", "COM", 300_000_00),
+)
+TABLES = (
+    "ledger_op",
+    "ledger_entry",
+    "ledger_account",
+    "ledger_position",
+    "ledger_order",
+    "ledger_fill",
+    "ledger_equity",
+    "ledger_mode",
+    "ledger_lot",
+    "ledger_realised",
+    "ledger_account_mode",
+    "ledger_flag",
+)
 
 
 def _base() -> LedgerState:
@@ -47,17 +67,55 @@ def _base() -> LedgerState:
 
 
 def _fill(n: int, side: OrderSide, qty: int, price: float) -> ApplyFill:
-    return ApplyFill(f"x{n}", Fill(client_order_id="c", broker_order_id="b", execution_id=f"x{n}", account="GEN",
-                                   contract=PUT, side=side, quantity=qty, price=price, commission=0.65 * qty, at=AT))
+    return ApplyFill(
+        f"x{n}",
+        Fill(
+            client_order_id="c",
+            broker_order_id="b",
+            execution_id=f"x{n}",
+            account="GEN",
+            contract=PUT,
+            side=side,
+            quantity=qty,
+            price=price,
+            commission=0.65 * qty,
+            at=AT,
+        ),
+    )
 
 
-ops_strategy = st.lists(st.one_of(
-    st.builds(lambda n, q, p: _fill(n, OrderSide.SELL, q, p), st.integers(0, 50), st.integers(1, 60), st.floats(0.01, 30)),
-    st.builds(lambda n, q, p: _fill(n + 100, OrderSide.BUY, q, p), st.integers(0, 50), st.integers(1, 60), st.floats(0.0, 30)),
-    st.builds(lambda n, a: Transfer(f"t{n}", "GEN", "GEN", a, dst_bucket=TAX), st.integers(0, 20), st.integers(1, 10**7)),
-    st.builds(lambda n, a: Transfer(f"l{n}", "COM", "COM", a, dst_bucket=LEAP), st.integers(0, 20), st.integers(1, 10**7)),
-    st.builds(lambda n, a: Fork(f"f{n}", "GEN", ((f"MINI-{n}", "mini", a),), D), st.integers(0, 5), st.integers(1, 10**7)),
-), max_size=40)
+ops_strategy = st.lists(
+    st.one_of(
+        st.builds(
+            lambda n, q, p: _fill(n, OrderSide.SELL, q, p),
+            st.integers(0, 50),
+            st.integers(1, 60),
+            st.floats(0.01, 30),
+        ),
+        st.builds(
+            lambda n, q, p: _fill(n + 100, OrderSide.BUY, q, p),
+            st.integers(0, 50),
+            st.integers(1, 60),
+            st.floats(0.0, 30),
+        ),
+        st.builds(
+            lambda n, a: Transfer(f"t{n}", "GEN", "GEN", a, dst_bucket=TAX),
+            st.integers(0, 20),
+            st.integers(1, 10**7),
+        ),
+        st.builds(
+            lambda n, a: Transfer(f"l{n}", "COM", "COM", a, dst_bucket=LEAP),
+            st.integers(0, 20),
+            st.integers(1, 10**7),
+        ),
+        st.builds(
+            lambda n, a: ForkAccount(f"f{n}", "GEN", ((f"MINI-{n}", "mini", a),), D),
+            st.integers(0, 5),
+            st.integers(1, 10**7),
+        ),
+    ),
+    max_size=40,
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -65,10 +123,19 @@ ops_strategy = st.lists(st.one_of(
 def test_money_sum_is_zero_after_every_operation(ops):
     state = _base()
     for op in ops:
-        state = apply(state, op).state
+        try:
+            state = apply(state, op).state
+        except FillCrossesZero:  # a fill of ours through zero is refused (issue 13), not booked
+            assert _crosses(state, op)
+            continue
         assert total(state) == 0
 
 
+def _crosses(state: LedgerState, op) -> bool:
+    held = state.holdings.get((op.fill.account, op.fill.contract.key))
+    before = held.quantity if held else 0
+    after = before + (op.fill.quantity if op.fill.side is OrderSide.BUY else -op.fill.quantity)
+    return before * after < 0
 
 
 # --------------------------------------------------------------------------- the SQL store
@@ -93,19 +160,32 @@ def _count(store: SqlLedgerStore, table: str) -> int:
 
 
 def _clear(store: SqlLedgerStore) -> None:
+    """An empty ledger again (the ledger's hash chain too, around its append-only trigger)."""
     with store.engine.begin() as conn:
         for t in TABLES:
             conn.execute(text(f"DELETE FROM {t}"))
+        if store.engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER IF EXISTS ledger_link_no_delete"))
+        else:
+            conn.execute(text("ALTER TABLE ledger_link DISABLE TRIGGER USER"))
+        conn.execute(text("DELETE FROM ledger_link"))
     store.reload()
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=ops_strategy)
 def test_the_stored_ledger_sums_to_zero_after_every_operation_and_reloads_identically(store, ops):
     _clear(store)
     store.apply(BASE_OPS, AT)
     for op in ops:
-        state = store.apply([op], AT)
+        before = store.state
+        try:
+            state = store.apply([op], AT)
+        except FillCrossesZero:  # refused whole: nothing written, the state unchanged
+            assert store.state is before and _reloaded(store) == before
+            continue
         assert total(state) == 0 and store.entries_total() == 0
     assert _reloaded(store) == store.state
 
@@ -123,21 +203,36 @@ def test_a_repeated_operation_id_changes_nothing(store):
 
 def test_gen_fork_moves_100k_to_a_new_mini_and_lowers_the_parent_high_water_mark(store):
     before = store.state
-    store.apply([Fork("fork:GEN:1", "GEN", (("MINI-1", "mini", 100_000_00),), D)], AT)
+    store.apply([ForkAccount("fork:GEN:1", "GEN", (("MINI-1", "mini", 100_000_00),), D)], AT)
     forked = _reloaded(store)
     assert forked == store.state
     assert forked.balance("GEN") == 300_000_00 and forked.balance("MINI-1") == 100_000_00
-    assert forked.accounts["GEN"].high_water_mark == before.accounts["GEN"].high_water_mark - 100_000_00
+    assert (
+        forked.accounts["GEN"].high_water_mark
+        == before.accounts["GEN"].high_water_mark - 100_000_00
+    )
     assert forked.accounts["GEN"].forks == 1 and forked.accounts["MINI-1"].base_equity == 100_000_00
     assert total(forked) == 0 and store.entries_total() == 0
 
 
 def test_merge_moves_every_bucket_and_position_into_com(store):
-    store.apply([Fork("fork:GEN:1", "GEN", (("MINI-1", "mini", 100_000_00),), D)], AT)
-    fill = ApplyFill("m1", Fill(client_order_id="c", broker_order_id="b", execution_id="m1", account="MINI-1", contract=PUT,
-                                side=OrderSide.SELL, quantity=1, price=2.0, at=AT))
+    store.apply([ForkAccount("fork:GEN:1", "GEN", (("MINI-1", "mini", 100_000_00),), D)], AT)
+    fill = ApplyFill(
+        "m1",
+        Fill(
+            client_order_id="c",
+            broker_order_id="b",
+            execution_id="m1",
+            account="MINI-1",
+            contract=PUT,
+            side=OrderSide.SELL,
+            quantity=1,
+            price=2.0,
+            at=AT,
+        ),
+    )
     store.apply([fill], AT)
-    store.apply([Merge("merge:MINI-1", "MINI-1", "COM", 100_200_00)], AT)
+    store.apply([MergeAccount("merge:MINI-1", "MINI-1", "COM", 100_200_00)], AT)
     merged = _reloaded(store)
     assert merged == store.state
     assert merged.accounts["MINI-1"].status == "merged" and merged.balance("MINI-1") == 0
@@ -148,11 +243,19 @@ def test_merge_moves_every_bucket_and_position_into_com(store):
 
 def test_rev_full_fork_opens_three_sleeves_40_30_30(store):
     store.apply([OpenAccount("o3", "REV", "rev", D), Deposit("d3", "REV", 900_000_00)], AT)
-    children = (("GEN-1", "gen", 200_000_00), ("REV-1", "rev", 150_000_00), ("COM-1", "com", 150_000_00))
-    store.apply([Fork("fork:REV:1", "REV", children, D, "F1")], AT)
+    children = (
+        ("GEN-1", "gen", 200_000_00),
+        ("REV-1", "rev", 150_000_00),
+        ("COM-1", "com", 150_000_00),
+    )
+    store.apply([ForkAccount("fork:REV:1", "REV", children, D, "F1")], AT)
     forked = _reloaded(store)
     assert forked == store.state
-    assert [forked.balance(a) for a in ("GEN-1", "REV-1", "COM-1")] == [200_000_00, 150_000_00, 150_000_00]
+    assert [forked.balance(a) for a in ("GEN-1", "REV-1", "COM-1")] == [
+        200_000_00,
+        150_000_00,
+        150_000_00,
+    ]
     assert {forked.accounts[a].family for a in ("GEN-1", "REV-1", "COM-1")} == {"F1"}
     assert forked.balance("REV") == 400_000_00 and total(forked) == 0
 
@@ -166,7 +269,13 @@ def test_a_refused_operation_writes_nothing_of_its_batch(store):
 
 
 def test_mode_latch_and_equity_history_survive_a_restart(store):
-    store.apply([MarkEquity("mark:GEN:1", "GEN", 401_000_00), SetMode("mode:d-1:0", "kill", "vix_kill", True)], AT)
+    store.apply(
+        [
+            MarkEquity("mark:GEN:1", "GEN", 401_000_00),
+            SetMode("mode:d-1:0", "kill", "vix_kill", True),
+        ],
+        AT,
+    )
     state = _reloaded(store)
     assert (state.mode, state.mode_reason, state.latched) == ("kill", "vix_kill", True)
     assert state.accounts["GEN"].high_water_mark == 401_000_00

@@ -6,22 +6,36 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from adapters.brokers.paper import PaperBroker, PaperCosts, _settlement_fills
-from engine.broker import ContractSpec, OrderRequest, OrderSide, OrderState, SecType
-from engine.plan_types import ladder
+from engine.execution.broker import OrderRequest, OrderSide, OrderState
+from engine.execution.plan import ladder
+from engine.market.instruments import ContractSpec, SecType
 from tests.execution import helpers
 
 
 def _listed_put(broker_market, at):
     snap = broker_market.snapshot(at, ["SPY"])
     chain = snap.chains["SPY"]
-    i = int(abs(abs(chain.delta) - 0.3).argmin())
+    i = int((abs(abs(chain.delta) - 0.3) + chain.is_call).argmin())  # the 30-delta put
     c = chain.contract(i)
-    return snap, ContractSpec(sec_type=SecType.OPTION, symbol="SPY", expiry=c.expiry, strike=c.strike, right="P"), c
+    return (
+        snap,
+        ContractSpec(
+            sec_type=SecType.OPTION, symbol="SPY", expiry=c.expiry, strike=c.strike, right="P"
+        ),
+        c,
+    )
 
 
 def _req(contract, qty, price, coid="d-t:0:o0"):
-    return OrderRequest(client_order_id=coid, decision_id="d-t", account="GEN", contract=contract, side=OrderSide.SELL,
-                        quantity=qty, limit_price=price)
+    return OrderRequest(
+        client_order_id=coid,
+        decision_id="d-t",
+        account="GEN",
+        contract=contract,
+        side=OrderSide.SELL,
+        quantity=qty,
+        limit_price=price,
+    )
 
 
 def test_a_limit_at_mid_waits_and_the_ladder_fills_it_no_worse_than_the_limit(market):
@@ -42,7 +56,9 @@ def test_a_limit_at_mid_waits_and_the_ladder_fills_it_no_worse_than_the_limit(ma
 def test_a_large_order_fills_partially_and_keeps_working(market):
     at = helpers.at(helpers.WEEK, 10)
     snap, contract, c = _listed_put(market, at)
-    broker = PaperBroker(market, costs=PaperCosts(participation=1 / max(c.volume, 1)))  # one contract per pass
+    broker = PaperBroker(
+        market, costs=PaperCosts(participation=1 / max(c.volume, 1))
+    )  # one contract per pass
     broker.sync(at, snap)
     status = broker.submit(_req(contract, 3, round(c.bid, 2)))
     assert status.state is OrderState.PARTIALLY_FILLED and status.filled == 1
@@ -64,12 +80,19 @@ def test_day_orders_expire_at_an_early_close(market):
 
 def test_expiry_worthless_assigned_and_called_away():
     close = datetime(2024, 1, 12, 21, 0)
-    put = ContractSpec(sec_type=SecType.OPTION, symbol="MSFT", expiry=date(2024, 1, 12), strike=400.0, right="P")
+    put = ContractSpec(
+        sec_type=SecType.OPTION, symbol="MSFT", expiry=date(2024, 1, 12), strike=400.0, right="P"
+    )
     call = put.model_copy(update={"right": "C"})
     otm = _settlement_fills("GEN", put, -2, 410.0, close)
     assert [(f.side, f.quantity, f.price) for f in otm] == [(OrderSide.BUY, 2, 0.0)]
     assigned = _settlement_fills("GEN", put, -2, 390.0, close)
-    assert (assigned[1].contract.sec_type, assigned[1].side, assigned[1].quantity, assigned[1].price) == (SecType.STOCK, OrderSide.BUY, 200, 400.0)
+    assert (
+        assigned[1].contract.sec_type,
+        assigned[1].side,
+        assigned[1].quantity,
+        assigned[1].price,
+    ) == (SecType.STOCK, OrderSide.BUY, 200, 400.0)
     called = _settlement_fills("COM", call, -1, 420.0, close)
     assert (called[1].side, called[1].quantity, called[1].price) == (OrderSide.SELL, 100, 400.0)
     long_itm = _settlement_fills("COM", put, 3, 380.0, close)

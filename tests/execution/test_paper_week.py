@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 
 from adapters.storage.ledger_store import SqlLedgerStore
-from engine.audit import RecordType
-from engine.broker import OrderSide, SecType
-from engine.cycle import WeekEvent
-from engine.ledger import total
-from engine.resume import position_differences
+from engine.execution.broker import OrderSide
+from engine.execution.events import WeekEvent
+from engine.execution.ledger import total
+from engine.execution.resume import position_differences
+from engine.market.instruments import SecType
+from engine.records.audit import RecordType
 from tests.execution import helpers
 
 
@@ -47,8 +48,13 @@ def week(tmp_path_factory):
 def _entries(new_orders, weekday):
     """Orders that OPEN positions (sell-to-open) placed on ``weekday`` (0 = Monday)."""
     times = helpers.week_times()
-    return [o for t, orders in zip(times, new_orders, strict=True) if t.weekday() == weekday
-            for o in orders if o.side is OrderSide.SELL and o.decision_id and ":o" in o.client_order_id]
+    return [
+        o
+        for t, orders in zip(times, new_orders, strict=True)
+        if t.weekday() == weekday
+        for o in orders
+        if o.side is OrderSide.SELL and o.decision_id and ":o" in o.client_order_id
+    ]
 
 
 def test_com_sells_covered_calls_on_monday_only(week):
@@ -64,14 +70,18 @@ def test_rev_sells_nvda_tsla_puts_on_wednesday(week):
     *_, new_orders = week
     wednesday = _entries(new_orders, 2)
     assert wednesday and {o.account for o in wednesday} == {"REV"}
-    assert {o.contract.symbol for o in wednesday} <= {"NVDA", "TSLA"} and {o.contract.right for o in wednesday} == {"P"}
+    assert {o.contract.symbol for o in wednesday} <= {"NVDA", "TSLA"} and {
+        o.contract.right for o in wednesday
+    } == {"P"}
 
 
 def test_gen_sells_puts_on_thursday_within_its_tickers(week):
     cycle, *_, new_orders = week
     thursday = _entries(new_orders, 3)
     assert thursday and {o.account for o in thursday} == {"GEN"}
-    assert {o.contract.symbol for o in thursday} <= set(cycle.constitution.model.sleeves.gen.tickers)
+    assert {o.contract.symbol for o in thursday} <= set(
+        cycle.constitution.model.sleeves.gen.tickers
+    )
     assert all(o.contract.right == "P" for o in thursday)
     assert not _entries(new_orders, 1) and not _entries(new_orders, 4)
 
@@ -88,10 +98,17 @@ def test_friday_expiry_assigns_an_itm_put_as_shares(week):
     cycle, broker, store, reports, *_ = week
     friday_close = [r for r in reports if r.at.weekday() == 4 and r.at.hour == 16][0]
     assert WeekEvent.ASSIGNMENT in friday_close.events
-    shares = [h for h in store.state.holdings.values()
-              if h.account in ("GEN", "REV") and h.contract.sec_type is SecType.STOCK]
+    shares = [
+        h
+        for h in store.state.holdings.values()
+        if h.account in ("GEN", "REV") and h.contract.sec_type is SecType.STOCK
+    ]
     assert shares and all(h.quantity % 100 == 0 and h.quantity > 0 for h in shares)
-    assert not [h for h in store.state.holdings.values() if h.contract.expiry and h.contract.expiry <= helpers.WEEK.replace(day=12)]
+    assert not [
+        h
+        for h in store.state.holdings.values()
+        if h.contract.expiry and h.contract.expiry <= helpers.WEEK.replace(day=12)
+    ]
 
 
 def test_ledger_matches_the_venue_and_balances(week):
@@ -109,8 +126,11 @@ def test_every_planner_rejection_is_linked_in_the_decision_log(week):
     assert audit.verify().ok
     rejected = 0
     for report, plan in zip(reports, plans, strict=True):
-        notes = [r.link.data["rejection"] for r in audit.for_decision(report.decision_id)
-                 if r.record_type is RecordType.LINK and r.link.kind == "note"]
+        notes = [
+            r.link.data["rejection"]
+            for r in audit.for_decision(report.decision_id)
+            if r.record_type is RecordType.LINK and r.link.kind == "note"
+        ]
         assert sorted(n["action"] for n in notes) == sorted(r.action_index for r in plan.rejections)
         assert all(n["reason"] for n in notes)
         rejected += len(notes)

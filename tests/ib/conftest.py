@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from engine import calendar
-from engine.broker import BrokerEvent, ContractSpec, OrderRequest, OrderSide, SecType
 from engine.clock import FixedClock
+from engine.execution.broker import BrokerEvent, OrderRequest, OrderSide
+from engine.market import calendar
+from engine.market.instruments import ContractSpec, SecType
 
 from .market import Underlying
 from .tws_stub import TwsStub
@@ -19,18 +20,26 @@ from .tws_stub import TwsStub
 ACCOUNTS = {"GEN": "DU111", "REV": "DU222", "COM": "DU333", "MINI-1": "DU444"}
 WEEK = ("20250110", "20250117")
 SESSIONS = [d.astype(date) for d in calendar.sessions_between(date(2024, 11, 1), date(2025, 1, 3))]
-BARS = tuple((f"{d:%Y%m%d}", 195.0 + i * 0.2, 197.0 + i * 0.2, 193.0 + i * 0.2, 196.0 + i * 0.2, 1_000_000)
-             for i, d in enumerate(SESSIONS))
+BARS = tuple(
+    (f"{d:%Y%m%d}", 195.0 + i * 0.2, 197.0 + i * 0.2, 193.0 + i * 0.2, 196.0 + i * 0.2, 1_000_000)
+    for i, d in enumerate(SESSIONS)
+)
 VIX_BARS = tuple((f"{d:%Y%m%d}", 16.0, 17.0, 15.0, 16.0, 0) for d in SESSIONS)
 
 
 def underlyings() -> list[Underlying]:
     return [
-        Underlying("AAPL", 200.0, 0.28, WEEK, (180.0, 185.0, 190.0, 195.0, 200.0, 205.0, 210.0), BARS),
+        Underlying(
+            "AAPL", 200.0, 0.28, WEEK, (180.0, 185.0, 190.0, 195.0, 200.0, 205.0, 210.0), BARS
+        ),
         Underlying("MSFT", 420.0, 0.25, WEEK, (400.0, 410.0, 420.0, 430.0, 440.0)),
-        Underlying("NVDA", 140.0, 0.50, WEEK, (120.0, 125.0, 130.0, 135.0, 140.0, 145.0, 150.0), BARS),
+        Underlying(
+            "NVDA", 140.0, 0.50, WEEK, (120.0, 125.0, 130.0, 135.0, 140.0, 145.0, 150.0), BARS
+        ),
         Underlying("SPY", 590.0, 0.15, WEEK, (570.0, 575.0, 580.0, 585.0, 590.0, 600.0), BARS),
-        Underlying("SPX", 5900.0, 0.16, ("20250620", "20250627"), (5000.0, 5100.0, 5200.0, 5300.0), BARS),
+        Underlying(
+            "SPX", 5900.0, 0.16, ("20250620", "20250627"), (5000.0, 5100.0, 5200.0, 5300.0), BARS
+        ),
         Underlying("VIX", 16.0, 0.90, ("20250716",), (20.0, 21.0, 25.0), VIX_BARS),
     ]
 
@@ -74,17 +83,31 @@ class Recorder:
 
     def fills(self, coid: str | None = None):
         with self._cond:
-            return [e.fill for e in self.events
-                    if e.kind == "fill" and (coid is None or e.fill.client_order_id == coid)]
+            return [
+                e.fill
+                for e in self.events
+                if e.kind == "fill" and (coid is None or e.fill.client_order_id == coid)
+            ]
 
     def states(self, coid: str) -> list[str]:
         with self._cond:
-            return [e.status.state.value for e in self.events
-                    if e.kind == "status" and e.status.client_order_id == coid]
+            return [
+                e.status.state.value
+                for e in self.events
+                if e.kind == "status" and e.status.client_order_id == coid
+            ]
 
 
-FAST = dict(connect_timeout=2.0, request_timeout=5.0, ack_timeout=1.0, reconnect_initial=0.05,
-            reconnect_max=0.4, pacing_initial=0.05, pacing_max=0.4, commission_grace=0.3)
+FAST = dict(
+    connect_timeout=2.0,
+    request_timeout=5.0,
+    ack_timeout=1.0,
+    reconnect_initial=0.05,
+    reconnect_max=0.4,
+    pacing_initial=0.05,
+    pacing_max=0.4,
+    commission_grace=0.3,
+)
 
 
 @pytest.fixture
@@ -94,7 +117,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def make_broker(stub: TwsStub, clock: FixedClock):
-    from adapters.brokers.ib import IBBroker, IBConfig
+    from adapters.ib.broker import IBBroker, IBConfig
 
     made = []
 
@@ -114,19 +137,32 @@ def make_broker(stub: TwsStub, clock: FixedClock):
 
 
 def put(symbol: str, expiry: str, strike: float, kind: SecType = SecType.OPTION) -> ContractSpec:
-    return ContractSpec(sec_type=kind, symbol=symbol, right="P", strike=strike,
-                        expiry=datetime.strptime(expiry, "%Y%m%d").date())
+    return ContractSpec(
+        sec_type=kind,
+        symbol=symbol,
+        right="P",
+        strike=strike,
+        expiry=datetime.strptime(expiry, "%Y%m%d").date(),
+    )
 
 
 def call(symbol: str, expiry: str, strike: float, kind: SecType = SecType.OPTION) -> ContractSpec:
     return put(symbol, expiry, strike, kind).model_copy(update={"right": "C"})
 
 
-def order(coid: str, account: str, contract: ContractSpec, side: str, qty: int,
-          limit: float | None = 1.0) -> OrderRequest:
-    return OrderRequest(client_order_id=coid, decision_id=coid.split(":")[0], account=account,
-                        contract=contract, side=OrderSide(side), quantity=qty,
-                        order_type="LMT" if limit else "MKT", limit_price=limit)
+def order(
+    coid: str, account: str, contract: ContractSpec, side: str, qty: int, limit: float | None = 1.0
+) -> OrderRequest:
+    return OrderRequest(
+        client_order_id=coid,
+        decision_id=coid.split(":")[0],
+        account=account,
+        contract=contract,
+        side=OrderSide(side),
+        quantity=qty,
+        order_type="LMT" if limit else "MKT",
+        limit_price=limit,
+    )
 
 
 def today(d: date) -> datetime:
@@ -139,20 +175,25 @@ def settled(rec: Recorder, *coids: str, state: str = "filled", timeout: float = 
 
 
 def _states(events: list[BrokerEvent], coid: str) -> list[str]:
-    return [e.status.state.value for e in events
-            if e.kind == "status" and e.status.client_order_id == coid]
+    return [
+        e.status.state.value
+        for e in events
+        if e.kind == "status" and e.status.client_order_id == coid
+    ]
 
 
 @pytest.fixture
 def make_market(stub: TwsStub, clock: FixedClock):
-    from adapters.brokers.ib import IBConfig
-    from adapters.market_data.ib import IBMarketData, IBMarketDataSettings
+    from adapters.ib.broker import IBConfig
+    from adapters.ib.market_data import IBMarketData, IBMarketDataSettings
 
     made = []
 
     def make(**settings) -> IBMarketData:
         config = IBConfig(**(dict(FAST, port=stub.port, client_id=21)))
-        md = IBMarketData(config, clock=clock, settings=IBMarketDataSettings(**{"tick_wait": 1.0, **settings}))
+        md = IBMarketData(
+            config, clock=clock, settings=IBMarketDataSettings(**{"tick_wait": 1.0, **settings})
+        )
         made.append(md)
         md.connect()
         return md

@@ -35,12 +35,25 @@ class SecurityMaster:
         self.underlyings[u.symbol] = u
         kind = "IND" if u.symbol in INDEX_SYMBOLS else "STK"
         exchange = INDEX_SYMBOLS.get(u.symbol, "SMART")
-        return self._register(StubContract(0, u.symbol, kind, exchange=exchange,
-                                           primary_exchange="NASDAQ" if kind == "STK" else ""))
+        return self._register(
+            StubContract(
+                0,
+                u.symbol,
+                kind,
+                exchange=exchange,
+                primary_exchange="NASDAQ" if kind == "STK" else "",
+            )
+        )
 
     def underlying_contract(self, symbol: str) -> StubContract | None:
-        return next((c for c in self.contracts.values()
-                     if c.symbol == symbol and c.sec_type in ("STK", "IND")), None)
+        return next(
+            (
+                c
+                for c in self.contracts.values()
+                if c.symbol == symbol and c.sec_type in ("STK", "IND")
+            ),
+            None,
+        )
 
     def _register(self, c: StubContract) -> StubContract:
         self._next_con_id += 1
@@ -55,8 +68,11 @@ class SecurityMaster:
             return [found] if found else []
         if want.sec_type == "OPT":
             return self._match_option(want)
-        return [c for c in self.contracts.values()
-                if c.symbol == want.symbol and c.sec_type == want.sec_type]
+        return [
+            c
+            for c in self.contracts.values()
+            if c.symbol == want.symbol and c.sec_type == want.sec_type
+        ]
 
     def _match_option(self, want: StubContract) -> list[StubContract]:
         u = self.underlyings.get(want.symbol)
@@ -73,14 +89,25 @@ class SecurityMaster:
     def _default_class(symbol: str) -> str:
         return symbol
 
-    def _option(self, symbol: str, expiry: str, strike: float, right: str, tclass: str) -> StubContract:
+    def _option(
+        self, symbol: str, expiry: str, strike: float, right: str, tclass: str
+    ) -> StubContract:
         for c in self.contracts.values():
             if (c.sec_type, c.symbol, c.expiry, c.strike, c.right, c.trading_class) == (
-                    "OPT", symbol, expiry, strike, right, tclass):
+                "OPT",
+                symbol,
+                expiry,
+                strike,
+                right,
+                tclass,
+            ):
                 return c
         exchange = INDEX_SYMBOLS.get(symbol, "SMART")
-        return self._register(StubContract(0, symbol, "OPT", expiry, strike, right, "100",
-                                           exchange, trading_class=tclass))
+        return self._register(
+            StubContract(
+                0, symbol, "OPT", expiry, strike, right, "100", exchange, trading_class=tclass
+            )
+        )
 
 
 @dataclass(frozen=True)

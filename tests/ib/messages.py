@@ -44,8 +44,19 @@ class StubContract:
     def short_fields(self) -> list[object]:
         """conId..tradingClass as in openOrder / execDetails / position rows (no primaryExchange)."""
         strike = self.strike if self.sec_type == "OPT" else 0.0
-        return [self.con_id, self.symbol, self.sec_type, self.expiry, strike, self.right,
-                self.multiplier, self.exchange, self.currency, self.local_symbol, self.trading_class]
+        return [
+            self.con_id,
+            self.symbol,
+            self.sec_type,
+            self.expiry,
+            strike,
+            self.right,
+            self.multiplier,
+            self.exchange,
+            self.currency,
+            self.local_symbol,
+            self.trading_class,
+        ]
 
 
 @dataclass
@@ -143,20 +154,70 @@ def contract_details(req_id: int, c: StubContract, under_con_id: int = 0) -> byt
     under_type = ("IND" if c.symbol in ("SPX", "VIX") else "STK") if c.sec_type == "OPT" else ""
     strike = c.strike if c.sec_type == "OPT" else 0.0
     return encode(
-        CONTRACT_DATA, req_id, c.symbol, c.sec_type, c.expiry, strike, c.right, c.exchange,
-        c.currency, c.local_symbol, c.trading_class or c.symbol, c.trading_class or c.symbol,
-        c.con_id, 0.01,
-        c.multiplier, "LMT,MKT", c.exchange, 1, under_con_id, f"{c.symbol} stub", c.primary_exchange,
-        c.expiry[:6], "", "", "", "US/Eastern", "", "", "", "", 0,
-        "", under_symbol, under_type, "26", c.expiry, "COMMON" if c.sec_type == "STK" else "",
-        1, 1, 1,
+        CONTRACT_DATA,
+        req_id,
+        c.symbol,
+        c.sec_type,
+        c.expiry,
+        strike,
+        c.right,
+        c.exchange,
+        c.currency,
+        c.local_symbol,
+        c.trading_class or c.symbol,
+        c.trading_class or c.symbol,
+        c.con_id,
+        0.01,
+        c.multiplier,
+        "LMT,MKT",
+        c.exchange,
+        1,
+        under_con_id,
+        f"{c.symbol} stub",
+        c.primary_exchange,
+        c.expiry[:6],
+        "",
+        "",
+        "",
+        "US/Eastern",
+        "",
+        "",
+        "",
+        "",
+        0,
+        "",
+        under_symbol,
+        under_type,
+        "26",
+        c.expiry,
+        "COMMON" if c.sec_type == "STK" else "",
+        1,
+        1,
+        1,
     )
 
 
-def secdef_opt_params(req_id: int, exchange: str, under_con_id: int, trading_class: str,
-                      multiplier: str, expiries: list[str], strikes: list[float]) -> bytes:
-    return encode(SECDEF_OPT_PARAMS, req_id, exchange, under_con_id, trading_class, multiplier,
-                  len(expiries), *expiries, len(strikes), *strikes)
+def secdef_opt_params(
+    req_id: int,
+    exchange: str,
+    under_con_id: int,
+    trading_class: str,
+    multiplier: str,
+    expiries: list[str],
+    strikes: list[float],
+) -> bytes:
+    return encode(
+        SECDEF_OPT_PARAMS,
+        req_id,
+        exchange,
+        under_con_id,
+        trading_class,
+        multiplier,
+        len(expiries),
+        *expiries,
+        len(strikes),
+        *strikes,
+    )
 
 
 def secdef_opt_params_end(req_id: int) -> bytes:
@@ -175,11 +236,32 @@ def tick_size(req_id: int, tick_type: int, size: float) -> bytes:
     return encode(TICK_SIZE, 6, req_id, tick_type, size)
 
 
-def tick_option_computation(req_id: int, tick_type: int, iv: float, delta: float, price: float,
-                            gamma: float, vega: float, theta: float, und: float) -> bytes:
+def tick_option_computation(
+    req_id: int,
+    tick_type: int,
+    iv: float,
+    delta: float,
+    price: float,
+    gamma: float,
+    vega: float,
+    theta: float,
+    und: float,
+) -> bytes:
     """No message version since server 151; -1 / -2 are IB's "not computed" sentinels."""
-    return encode(TICK_OPTION_COMPUTATION, req_id, tick_type, 0, iv, delta, price, 0.0,
-                  gamma, vega, theta, und)
+    return encode(
+        TICK_OPTION_COMPUTATION,
+        req_id,
+        tick_type,
+        0,
+        iv,
+        delta,
+        price,
+        0.0,
+        gamma,
+        vega,
+        theta,
+        und,
+    )
 
 
 def tick_snapshot_end(req_id: int) -> bytes:
@@ -195,17 +277,47 @@ def historical_data(req_id: int, start: str, end: str, bars: list[tuple]) -> byt
 
 def order_status(o: StubOrder) -> bytes:
     """No message version since server 131 (MARKET_CAP_PRICE)."""
-    return encode(ORDER_STATUS, o.order_id, o.status, o.filled, o.remaining, o.avg_price,
-                  o.perm_id, 0, o.last_fill_price, o.client_id, o.why_held, 0.0)
+    return encode(
+        ORDER_STATUS,
+        o.order_id,
+        o.status,
+        o.filled,
+        o.remaining,
+        o.avg_price,
+        o.perm_id,
+        0,
+        o.last_fill_price,
+        o.client_id,
+        o.why_held,
+        0.0,
+    )
 
 
-def execution(version: int, req_id: int, o: StubOrder, exec_id: str, when: str,
-              qty: float, price: float) -> bytes:
+def execution(
+    version: int, req_id: int, o: StubOrder, exec_id: str, when: str, qty: float, price: float
+) -> bytes:
     fields: list[object] = [
-        EXECUTION_DATA, req_id, o.order_id, *o.contract.short_fields(), exec_id, when,
-        o.account, "CBOE" if o.contract.sec_type == "OPT" else "ISLAND",
-        "BOT" if o.action == "BUY" else "SLD", qty, price, o.perm_id, o.client_id, 0,
-        o.filled, o.avg_price, o.order_ref, "", "", "", 1,
+        EXECUTION_DATA,
+        req_id,
+        o.order_id,
+        *o.contract.short_fields(),
+        exec_id,
+        when,
+        o.account,
+        "CBOE" if o.contract.sec_type == "OPT" else "ISLAND",
+        "BOT" if o.action == "BUY" else "SLD",
+        qty,
+        price,
+        o.perm_id,
+        o.client_id,
+        0,
+        o.filled,
+        o.avg_price,
+        o.order_ref,
+        "",
+        "",
+        "",
+        1,
     ]
     if version >= 178:
         fields.append(0)  # pendingPriceRevision
@@ -217,8 +329,19 @@ def commission_report(exec_id: str, commission: float) -> bytes:
 
 
 def _order_head(o: StubOrder) -> list[object]:
-    return [o.action, o.quantity, o.order_type, _price(o.limit), "", o.tif, "", o.account, "O", 0,
-            o.order_ref]
+    return [
+        o.action,
+        o.quantity,
+        o.order_type,
+        _price(o.limit),
+        "",
+        o.tif,
+        "",
+        o.account,
+        "O",
+        0,
+        o.order_ref,
+    ]
 
 
 def _price(value: float | None) -> object:
@@ -226,22 +349,110 @@ def _price(value: float | None) -> object:
 
 
 def open_order(version: int, o: StubOrder) -> bytes:
-    fields: list[object] = [OPEN_ORDER, o.order_id, *o.contract.short_fields(), *_order_head(o),
-                            o.client_id, o.perm_id, 0, 0, 0, "", "", "", "", ""]
+    fields: list[object] = [
+        OPEN_ORDER,
+        o.order_id,
+        *o.contract.short_fields(),
+        *_order_head(o),
+        o.client_id,
+        o.perm_id,
+        0,
+        0,
+        0,
+        "",
+        "",
+        "",
+        "",
+        "",
+    ]
     if version < 177:
         fields.append("")  # faProfile
     fields += [
-        "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", 0, 0, 0, 0, "", 0, 0, 0, "", 0, 0,
-        "", "", "", "",  # ... triggerMethod, volatility, volatilityType, dnOrderType, dnAuxPrice
-        0, "", "", "", "", "", "",  # continuousUpdate .. basisPointsType, comboLegsDescrip
-        0, 0, 0,  # combo legs, order combo legs, smart combo routing params
-        "", "", "",  # scale init/subs level size, scale price increment
+        "",
+        "",
+        "",
+        "",
+        "",
+        0,
+        "",
+        -1,
+        0,
+        "",
+        "",
+        "",
+        "",
+        "",
+        0,
+        0,
+        0,
+        0,
+        "",
+        0,
+        0,
+        0,
+        "",
+        0,
+        0,
+        "",
+        "",
+        "",
+        "",  # ... triggerMethod, volatility, volatilityType, dnOrderType, dnAuxPrice
+        0,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",  # continuousUpdate .. basisPointsType, comboLegsDescrip
+        0,
+        0,
+        0,  # combo legs, order combo legs, smart combo routing params
+        "",
+        "",
+        "",  # scale init/subs level size, scale price increment
         "",  # hedgeType
-        0, "", "", 0, 0,  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld, dnc
+        0,
+        "",
+        "",
+        0,
+        0,  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld, dnc
         "",  # algoStrategy
-        0, 0, o.status, "", "", "", "", "", "", "", "", "", "", "", "", "", "", 0, 0,
+        0,
+        0,
+        o.status,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        0,
+        0,
         0,  # conditions
-        "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, "", 0,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        0,
+        "",
+        "",
+        "",
+        "",
+        0,
+        0,
+        "",
+        0,
     ]
     fields += ["", 0, 0]  # duration (159), postToAts (160), autoCancelParent (162)
     fields += ["", "", "", "", ""]  # minTradeQty .. midOffsetAtHalf (170)
@@ -249,21 +460,82 @@ def open_order(version: int, o: StubOrder) -> bytes:
 
 
 def completed_order(version: int, o: StubOrder) -> bytes:
-    fields: list[object] = [COMPLETED_ORDER, *o.contract.short_fields(), *_order_head(o),
-                            o.perm_id, 0, 0, 0, "", "", "", ""]
+    fields: list[object] = [
+        COMPLETED_ORDER,
+        *o.contract.short_fields(),
+        *_order_head(o),
+        o.perm_id,
+        0,
+        0,
+        0,
+        "",
+        "",
+        "",
+        "",
+    ]
     if version < 177:
         fields.append("")  # faProfile
     fields += [
-        "", "", "", "", "", 0, "", -1, "", "", "", "", "", 0, 0, 0, "", 0, 0, "", "", "", "",
-        0, "", "", "", "",  # continuousUpdate .. trailingPercent, comboLegsDescrip
-        0, 0, 0,
-        "", "", "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        0,
+        "",
+        -1,
+        "",
+        "",
+        "",
+        "",
+        "",
+        0,
+        0,
+        0,
+        "",
+        0,
+        0,
+        "",
+        "",
+        "",
+        "",
+        0,
+        "",
+        "",
+        "",
+        "",  # continuousUpdate .. trailingPercent, comboLegsDescrip
+        0,
+        0,
+        0,
+        "",
+        "",
+        "",
         "",  # hedgeType
-        "", "", 0, 0,  # clearingAccount, clearingIntent, notHeld, dnc
+        "",
+        "",
+        0,
+        0,  # clearingAccount, clearingIntent, notHeld, dnc
         "",  # algoStrategy
-        0, o.status, 0, 0,
+        0,
+        o.status,
+        0,
+        0,
         0,  # conditions
-        "", "", "", 0, 0, "", o.filled, 0, 0, "", 0, 0, 0, o.completed_time, o.status,
+        "",
+        "",
+        "",
+        0,
+        0,
+        "",
+        o.filled,
+        0,
+        0,
+        "",
+        0,
+        0,
+        0,
+        o.completed_time,
+        o.status,
     ]
     fields += ["", "", "", "", ""]  # minTradeQty .. midOffsetAtHalf (170)
     return encode(*fields)

@@ -9,14 +9,26 @@ from .conftest import ACCOUNTS
 
 def _args(port: int, *extra: str) -> list[str]:
     mapping = [a for sub, code in ACCOUNTS.items() for a in ("--account", f"{sub}={code}")]
-    return ["ib", "check", "--port", str(port), "--client-id", "31", "--timeout", "2", *mapping, *extra]
+    return [
+        "ib",
+        "check",
+        "--port",
+        str(port),
+        "--client-id",
+        "31",
+        "--timeout",
+        "2",
+        *mapping,
+        *extra,
+    ]
 
 
 def test_check_reports_accounts_positions_and_permissions(stub, capsys):
     code = main(_args(stub.port))
     out = capsys.readouterr().out
     assert code == 0
-    assert "sub-account GEN -> DU111" in out and "MSFT" in out
+    assert "sub-account GEN -> DU*11" in out and "MSFT" in out
+    assert not any(code in out for code in ("DU111", "DU222", "DU333", "DU444"))  # masked
     assert "options data with model greeks" in out
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.brokers.ib import IBAccountMismatch, IBReadOnly, IBUnavailable
+from adapters.ib.broker import IBAccountMismatch, IBReadOnly, IBUnavailable
 from constitution.errors import RetryError
-from engine.broker import OrderState
+from engine.execution.broker import OrderState
 
 from .conftest import order, put, settled
 from .tws_stub import OrderScript, TwsStub
 
 
-def test_order_placed_before_a_drop_is_adopted_after_reconnect_never_placed_twice(make_broker, stub):
+def test_order_placed_before_a_drop_is_adopted_after_reconnect_never_placed_twice(
+    make_broker, stub
+):
     broker, rec = make_broker()
     stub.script("drop:1", OrderScript(action="drop"))
     req = order("drop:1", "GEN", put("AAPL", "20250117", 195.0), "SELL", 2, 1.4)
@@ -159,7 +161,8 @@ def test_unreachable_gateway_raises_a_retry_error_with_exit_code_3(make_broker, 
 def test_paper_mode_refuses_a_live_account():
     gw = TwsStub(accounts=("U1234567",))
     gw.start()
-    from adapters.brokers.ib import IBBroker, IBConfig
+    from adapters.ib.broker import IBBroker, IBConfig
+
     broker = IBBroker(IBConfig(port=gw.port, client_id=3, connect_timeout=2))
     try:
         with pytest.raises(IBAccountMismatch):
@@ -181,8 +184,8 @@ def test_read_only_mode_sends_no_order(make_broker, stub):
 def test_stopped_gateway_reaches_the_facts_as_broker_connected_false(make_broker, stub):
     from datetime import UTC, datetime
 
-    from engine.facts_builder import build_facts
-    from engine.market import MarketSnapshot, Quote
+    from engine.market.facts_builder import build_facts
+    from engine.market.snapshot import MarketSnapshot, Quote
 
     broker, rec = make_broker(reconnect_attempts=1)
     stub.stop()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 IMPORT = re.compile(r"^\s*(from|import)\s+(ib_async|ib_insync)\b", re.MULTILINE)
-ALLOWED = re.compile(r"^adapters/(brokers|market_data)/ib[^/]*\.py$")
+ALLOWED = re.compile(r"^adapters/ib/[^/]*\.py$")
 
 
 def test_only_ib_adapters_import_the_ib_client_library():

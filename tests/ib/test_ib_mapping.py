@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime
 import pytest
 from pydantic import ValidationError
 
-from adapters.brokers import ib_mapping as mp
-from engine.broker import ContractSpec, OrderSide, OrderState, SecType
+from adapters.ib import mapping as mp
+from engine.execution.broker import OrderSide, OrderState
+from engine.market.instruments import ContractSpec, SecType
 
 from .conftest import call, order, put
 
@@ -42,12 +43,20 @@ def test_stock_and_equity_option_route_smart():
     stk = mp.to_ib_contract(ContractSpec(sec_type=SecType.STOCK, symbol="AAPL"))
     opt = mp.to_ib_contract(put("AAPL", "20250117", 195.0))
     assert (stk.secType, stk.exchange) == ("STK", "SMART")
-    assert (opt.secType, opt.exchange, opt.lastTradeDateOrContractMonth, opt.strike, opt.right,
-            opt.multiplier) == ("OPT", "SMART", "20250117", 195.0, "P", "100")
+    assert (
+        opt.secType,
+        opt.exchange,
+        opt.lastTradeDateOrContractMonth,
+        opt.strike,
+        opt.right,
+        opt.multiplier,
+    ) == ("OPT", "SMART", "20250117", 195.0, "P", "100")
 
 
-@pytest.mark.parametrize("expiry, cls", [("20250620", "SPX"), ("20250627", "SPXW"), ("20250117", "SPX"),
-                                         ("20250110", "SPXW")])
+@pytest.mark.parametrize(
+    "expiry, cls",
+    [("20250620", "SPX"), ("20250627", "SPXW"), ("20250117", "SPX"), ("20250110", "SPXW")],
+)
 def test_spx_index_options_go_to_cboe_with_the_right_trading_class(expiry, cls):
     c = mp.to_ib_contract(put("SPX", expiry, 5000.0, SecType.INDEX_OPTION))
     assert (c.exchange, c.tradingClass) == ("CBOE", cls)
@@ -58,27 +67,47 @@ def test_vix_options_go_to_cboe_vix_class():
     assert (c.symbol, c.exchange, c.tradingClass) == ("VIX", "CBOE", "VIX")
 
 
-@pytest.mark.parametrize("spec", [
-    ContractSpec(sec_type=SecType.STOCK, symbol="MSFT", multiplier=1),  # as engine.ledger.stock makes it
-    put("AAPL", "20250117", 195.0),
-    call("VIX", "20250716", 25.0, SecType.VIX_OPTION),
-    put("SPX", "20250627", 5000.0, SecType.INDEX_OPTION),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ContractSpec(
+            sec_type=SecType.STOCK, symbol="MSFT", multiplier=1
+        ),  # as engine.execution.ledger.stock makes it
+        put("AAPL", "20250117", 195.0),
+        call("VIX", "20250716", 25.0, SecType.VIX_OPTION),
+        put("SPX", "20250627", 5000.0, SecType.INDEX_OPTION),
+    ],
+)
 def test_contract_round_trip(spec):
     assert mp.from_ib_contract(mp.to_ib_contract(spec)) == spec
 
 
 def test_spxw_symbol_and_unsupported_instruments():
-    c = mp.Contract(secType="OPT", symbol="SPXW", lastTradeDateOrContractMonth="20250627",
-                    strike=5000.0, right="P", multiplier="100")
+    c = mp.Contract(
+        secType="OPT",
+        symbol="SPXW",
+        lastTradeDateOrContractMonth="20250627",
+        strike=5000.0,
+        right="P",
+        multiplier="100",
+    )
     assert mp.from_ib_contract(c).sec_type is SecType.INDEX_OPTION
     assert mp.from_ib_contract(mp.Contract(secType="FUT", symbol="ES")) is None
 
 
 def test_order_carries_the_client_order_id_as_order_ref():
-    o = mp.to_ib_order(order("d1:leg2", "GEN", put("AAPL", "20250117", 195.0), "SELL", 3, 1.25), "DU1")
+    o = mp.to_ib_order(
+        order("d1:leg2", "GEN", put("AAPL", "20250117", 195.0), "SELL", 3, 1.25), "DU1"
+    )
     assert (o.orderRef, o.account, o.action, o.totalQuantity, o.orderType, o.lmtPrice, o.tif) == (
-        "d1:leg2", "DU1", "SELL", 3.0, "LMT", 1.25, "DAY")
+        "d1:leg2",
+        "DU1",
+        "SELL",
+        3.0,
+        "LMT",
+        1.25,
+        "DAY",
+    )
 
 
 def test_market_order_has_no_limit():
@@ -86,22 +115,25 @@ def test_market_order_has_no_limit():
     assert o.orderType == "MKT" and o.lmtPrice != 1.0
 
 
-@pytest.mark.parametrize("status, filled, error, expected", [
-    ("PendingSubmit", 0, None, OrderState.PENDING_SUBMIT),
-    ("PreSubmitted", 0, None, OrderState.SUBMITTED),
-    ("Submitted", 0, None, OrderState.SUBMITTED),
-    ("Submitted", 2, None, OrderState.PARTIALLY_FILLED),
-    ("PendingCancel", 0, None, OrderState.SUBMITTED),  # still live until IB confirms
-    ("Filled", 5, None, OrderState.FILLED),
-    ("Cancelled", 0, None, OrderState.CANCELLED),
-    ("Cancelled", 0, 202, OrderState.CANCELLED),
-    ("Cancelled", 0, 201, OrderState.REJECTED),
-    ("Cancelled", 2, 201, OrderState.CANCELLED),  # something filled: not a rejection
-    ("Inactive", 0, 201, OrderState.REJECTED),
-    ("Inactive", 0, None, OrderState.INACTIVE),
-    ("Cancelled", 0, 161, None),  # a refused cancel says nothing about the order
-    ("Cancelled", 0, 100, None),  # pacing: IB dropped the message
-])
+@pytest.mark.parametrize(
+    "status, filled, error, expected",
+    [
+        ("PendingSubmit", 0, None, OrderState.PENDING_SUBMIT),
+        ("PreSubmitted", 0, None, OrderState.SUBMITTED),
+        ("Submitted", 0, None, OrderState.SUBMITTED),
+        ("Submitted", 2, None, OrderState.PARTIALLY_FILLED),
+        ("PendingCancel", 0, None, OrderState.SUBMITTED),  # still live until IB confirms
+        ("Filled", 5, None, OrderState.FILLED),
+        ("Cancelled", 0, None, OrderState.CANCELLED),
+        ("Cancelled", 0, 202, OrderState.CANCELLED),
+        ("Cancelled", 0, 201, OrderState.REJECTED),
+        ("Cancelled", 2, 201, OrderState.CANCELLED),  # something filled: not a rejection
+        ("Inactive", 0, 201, OrderState.REJECTED),
+        ("Inactive", 0, None, OrderState.INACTIVE),
+        ("Cancelled", 0, 161, None),  # a refused cancel says nothing about the order
+        ("Cancelled", 0, 100, None),  # pacing: IB dropped the message
+    ],
+)
 def test_order_state_mapping(status, filled, error, expected):
     assert mp.order_state(status, filled, error) is expected
 
@@ -123,11 +155,25 @@ def test_status_reports_remaining_and_no_average_before_a_fill():
 
 
 def test_fill_from_execution_and_unknown_commission_is_zero():
-    ex = mp.iblib.Execution(execId="e1", time=AT, acctNumber="DU1", side="SLD", shares=2.0,
-                            price=1.5, permId=42, orderRef="c")
+    ex = mp.iblib.Execution(
+        execId="e1",
+        time=AT,
+        acctNumber="DU1",
+        side="SLD",
+        shares=2.0,
+        price=1.5,
+        permId=42,
+        orderRef="c",
+    )
     f = mp.to_fill("c", "GEN", put("AAPL", "20250117", 195.0), ex, float("nan"))
     assert (f.side, f.quantity, f.price, f.commission, f.broker_order_id, f.at) == (
-        OrderSide.SELL, 2, 1.5, 0.0, "42", AT)
+        OrderSide.SELL,
+        2,
+        1.5,
+        0.0,
+        "42",
+        AT,
+    )
 
 
 def test_option_position_cost_is_per_share_premium():

@@ -10,10 +10,10 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
-from adapters.market_data.ib import SlidingWindow
+from adapters.ib.market_data import SlidingWindow
 from engine.clock import WallClock
-from engine.facts_builder import build_facts
-from engine.market import QualityCode
+from engine.market.facts_builder import build_facts
+from engine.market.snapshot import QualityCode
 
 AT = datetime(2025, 1, 6, 15, 0, tzinfo=UTC)  # Monday 10:00 New York
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from engine.broker import OrderState, SecType
+from engine.execution.broker import OrderState
+from engine.market.instruments import SecType
 
 from .conftest import call, order, put, settled, today
 from .tws_stub import OrderScript
@@ -20,19 +21,38 @@ def test_paper_week_orders_fills_and_positions_reconcile(make_broker, stub, cloc
         stub.today = d
         days[d] = [broker.submit(o) for o in orders]
 
-    day(date(2025, 1, 6),  # Monday: Com covered calls on its MSFT, Gen cash-secured puts
+    day(
+        date(2025, 1, 6),  # Monday: Com covered calls on its MSFT, Gen cash-secured puts
         order("mon-com:cc", "COM", call("MSFT", "20250110", 440.0), "SELL", 2, 1.20),
-        order("mon-gen:csp", "GEN", put("AAPL", "20250110", 195.0), "SELL", 3, 1.50))
-    day(date(2025, 1, 7),  # Tuesday: Rev puts on NVDA
-        order("tue-rev:csp", "REV", put("NVDA", "20250110", 130.0), "SELL", 4, 0.95))
-    day(date(2025, 1, 8),  # Wednesday: Gen closes one AAPL put early
-        order("wed-gen:btc", "GEN", put("AAPL", "20250110", 195.0), "BUY", 1, 0.40))
-    day(date(2025, 1, 9),  # Thursday: Mini puts on SPY; Gen hedges with SPX put and VIX call
+        order("mon-gen:csp", "GEN", put("AAPL", "20250110", 195.0), "SELL", 3, 1.50),
+    )
+    day(
+        date(2025, 1, 7),  # Tuesday: Rev puts on NVDA
+        order("tue-rev:csp", "REV", put("NVDA", "20250110", 130.0), "SELL", 4, 0.95),
+    )
+    day(
+        date(2025, 1, 8),  # Wednesday: Gen closes one AAPL put early
+        order("wed-gen:btc", "GEN", put("AAPL", "20250110", 195.0), "BUY", 1, 0.40),
+    )
+    day(
+        date(2025, 1, 9),  # Thursday: Mini puts on SPY; Gen hedges with SPX put and VIX call
         order("thu-mini:csp", "MINI-1", put("SPY", "20250117", 575.0), "SELL", 1, 2.10),
-        order("thu-gen:spx", "GEN", put("SPX", "20250620", 5100.0, SecType.INDEX_OPTION), "BUY", 1, 60.0),
-        order("thu-gen:vix", "GEN", call("VIX", "20250716", 25.0, SecType.VIX_OPTION), "BUY", 2, 1.10))
-    day(date(2025, 1, 10),  # Friday: Com buys back its calls
-        order("fri-com:btc", "COM", call("MSFT", "20250110", 440.0), "BUY", 2, 0.05))
+        order(
+            "thu-gen:spx",
+            "GEN",
+            put("SPX", "20250620", 5100.0, SecType.INDEX_OPTION),
+            "BUY",
+            1,
+            60.0,
+        ),
+        order(
+            "thu-gen:vix", "GEN", call("VIX", "20250716", 25.0, SecType.VIX_OPTION), "BUY", 2, 1.10
+        ),
+    )
+    day(
+        date(2025, 1, 10),  # Friday: Com buys back its calls
+        order("fri-com:btc", "COM", call("MSFT", "20250110", 440.0), "BUY", 2, 0.05),
+    )
 
     statuses = [s for ss in days.values() for s in ss]
     assert all(s.state in (OrderState.SUBMITTED, OrderState.FILLED) for s in statuses)
@@ -57,8 +77,12 @@ def test_paper_week_orders_fills_and_positions_reconcile(make_broker, stub, cloc
 
 def test_spx_third_friday_routes_to_spx_class_and_weekly_to_spxw(make_broker, stub):
     broker, rec = make_broker()
-    monthly = broker.submit(order("h:1", "GEN", put("SPX", "20250620", 5000.0, SecType.INDEX_OPTION), "BUY", 1, 50.0))
-    weekly = broker.submit(order("h:2", "GEN", put("SPX", "20250627", 5000.0, SecType.INDEX_OPTION), "BUY", 1, 50.0))
+    monthly = broker.submit(
+        order("h:1", "GEN", put("SPX", "20250620", 5000.0, SecType.INDEX_OPTION), "BUY", 1, 50.0)
+    )
+    weekly = broker.submit(
+        order("h:2", "GEN", put("SPX", "20250627", 5000.0, SecType.INDEX_OPTION), "BUY", 1, 50.0)
+    )
     assert settled(rec, monthly.client_order_id, weekly.client_order_id)
     assert stub.order("h:1").contract.trading_class == "SPX"
     assert stub.order("h:2").contract.trading_class == "SPXW"
@@ -104,6 +128,14 @@ def test_cancel_and_cancel_replace(make_broker, stub):
     assert moved.state is OrderState.SUBMITTED
     assert stub.order("c:2").limit == 0.65
     assert stub.placements("c:2") == 1  # modified in place, not a second order
-    assert rec.wait_for(lambda ev: "filled" in [e.status.state.value for e in ev
-                                                if e.kind == "status" and e.status.client_order_id == "c:2"])
+    assert rec.wait_for(
+        lambda ev: (
+            "filled"
+            in [
+                e.status.state.value
+                for e in ev
+                if e.kind == "status" and e.status.client_order_id == "c:2"
+            ]
+        )
+    )
     assert broker.status("c:2").avg_fill_price == 0.65

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from . import messages as m
 from .market import SecurityMaster, Underlying, black_scholes, years_between
@@ -46,6 +46,9 @@ class Faults:
     missing_greeks: set[str] = field(default_factory=set)  # option computations "not computed"
     no_option_data: bool = False  # error 354 for option market data (no OPRA subscription)
     hist_pacing: int = 0  # number of historical requests answered with a pacing violation
+    hist_pacing_at: int | None = None  # ... starting with this historical request (0-based)
+    hist_drop_at: int | None = None  # drop the connection on this historical request (0-based)
+    hist_down_after_drop: bool = False  # and stop listening (the gateway went away)
     slow: dict[int, float] = field(default_factory=dict)  # request msg id -> answer delay (s)
 
 
@@ -57,8 +60,12 @@ class _Session:
 
 
 class TwsStub:
-    def __init__(self, accounts: tuple[str, ...] = ("DU111", "DU222", "DU333", "DU444"),
-                 today: date = date(2025, 1, 6), commission: float = 1.05) -> None:
+    def __init__(
+        self,
+        accounts: tuple[str, ...] = ("DU111", "DU222", "DU333", "DU444"),
+        today: date = date(2025, 1, 6),
+        commission: float = 1.05,
+    ) -> None:
         self.accounts = list(accounts)
         self.today = today
         self.commission = commission
@@ -74,18 +81,32 @@ class TwsStub:
         self._next_order_id = 1
         self._next_perm = 9000
         self._next_exec = 1
-        self.settlements: list[tuple[m.StubOrder, str, float, float]] = []  # broker-initiated executions
+        self.settlements: list[
+            tuple[m.StubOrder, str, float, float]
+        ] = []  # broker-initiated executions
         self._pacing_seen: dict[str, int] = {}
+        self._hist_seen = 0
+        self.hist_requests: list[dict] = []  # every historical-data request, parsed
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._server: asyncio.AbstractServer | None = None
         self._handlers: dict[int, Callable] = {
-            71: self._start_api, 61: self._req_positions, 5: self._req_open_orders,
-            16: self._req_open_orders, 99: self._req_completed, 6: self._req_account_updates,
-            76: self._req_account_multi, 7: self._req_executions, 9: self._req_contract_details,
-            78: self._req_secdef, 1: self._req_mkt_data, 20: self._req_historical,
-            3: self._place_order, 4: self._cancel_order, 49: self._req_current_time,
+            71: self._start_api,
+            61: self._req_positions,
+            5: self._req_open_orders,
+            16: self._req_open_orders,
+            99: self._req_completed,
+            6: self._req_account_updates,
+            76: self._req_account_multi,
+            7: self._req_executions,
+            9: self._req_contract_details,
+            78: self._req_secdef,
+            1: self._req_mkt_data,
+            20: self._req_historical,
+            3: self._place_order,
+            4: self._cancel_order,
+            49: self._req_current_time,
         }
 
     # ----- lifecycle (called from the test thread) -----
@@ -116,8 +137,9 @@ class TwsStub:
         return fut.result(WAIT)
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port or 0,
-                                                  reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self.port or 0, reuse_address=True
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _shutdown(self) -> None:
@@ -144,39 +166,59 @@ class TwsStub:
         def put():
             c = self.master.underlying_contract(symbol)
             self.positions[(account, c.con_id)] = [qty, avg_cost]
+
         self._call(self._async(put))
 
-    def set_option_position(self, account: str, symbol: str, expiry: str, strike: float, right: str,
-                            qty: float, avg_cost: float) -> None:
+    def set_option_position(
+        self,
+        account: str,
+        symbol: str,
+        expiry: str,
+        strike: float,
+        right: str,
+        qty: float,
+        avg_cost: float,
+    ) -> None:
         """An option position (``avg_cost`` per contract, as IB reports it)."""
+
         def put():
             u = self.master.underlyings[symbol]
             c = self.master._option(symbol, expiry, strike, right, u.symbol)
             self.positions[(account, c.con_id)] = [qty, avg_cost]
+
         self._call(self._async(put))
 
     def set_account_value(self, account: str, key: str, value: str) -> None:
-        self._call(self._async(lambda: self.account_values.setdefault(account, {}).__setitem__(key, value)))
+        self._call(
+            self._async(lambda: self.account_values.setdefault(account, {}).__setitem__(key, value))
+        )
 
     def placed_orders(self) -> list[m.StubOrder]:
         """Every order the gateway accepted, in order of arrival."""
-        return self._call(self._async(lambda: sorted(self.orders.values(), key=lambda o: o.order_id)))
+        return self._call(
+            self._async(lambda: sorted(self.orders.values(), key=lambda o: o.order_id))
+        )
 
     def script(self, order_ref: str, script: OrderScript) -> None:
         self._call(self._async(lambda: self.scripts.__setitem__(order_ref, script)))
 
     def fill(self, order_ref: str, qty: float, price: float) -> None:
         """The market trades against a resting order."""
+
         async def go():
             o = self._by_ref(order_ref)
             self._execute(o, qty, price)
+
         self._call(go())
 
-    def assign(self, account: str, symbol: str, expiry: str, strike: float, right: str, contracts: int) -> None:
+    def assign(
+        self, account: str, symbol: str, expiry: str, strike: float, right: str, contracts: int
+    ) -> None:
         """IB assigns ``contracts`` short options: it books two executions no order stands
         behind (orderId 0, permId 0, no orderRef) - the option bought back at 0 and the shares
         delivered at the strike (bought for a put, sold for a call) - and sends them to every
         client, unasked."""
+
         async def go():
             u = self.master.underlyings[symbol]
             option = self.master._option(symbol, expiry, strike, right, u.symbol)
@@ -184,19 +226,45 @@ class TwsStub:
             qty = contracts * float(option.multiplier or 100)
             self._settle(account, option, "BUY", contracts, 0.0)
             self._settle(account, shares, "BUY" if right == "P" else "SELL", qty, strike)
+
         self._call(go())
 
-    def expire(self, account: str, symbol: str, expiry: str, strike: float, right: str, contracts: int) -> None:
+    def expire(
+        self, account: str, symbol: str, expiry: str, strike: float, right: str, contracts: int
+    ) -> None:
         """IB expires ``contracts`` short options worthless: one execution at 0, no order."""
+
         async def go():
             u = self.master.underlyings[symbol]
-            self._settle(account, self.master._option(symbol, expiry, strike, right, u.symbol), "BUY", contracts, 0.0)
+            self._settle(
+                account,
+                self.master._option(symbol, expiry, strike, right, u.symbol),
+                "BUY",
+                contracts,
+                0.0,
+            )
+
         self._call(go())
 
-    def _settle(self, account: str, contract: m.StubContract, action: str, qty: float, price: float) -> None:
-        o = m.StubOrder(order_id=0, perm_id=0, client_id=0, contract=contract, action=action, quantity=qty,
-                        order_type="", limit=None, tif="", account=account, order_ref="", status="Filled",
-                        filled=qty, avg_price=price)
+    def _settle(
+        self, account: str, contract: m.StubContract, action: str, qty: float, price: float
+    ) -> None:
+        o = m.StubOrder(
+            order_id=0,
+            perm_id=0,
+            client_id=0,
+            contract=contract,
+            action=action,
+            quantity=qty,
+            order_type="",
+            limit=None,
+            tif="",
+            account=account,
+            order_ref="",
+            status="Filled",
+            filled=qty,
+            avg_price=price,
+        )
         exec_id = f"0000s{self._next_exec:04d}.01.01"
         self._next_exec += 1
         self.settlements.append((o, exec_id, qty, price))
@@ -210,9 +278,13 @@ class TwsStub:
 
     def placements(self, order_ref: str) -> int:
         """How many placeOrder messages for a NEW order id carried this orderRef."""
+
         def count():
-            seen = {(f[1]) for f in self.requests if f[0] == "3" and len(f) > 26 and f[26] == order_ref}
+            seen = {
+                (f[1]) for f in self.requests if f[0] == "3" and len(f) > 26 and f[26] == order_ref
+            }
             return len(seen)
+
         return self._call(self._async(count))
 
     def count_requests(self, msg_id: int) -> int:
@@ -286,8 +358,12 @@ class TwsStub:
         self._send(s, m.error(s.version, -1, 2104, "Market data farm connection is OK:usfarm"))
 
     def _req_current_time(self, s: _Session, f: list[str]) -> None:
-        self._send(s, m.current_time(int(datetime(self.today.year, self.today.month,
-                                                  self.today.day, 15).timestamp())))
+        self._send(
+            s,
+            m.current_time(
+                int(datetime(self.today.year, self.today.month, self.today.day, 15).timestamp())
+            ),
+        )
 
     def _req_positions(self, s: _Session, f: list[str]) -> None:
         for (acct, con_id), (qty, cost) in sorted(self.positions.items()):
@@ -297,7 +373,9 @@ class TwsStub:
     def _req_open_orders(self, s: _Session, f: list[str]) -> None:
         everyone = f[0] == "16"
         for o in self.orders.values():
-            if o.status in ("PreSubmitted", "Submitted") and (everyone or o.client_id == s.client_id):
+            if o.status in ("PreSubmitted", "Submitted") and (
+                everyone or o.client_id == s.client_id
+            ):
                 self._send(s, m.open_order(s.version, o))
                 self._send(s, m.order_status(o))
         self._send(s, m.open_order_end())
@@ -340,8 +418,12 @@ class TwsStub:
         want = _contract_from(f, 3)
         found = self.master.match(want)
         if not found:
-            self._send(s, m.error(s.version, req_id, 200,
-                                  "No security definition has been found for the request"))
+            self._send(
+                s,
+                m.error(
+                    s.version, req_id, 200, "No security definition has been found for the request"
+                ),
+            )
             return
         for c in found:
             under = self.master.underlying_contract(c.symbol) if c.sec_type == "OPT" else None
@@ -353,20 +435,27 @@ class TwsStub:
         u = self.master.underlyings.get(symbol)
         if u is not None:
             under = self.master.underlying_contract(symbol)
-            self._send(s, m.secdef_opt_params(req_id, "SMART", under.con_id, symbol, "100",
-                                              list(u.expiries), list(u.strikes)))
+            self._send(
+                s,
+                m.secdef_opt_params(
+                    req_id, "SMART", under.con_id, symbol, "100", list(u.expiries), list(u.strikes)
+                ),
+            )
         self._send(s, m.secdef_opt_params_end(req_id))
 
     def _req_mkt_data(self, s: _Session, f: list[str]) -> None:
         req_id = int(f[2])
-        c = self.master.contracts.get(int(f[3] or 0)) or _first(self.master.match(_contract_from(f, 3)))
+        c = self.master.contracts.get(int(f[3] or 0)) or _first(
+            self.master.match(_contract_from(f, 3))
+        )
         snapshot = f[17] == "1"
         if c is None:
             self._send(s, m.error(s.version, req_id, 200, "No security definition has been found"))
             return
         if c.sec_type == "OPT" and self.faults.no_option_data:
-            self._send(s, m.error(s.version, req_id, 354,
-                                  "Requested market data is not subscribed.OPRA"))
+            self._send(
+                s, m.error(s.version, req_id, 354, "Requested market data is not subscribed.OPRA")
+            )
             return
         self._send(s, m.market_data_type(req_id, 1))
         if c.sec_type == "OPT":
@@ -397,24 +486,80 @@ class TwsStub:
             self._send(s, m.tick_option_computation(req_id, 13, -1, -2, -1, -2, -2, -2, u.price))
             return
         for tick_type in (10, 11, 13):
-            self._send(s, m.tick_option_computation(req_id, tick_type, u.iv, g.delta, g.price,
-                                                    g.gamma, g.vega, g.theta, u.price))
+            self._send(
+                s,
+                m.tick_option_computation(
+                    req_id, tick_type, u.iv, g.delta, g.price, g.gamma, g.vega, g.theta, u.price
+                ),
+            )
 
     def _req_historical(self, s: _Session, f: list[str]) -> None:
+        """reqHistoricalData (msg 20, no version field): reqId, the 12 contract fields,
+        includeExpired, endDateTime, barSize, duration, useRTH, whatToShow, formatDate,
+        keepUpToDate, chartOptions. Daily bars in the window that ends at endDateTime's day and
+        spans the duration ("N D" / "N W" / "N M" / "N Y"), as TWS answers: one historicalData
+        message (start and end of the window as "YYYYMMDD HH:MM:SS", then the bars)."""
         req_id = int(f[1])
-        c = self.master.contracts.get(int(f[2] or 0)) or _first(self.master.match(_contract_from(f, 2)))
-        if self.faults.hist_pacing > 0:
+        c = self.master.contracts.get(int(f[2] or 0)) or _first(
+            self.master.match(_contract_from(f, 2))
+        )
+        seen = self._hist_seen
+        self._hist_seen += 1
+        self.hist_requests.append(
+            {
+                "req_id": req_id,
+                "end": f[15],
+                "bar_size": f[16],
+                "duration": f[17],
+                "rth": f[18],
+                "what": f[19],
+                "symbol": c.symbol if c else f[3],
+            }
+        )
+        if self.faults.hist_drop_at == seen:
+            s.writer.close()
+            if self.faults.hist_down_after_drop:
+                asyncio.get_running_loop().create_task(self._shutdown())
+            return
+        first_pacing = self.faults.hist_pacing_at or 0
+        if self.faults.hist_pacing > 0 and seen >= first_pacing:
             self.faults.hist_pacing -= 1
-            self._send(s, m.error(s.version, req_id, 162, "Historical Market Data Service error "
-                                  "message:Historical data request pacing violation"))
+            self._send(
+                s,
+                m.error(
+                    s.version,
+                    req_id,
+                    162,
+                    "Historical Market Data Service error "
+                    "message:Historical data request pacing violation",
+                ),
+            )
             return
-        if c is None:
-            self._send(s, m.error(s.version, req_id, 162, "Historical Market Data Service error "
-                                  "message:HMDS query returned no data"))
+        bars = self._bars_in_window(c, f[15], f[17]) if c is not None else []
+        if not bars:
+            self._send(
+                s,
+                m.error(
+                    s.version,
+                    req_id,
+                    162,
+                    "Historical Market Data Service error message:HMDS query returned no data",
+                ),
+            )
             return
-        bars = list(self.master.underlyings[c.symbol].bars)
-        start, end = (bars[0][0], bars[-1][0]) if bars else ("", "")
-        self._send(s, m.historical_data(req_id, start, end, bars))
+        start, end = _window(f[15], f[17], self.today)
+        self._send(
+            s,
+            m.historical_data(req_id, f"{start:%Y%m%d} 00:00:00", f"{end:%Y%m%d} 23:59:59", bars),
+        )
+
+    def _bars_in_window(self, c: m.StubContract, end_text: str, duration: str) -> list[tuple]:
+        start, end = _window(end_text, duration, self.today)
+        return [
+            b
+            for b in self.master.underlyings[c.symbol].bars
+            if start <= datetime.strptime(b[0], "%Y%m%d").date() <= end
+        ]
 
     # ----- orders -----
 
@@ -428,8 +573,15 @@ class TwsStub:
         script = self.scripts.get(ref, OrderScript())
         if script.action == "pace" and self._pacing_seen.get(ref, 0) < script.pace_times:
             self._pacing_seen[ref] = self._pacing_seen.get(ref, 0) + 1
-            self._send(s, m.error(s.version, order_id, 100,
-                                  "Max rate of messages per second has been exceeded:max=50 rec=51"))
+            self._send(
+                s,
+                m.error(
+                    s.version,
+                    order_id,
+                    100,
+                    "Max rate of messages per second has been exceeded:max=50 rec=51",
+                ),
+            )
             return
         if script.action == "lose":  # the connection dies before the order reaches IB
             s.writer.close()
@@ -446,12 +598,23 @@ class TwsStub:
 
     def _new_order(self, s: _Session, f: list[str]) -> m.StubOrder:
         con_id = int(f[2] or 0)
-        contract = self.master.contracts.get(con_id) or _first(self.master.match(_contract_from(f, 2)))
+        contract = self.master.contracts.get(con_id) or _first(
+            self.master.match(_contract_from(f, 2))
+        )
         self._next_perm += 1
-        o = m.StubOrder(order_id=int(f[1]), perm_id=self._next_perm, client_id=s.client_id,
-                        contract=contract, action=f[16], quantity=float(f[17]), order_type=f[18],
-                        limit=float(f[19]) if f[19] else None, tif=f[21], account=f[23],
-                        order_ref=f[26])
+        o = m.StubOrder(
+            order_id=int(f[1]),
+            perm_id=self._next_perm,
+            client_id=s.client_id,
+            contract=contract,
+            action=f[16],
+            quantity=float(f[17]),
+            order_type=f[18],
+            limit=float(f[19]) if f[19] else None,
+            tif=f[21],
+            account=f[23],
+            order_ref=f[26],
+        )
         self.orders[o.order_id] = o
         self._next_order_id = max(self._next_order_id, o.order_id + 1)
         return o
@@ -480,8 +643,15 @@ class TwsStub:
     def _cancel_order(self, s: _Session, f: list[str]) -> None:
         o = self.orders.get(int(f[2]))
         if o is None or o.status not in ("PreSubmitted", "Submitted"):
-            self._send(s, m.error(s.version, int(f[2]), 161,
-                                  "Cancel attempted when order is not in a cancellable state"))
+            self._send(
+                s,
+                m.error(
+                    s.version,
+                    int(f[2]),
+                    161,
+                    "Cancel attempted when order is not in a cancellable state",
+                ),
+            )
             return
         o.status = "Cancelled"
         o.completed_time = self._stamp()
@@ -518,8 +688,9 @@ class TwsStub:
         self.positions[key] = [new, avg]
 
     def _version_of(self, o: m.StubOrder) -> int:
-        return next((s.version for s in self._sessions if s.client_id == o.client_id),
-                    SERVER_VERSION)
+        return next(
+            (s.version for s in self._sessions if s.client_id == o.client_id), SERVER_VERSION
+        )
 
     def _stamp(self) -> str:
         return f"{self.today:%Y%m%d} 15:00:00 UTC"
@@ -527,10 +698,33 @@ class TwsStub:
 
 def _contract_from(f: list[str], at: int) -> m.StubContract:
     """The 12 contract fields a client sends: conId .. tradingClass (with primaryExchange)."""
-    con_id, symbol, sec_type, expiry, strike, right, mult, exch, _prim, ccy, _local, tclass = f[at:at + 12]
-    return m.StubContract(int(con_id or 0), symbol, sec_type, expiry, float(strike or 0), right,
-                          mult, exch, ccy, tclass)
+    con_id, symbol, sec_type, expiry, strike, right, mult, exch, _prim, ccy, _local, tclass = f[
+        at : at + 12
+    ]
+    return m.StubContract(
+        int(con_id or 0),
+        symbol,
+        sec_type,
+        expiry,
+        float(strike or 0),
+        right,
+        mult,
+        exch,
+        ccy,
+        tclass,
+    )
 
 
 def _first(items: list):
     return items[0] if items else None
+
+
+_UNIT_DAYS = {"D": 1, "W": 7, "M": 30, "Y": 365}
+
+
+def _window(end_text: str, duration: str, today: date) -> tuple[date, date]:
+    """The days a request covers: ``duration`` ("365 D") back from ``end_text``'s date (the
+    first 8 characters, YYYYMMDD; empty means the stub's today)."""
+    end = datetime.strptime(end_text[:8], "%Y%m%d").date() if end_text else today
+    count, unit = duration.split()
+    return end - timedelta(days=int(count) * _UNIT_DAYS[unit] - 1), end

@@ -50,7 +50,7 @@ class Deframer:
                 return out
             if not self._buf.startswith(API_PREFIX):
                 raise ValueError(f"bad handshake prefix {self._buf[:4]!r}")
-            self._buf = self._buf[len(API_PREFIX):]
+            self._buf = self._buf[len(API_PREFIX) :]
             self.handshake_done = True
         while len(self._buf) >= 4:
             size = struct.unpack(">I", self._buf[:4])[0]

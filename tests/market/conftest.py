@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.facts import NEW_YORK
-from engine.market import DailyHistory
+from engine.facts.model import NEW_YORK
+from engine.market.snapshot import DailyHistory
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -33,7 +33,9 @@ def history(symbol: str, days, close, high=None, low=None, open_=None, volume=No
     return DailyHistory(
         symbol,
         np.array([np.datetime64(d, "D") for d in days]),
-        nan if open_ is None and close_only else np.asarray(open_ if open_ is not None else close, float),
+        nan
+        if open_ is None and close_only
+        else np.asarray(open_ if open_ is not None else close, float),
         nan if close_only else np.asarray(high, float),
         nan if close_only else np.asarray(low, float),
         np.asarray(close, float),

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from engine import calendar
-from engine.calendar import Cadence, windows_for
+from engine.market import calendar
+from engine.market.calendar import Cadence, windows_for
 from tests.market.conftest import ny
 
 
@@ -28,7 +28,10 @@ def test_windows_keep_new_york_wall_time_across_the_march_dst_change():
 
 
 def test_windows_across_the_november_dst_change_shift_utc_by_an_hour():
-    before, after = windows_for(date(2026, 10, 30)), windows_for(date(2026, 11, 6))  # DST ended 11-01
+    before, after = (
+        windows_for(date(2026, 10, 30)),
+        windows_for(date(2026, 11, 6)),
+    )  # DST ended 11-01
 
     assert before.management.start.astimezone(UTC).hour == 18
     assert after.management.start.astimezone(UTC).hour == 19
@@ -84,13 +87,17 @@ def test_ordinary_days_have_no_management_window():
 
 def test_cadence_times_and_shift_are_arguments():
     cadence = Cadence(
-        management_start=time(13, 30), management_end=time(15, 0), weekly_report=time(17, 0),
+        management_start=time(13, 30),
+        management_end=time(15, 0),
+        weekly_report=time(17, 0),
         early_close_shift=timedelta(minutes=60),
     )
 
     friday = windows_for(date(2026, 11, 27), cadence)
 
-    assert friday.management == calendar.Window(ny(date(2026, 11, 27), 12, 30), ny(date(2026, 11, 27), 13, 0))
+    assert friday.management == calendar.Window(
+        ny(date(2026, 11, 27), 12, 30), ny(date(2026, 11, 27), 13, 0)
+    )
     assert friday.weekly_report == ny(date(2026, 11, 27), 16, 0)
 
 
@@ -113,7 +120,11 @@ def test_session_navigation_skips_weekends_and_holidays():
     assert calendar.previous_session(date(2026, 11, 27)) == date(2026, 11, 25)
     assert calendar.next_session(date(2026, 11, 25)) == date(2026, 11, 27)
     assert calendar.last_session_of_week(date(2026, 4, 1)) == date(2026, 4, 2)
-    assert list(calendar.missing_sessions(calendar.sessions_between(date(2026, 11, 23), date(2026, 11, 30))[[0, 3]])) == [
+    assert list(
+        calendar.missing_sessions(
+            calendar.sessions_between(date(2026, 11, 23), date(2026, 11, 30))[[0, 3]]
+        )
+    ) == [
         calendar.sessions_between(date(2026, 11, 24), date(2026, 11, 24))[0],
         calendar.sessions_between(date(2026, 11, 25), date(2026, 11, 25))[0],
     ]
@@ -121,13 +132,40 @@ def test_session_navigation_skips_weekends_and_holidays():
 
 def test_atr_in_force_before_and_after_the_0930_refresh():
     # Monday 09:00: Friday's refresh (bars through Thursday) is still in force
-    assert calendar.atr_bar_cutoff(ny(date(2026, 11, 23), 9, 0)) == (date(2026, 11, 19), ny(date(2026, 11, 20), 9, 30))
+    assert calendar.atr_bar_cutoff(ny(date(2026, 11, 23), 9, 0)) == (
+        date(2026, 11, 19),
+        ny(date(2026, 11, 20), 9, 30),
+    )
     # Monday 09:30: refreshed from bars through Friday
-    assert calendar.atr_bar_cutoff(ny(date(2026, 11, 23), 9, 30)) == (date(2026, 11, 20), ny(date(2026, 11, 23), 9, 30))
+    assert calendar.atr_bar_cutoff(ny(date(2026, 11, 23), 9, 30)) == (
+        date(2026, 11, 20),
+        ny(date(2026, 11, 23), 9, 30),
+    )
     # Thanksgiving (no session): Wednesday's refresh holds
     assert calendar.atr_bar_cutoff(ny(date(2026, 11, 26), 12, 0))[0] == date(2026, 11, 24)
 
 
 def test_dates_outside_the_calendar_are_refused_with_a_typed_error():
     with pytest.raises(calendar.CalendarRangeError):
-        windows_for(date(1985, 1, 2))
+        windows_for(date(1988, 12, 30))
+    with pytest.raises(calendar.CalendarRangeError):
+        calendar.sessions_between(date(1988, 1, 1), date(1988, 12, 31))
+
+
+def test_the_first_week_of_the_calendar_has_its_windows():
+    # 1989-01-03 is a Tuesday: its week starts before the calendar and is clipped, not refused
+    first = windows_for(calendar.CALENDAR_FIRST)
+
+    assert first.is_session and first.open is not None
+    assert calendar.sessions_between(date(1989, 1, 1), date(1989, 1, 4)).astype(str).tolist() == [
+        "1989-01-03",
+        "1989-01-04",
+    ]
+
+
+def test_the_first_day_of_the_real_history_can_look_back():
+    # 1990-01-02 is the first bar of the real VIX/S&P files: a replay starting there needs the
+    # ATR's refresh of the session before it and that session's own previous session
+    cutoff, refreshed = calendar.atr_bar_cutoff(ny(date(1990, 1, 2), 9, 0))
+
+    assert cutoff == date(1989, 12, 28) and refreshed == ny(date(1989, 12, 29), 9, 30)

@@ -7,8 +7,8 @@ from datetime import date
 
 import yaml
 
-from engine import calendar
-from engine.facts import Facts
+from engine.facts.model import Facts
+from engine.market import calendar
 from scheduler.cli import main
 
 
@@ -22,7 +22,18 @@ def test_data_facts_synthetic_prints_a_valid_yaml_facts_document(capsys):
 
 
 def test_data_facts_is_reproducible_from_the_seed(capsys):
-    args = ["data", "facts", "--date", "2026-11-27", "--time", "12:45", "--synthetic", "3", "--format", "json"]
+    args = [
+        "data",
+        "facts",
+        "--date",
+        "2026-11-27",
+        "--time",
+        "12:45",
+        "--synthetic",
+        "3",
+        "--format",
+        "json",
+    ]
     main(args)
     first = capsys.readouterr().out
     main(args)
@@ -51,17 +62,33 @@ def test_import_then_facts_from_the_store(tmp_path, capsys, vix_csv):
         rows.append(f"{d},230,232,228,231,1000000")
     aapl.write_text("\n".join(rows) + "\n")
 
-    assert main(["data", "import", str(aapl), "--store", str(store)]) == 0
-    assert main(["data", "import", str(vix_csv), "--symbol", "VIX", "--store", str(store), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
-    assert report[0]["symbol"] == "VIX" and report[0]["rows_stored"] > 9000
+    assert main(["data", "import", str(aapl), "--into", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["data", "import", str(vix_csv), "--into", str(store), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report[0]["symbol"] == "VIX" and report[0]["rows_stored"] > 9000  # named by its file
 
-    code = main(["data", "facts", "--date", "2026-07-16", "--store", str(store), "--symbols", "AAPL", "--format", "json"])
+    code = main(
+        [
+            "data",
+            "facts",
+            "--date",
+            "2026-07-16",
+            "--store",
+            str(store),
+            "--symbols",
+            "AAPL",
+            "--format",
+            "json",
+        ]
+    )
     facts = json.loads(capsys.readouterr().out)
     assert code == 0
     # AAPL bars start in September: no ATR, no price on 07-16 -> left out, with findings
     assert "AAPL" not in facts["market"]["underlyings"]
-    assert {"missing-quote", "no-price"} <= {q["code"] for q in facts["quality"] if q["subject"] == "AAPL"}
+    assert {"missing-quote", "no-price"} <= {
+        q["code"] for q in facts["quality"] if q["subject"] == "AAPL"
+    }
 
 
 def test_import_of_a_file_with_no_usable_row_exits_2(tmp_path, capsys):
@@ -73,8 +100,12 @@ def test_import_of_a_file_with_no_usable_row_exits_2(tmp_path, capsys):
 
 
 def test_import_needs_a_symbol_when_the_file_name_is_not_one(tmp_path, capsys):
-    f = tmp_path / "vix-daily.csv"
+    f = tmp_path / "my prices.csv"
     f.write_text("date,close\n2026-11-16,1\n")
 
-    assert main(["data", "import", str(f), "--store", str(tmp_path / "s")]) == 2
+    assert main(["data", "import", str(f), "--into", str(tmp_path / "s")]) == 2
     assert "bad-symbol" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+    assert main(["data", "import", f"ABC={f}", "--into", str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "ABC.csv").is_file()

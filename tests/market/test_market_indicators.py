@@ -10,15 +10,17 @@ from talipp.indicators import ATR
 from talipp.ohlcv import OHLCV
 
 from adapters.market_data.files import read_bars
-from engine import calendar
-from engine.indicators import atr_reading, atr_series, clean_history, wilder
-from engine.market import QualityCode
+from engine.market import calendar
+from engine.market.indicators import atr_reading, atr_series, clean_history, wilder
+from engine.market.snapshot import QualityCode
 from tests.market.conftest import history, ny
 
 
 def _talipp_atr(high, low, close, period=5) -> np.ndarray:
     bars = [OHLCV(c, h, lo, c) for h, lo, c in zip(high, low, close, strict=True)]
-    return np.array([np.nan if v is None else v for v in ATR(period, input_values=bars)], dtype=float)
+    return np.array(
+        [np.nan if v is None else v for v in ATR(period, input_values=bars)], dtype=float
+    )
 
 
 def test_atr5_matches_talipp_on_36_years_of_real_vix_ohlc(vix_csv):
@@ -114,7 +116,9 @@ def test_no_atr_at_all_is_two_percent_of_price():
 def test_no_atr_and_no_price_gives_no_value_rather_than_a_guess():
     days, c, hi, lo = _ohlc(n=3)
 
-    reading = atr_reading(clean_history(history("TSLA", days, c, hi, lo)), ny(date(2026, 11, 20)), price=float("nan"))
+    reading = atr_reading(
+        clean_history(history("TSLA", days, c, hi, lo)), ny(date(2026, 11, 20)), price=float("nan")
+    )
 
     assert reading.value is None and reading.source == "price_fallback"
 
@@ -137,7 +141,9 @@ def test_bad_bars_are_dropped_with_a_finding(field, value, code):
     cols = {"close": c.copy(), "high": hi.copy(), "low": lo.copy(), "open": c.copy()}
     cols[field][5] = value
 
-    clean = clean_history(history("AAPL", days, cols["close"], cols["high"], cols["low"], open_=cols["open"]))
+    clean = clean_history(
+        history("AAPL", days, cols["close"], cols["high"], cols["low"], open_=cols["open"])
+    )
 
     codes = [f.code for f in clean.findings]
     if code is QualityCode.OPEN_OUTSIDE_RANGE:  # reported, but the bar is kept

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from constitution.canonical import digest
 from constitution.load import LoadedConstitution
-from engine.cycle import CycleReport, WeekEvent
-from engine.decision import ConstitutionRef, Decision, decision_id_for
+from engine.cycle.report import CycleReport
+from engine.execution.events import WeekEvent
+from engine.records.decision import ConstitutionRef, Decision, decision_id_for
 
 
 def decision_for(constitution: LoadedConstitution, at: datetime) -> Decision:
@@ -71,11 +72,22 @@ class FakeCycle:
                 decision_id = f"d-unrecorded-{at.isoformat()}"
             self.calls.append(at)
             events = tuple(self.events(at))
-            mode = "kill" if WeekEvent.KILL in events else "safe" if WeekEvent.SAFE in events else "active"
+            mode = (
+                "kill"
+                if WeekEvent.KILL in events
+                else "safe"
+                if WeekEvent.SAFE in events
+                else "active"
+            )
             return CycleReport(
-                at=at, decision_id=decision_id, constitution_version=self.constitution.version,
-                constitution_digest=self.constitution.digest, market_mode=mode, account_levels=self.levels(at),
-                events=events, equity=self.equity(at),
+                at=at,
+                decision_id=decision_id,
+                constitution_version=self.constitution.version,
+                constitution_digest=self.constitution.digest,
+                market_mode=mode,
+                account_levels=self.levels(at),
+                events=events,
+                equity=self.equity(at),
             )
         finally:
             with self._lock:
@@ -97,7 +109,9 @@ class DirCycle(FakeCycle):
 
     def run(self, at: datetime) -> CycleReport:
         with (self.control / "trace.jsonl").open("a") as f:
-            f.write(json.dumps({"start": at.isoformat(), "digest": self.constitution.digest}) + "\n")
+            f.write(
+                json.dumps({"start": at.isoformat(), "digest": self.constitution.digest}) + "\n"
+            )
         report = super().run(at)
         with (self.control / "trace.jsonl").open("a") as f:
             f.write(json.dumps({"end": at.isoformat(), "decision_id": report.decision_id}) + "\n")
@@ -117,3 +131,11 @@ def build_quiet(constitution: LoadedConstitution, ctx) -> FakeCycle:
     from adapters.storage.audit_store import open_decision_log
 
     return FakeCycle(constitution, log=open_decision_log(ctx.db_url, ctx.mode, ctx.clock))
+
+
+def register() -> None:
+    """Register the fakes by name (the CLI takes only names from a fixed registry)."""
+    from scheduler import compose
+
+    compose.register_cycle_factory("test-dir", lambda ctx: lambda c: build(c, ctx))
+    compose.register_cycle_factory("test-quiet", lambda ctx: lambda c: build_quiet(c, ctx))

@@ -8,9 +8,10 @@ from datetime import UTC, date, datetime
 import pytest
 
 from constitution.errors import RetryError
-from engine.broker import BrokerPosition, ContractSpec, SecType
-from engine.execution import MemoryLedgerStore
-from engine.ledger import CASH, stock, total
+from engine.execution.broker import BrokerPosition
+from engine.execution.executor import MemoryLedgerStore
+from engine.execution.ledger import CASH, stock, total
+from engine.market.instruments import ContractSpec, SecType
 from scheduler.live import (
     BrokerAccount,
     LiveCycle,
@@ -23,7 +24,9 @@ from scheduler.live import (
 AT = datetime(2025, 1, 16, 15, 0, tzinfo=UTC)
 
 
-def _opt(symbol: str, expiry: date, strike: float, right: str, kind: SecType = SecType.OPTION) -> ContractSpec:
+def _opt(
+    symbol: str, expiry: date, strike: float, right: str, kind: SecType = SecType.OPTION
+) -> ContractSpec:
     return ContractSpec(sec_type=kind, symbol=symbol, expiry=expiry, strike=strike, right=right)
 
 
@@ -36,9 +39,18 @@ SPX_PUT = _opt("SPX", date(2025, 6, 20), 5000.0, "P", SecType.INDEX_OPTION)
 LEAP_CALL = _opt("MSFT", date(2026, 1, 16), 500.0, "C")
 NEAR_PUT = _opt("MSFT", date(2025, 2, 21), 380.0, "P")
 BROKER = [
-    BrokerAccount("GEN", 400_000.0, (_pos("GEN", SHORT_PUT, -3, 1.50), _pos("GEN", SPX_PUT, 1, 60.0))),
-    BrokerAccount("COM", 216_000.0, (_pos("COM", stock("MSFT"), 200, 410.0), _pos("COM", LEAP_CALL, 2, 25.0),
-                                     _pos("COM", NEAR_PUT, 1, 4.0))),
+    BrokerAccount(
+        "GEN", 400_000.0, (_pos("GEN", SHORT_PUT, -3, 1.50), _pos("GEN", SPX_PUT, 1, 60.0))
+    ),
+    BrokerAccount(
+        "COM",
+        216_000.0,
+        (
+            _pos("COM", stock("MSFT"), 200, 410.0),
+            _pos("COM", LEAP_CALL, 2, 25.0),
+            _pos("COM", NEAR_PUT, 1, 4.0),
+        ),
+    ),
     BrokerAccount("MINI-1", 50_000.0),
 ]
 
@@ -49,10 +61,16 @@ def test_opening_books_the_brokers_cash_and_positions_and_nothing_else():
     s = store.state
 
     assert {a: (x.kind, x.opened, x.parent) for a, x in s.accounts.items()} == {
-        "GEN": ("gen", date(2025, 1, 16), None), "COM": ("com", date(2025, 1, 16), None),
-        "MINI-1": ("mini", date(2025, 1, 16), "GEN")}
+        "GEN": ("gen", date(2025, 1, 16), None),
+        "COM": ("com", date(2025, 1, 16), None),
+        "MINI-1": ("mini", date(2025, 1, 16), "GEN"),
+    }
     # cash equals what IB reports, whatever premiums the positions carried
-    assert {a: s.balance(a, CASH) for a in s.accounts} == {"GEN": 40_000_000, "COM": 21_600_000, "MINI-1": 5_000_000}
+    assert {a: s.balance(a, CASH) for a in s.accounts} == {
+        "GEN": 40_000_000,
+        "COM": 21_600_000,
+        "MINI-1": 5_000_000,
+    }
     assert {k: (h.quantity, h.avg_price, h.purpose) for k, h in s.holdings.items()} == {
         ("GEN", SHORT_PUT.key): (-3, 1.50, "income"),
         ("GEN", SPX_PUT.key): (1, 60.0, "hedge"),
@@ -62,7 +80,9 @@ def test_opening_books_the_brokers_cash_and_positions_and_nothing_else():
     }
     # base equity = cash + the positions at IB's cost (short premium is owed back, longs paid for)
     assert s.accounts["GEN"].base_equity == 40_000_000 - 3 * 150 * 100 + 60 * 100 * 100
-    assert s.accounts["COM"].base_equity == 21_600_000 + 200 * 410 * 100 + 2 * 2500 * 100 + 400 * 100
+    assert (
+        s.accounts["COM"].base_equity == 21_600_000 + 200 * 410 * 100 + 2 * 2500 * 100 + 400 * 100
+    )
     assert s.accounts["MINI-1"].base_equity == 5_000_000
     assert total(s) == 0  # balanced: the opening fills' counterparty is the market
 
@@ -83,11 +103,17 @@ def test_an_account_that_is_not_an_all_use_sleeve_is_refused():
 def test_live_argument_parsers():
     assert parse_address("127.0.0.1:7497") == ("127.0.0.1", 7497)
     assert parse_address("gw.local:4001") == ("gw.local", 4001)
-    assert [parse_address(x) for x in ("7497", ":7497", "host:", "host:0", "host:70000", "host:x", None)] == [None] * 7
+    assert [
+        parse_address(x) for x in ("7497", ":7497", "host:", "host:0", "host:70000", "host:x", None)
+    ] == [None] * 7
     assert accounts_from(["gen=DU1", "MINI-2=DU2"]) == ({"GEN": "DU1", "MINI-2": "DU2"}, [])
     mapping, bad = accounts_from(["GEN=DU1", "GEN=DU3", "REV=DU1", "X=DU4", "COM"])
     assert mapping == {"GEN": "DU1", "REV": "DU1"}
-    assert len(bad) == 4 and "GEN is mapped twice" in bad and "two sub-accounts map to the same IB account code" in bad
+    assert (
+        len(bad) == 4
+        and "GEN is mapped twice" in bad
+        and "two sub-accounts map to the same IB account code" in bad
+    )
 
 
 class _Dropping:
@@ -105,7 +131,9 @@ class _Connected:
 
 def test_a_socket_dropped_inside_a_cycle_is_a_retry_error_other_errors_pass_through():
     cycle = LiveCycle(_Dropping(ConnectionError("Not connected")), _Connected(), lambda at: None)
-    with pytest.raises(RetryError, match="connection to IB lost during the cycle at 2025-01-16T15:00:00"):
+    with pytest.raises(
+        RetryError, match="connection to IB lost during the cycle at 2025-01-16T15:00:00"
+    ):
         cycle.run(AT)
     with pytest.raises(ValueError):
         LiveCycle(_Dropping(ValueError("a bug")), _Connected(), lambda at: None).run(AT)

@@ -1,4 +1,4 @@
-"""Quiet ticks (engine.quiet): skipping an unchanged tick changes nothing a full run would do.
+"""Quiet ticks (engine.cycle.quiet): skipping an unchanged tick changes nothing a full run would do.
 
 The proof is by comparison: the same synthetic replay run twice through the real paper
 pipeline, once deciding every tick and once with quiet ticks, must give the same orders, the
@@ -12,12 +12,15 @@ from datetime import date, datetime, time
 import pytest
 
 from constitution.load import load_constitution_text
-from engine.quiet import QuietTicks, clock_cuts, clock_signature
+from engine.cycle.quiet import QuietTicks, clock_cuts, clock_signature
 from scheduler import compose
 from scheduler.backtest import run_backtest
 from scheduler.cadence import NEW_YORK
 
-FIRST, LAST = date(2024, 1, 2), date(2024, 1, 12)  # a Com Monday is a holiday; Rev Wed, Gen Thu, two Fridays
+FIRST, LAST = (
+    date(2024, 1, 2),
+    date(2024, 1, 12),
+)  # a Com Monday is a holiday; Rev Wed, Gen Thu, two Fridays
 
 
 def test_the_v13_clock_cuts_are_its_windows_on_their_weekdays(bundled):
@@ -27,9 +30,12 @@ def test_the_v13_clock_cuts_are_its_windows_on_their_weekdays(bundled):
         ((("clock_weekday", "==", "mon"),), entry),
         ((("clock_weekday", "==", "wed"),), entry),
         ((("clock_weekday", "==", "thu"),), entry),
-        ((("clock_weekday", "==", "fri"),), (("clock_schedule_minutes", "<", 945), ("clock_schedule_minutes", ">=", 870))),
+        (
+            (("clock_weekday", "==", "fri"),),
+            (("clock_schedule_minutes", "<", 945), ("clock_schedule_minutes", ">=", 870)),
+        ),
         ((("clock_weekday", "==", "fri"),), (("clock_schedule_minutes", ">=", 900),)),
-        ((("clock_quarter_end_week", "==", True), ("clock_weekday", "==", "fri")), (("clock_schedule_minutes", ">=", 990),)),
+        ((("clock_quarter_last_session", "==", True),), (("clock_schedule_minutes", ">=", 990),)),
     }
 
 
@@ -54,7 +60,10 @@ def test_ticks_inside_one_window_share_a_signature_and_a_boundary_splits_them(bu
 
 def test_a_rule_that_uses_the_clock_minutes_as_a_value_disables_quiet_ticks(bundled):
     text = bundled.text.replace(
-        "clock.minutes_et >= params.sleeves.gen.entry.start", "account.equity >= clock.minutes_et", 1)
+        "clock.minutes_et >= params.sleeves.gen.entry.start",
+        "account.equity >= clock.minutes_et",
+        1,
+    )
     assert text != bundled.text
     changed = load_constitution_text(text, "<edited>")
     assert clock_cuts(changed.rules) is None
@@ -109,22 +118,33 @@ def test_a_replay_with_quiet_ticks_does_exactly_what_deciding_every_tick_does(bu
     assert decided <= {r.decision_id for r in full_reports}  # the same facts, the same decision ids
 
     def orders(cycle):
-        return sorted((o.request.client_order_id, o.state, o.filled, o.avg_fill_price) for o in cycle.store.state.orders.values())
+        return sorted(
+            (o.request.client_order_id, o.state, o.filled, o.avg_fill_price)
+            for o in cycle.store.state.orders.values()
+        )
 
     assert orders(fast_cycle) == orders(full_cycle) and orders(full_cycle)
     assert fast_cycle.store.state.balances == full_cycle.store.state.balances
     assert fast_cycle.store.state.holdings == full_cycle.store.state.holdings
-    assert (fast.trades, fast.fills, fast.end_equity, fast.week_types) == (full.trades, full.fills, full.end_equity, full.week_types)
+    assert (fast.trades, fast.fills, fast.end_equity, fast.week_types) == (
+        full.trades,
+        full.fills,
+        full.end_equity,
+        full.week_types,
+    )
 
 
 @pytest.mark.parametrize("check", ["15:00", "14:50"])
 def test_the_engine_reads_the_timetable_the_scheduler_fires(bundled, check):
     """The rules' clock, the quiet-tick check and the scheduler take their close-anchored times
     from the same constitution: a moved assignment check moves all three."""
-    from engine.calendar import cadence_of
+    from engine.market.calendar import cadence_of
     from scheduler.cadence import spec_from
 
-    text = bundled.text.replace('assignment_check: {day: fri, at: "15:00"}', f'assignment_check: {{day: fri, at: "{check}"}}')
+    text = bundled.text.replace(
+        'assignment_check: {day: fri, at: "15:00"}',
+        f'assignment_check: {{day: fri, at: "{check}"}}',
+    )
     edited = load_constitution_text(text, "<edited>")
     assert cadence_of(edited.model) == spec_from(edited.model).calendar_cadence()
     hh, mm = map(int, check.split(":"))
@@ -136,7 +156,9 @@ def test_the_engine_reads_the_timetable_the_scheduler_fires(bundled, check):
     day = date(2024, 11, 29)
 
     def sig(h, m):
-        return clock_signature(cuts, datetime.combine(day, time(h, m), tzinfo=NEW_YORK), 120, cadence)
+        return clock_signature(
+            cuts, datetime.combine(day, time(h, m), tzinfo=NEW_YORK), 120, cadence
+        )
 
     # 15:00 - 2 h lands on the 13:00 close: clipped to 12:45. 14:50 - 2 h = 12:50: not clipped.
     before, at = ((12, 40), (12, 45)) if check == "15:00" else ((12, 45), (12, 50))
@@ -146,7 +168,7 @@ def test_the_engine_reads_the_timetable_the_scheduler_fires(bundled, check):
 
 def test_bar_snapshots_share_a_content_key_within_a_session_phase_only():
     from adapters.market_data.synthetic import synthetic_market
-    from engine.quiet import market_key
+    from engine.cycle.quiet import market_key
 
     market = synthetic_market(7, date(2024, 1, 31))
     day = date(2024, 1, 4)
@@ -156,7 +178,9 @@ def test_bar_snapshots_share_a_content_key_within_a_session_phase_only():
 
     a, b, close = snap(10, 0), snap(10, 5), snap(16, 0)
     assert a.content_key is not None and a.content_key == b.content_key
-    assert market_key(a) == market_key(b) and b.quotes["SPY"].at == b.as_of  # restamped, same content
+    assert (
+        market_key(a) == market_key(b) and b.quotes["SPY"].at == b.as_of
+    )  # restamped, same content
     assert close.content_key != a.content_key and close.quotes["SPY"].last != a.quotes["SPY"].last
     assert market_key(close) != market_key(a)
 

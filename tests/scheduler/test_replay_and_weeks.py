@@ -10,9 +10,9 @@ import pytest
 
 from adapters.storage.audit_store import AuditStore, open_decision_log
 from constitution.models import WeekType
-from engine.audit import Mode
 from engine.clock import FixedClock
-from engine.cycle import WeekEvent
+from engine.execution.events import WeekEvent
+from engine.records.audit import RunMode
 from scheduler.cadence import NEW_YORK, CycleTrigger, WeeklyTrigger, fire_times
 from scheduler.journal import MemoryJournal
 from scheduler.replay import replay
@@ -27,23 +27,34 @@ def _ny(d: date, hh: int, mm: int = 0) -> datetime:
     return datetime.combine(d, time(hh, mm), tzinfo=NEW_YORK)
 
 
-@pytest.mark.parametrize(("events", "label"), [
-    ((), "Calm-Income"),
-    ((E.EARNINGS_SKIP,), "Earnings-Filter"),
-    ((E.EARNINGS_SKIP, E.ASSIGNMENT), "Assignment"),
-    ((E.ASSIGNMENT, E.L2_EXECUTED), "Roll"),
-    ((E.L2_EXECUTED, E.HEDGED_WEEK), "Hedged"),
-    ((E.HEDGE_DEPLOYED, E.L3_EXECUTED, E.EARNINGS_SKIP), "Preservation"),
-    ((E.FORK, E.MERGE, E.SAFE), "Calm-Income"),
-])
+@pytest.mark.parametrize(
+    ("events", "label"),
+    [
+        ((), "Calm-Income"),
+        ((E.EARNINGS_SKIP,), "Earnings-Filter"),
+        ((E.EARNINGS_SKIP, E.ASSIGNMENT), "Assignment"),
+        ((E.ASSIGNMENT, E.L2_EXECUTED), "Roll"),
+        ((E.L2_EXECUTED, E.HEDGED_WEEK), "Hedged"),
+        ((E.HEDGE_DEPLOYED, E.L3_EXECUTED, E.EARNINGS_SKIP), "Preservation"),
+        ((E.FORK, E.MERGE, E.SAFE), "Hedged"),  # a SAFE week is never Calm-Income (D67)
+    ],
+)
 def test_week_label_follows_v13_precedence(bundled, events, label):
     assert label_week(events, bundled.model.week_types) == label
 
 
 def test_week_label_precedence_is_read_from_the_constitution(bundled):
-    reordered = [w.model_copy(update={"precedence": 7 - w.precedence}) for w in bundled.model.week_types]
+    reordered = [
+        w.model_copy(update={"precedence": 7 - w.precedence}) for w in bundled.model.week_types
+    ]
     assert label_week((E.L3_EXECUTED, E.EARNINGS_SKIP), reordered) == "Earnings-Filter"
-    assert label_week((), [WeekType(name=w.name, trigger=w.trigger, precedence=w.precedence) for w in reordered]) == "Calm-Income"
+    assert (
+        label_week(
+            (),
+            [WeekType(name=w.name, trigger=w.trigger, precedence=w.precedence) for w in reordered],
+        )
+        == "Calm-Income"
+    )
     assert label_week((E.L2_EXECUTED, E.HEDGED_WEEK), reordered) == "Roll"
 
 
@@ -60,7 +71,9 @@ def test_replay_fires_exactly_the_live_trigger_times_without_sleeping(bundled, s
     start, end = _ny(first, 0), _ny(last + timedelta(days=1), 0)
     weekly = fire_times(WeeklyTrigger(spec), start, end)
     assert cycle.calls == sorted(fire_times(CycleTrigger(spec, 300), start, end) + weekly)
-    assert [w.cut_at for w in result.weeks] == weekly == [_ny(date(2026, 11, 27), 14, 30), _ny(date(2026, 12, 4), 16, 30)]
+    month_end = _ny(date(2026, 11, 30), 16, 30)  # a Monday: the month's report cut (§11)
+    assert weekly == [_ny(date(2026, 11, 27), 14, 30), month_end, _ny(date(2026, 12, 4), 16, 30)]
+    assert [w.cut_at for w in result.weeks] == [weekly[0], weekly[2]]
     assert result.sessions == 9 and clock.at == weekly[-1]
     assert elapsed < 5  # nine sessions of 5-minute ticks: no sleeping anywhere
 
@@ -69,14 +82,30 @@ def test_a_protocol_level_change_moves_the_monitoring_interval(bundled):
     day = date(2026, 3, 3)
 
     def levels(at):
-        return {"GEN": 2 if _ny(day, 10) <= at < _ny(day, 10, 10) else 0, "REV": 1 if at >= _ny(day, 15) else 0}
+        return {
+            "GEN": 2 if _ny(day, 10) <= at < _ny(day, 10, 10) else 0,
+            "REV": 1 if at >= _ny(day, 15) else 0,
+        }
 
     cycle = FakeCycle(bundled, levels=levels)
     replay(Runner(bundled, lambda c: cycle, MemoryJournal()), day, day)
 
-    gaps = {at: (b - at).total_seconds() for at, b in zip(cycle.calls, cycle.calls[1:], strict=False)}
+    gaps = {
+        at: (b - at).total_seconds() for at, b in zip(cycle.calls, cycle.calls[1:], strict=False)
+    }
     assert gaps[_ny(day, 9, 55)] == 300  # L0 before
-    assert gaps[_ny(day, 10)] == 30 and gaps[_ny(day, 10, 9, ) + timedelta(seconds=30)] == 30  # L2 at 10:00..10:10
+    assert (
+        gaps[_ny(day, 10)] == 30
+        and gaps[
+            _ny(
+                day,
+                10,
+                9,
+            )
+            + timedelta(seconds=30)
+        ]
+        == 30
+    )  # L2 at 10:00..10:10
     assert gaps[_ny(day, 10, 10)] == 300  # back to L0: the next 5-minute grid time, 10:15
     assert gaps[_ny(day, 15)] == 60  # REV at L1 from 15:00
     assert cycle.calls[-2:] == [_ny(day, 15, 59), _ny(day, 16)]  # the last L1 tick, then the close
@@ -85,7 +114,7 @@ def test_a_protocol_level_change_moves_the_monitoring_interval(bundled):
 def test_weekly_report_is_labelled_once_and_linked_in_the_audit_log(bundled, tmp_path):
     url = f"sqlite:///{tmp_path / 'week.db'}"
     clock = FixedClock(_ny(date(2026, 3, 2), 0))
-    log = open_decision_log(url, Mode.BACKTEST, clock)
+    log = open_decision_log(url, RunMode.BACKTEST, clock)
     wednesday = date(2026, 3, 4)
 
     def events(at):
@@ -102,11 +131,21 @@ def test_weekly_report_is_labelled_once_and_linked_in_the_audit_log(bundled, tmp
     result = replay(runner, date(2026, 3, 2), date(2026, 3, 6), clock=clock)
 
     (week,) = result.weeks
-    assert (week.week_type, week.income, week.events) == ("Roll", 500.0, {"earnings_skip": 1, "l2_executed": 1})
-    assert runner.weekly(week.cut_at, evaluate=False) is None  # a second cut of the same week is refused
+    assert (week.week_type, week.income, week.events) == (
+        "Roll",
+        500.0,
+        {"earnings_skip": 1, "l2_executed": 1},
+    )
+    assert (
+        runner.weekly(week.cut_at, evaluate=False) is None
+    )  # a second cut of the same week is refused
     store = AuditStore.open(url, clock)
-    linked = [r for r in store.for_decision(cycle_decision_at(bundled, week.cut_at)) if r.link is not None]
-    assert [(r.link.kind, r.link.data["event"], r.link.data["week_type"]) for r in linked] == [("note", "weekly_report", "Roll")]
+    linked = [
+        r for r in store.for_decision(cycle_decision_at(bundled, week.cut_at)) if r.link is not None
+    ]
+    assert [(r.link.kind, r.link.data["event"], r.link.data["week_type"]) for r in linked] == [
+        ("note", "weekly_report", "Roll")
+    ]
     assert store.verify().ok
 
 
@@ -114,3 +153,18 @@ def cycle_decision_at(constitution, at):
     from tests.scheduler.fake_cycle import decision_for
 
     return decision_for(constitution, at).decision_id
+
+
+@pytest.mark.parametrize(
+    ("events", "label"),
+    [
+        ((E.KILL,), "Hedged"),  # VIX > 80 is VIX > 50 (§12, D67)
+        ((E.SAFE,), "Hedged"),  # VIX > 65 likewise
+        ((E.HALT,), "Preservation"),  # an L3 hold, the broker down, a user's pause
+        ((E.KILL, E.L3_EXECUTED), "Preservation"),  # precedence 1 beats 2
+        ((E.KILL, E.L2_EXECUTED, E.ASSIGNMENT), "Hedged"),
+        ((E.FORK, E.MERGE), "Calm-Income"),
+    ],
+)
+def test_halted_weeks_are_labelled_by_the_text_with_the_precedence(bundled, events, label):
+    assert label_week(events, bundled.model.week_types) == label

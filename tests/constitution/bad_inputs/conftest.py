@@ -1,4 +1,4 @@
-"""Helpers for the bad-input tests: each bad input has its own test file in this folder."""
+"""Helpers for the bad-input tests (the cases themselves are data: cases.yaml)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,335 @@
+"""Market snapshot + account state -> the facts document (``engine.facts.model.Facts``).
+
+This is where data quality becomes facts. Whatever an adapter passes on, it is checked here:
+
+* a quote that is NaN/inf, zero/negative, crossed or older than ``max_quote_age`` (30 s live)
+  sets ``underlying.quote_ok = false``; the price used is then the last valid daily close and
+  the finding says so (no silently wrong number, no exception);
+* a missing or empty chain sets ``chain_available = false``; unusable chain rows are dropped;
+* the ATR comes with its source (``wilder`` / ``close_to_close`` / ``stale_fallback`` /
+  ``price_fallback``);
+* ``market.data_age_seconds`` is the age of the oldest price the decision uses;
+* every finding is listed in ``facts.quality``.
+
+The only failures that raise are the ones no fact can describe honestly: no VIX at all, or a
+held position whose underlying has no usable price anywhere (``MarketDataUnavailable``), and
+account state that contradicts itself (``FactsInvalid``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import numpy as np
+
+from constitution.errors import FactsInvalid, OperationalError, Problem
+from engine.facts.model import (
+    Account,
+    Facts,
+    Market,
+    QualityFinding,
+    Underlying,
+    consistency_problems,
+)
+from engine.market import calendar
+from engine.market.options import select_strike
+from engine.market.snapshot import (
+    AtrReading,
+    DataQualityFinding,
+    MarketSnapshot,
+    OptionChain,
+    QualityCode,
+    Quote,
+    Right,
+)
+
+MAX_QUOTE_AGE = timedelta(seconds=30)
+Q = QualityCode
+
+
+class MarketDataUnavailable(OperationalError):
+    """Not enough market data to state the facts at all (exit 3: an operator must look)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateSpec:
+    """Which contract's liquidity the facts report for an underlying (the entry candidate)."""
+
+    right: Right
+    delta_band: tuple[float, float]
+    min_dte: int
+    max_dte: int
+
+
+# The v1.3 sleeves' new short options (absolute delta, calendar-day DTE).
+SLEEVE_CANDIDATES: Mapping[str, CandidateSpec] = {
+    "gen": CandidateSpec("put", (0.40, 0.45), 0, 1),
+    "rev": CandidateSpec("put", (0.30, 0.35), 3, 5),
+    "com": CandidateSpec("call", (0.20, 0.25), 5, 5),
+}
+
+
+def candidates_for_day(
+    day: date,
+    sleeve_tickers: Mapping[str, Sequence[str]],
+    specs: Mapping[str, CandidateSpec] = SLEEVE_CANDIDATES,
+    cadence: calendar.Cadence = calendar.DEFAULT_CADENCE,
+) -> dict[str, CandidateSpec]:
+    """Candidates of the sleeves whose entry window is on ``day`` (the facts carry one per
+    underlying; on an entry day the entering sleeve's candidate is the one that matters)."""
+    out: dict[str, CandidateSpec] = {}
+    for sleeve in sorted(calendar.windows_for(day, cadence).entry):
+        for symbol in sleeve_tickers.get(sleeve, ()):
+            if sleeve in specs:
+                out.setdefault(symbol, specs[sleeve])
+    return out
+
+
+@dataclass
+class _Acc:
+    """Mutable accumulator for one build (never escapes this module)."""
+
+    as_of: datetime
+    max_quote_age: timedelta
+    findings: list[DataQualityFinding] = field(default_factory=list)
+    oldest: float = 0.0
+
+    def note(self, code: QualityCode, subject: str, detail: str = "") -> None:
+        self.findings.append(DataQualityFinding(code, subject, detail))
+
+    def age(self, seconds: float) -> None:
+        self.oldest = max(self.oldest, seconds)
+
+
+def _price_problem(value: float | None) -> tuple[QualityCode, str] | None:
+    if value is None:
+        return Q.MISSING_QUOTE, "no price"
+    if not math.isfinite(value):
+        return Q.NON_FINITE_PRICE, f"price {value}"
+    if value <= 0:
+        return Q.NON_POSITIVE_PRICE, f"price {value}"
+    return None
+
+
+def _quote_problems(q: Quote, acc: _Acc) -> list[tuple[QualityCode, str]]:
+    out = [p for p in (_price_problem(q.last),) if p]
+    for side, v in (("bid", q.bid), ("ask", q.ask)):
+        if v is not None and (p := _price_problem(v)) and not (side == "bid" and v == 0):
+            out.append((p[0], f"{side} {v}"))  # a zero bid is normal for far options, not stocks
+    if q.bid is not None and q.ask is not None and q.bid > q.ask:
+        out.append((Q.CROSSED_QUOTE, f"bid {q.bid} > ask {q.ask}"))
+    age = (acc.as_of - q.at).total_seconds()
+    if age > acc.max_quote_age.total_seconds():
+        out.append(
+            (Q.STALE_QUOTE, f"{age:.0f} s old (limit {acc.max_quote_age.total_seconds():.0f} s)")
+        )
+    return out
+
+
+def _close_age(day: date | None, acc: _Acc) -> float:
+    close = calendar.session_close(day) if day else None
+    return max((acc.as_of - close).total_seconds(), 0.0) if close else 0.0
+
+
+def _price(symbol: str, snap: MarketSnapshot, acc: _Acc) -> tuple[float | None, bool]:
+    """(price, quote_ok). Falls back to the last valid close, flagged; None when nothing."""
+    q = snap.quotes.get(symbol)
+    problems = _quote_problems(q, acc) if q else [(Q.MISSING_QUOTE, "no quote")]
+    for code, detail in problems:
+        acc.note(code, symbol, detail)
+    if not problems:
+        acc.age(max((acc.as_of - q.at).total_seconds(), 0.0))
+        return q.last, True
+    last = snap.last_close.get(symbol)
+    if last is None or _price_problem(last[1]):
+        return None, False
+    acc.note(Q.PRICE_FROM_LAST_CLOSE, symbol, f"close of {last[0]}: {last[1]}")
+    acc.age(_close_age(last[0], acc))
+    return last[1], False
+
+
+def _vix(snap: MarketSnapshot, acc: _Acc) -> float:
+    q = snap.vix
+    problems = _quote_problems(q, acc) if q else [(Q.MISSING_VIX, "no VIX quote")]
+    for code, detail in problems:
+        acc.note(code, "VIX", detail)
+    if not problems:
+        acc.age(max((acc.as_of - q.at).total_seconds(), 0.0))
+        return q.last
+    last = snap.vix_last_close
+    if last is None or _price_problem(last[1]):
+        raise MarketDataUnavailable(
+            f"no usable VIX at {acc.as_of.isoformat()} (no quote, no valid close)"
+        )
+    acc.note(Q.VIX_FROM_LAST_CLOSE, "VIX", f"close of {last[0]}: {last[1]}")
+    acc.age(_close_age(last[0], acc))
+    return last[1]
+
+
+def _atr(
+    symbol: str, reading: AtrReading | None, price: float, acc: _Acc, fraction: float
+) -> tuple[float, str]:
+    if reading is not None:
+        acc.findings.extend(reading.findings)
+    if (
+        reading is not None
+        and reading.value is not None
+        and math.isfinite(reading.value)
+        and reading.value > 0
+    ):
+        return reading.value, reading.source
+    if reading is None or not any(f.code is Q.NO_ATR for f in reading.findings):
+        acc.note(Q.NO_ATR, symbol, f"no ATR reading; {fraction:.0%} of price")
+    return price * fraction, "price_fallback"
+
+
+def _usable_chain(symbol: str, chain: OptionChain | None, acc: _Acc) -> OptionChain | None:
+    if chain is None or len(chain) == 0:
+        acc.note(
+            Q.MISSING_CHAIN, symbol, "no option chain" if chain is None else "empty option chain"
+        )
+        return None
+    with np.errstate(invalid="ignore"):
+        cols = (chain.strike, chain.bid, chain.ask, chain.delta)
+        good = np.logical_and.reduce([np.isfinite(c) for c in cols])
+        good &= (chain.strike > 0) & (chain.bid >= 0) & (chain.ask > 0) & (chain.bid <= chain.ask)
+        good &= (np.abs(chain.delta) <= 1) & (chain.open_interest >= 0) & (chain.volume >= 0)
+    if good.all():
+        return chain
+    acc.note(
+        Q.BAD_CHAIN_ROWS,
+        symbol,
+        f"{int((~good).sum())} of {len(chain)} contracts unusable, dropped",
+    )
+    if not good.any():
+        acc.note(Q.MISSING_CHAIN, symbol, "no usable contract in the chain")
+        return None
+    return chain.select(good)
+
+
+def _candidate(chain: OptionChain | None, spec: CandidateSpec | None, as_of: datetime) -> dict:
+    if chain is None or spec is None:
+        return {}
+    today = np.datetime64(calendar.new_york_date(as_of), "D")
+    dte = (chain.expiry - today).astype(int)
+    in_range = (dte >= spec.min_dte) & (dte <= spec.max_dte)
+    if not in_range.any():
+        return {}
+    # No liquidity filter: the facts report the candidate's liquidity for the rules to judge.
+    choice = select_strike(
+        chain,
+        spec.right,
+        spec.delta_band,
+        where=in_range,
+        min_open_interest=0,
+        min_volume=0,
+        max_spread_pct=math.inf,
+    )
+    c = choice.contract
+    if c is None:
+        return {}
+    spread = c.spread_pct
+    return {
+        "option_open_interest": float(c.open_interest),
+        "option_volume": float(c.volume),
+        "option_spread_pct": spread if math.isfinite(spread) else None,
+    }
+
+
+def _underlying(
+    symbol: str, snap: MarketSnapshot, acc: _Acc, spec: CandidateSpec | None, price_fraction: float
+) -> Underlying | None:
+    price, quote_ok = _price(symbol, snap, acc)
+    if price is None:
+        acc.note(Q.NO_PRICE, symbol, "no usable quote or close: left out of the facts")
+        return None
+    atr, source = _atr(symbol, snap.atr5.get(symbol), price, acc, price_fraction)
+    chain = _usable_chain(symbol, snap.chains.get(symbol), acc)
+    return Underlying(
+        price=price,
+        atr5=atr,
+        earnings_this_week=symbol in snap.earnings_this_week,
+        chain_available=chain is not None,
+        quote_ok=quote_ok,
+        atr_source=source,
+        **_candidate(chain, spec, snap.as_of),
+    )
+
+
+def _market_extras(snap: MarketSnapshot, acc: _Acc) -> dict:
+    out: dict = {"vix_closes_above_30": snap.vix_closes_above_30}
+    for name in ("spx_drawdown", "breadth_above_50dma"):
+        value = getattr(snap, name)
+        if value is None or not math.isfinite(value) or not 0 <= value <= 1:
+            default = Market.model_fields[name].default
+            acc.note(
+                Q.INDICATOR_DEFAULTED,
+                name,
+                f"unknown ({value}); the neutral default {default} is used",
+            )
+        else:
+            out[name] = value
+    return out
+
+
+def _consistency(facts: Facts) -> None:
+    problems = [
+        Problem("<facts>", 0, 0, code, ".".join(str(p) for p in path), message)
+        for path, code, message in consistency_problems(facts)
+    ]
+    if problems:
+        raise FactsInvalid(problems)
+
+
+def build_facts(
+    snapshot: MarketSnapshot,
+    accounts: Sequence[Account],
+    *,
+    symbols: Sequence[str] = (),
+    candidates: Mapping[str, CandidateSpec] | None = None,
+    broker_connected: bool = True,
+    max_quote_age: timedelta = MAX_QUOTE_AGE,
+    atr_price_fraction: float = 0.02,
+) -> Facts:
+    """The facts document at ``snapshot.as_of``.
+
+    Underlyings are those of the snapshot, of ``symbols`` and of every position held.
+    ``candidates`` says, per symbol, which option's liquidity to report (see
+    ``candidates_for_day``).
+    """
+    acc = _Acc(snapshot.as_of, max_quote_age, list(snapshot.findings))
+    vix = _vix(snapshot, acc)
+    held = {p.symbol for a in accounts for p in a.positions}
+    underlyings: dict[str, Underlying] = {}
+    for symbol in sorted(set(snapshot.symbols) | set(symbols) | held):
+        u = _underlying(symbol, snapshot, acc, (candidates or {}).get(symbol), atr_price_fraction)
+        if u is not None:
+            underlyings[symbol] = u
+        elif symbol in held:
+            raise MarketDataUnavailable(
+                f"no usable price for {symbol}, which is held; cannot state the facts"
+            )
+    market = Market(
+        vix=vix,
+        early_close=calendar.is_early_close(calendar.new_york_date(snapshot.as_of)),
+        broker_connected=broker_connected,
+        data_age_seconds=acc.oldest,
+        underlyings=underlyings,
+        **_market_extras(snapshot, acc),
+    )
+    facts = Facts(
+        as_of=snapshot.as_of,
+        market=market,
+        accounts=tuple(accounts),
+        quality=_quality(acc.findings),
+    )
+    _consistency(facts)
+    return facts
+
+
+def _quality(findings: list[DataQualityFinding]) -> tuple[QualityFinding, ...]:
+    unique = dict.fromkeys((f.subject, str(f.code), f.detail) for f in findings)
+    return tuple(QualityFinding(code=c, subject=s, detail=d) for s, c, d in sorted(unique))

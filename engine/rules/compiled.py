@@ -1,0 +1,417 @@
+"""The compiled evaluator: the constitution's rules as plain Python matchers.
+
+``CompiledRules`` (constitution/compile.py) already holds each rule in normal form: strata,
+disjuncts of atoms ``field OP operand`` on one alias, the implicit joins. Here every atom
+becomes a predicate closure and every ``set``/``with`` value and explanation a closure
+(``engine.rules.closures``), once per constitution digest. An evaluation is then loops over the
+fact records: no sessions, no JSON, no per-fact callbacks.
+
+It gives the durable-rules path's Decision byte for byte (``engine.rules.evaluate``):
+
+* the same strata in order, derived values merged by maximum into the records after each
+  stratum (a rule reads a derived field only after all its writers ran);
+* the same joins (a position with its own account and its underlying; accounts x
+  underlyings for rules without a position) and the same "first disjunct per binding";
+* the same missing-value semantics (docs/rules.md D8): a comparison with a missing value is
+  false; a field the durable session would not carry reads as missing;
+* the same order and the same explanations (``engine.rules.explained``).
+
+Each alias's atoms are tested as soon as the alias is bound: an account's before its positions
+or the underlyings are looked at. The
+durable path stays the shadow that must agree (``engine.rules.shadow``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from constitution import vocabulary as V
+from constitution.actions import KINDS
+from constitution.compile import ALIAS, Atom, CompiledRule
+from constitution.load import LoadedConstitution
+from engine.market import calendar as nyse
+from engine.rules.closures import (
+    COMPARE,
+    SLOT,
+    Binding,
+    Explainer,
+    Reader,
+    Record,
+    Scope,
+    arith_reader,
+    explainer,
+    reader,
+)
+from engine.rules.prepare import Prepared, derived_bottoms
+
+Predicate = Callable[[Binding], bool]
+
+
+# --- compiling ---------------------------------------------------------------------------------
+
+
+def _operand_reader(operand: Any) -> Reader:
+    """An atom's operand: a constant, a field of an earlier alias, or arithmetic over them."""
+    if isinstance(operand, tuple) and operand and operand[0] == "ref":
+        i, name = SLOT[operand[1]], operand[2]
+        return lambda b: b[i].get(name)  # type: ignore[union-attr]
+    if isinstance(operand, tuple) and operand and operand[0] == "arith":
+        return arith_reader(operand[1], _operand_reader(operand[2]), _operand_reader(operand[3]))
+    return lambda b: operand
+
+
+def predicate(atom: Atom) -> Predicate:
+    """``atom`` as a test on a binding: false when either side is missing."""
+    i, name, test = SLOT[atom.alias], atom.field, COMPARE[atom.op]
+    if atom.op in ("==", "in") and not _joined(atom):
+        constant = atom.operand  # never None: a missing value (None) fails these by itself
+        if atom.op == "==":
+            return lambda b: b[i].get(name) == constant  # type: ignore[union-attr]
+        return lambda b: b[i].get(name) in constant  # type: ignore[union-attr]
+    if not _joined(atom):
+        constant = atom.operand
+
+        def against_constant(b: Binding) -> bool:
+            v = b[i].get(name)  # type: ignore[union-attr]
+            return v is not None and test(v, constant)
+
+        return against_constant
+    other = _operand_reader(atom.operand)
+
+    def against_fields(b: Binding) -> bool:
+        v = b[i].get(name)  # type: ignore[union-attr]
+        if v is None:
+            return False
+        w = other(b)
+        return w is not None and test(v, w)
+
+    return against_fields
+
+
+def _joined(atom: Atom) -> bool:
+    """The operand reads another fact's field (a join reference, maybe in arithmetic)."""
+    return isinstance(atom.operand, tuple) and atom.operand[:1] in (("ref",), ("arith",))
+
+
+def _reads_account(atom: Atom) -> bool:
+    def refs(operand: Any) -> bool:
+        if isinstance(operand, tuple) and operand[:1] == ("ref",):
+            return operand[1] == "a"
+        if isinstance(operand, tuple) and operand[:1] == ("arith",):
+            return refs(operand[2]) or refs(operand[3])
+        return False
+
+    return _joined(atom) and refs(atom.operand)
+
+
+class Levels(NamedTuple):
+    """One disjunct's atoms by what they need bound: each level is tested as soon as it is
+    (an account's atoms before its positions; an underlying's own atoms once per evaluation,
+    not once per account)."""
+
+    m: tuple[Predicate, ...]
+    a: tuple[Predicate, ...]
+    u: tuple[Predicate, ...]  # the underlying and constants (or market fields) only
+    rest: tuple[Predicate, ...]  # underlying atoms reading the account, then the position's
+
+
+def _levels(atoms: Sequence[Atom]) -> Levels:
+    def on(alias: str, keep: Callable[[Atom], bool] = lambda x: True) -> tuple[Predicate, ...]:
+        return tuple(predicate(x) for x in atoms if x.alias == alias and keep(x))
+
+    return Levels(
+        on("m"),
+        on("a"),
+        on("u", lambda x: not _reads_account(x)),
+        on("u", _reads_account) + on("p"),
+    )
+
+
+@dataclass(frozen=True)
+class SetEffect:
+    slot: int
+    name: str
+    rank: Callable[[Any], float]
+    value: Reader
+
+
+@dataclass(frozen=True)
+class ActionEffect:
+    kind: str
+    with_symbol: bool
+    with_position: bool
+    params: tuple[tuple[str, Reader], ...]
+
+
+@dataclass(frozen=True)
+class RuleProgram:
+    rule: CompiledRule
+    has_position: bool
+    aliases: frozenset[str]
+    disjuncts: tuple[Levels, ...]
+    explain: tuple[tuple[Explainer, ...], ...]  # per disjunct, every atom as written
+    sets: tuple[SetEffect, ...]
+    actions: tuple[ActionEffect, ...]
+
+
+def _rank(field: V.Field) -> Callable[[Any], float]:
+    if field.kind is V.Kind.ENUM:
+        order = {v: float(i) for i, v in enumerate(field.values)}
+        return lambda v: order[v]
+    return lambda v: V.derived_rank(field, v)
+
+
+def _effects(rule: CompiledRule, scope: Scope) -> tuple[list[SetEffect], list[ActionEffect]]:
+    sets, actions = [], []
+    for effect in rule.effects:
+        if effect.kind == "set":
+            field = V.lookup(effect.target)
+            assert field is not None  # the compiler checked every target
+            value = reader(effect.values[0][1], scope)
+            sets.append(
+                SetEffect(SLOT[ALIAS[field.entity]], V.physical(field), _rank(field), value)
+            )
+            continue
+        target = KINDS[effect.target].target
+        actions.append(
+            ActionEffect(
+                effect.target,
+                target in ("underlying", "position", "market"),
+                target in ("position", "market"),
+                tuple((name, reader(node, scope)) for name, node in effect.values),
+            )
+        )
+    return sets, actions
+
+
+def compile_rule(constitution: LoadedConstitution, rule: CompiledRule) -> RuleProgram:
+    visible = constitution.rules.fields_by_stratum[rule.stratum]
+    scope = Scope(constitution.model, frozenset(rule.aliases), visible)
+    sets, actions = _effects(rule, scope)
+    return RuleProgram(
+        rule,
+        "p" in rule.aliases,
+        scope.aliases,
+        tuple(_levels(atoms) for atoms in rule.disjuncts),
+        tuple(tuple(explainer(x.source, scope) for x in atoms) for atoms in rule.disjuncts),
+        tuple(sets),
+        tuple(actions),
+    )
+
+
+@dataclass(frozen=True)
+class Program:
+    """A constitution's rules as matchers, stratum by stratum."""
+
+    strata: tuple[tuple[RuleProgram, ...], ...]
+    bottoms: dict[str, dict[str, object]]
+    derived_names: dict[str, tuple[str, ...]]  # derived fields by alias, sorted
+    shift: int
+    cadence: nyse.Cadence
+
+
+def compile_program(constitution: LoadedConstitution) -> Program:
+    rules = constitution.rules
+    strata = tuple(
+        tuple(compile_rule(constitution, r) for r in rules.rules if r.stratum == k)
+        for k in range(rules.strata)
+    )
+    bottoms = derived_bottoms()
+    return Program(
+        strata,
+        bottoms,
+        {a: tuple(sorted(fields)) for a, fields in bottoms.items()},
+        constitution.model.cadence.early_close_shift_minutes,
+        nyse.cadence_of(constitution.model),
+    )
+
+
+_PROGRAMS: dict[str, Program] = {}
+_PROGRAMS_LOCK = threading.Lock()
+
+
+def program_for(constitution: LoadedConstitution) -> Program:
+    """One program per constitution digest (bounded: a process sees few versions)."""
+    with _PROGRAMS_LOCK:
+        found = _PROGRAMS.get(constitution.digest)
+        if found is None:
+            if len(_PROGRAMS) > 64:
+                _PROGRAMS.clear()
+            found = _PROGRAMS[constitution.digest] = compile_program(constitution)
+        return found
+
+
+# --- the world of one evaluation -----------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """The fact records of one evaluation, derived fields merged in (they start at bottom)."""
+
+    market: Record
+    accounts: tuple[Record, ...]
+    underlyings: tuple[Record, ...]
+    positions: tuple[Record, ...]
+    underlying: dict[str, Record]  # by symbol
+    positions_of: dict[str, list[Record]]  # by account id
+
+
+def world_of(program: Program, prepared: Prepared) -> World:
+    b = program.bottoms
+    market = {**prepared.market, **b["m"]}
+    accounts = tuple({**r, **b["a"]} for r in prepared.accounts)
+    underlyings = tuple({**r, **b["u"]} for r in prepared.underlyings)
+    positions: dict[str, Record] = {}
+    for r in prepared.positions:  # one record per position key, the first (as durable's ids)
+        positions.setdefault(r["key"], {**r, **b["p"]})
+    positions_of: dict[str, list[Record]] = {}
+    for r in positions.values():
+        positions_of.setdefault(r["acct"], []).append(r)
+    return World(
+        market,
+        accounts,
+        underlyings,
+        tuple(positions.values()),
+        {r["sym"]: r for r in underlyings},
+        positions_of,
+    )
+
+
+# --- matching --------------------------------------------------------------------------------
+
+
+class Fired(NamedTuple):
+    program: RuleProgram
+    disjunct: int
+    binding: Binding
+    key: tuple  # (salience, rule id, account, symbol, position, disjunct): the durable order
+
+    @property
+    def account(self) -> str | None:
+        a, p = self.binding[1], self.binding[3]
+        return a["acct"] if a is not None else (p["acct"] if p is not None else None)
+
+    @property
+    def symbol(self) -> str | None:
+        p, u = self.binding[3], self.binding[2]
+        return p["sym"] if p is not None else (u["sym"] if u is not None else None)
+
+    @property
+    def position(self) -> str | None:
+        p = self.binding[3]
+        return None if p is None else p["key"]
+
+
+def fired(rp: RuleProgram, disjunct: int, b: Binding) -> Fired:
+    a, u, p = b[1], b[2], b[3]
+    account = a["acct"] if a is not None else (p["acct"] if p is not None else "")
+    symbol = p["sym"] if p is not None else (u["sym"] if u is not None else "")
+    key = (rp.rule.salience, rp.rule.id, account, symbol, p["key"] if p else "", disjunct)
+    return Fired(rp, disjunct, b, key)
+
+
+def _by_key(f: Fired) -> tuple:
+    return f.key
+
+
+def _holds(tests: Sequence[Predicate], b: Binding) -> bool:
+    for t in tests:
+        if not t(b):
+            return False
+    return True
+
+
+def _position_bindings(d: Levels, w: World) -> list[Binding]:
+    """Each position with its own account and its underlying."""
+    m = w.market
+    out: list[Binding] = []
+    usable: dict[str, bool] = {}  # an underlying's own atoms, once per symbol
+    for a in w.accounts:
+        if d.a and not _holds(d.a, (m, a, None, None)):
+            continue
+        for p in w.positions_of.get(a["acct"], ()):
+            u = w.underlying[p["sym"]]
+            if d.u:
+                ok = usable.get(p["sym"])
+                if ok is None:
+                    ok = usable[p["sym"]] = _holds(d.u, (m, None, u, None))
+                if not ok:
+                    continue
+            b = (m, a, u, p)
+            for t in d.rest:
+                if not t(b):
+                    break
+            else:
+                out.append(b)
+    return out
+
+
+def _pool_bindings(d: Levels, w: World, aliases: frozenset[str]) -> list[Binding]:
+    """Accounts x underlyings, those the rule names; the underlyings' own atoms once."""
+    m = w.market
+    out: list[Binding] = []
+    accounts: Sequence[Record | None] = w.accounts if "a" in aliases else (None,)
+    underlyings: Sequence[Record | None] = (
+        [u for u in w.underlyings if _holds(d.u, (m, None, u, None))] if "u" in aliases else (None,)
+    )
+    for a in accounts:
+        if d.a and not _holds(d.a, (m, a, None, None)):
+            continue
+        for u in underlyings:
+            b = (m, a, u, None)
+            for t in d.rest:
+                if not t(b):
+                    break
+            else:
+                out.append(b)
+    return out
+
+
+def _bindings(rp: RuleProgram, d: Levels, w: World) -> list[Binding]:
+    if not _holds(d.m, (w.market, None, None, None)):
+        return []
+    if rp.has_position:
+        return _position_bindings(d, w)
+    return _pool_bindings(d, w, rp.aliases)
+
+
+def match(rp: RuleProgram, w: World) -> list[Fired]:
+    """Every binding that satisfies the rule, with the first disjunct that holds for it."""
+    if len(rp.disjuncts) == 1:
+        return [fired(rp, 0, b) for b in _bindings(rp, rp.disjuncts[0], w)]
+    seen: set[tuple[int, int, int]] = set()
+    out = []
+    for j, d in enumerate(rp.disjuncts):
+        for b in _bindings(rp, d, w):
+            key = (id(b[1]), id(b[2]), id(b[3]))
+            if key not in seen:
+                seen.add(key)
+                out.append(fired(rp, j, b))
+    return out
+
+
+def _apply(fired: Fired) -> None:
+    """``set`` effects, merged by maximum (order-independent)."""
+    for s in fired.program.sets:
+        record = fired.binding[s.slot]
+        assert record is not None  # the compiler binds every target's entity
+        new = s.value(fired.binding)
+        if new is not None and s.rank(new) > s.rank(record[s.name]):  # missing sets nothing
+            record[s.name] = new
+
+
+def run(program: Program, w: World) -> list[Fired]:
+    """Every firing, stratum by stratum, sorted as the durable path sorts them."""
+    out: list[Fired] = []
+    for stratum in program.strata:
+        found = [f for rp in stratum for f in match(rp, w)]
+        found.sort(key=_by_key)
+        for f in found:
+            if f.program.sets:
+                _apply(f)
+        out.extend(found)
+    out.sort(key=_by_key)
+    return out

@@ -1,0 +1,217 @@
+"""Issue 18 benchmarks, each beside its reference in one run (figures, no timing asserts).
+
+* one explained evaluation (3 sleeves, 10 positions): compiled vs durable-rules vs the
+  hand-written v1.3 (tests/benchmarks/handwritten_v13.py); also the compiled matching alone
+  (the explanation is built when the decision is asked for);
+* 10,000 accounts: compiled (matching, and the explained decision) vs hand-written;
+* the README's two-year synthetic backtest: event-driven + compiled vs tick by tick +
+  durable-rules (today's path). By default the first quarter of 2024 and a projection;
+  ALLUSE_BENCH_FULL=1 for the full two years;
+* real history (../shared/data: VIX and S&P 500 daily bars, 1990-2023), converted to the
+  ``--data DIR`` bar store by ``alluse data import``'s ``import_bars``: seconds and peak memory
+  (the process's maximum resident set); ALLUSE_BENCH_YEARS (default 3) sets the span, 34 for
+  1990-02-01..2023-06-16;
+* a sweep of one-year backtests in 1 and 2 processes (ALLUSE_BENCH_SWEEP_POINTS, default 4;
+  16 for the issue's figure; ALLUSE_BENCH_SWEEP_MONTHS, default 1, 12 for a year).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from datetime import date
+
+import pytest
+
+from engine.rules.evaluate import evaluate, evaluation
+from scheduler import compose
+from scheduler.backtest import run_backtest
+from tests.benchmarks import handwritten_v13 as hand
+from tests.benchmarks.portfolios import many_accounts, portfolio
+from tests.conftest import SHARED_DATA
+
+FULL = os.environ.get("ALLUSE_BENCH_FULL") == "1"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return portfolio()
+
+
+@pytest.fixture(scope="module")
+def ten_thousand():
+    return many_accounts(n_groups=3334)  # 10,002 accounts, 33,340 positions
+
+
+# --- one evaluation ------------------------------------------------------------------------------
+
+
+def test_bench_explained_evaluation_compiled(benchmark, bundled, small):
+    benchmark.group = "one explained evaluation (3 sleeves, 10 positions)"
+    decision = benchmark(evaluate, bundled, small)
+    assert decision.to_json() == evaluate(bundled, small, evaluator="durable").to_json()
+
+
+def test_bench_explained_evaluation_durable(benchmark, bundled, small):
+    benchmark.group = "one explained evaluation (3 sleeves, 10 positions)"
+    assert benchmark(evaluate, bundled, small, evaluator="durable").actions
+
+
+def test_bench_explained_evaluation_handwritten(benchmark, small):
+    benchmark.group = "one explained evaluation (3 sleeves, 10 positions)"
+    assert benchmark(hand.evaluate, small)
+
+
+def test_bench_evaluation_compiled_unexplained(benchmark, bundled, small):
+    benchmark.group = "one explained evaluation (3 sleeves, 10 positions)"
+    assert benchmark(evaluation, bundled, small).fired
+
+
+# --- 10,000 accounts -----------------------------------------------------------------------------
+
+
+def test_bench_10000_accounts_compiled(benchmark, bundled, ten_thousand):
+    benchmark.group = "10,000 accounts"
+    e = benchmark.pedantic(evaluation, args=(bundled, ten_thousand), rounds=3, warmup_rounds=1)
+    assert len({f.account for f in e.fired}) >= 9000
+
+
+def test_bench_10000_accounts_compiled_explained(benchmark, bundled, ten_thousand):
+    benchmark.group = "10,000 accounts"
+    d = benchmark.pedantic(evaluate, args=(bundled, ten_thousand), rounds=2, warmup_rounds=1)
+    assert len({a.account for a in d.actions}) >= 9000
+
+
+def test_bench_10000_accounts_handwritten(benchmark, ten_thousand):
+    benchmark.group = "10,000 accounts"
+    assert benchmark.pedantic(hand.evaluate, args=(ten_thousand,), rounds=3, warmup_rounds=1)
+
+
+# --- backtests -----------------------------------------------------------------------------------
+
+
+def _durable_tick_by_tick(ctx):
+    """Today's path before issue 18: durable-rules decides (with the compiled shadow), every
+    tick is run (the factory's cycles are not skippable)."""
+    from engine.rules import evaluate as E
+
+    build = compose.paper_cycle_factory(ctx)
+
+    def make(constitution):
+        opening = build(constitution)
+        opening.cycle.shadow = None
+        real = E.evaluate
+
+        class _Durable:
+            def run(self, at):
+                return opening.run(at)
+
+        opening.cycle._evaluate = lambda facts: (
+            real(constitution, facts, evaluator="durable"),
+            None,
+        )
+        return _Durable()
+
+    return make
+
+
+@pytest.mark.parametrize("path", ["event-driven+compiled", "tick-by-tick+durable"])
+def test_bench_two_year_synthetic_backtest(benchmark, bundled, tmp_path, path):
+    benchmark.group = "README two-year synthetic backtest"
+    first, last = date(2024, 1, 2), (date(2025, 12, 31) if FULL else date(2024, 3, 28))
+    factory = compose.paper_cycle_factory if path.startswith("event") else _durable_tick_by_tick
+    runs = iter(range(10))
+    summary = benchmark.pedantic(
+        lambda: run_backtest(
+            bundled,
+            first,
+            last,
+            f"sqlite:///{tmp_path}/b{next(runs)}.db",
+            factory,
+            synthetic_seed=7,
+        ),
+        rounds=1,
+        iterations=1,
+    )
+    seconds = benchmark.stats.stats.mean
+    benchmark.extra_info.update(
+        sessions=summary.sessions,
+        cycles=summary.cycles,
+        run=summary.run,
+        decided=summary.decided,
+        seconds=round(seconds, 2),
+        projected_two_years_s=round(seconds / summary.sessions * 502, 1),
+    )
+    assert summary.trades > 0
+
+
+def _bar_store(tmp_path):
+    if not (SHARED_DATA / "vix-daily.csv").exists():
+        pytest.skip(f"real history not present in {SHARED_DATA}")
+    from adapters.market_data.files import import_bars
+
+    store = tmp_path / "bars"
+    import_bars(SHARED_DATA / "vix-daily.csv", "VIX", store)
+    import_bars(SHARED_DATA / "spx-daily-close.csv", "SPX", store)
+    return store
+
+
+def test_bench_real_history_backtest(benchmark, bundled, tmp_path):
+    benchmark.group = "real history (VIX + S&P 500 daily)"
+    store = _bar_store(tmp_path)
+    years = int(os.environ.get("ALLUSE_BENCH_YEARS", "3"))
+    first = date(1990, 2, 1)  # the ATR's first bars need sessions before the first day
+    last = min(date(1990 + years, 1, 31), date(2023, 6, 16))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    summary = benchmark.pedantic(
+        lambda: run_backtest(
+            bundled,
+            first,
+            last,
+            f"sqlite:///{tmp_path}/r.db",
+            compose.paper_cycle_factory,
+            data_dir=str(store),
+        ),
+        rounds=1,
+        iterations=1,
+    )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    benchmark.extra_info.update(
+        sessions=summary.sessions,
+        cycles=summary.cycles,
+        run=summary.run,
+        decided=summary.decided,
+        seconds=round(benchmark.stats.stats.mean, 2),
+        peak_rss_mb=round(peak_mb, 1),
+        rss_before_mb=round(before / 1024, 1),
+    )
+    assert summary.sessions > 200
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_bench_sweep_scales_with_processes(benchmark, tmp_path, processes):
+    from scheduler import sweep
+
+    benchmark.group = "sweep of one-year backtests"
+    points = int(os.environ.get("ALLUSE_BENCH_SWEEP_POINTS", "4"))
+    months = int(os.environ.get("ALLUSE_BENCH_SWEEP_MONTHS", "1"))
+    values = [75 + i for i in range(points)]
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        f"from: 2024-01-02\nto: 2024-{months:02d}-28\nsynthetic: 7\n"
+        f"grid:\n  vix.kill_switch: {values}\n"
+    )
+    started = time.perf_counter()
+    rows = benchmark.pedantic(
+        lambda: sweep.sweep(sweep.load_grid(grid), tmp_path / "out", sweep.local(processes)),
+        rounds=1,
+        iterations=1,
+    )
+    benchmark.extra_info.update(
+        points=points,
+        months=months,
+        processes=processes,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    assert len(rows) == points
