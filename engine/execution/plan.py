@@ -304,6 +304,30 @@ def put_collateral(ctx: Context, account: str, symbol: str | None = None) -> flo
     return total
 
 
+def shares_held(ctx: Context, account: str, symbol: str) -> int:
+    """Shares of ``symbol`` the account holds (long stock)."""
+    return sum(
+        h.quantity
+        for h in ctx.state.holdings_of(account)
+        if h.contract.sec_type is SecType.STOCK and h.contract.symbol == symbol and h.quantity > 0
+    )
+
+
+def symbol_exposure(ctx: Context, account: str, symbol: str) -> float:
+    """What the §0 per-symbol cap counts (D140): the account's shares of ``symbol`` at the
+    mark (the underlying's price; their cost when it has none) plus the cash securing its short
+    puts on it, held and working. Assigned shares are exposure to the symbol as much as the put
+    that delivered them: counting collateral alone let repeated assignments stack one symbol
+    past the cap."""
+    spot = ctx.market.spot(symbol)
+    shares = 0.0
+    for h in ctx.state.holdings_of(account):
+        c = h.contract
+        if c.sec_type is SecType.STOCK and c.symbol == symbol and h.quantity > 0:
+            shares += h.quantity * (spot if spot else h.avg_price)
+    return shares + put_collateral(ctx, account, symbol)
+
+
 def short_margin(ctx: Context, account: str) -> float:
     """A Reg-T style requirement of the short options: 20 % of the underlying less the
     out-of-the-money amount, at least 10 % of the strike (covered calls need none)."""

@@ -30,7 +30,9 @@ from engine.execution.plan import (
     orders_for,
     pick_expiry,
     put_collateral,
+    shares_held,
     short_margin,
+    symbol_exposure,
 )
 from engine.execution.risk import Limits
 from engine.market.options import select_strike
@@ -201,6 +203,14 @@ def open_short_put(ctx: Context, i: int, a: Action) -> Partial:
     from engine.execution import money
 
     part = Partial()
+    held = shares_held(ctx, a.account, a.symbol)
+    if held > 0:  # §7 "CSPs eligible again once the shares are called away" (D140)
+        return part.reject(
+            i,
+            a,
+            "shares-held",
+            f"{held} {a.symbol} shares held: puts on {a.symbol} resume once they are called away",
+        )
     p = a.params
     sleeve = getattr(ctx.c.sleeves, p.get("style", SLEEVE_OF.get(_kind(ctx, a.account), "gen")))
     dte = p["dte"]
@@ -220,7 +230,7 @@ def open_short_put(ctx: Context, i: int, a: Action) -> Partial:
     )
     per_symbol = min(ctx.c.capital.per_symbol_max * equity, budget / max(len(sleeve.tickers), 1))
     collateral = oc.strike * 100
-    by_target = int((per_symbol - put_collateral(ctx, a.account, a.symbol)) // collateral)
+    by_target = int((per_symbol - symbol_exposure(ctx, a.account, a.symbol)) // collateral)
     by_cash = int((ctx.cash(a.account) - hold_back - put_collateral(ctx, a.account)) // collateral)
     by_adv = _adv_cap(ctx, oc.volume)
     requirement = (
