@@ -251,8 +251,9 @@ def pick_expiry(
     expiries, today: date, lo: int, hi: int, tolerance: int = 3
 ) -> tuple[date | None, bool]:
     """The earliest listed expiry with calendar DTE in [lo, hi]; else the nearest within
-    ``tolerance`` days of the band (weeklies expire Fridays: "5 DTE" from Monday is Friday,
-    4 days; docs/execution.md D-X2). Returns (expiry, fell_back)."""
+    ``tolerance`` days of the band (D19: put entries pass 0 - inside the band or none; covered
+    calls' "5 DTE" from Monday and rolls' +3-4 DTE may fall back to the nearest listed weekly).
+    Returns (expiry, fell_back)."""
     best, best_gap = None, math.inf
     for e in sorted(expiries):
         dte = (e - today).days
