@@ -177,7 +177,7 @@ _KINDS = (
     _k(
         "prepare_assignment",
         "position",
-        "Log a likely assignment and prepare for it (§7).",
+        "Log a likely assignment and prepare for it (§7): the option is held to expiry (D13).",
         probability="Probability in the money (|delta|).",
     ),
     _k(

@@ -515,7 +515,7 @@ class Cadence(_Model):
     timezone: Literal["America/New_York"] = _d("All times are New York time.")
     friday_management: Window = _d("Manage or close positions to avoid pin risk (14:30-15:45).")
     pin_risk_atr: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _d(
-        "In the Friday window, close short options expiring today that are within this many ATR(5) of the strike or beyond it."
+        "In the Friday window, close short options expiring today that are within this many ATR(5) of the strike, either side (deeper in the money is §7's assignment, D13)."
     )
     assignment_check: Report = _d("When likely assignments are prepared (Friday 15:00).")
     weekly_report: Report = _d("Weekly report (Friday 16:30).")
@@ -539,7 +539,7 @@ class Assignment(_Model):
     """§7 Assignment."""
 
     itm_probability: Fraction = _d(
-        "Prepare for assignment at this probability in the money (|delta| proxy, 0.95)."
+        "Prepare for assignment above this probability in the money (|delta| proxy, > 0.95, D12)."
     )
 
 

@@ -25,7 +25,7 @@ from engine.execution.ledger import (
     stock,
 )
 from engine.execution.ledger_view import pivot_flag
-from engine.execution.plan import Context, Partial, orders_for, put_collateral
+from engine.execution.plan import Context, Partial, orders_for, put_collateral, symbol_exposure
 from engine.records.decision import Action
 
 FIRST = frozenset(
@@ -259,11 +259,9 @@ def share_lots(
     covered calls are written on whole lots (D66)."""
     equity = max(ctx.equity(account), dollars)
     cap = ctx.c.capital.per_symbol_max * equity
-    held: dict[str, float] = {}
-    for h in ctx.state.holdings_of(account):
-        if h.contract.right is None and h.contract.expiry is None:
-            held[h.contract.symbol] = held.get(h.contract.symbol, 0.0) + h.quantity * h.avg_price
     prices = {t: p for t in ctx.c.sleeves.com.tickers if (p := ctx.market.spot(t))}
+    # shares at the mark plus put collateral, as the cap counts them (D140)
+    held = {t: symbol_exposure(ctx, account, t) for t in prices}
     lots: dict[str, int] = {}
     left = dollars
     while True:

@@ -30,7 +30,9 @@ from engine.execution.plan import (
     orders_for,
     pick_expiry,
     put_collateral,
+    shares_held,
     short_margin,
+    symbol_exposure,
 )
 from engine.execution.risk import Limits
 from engine.market.options import select_strike
@@ -119,18 +121,26 @@ def _choose(
     part: Partial,
     *,
     after=None,
+    in_band: bool = False,
 ):
     """(contract, expiry fell back) by delta band and DTE from the chain with the
-    constitution's liquidity filters; None with a rejection recorded when nothing qualifies."""
+    constitution's liquidity filters; None with a rejection recorded when nothing qualifies.
+    ``in_band``: the expiry must be inside the DTE band, no fallback (put entries, D19)."""
     chain = ctx.market.chain(symbol)
     if chain is None:
         part.reject(i, a, "no-chain", f"no option chain for {symbol}")
         return None
     lo, hi = dte_range(dte)
     base = after or ctx.today
-    expiry, fell_back = pick_expiry(chain.expiries, base, lo, hi)
+    expiry, fell_back = pick_expiry(chain.expiries, base, lo, hi, 0 if in_band else 3)
     if expiry is None or expiry < ctx.today:
-        part.reject(i, a, "no-expiry", f"no listed expiry {lo}-{hi} days from {base}")
+        listed = ", ".join(str(e) for e in sorted(chain.expiries)[:4])
+        part.reject(
+            i,
+            a,
+            "no-expiry",
+            f"no expiry in band: none listed {lo}-{hi} days from {base} (next: {listed})",
+        )
         return None
     liq = ctx.c.liquidity
     lo_d, hi_d = band(delta)
@@ -203,13 +213,21 @@ def open_short_put(ctx: Context, i: int, a: Action) -> Partial:
     from engine.execution import money
 
     part = Partial()
+    held = shares_held(ctx, a.account, a.symbol)
+    if held > 0:  # §7 "CSPs eligible again once the shares are called away" (D140)
+        return part.reject(
+            i,
+            a,
+            "shares-held",
+            f"{held} {a.symbol} shares held: puts on {a.symbol} resume once they are called away",
+        )
     p = a.params
     sleeve = getattr(ctx.c.sleeves, p.get("style", SLEEVE_OF.get(_kind(ctx, a.account), "gen")))
     dte = p["dte"]
     if "stress_test" in ctx.state.flags and sleeve.stress_dte is not None:
         dte = sleeve.stress_dte.model_dump()  # §2 "Alt: 1-3DTE for stress-testing" (D68)
         part.notes.append({"action": i, "note": "stress-test", "dte": [dte["min"], dte["max"]]})
-    oc = _choose(ctx, i, a, a.symbol, "put", p["delta"], dte, part)
+    oc = _choose(ctx, i, a, a.symbol, "put", p["delta"], dte, part, in_band=True)
     if oc is None:
         return part
     hold_back = money.fork_hold_back(ctx, a.account)  # a due fork's clip is not collateral
@@ -222,7 +240,7 @@ def open_short_put(ctx: Context, i: int, a: Action) -> Partial:
         * ctx.limits.deployment_factor
     )
     collateral = oc.strike * 100
-    by_target = int((per_symbol - put_collateral(ctx, a.account, a.symbol)) // collateral)
+    by_target = int((per_symbol - symbol_exposure(ctx, a.account, a.symbol)) // collateral)
     by_cash = int((ctx.cash(a.account) - hold_back - put_collateral(ctx, a.account)) // collateral)
     by_adv = _adv_cap(ctx, oc.volume)
     requirement = (
