@@ -82,7 +82,15 @@ def load_cases(path: Path) -> list[tuple[str, dict, dict]]:
 
 
 def _check_shape(doc: Loaded, case: Any, i: int) -> None:
-    known = {"note", "facts", "expect", "expect_not", "expect_derived", "expect_superseded"}
+    known = {  # "clause": the clause the scenario proves (documentation; rules name their own)
+        "note",
+        "clause",
+        "facts",
+        "expect",
+        "expect_not",
+        "expect_derived",
+        "expect_superseded",
+    }
     where = ("scenarios", i) if "scenarios" in doc.data else ()
     if not isinstance(case, dict):
         raise InvalidInput([doc.problem(where, "type", "a scenario is a mapping")])
