@@ -6,7 +6,8 @@ floored at ``floor_sleeve_pct`` of equity. Strategic: the greater of
 ``quarterly_gains_pct.min`` of the quarter's gains and ``sleeve_equity_pct`` of equity, split
 between SPX puts and VIX calls in the tactical proportions (2:1). Instruments: SPX puts at the
 middle of the OTM band (15 %), the first monthly expiry ``months.min`` out; VIX calls strike
-VIX + 5, ``months`` out.
+VIX + 5, ``months`` out. Each leg is planned on its own: one that cannot be priced or sized is a
+rejection naming the leg (D152) and the other is still bought.
 
 LEAPs (§17, D65). Funds are the account's LEAP fund (the 25 % LEAP share of its quarterly
 reinvestment): ``split.growth`` to growth calls at the middle of the delta band on the sleeve's
