@@ -70,6 +70,8 @@ def plan(
         "buy_shares": money.buy_shares,
         "kill_switch": money.kill_switch,
         "enter_safe_mode": money.enter_safe_mode,
+        "suspend_csp": money.suspend_csp,  # §0/§2 the drawdown pivot's latch (D7)
+        "resume_csp": money.resume_csp,
     }
     ctx = Context(
         c,
@@ -212,13 +214,13 @@ def open_short_put(ctx: Context, i: int, a: Action) -> Partial:
         return part
     hold_back = money.fork_hold_back(ctx, a.account)  # a due fork's clip is not collateral
     equity = ctx.equity(a.account) - hold_back
-    budget = (
-        equity
-        * float(p.get("deployment", 1.0))
-        * float(p.get("share", 1.0))
+    budget = equity * float(p.get("deployment", 1.0)) * float(p.get("share", 1.0))
+    # §6 Hedged Week "deployment halved": half of what the sleeve would deploy, so the factor
+    # applies after the per-symbol cap (Rev's two tickers sit at the 25 % cap) (D4)
+    per_symbol = (
+        min(ctx.c.capital.per_symbol_max * equity, budget / max(len(sleeve.tickers), 1))
         * ctx.limits.deployment_factor
     )
-    per_symbol = min(ctx.c.capital.per_symbol_max * equity, budget / max(len(sleeve.tickers), 1))
     collateral = oc.strike * 100
     by_target = int((per_symbol - put_collateral(ctx, a.account, a.symbol)) // collateral)
     by_cash = int((ctx.cash(a.account) - hold_back - put_collateral(ctx, a.account)) // collateral)
@@ -395,9 +397,18 @@ def roll_position(ctx: Context, i: int, a: Action) -> Partial:
     part.orders += orders_for(
         ctx, i, a, h.contract, OrderSide.BUY, qty, q.mid, "income", leg="c", why="roll close"
     )
+    # §6 Hedged Week: only defensive rolls, deployment halved - the whole position is closed
+    # and half of it re-opened (none when half is under one contract: the roll is a close) (D4)
+    reopen = int(qty * ctx.limits.deployment_factor)
+    if reopen < qty:
+        part.notes.append(
+            {"action": i, "note": "hedged-week-roll", "closed": qty, "reopened": reopen}
+        )
+    if reopen <= 0:
+        return part
     contract = option(h.contract.symbol, new.expiry, new.strike, h.contract.right)
     part.orders += orders_for(
-        ctx, i, a, contract, OrderSide.SELL, qty, new.mid, "income", leg="n", why="roll open"
+        ctx, i, a, contract, OrderSide.SELL, reopen, new.mid, "income", leg="n", why="roll open"
     )
     return part
 
