@@ -398,6 +398,15 @@ class HedgeInstruments(_Model):
 class HedgeRelease(_Model):
     profit_multiple: Positive = _d("Release a hedge at this profit (2.0 = +200 %) ...")
     vix_below: Positive = _d("... or close hedge puts early once VIX is below this (20).")
+    reverted_closes: Annotated[int, Field(ge=1, le=20)] = Field(
+        default=5,
+        json_schema_extra={"since": "1.3.1"},
+        description=(
+            "... or once the triggers have reverted: no strategic trigger on for this many"
+            " consecutive daily closes (D16; 5, as long as 'VIX > 30 for 5 days' takes to"
+            " fire). At most 20, the depth of the facts' trigger history."
+        ),
+    )
 
 
 class Hedging(_Model):

@@ -82,6 +82,14 @@ FIELDS: tuple[Field, ...] = (
     # market -----------------------------------------------------------------------------
     _f("market", "vix", N, IN, "Cboe VIX index level."),
     _f("market", "vix_closes_above_30", INT, IN, "Consecutive daily VIX closes above 30."),
+    _f(
+        "market",
+        "hedge_trigger_off_closes",
+        INT,
+        IN,
+        "Consecutive daily closes, the last included, with no §5 strategic trigger on (D16).",
+        optional=True,
+    ),
     _f("market", "spx_drawdown", N, IN, "S&P 500 fraction below its 52-week high (0.2 = 20 %)."),
     _f(
         "market", "breadth_above_50dma", N, IN, "Fraction of S&P 500 members above their 50-day MA."
@@ -94,6 +102,27 @@ FIELDS: tuple[Field, ...] = (
     _f("market", "hedge_trigger", B, DE, "A strategic hedge trigger is on (§5)."),
     # clock (computed from as_of in America/New_York) ------------------------------------
     _f("clock", "weekday", E, CO, "Day of week of as_of in New York.", WEEKDAYS),
+    _f(
+        "clock",
+        "session",
+        B,
+        CO,
+        "as_of's New York date is an NYSE session (not a weekend or holiday).",
+    ),
+    _f(
+        "clock",
+        "last_session_of_week",
+        B,
+        CO,
+        "as_of is the week's last session: Friday, or Thursday when Friday is a holiday (§1).",
+    ),
+    _f(
+        "clock",
+        "expiry_session",
+        B,
+        CO,
+        "The week's Friday options expire today: Friday, or the session before a Friday holiday (§7).",
+    ),
     _f("clock", "minutes_et", INT, CO, "Minutes since midnight, New York time (09:45 = 585)."),
     _f(
         "clock",

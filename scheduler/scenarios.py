@@ -82,7 +82,7 @@ def load_cases(path: Path) -> list[tuple[str, dict, dict]]:
 
 
 def _check_shape(doc: Loaded, case: Any, i: int) -> None:
-    known = {
+    known = {  # "clause": the clause the scenario proves (documentation; rules name their own)
         "note",
         "clause",
         "facts",

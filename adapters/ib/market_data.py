@@ -34,6 +34,7 @@ from engine.clock import Clock, WallClock
 from engine.market import calendar
 from engine.market.indicators import atr_reading, clean_history
 from engine.market.snapshot import (
+    TRIGGER_HISTORY_CLOSES,
     DailyHistory,
     DataQualityFinding,
     MarketSnapshot,
@@ -41,6 +42,7 @@ from engine.market.snapshot import (
     OptionContract,
     QualityCode,
     Quote,
+    TriggerReading,
 )
 
 INDEXES = {"SPX": "CBOE", "VIX": "CBOE", "NDX": "NASDAQ", "RUT": "RUSSELL"}
@@ -202,6 +204,7 @@ class IBMarketData:
                 vix_hist.until(day - timedelta(days=1)).close, 30.0
             ),
             spx_drawdown=_drawdown(index_hist.until(day - timedelta(days=1)).close),
+            trigger_history=_trigger_history(vix_hist, index_hist, day - timedelta(days=1)),
             findings=tuple(findings),
         )
 
@@ -523,6 +526,22 @@ def _consecutive_above(closes: np.ndarray, level: float) -> int:
     closes = closes[np.isfinite(closes)]
     below = np.flatnonzero(~(closes > level))
     return int(len(closes) - (below[-1] + 1)) if len(below) else len(closes)
+
+
+def _trigger_history(
+    vix: DailyHistory, index: DailyHistory, last: date
+) -> tuple[TriggerReading, ...]:
+    """The §5 trigger inputs at each of the last ``TRIGGER_HISTORY_CLOSES`` VIX closes through
+    ``last``, oldest first (a drawdown from the index bars fetched, ``drawdown_days`` deep)."""
+    days = vix.until(last).days[-TRIGGER_HISTORY_CLOSES:]
+    return tuple(
+        TriggerReading(
+            d.astype(date),
+            _consecutive_above(vix.until(d.astype(date)).close, 30.0),
+            _drawdown(index.until(d.astype(date)).close),
+        )
+        for d in days
+    )
 
 
 def _drawdown(closes: np.ndarray) -> float | None:

@@ -210,6 +210,7 @@ class FactsMarketData:
             ),
             last_close=last_close,
             vix_closes_above_30=m.vix_closes_above_30,
+            hedge_trigger_off_closes=m.hedge_trigger_off_closes,
             spx_drawdown=m.spx_drawdown,
             breadth_above_50dma=m.breadth_above_50dma,
             findings=tuple(findings) + _file_findings(self.facts),

@@ -31,12 +31,14 @@ from engine.market.indicators import (
 )
 from engine.market.options import DEFAULT_CHAIN_MODEL, ChainModel, synthetic_chain
 from engine.market.snapshot import (
+    TRIGGER_HISTORY_CLOSES,
     DailyHistory,
     DataQualityFinding,
     MarketSnapshot,
     OptionChain,
     QualityCode,
     Quote,
+    TriggerReading,
 )
 
 OHLCV = formats.OHLCV
@@ -290,6 +292,23 @@ class BarMarketData:
         closes = vix_h.until(completed).close if vix_h is not None else np.array([])
         return _consecutive_above(closes[np.isfinite(closes)], 30.0)
 
+    def _trigger_history(self, completed: date) -> tuple[TriggerReading, ...]:
+        """The trigger inputs at the last ``TRIGGER_HISTORY_CLOSES`` sessions through
+        ``completed``, oldest first (each as that close's own snapshot would give them)."""
+        if self._h.get(self._vix) is None:
+            return ()
+        day = completed if calendar.is_session(completed) else calendar.previous_session(completed)
+        days = [day]
+        while len(days) < TRIGGER_HISTORY_CLOSES and days[-1] > calendar.CALENDAR_FIRST:
+            try:
+                days.append(calendar.previous_session(days[-1]))
+            except calendar.CalendarRangeError:
+                break
+        return tuple(
+            TriggerReading(d, self._vix_closes_above_30(d), self._index_drawdown(d))
+            for d in reversed(days)
+        )
+
     def snapshot(self, at: datetime, symbols: Sequence[str]) -> MarketSnapshot:
         day = calendar.new_york_date(at)
         self._start_day(day)
@@ -359,6 +378,9 @@ class BarMarketData:
             ),
             spx_drawdown=self._cached(
                 ("drawdown", completed), lambda: self._index_drawdown(completed)
+            ),
+            trigger_history=self._cached(
+                ("triggers", completed), lambda: self._trigger_history(completed)
             ),
             findings=findings,
             vol_scales=scales,

@@ -44,6 +44,9 @@ CLOCK_MINUTES = {
 }
 CLOCK_DAY = (
     "clock_weekday",
+    "clock_session",
+    "clock_last_session_of_week",
+    "clock_expiry_session",
     "clock_quarter_end_week",
     "clock_quarter_last_session",
 )  # constant all day
@@ -186,6 +189,8 @@ def market_key(s: MarketSnapshot) -> tuple:
         tuple(sorted(s.last_close.items())),
         s.vix_last_close,
         s.vix_closes_above_30,
+        s.trigger_history,
+        s.hedge_trigger_off_closes,
         s.spx_drawdown,
         s.breadth_above_50dma,
         s.findings,

@@ -173,6 +173,7 @@ class TradingCycle:
             symbols=self.symbols,
             candidates=candidates_for_day(day, self.sleeve_tickers),
             broker_connected=self.broker.is_connected(),
+            hedge_triggers=self.constitution.model.hedging.triggers,
         )
         state = self.store.state
         guard = guard_of(state)

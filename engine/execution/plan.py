@@ -39,9 +39,12 @@ class Rejection:
     symbol: str | None
     reason: str  # stable code: none-in-band, none-liquid, per-symbol-cap, insufficient-cash, ...
     detail: str = ""
+    # Which leg of a multi-leg action was not placed (a hedge's "spx"/"vix", a LEAP's "g"/"h"):
+    # the other legs may still be. "" for the action as a whole.
+    leg: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "action": self.action_index,
             "kind": self.kind,
             "account": self.account,
@@ -49,6 +52,9 @@ class Rejection:
             "reason": self.reason,
             "detail": self.detail,
         }
+        if self.leg:  # only when set: records written before legs were named keep their bytes
+            out["leg"] = self.leg
+        return out
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,8 @@ class Partial:
     rejections: list[Rejection] = field(default_factory=list)
     notes: list[dict] = field(default_factory=list)
 
-    def reject(self, i: int, a: Action, reason: str, detail: str = "") -> Partial:
-        self.rejections.append(Rejection(i, a.kind, a.account, a.symbol, reason, detail))
+    def reject(self, i: int, a: Action, reason: str, detail: str = "", leg: str = "") -> Partial:
+        self.rejections.append(Rejection(i, a.kind, a.account, a.symbol, reason, detail, leg))
         return self
 
 

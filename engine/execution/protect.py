@@ -6,7 +6,8 @@ floored at ``floor_sleeve_pct`` of equity. Strategic: the greater of
 ``quarterly_gains_pct.min`` of the quarter's gains and ``sleeve_equity_pct`` of equity, split
 between SPX puts and VIX calls in the tactical proportions (2:1). Instruments: SPX puts at the
 middle of the OTM band (15 %), the first monthly expiry ``months.min`` out; VIX calls strike
-VIX + 5, ``months`` out.
+VIX + 5, ``months`` out. Each leg is planned on its own: one that cannot be priced or sized is a
+rejection naming the leg (D152) and the other is still bought.
 
 LEAPs (§17, D65). Funds are the account's LEAP fund (the 25 % LEAP share of its quarterly
 reinvestment): ``split.growth`` to growth calls at the middle of the delta band on the sleeve's
@@ -59,7 +60,7 @@ def _buy(
 ):
     q = ctx.market.quote(contract)
     if q is None or q.ask <= 0:
-        part.reject(i, a, "no-quote", f"no price for {contract.key}")
+        part.reject(i, a, "no-quote", f"no price for {contract.key}", leg=leg)
         return
     worst = max(q.ask, q.mid * (1 + ctx.c.orders.max_worse_pct))  # the ladder's last price
     qty = int(dollars // (worst * contract.multiplier))
@@ -69,6 +70,7 @@ def _buy(
             a,
             "budget-below-one-contract",
             f"${dollars:,.0f} buys no {contract.key} at {q.ask:.2f}",
+            leg=leg,
         )
         return
     part.orders += orders_for(
@@ -77,31 +79,37 @@ def _buy(
 
 
 def deploy_hedge(ctx: Context, i: int, a: Action) -> Partial:
+    """Both legs are planned independently: a leg that cannot be priced or sized is a recorded
+    rejection naming the leg (``spx``/``vix``), and the other leg is still bought (§5/§6: a
+    hedge is risk-reducing; half a hedge is better than none, and the record says which half)."""
     part = Partial()
-    inst = ctx.c.hedging.instruments
     spx_dollars, vix_dollars = _budget(ctx, a)
     spx, vix = ctx.market.spot("SPX"), ctx.market.vix
     if spx:
-        otm = (inst.spx_puts.otm.min + inst.spx_puts.otm.max) / 2
-        strike = round(spx * (1 - otm) / 5) * 5
-        contract = option(
-            "SPX",
-            month_expiry(ctx.today, inst.spx_puts.months.min),
-            strike,
-            "P",
-            SecType.INDEX_OPTION,
-        )
-        _buy(ctx, i, a, contract, spx_dollars, "hedge", "spx", part)
+        _buy(ctx, i, a, _spx_put(ctx, spx), spx_dollars, "hedge", "spx", part)
+    else:
+        part.reject(i, a, "no-spot", "no SPX level (nor SPY to derive it): no SPX put", leg="spx")
     if vix:
-        contract = option(
-            "VIX",
-            month_expiry(ctx.today, inst.vix_calls.months),
-            round(vix + inst.vix_calls.strike_over_vix),
-            "C",
-            SecType.VIX_OPTION,
-        )
-        _buy(ctx, i, a, contract, vix_dollars, "hedge", "vix", part)
+        _buy(ctx, i, a, _vix_call(ctx, vix), vix_dollars, "hedge", "vix", part)
+    else:
+        part.reject(i, a, "no-spot", "no VIX level: no VIX call", leg="vix")
     return part
+
+
+def _spx_put(ctx: Context, spx: float):
+    inst = ctx.c.hedging.instruments
+    otm = (inst.spx_puts.otm.min + inst.spx_puts.otm.max) / 2
+    strike = round(spx * (1 - otm) / 5) * 5
+    expiry = month_expiry(ctx.today, inst.spx_puts.months.min)
+    return option("SPX", expiry, strike, "P", SecType.INDEX_OPTION)
+
+
+def _vix_call(ctx: Context, vix: float):
+    inst = ctx.c.hedging.instruments
+    strike = round(vix + inst.vix_calls.strike_over_vix)
+    return option(
+        "VIX", month_expiry(ctx.today, inst.vix_calls.months), strike, "C", SecType.VIX_OPTION
+    )
 
 
 def _rungs(ctx: Context, account: str, right: str) -> list[Holding]:
@@ -145,11 +153,13 @@ def buy_leap(ctx: Context, i: int, a: Action) -> Partial:
     split = ctx.c.llms.split
     growth = _growth_contract(ctx, a.account, len(_rungs(ctx, a.account, "C")))
     if growth is None:
-        part.reject(i, a, "none-in-band", "no growth call strike in the delta band")
+        part.reject(i, a, "none-in-band", "no growth call strike in the delta band", leg="g")
     else:
         _buy(ctx, i, a, growth, funds * split.growth, "leap", "g", part, funding=LEAP)
     hedge = _hedge_contract(ctx, len(_rungs(ctx, a.account, "P")))
-    if hedge is not None:
+    if hedge is None:
+        part.reject(i, a, "no-spot", "no SPY price: no hedge LEAP put", leg="h")
+    else:
         _buy(ctx, i, a, hedge, funds * split.hedge, "leap", "h", part, funding=LEAP)
     return part
 
@@ -187,7 +197,11 @@ def roll_leap(ctx: Context, i: int, a: Action) -> Partial:
     )
     if new is None or new == h.contract:
         part.reject(
-            i, a, "none-in-band", "no next rung in the band: the rung is sold, not replaced"
+            i,
+            a,
+            "none-in-band",
+            "no next rung in the band: the rung is sold, not replaced",
+            leg="rb",
         )
         return part
     proceeds = max(q.bid, 0.0) * h.quantity * h.contract.multiplier

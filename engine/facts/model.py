@@ -73,6 +73,10 @@ class QualityFinding(_Frozen):
 class Market(_Frozen):
     vix: Price
     vix_closes_above_30: Count = 0
+    # Consecutive completed closes, the last one included, at which no §5 strategic trigger
+    # held (D16: hedges are released once the triggers have been off this long). None: not
+    # known (no trigger history), and a hedge is then not released for reverted triggers.
+    hedge_trigger_off_closes: Count | None = None
     spx_drawdown: Fraction = 0.0
     breadth_above_50dma: Fraction = 0.5
     early_close: bool = False

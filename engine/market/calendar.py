@@ -163,6 +163,47 @@ def last_session_of_week(day: date) -> date | None:
     return week[-1].astype(date) if len(week) else None
 
 
+def expiry_session(day: date) -> date | None:
+    """The session on which ``day``'s week's Friday options expire: the Friday, or the last
+    session before it in the same week when the Friday is a holiday (Good Friday: Thursday).
+    None in a week with no session Monday-Friday. Sessions are Monday-Friday, so this is the
+    week's last session (``last_session_of_week``); it is named apart for the rules that act
+    on expiring options (§7) rather than on the week (§1)."""
+    monday = day - timedelta(days=day.weekday())
+    week = sessions_between(monday, monday + timedelta(days=4))
+    return week[-1].astype(date) if len(week) else None
+
+
+def session_roles(day: date) -> tuple[bool, bool, bool]:
+    """(is a session, the week's last session, the week's expiry session) of ``day``, for the
+    rules' clock (``clock.session``, ``clock.last_session_of_week``, ``clock.expiry_session``).
+    Outside the calendar's bounds (a hand-written facts date): Monday-Friday are sessions and
+    Friday plays both roles."""
+    try:
+        return is_session(day), last_session_of_week(day) == day, expiry_session(day) == day
+    except CalendarRangeError:
+        weekday = day.weekday()
+        return weekday < 5, weekday == 4, weekday == 4
+
+
+def closed_note(day: date) -> str | None:
+    """Why the market is closed on ``day`` and when it next opens, or None on a session (what
+    ``alluse evaluate`` says for an ``as_of`` the market is closed; D150)."""
+    try:
+        if is_session(day):
+            return None
+        nxt = next_session(day).isoformat()
+    except CalendarRangeError:
+        if day.weekday() < 5:
+            return None
+        nxt = "Monday"
+    why = "a weekend" if day.weekday() >= 5 else "an NYSE holiday"
+    return (
+        f"the market is closed on {day.isoformat()} ({why}): no entry window opens and nothing"
+        f" decided could be placed before the next session ({nxt})"
+    )
+
+
 def last_session_of_month(day: date) -> date | None:
     """The last session of ``day``'s calendar month (None in a month with no session)."""
     first = day.replace(day=1)

@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 
 from constitution.errors import FactsInvalid, OperationalError, Problem
+from constitution.models import HedgeTriggers
 from engine.facts.model import (
     Account,
     Facts,
@@ -259,8 +260,11 @@ def _underlying(
     )
 
 
-def _market_extras(snap: MarketSnapshot, acc: _Acc) -> dict:
-    out: dict = {"vix_closes_above_30": snap.vix_closes_above_30}
+def _market_extras(snap: MarketSnapshot, acc: _Acc, triggers: HedgeTriggers | None) -> dict:
+    out: dict = {
+        "vix_closes_above_30": snap.vix_closes_above_30,
+        "hedge_trigger_off_closes": _off_closes(snap, triggers),
+    }
     for name in ("spx_drawdown", "breadth_above_50dma"):
         value = getattr(snap, name)
         if value is None or not math.isfinite(value) or not 0 <= value <= 1:
@@ -273,6 +277,29 @@ def _market_extras(snap: MarketSnapshot, acc: _Acc) -> dict:
         else:
             out[name] = value
     return out
+
+
+def _off_closes(snap: MarketSnapshot, triggers: HedgeTriggers | None) -> int | None:
+    """Consecutive closes, the last included, at which no §5 strategic trigger held (D16).
+
+    From the adapter's ``trigger_history`` (VIX closes above 30 and the S&P drawdown at each
+    close) judged by the constitution's ``hedging.triggers``; breadth has no history and
+    counts only as it stands now (below its floor: the trigger is on, 0). Saturates at the
+    history's depth. None when there is no history to judge (a hedge is then kept)."""
+    if snap.hedge_trigger_off_closes is not None:
+        return snap.hedge_trigger_off_closes
+    if triggers is None or not snap.trigger_history:
+        return None
+    breadth = snap.breadth_above_50dma
+    if breadth is not None and math.isfinite(breadth) and breadth < triggers.breadth_below:
+        return 0
+    count = 0
+    for r in reversed(snap.trigger_history):
+        drawdown = r.spx_drawdown is not None and r.spx_drawdown >= triggers.spx_drawdown
+        if r.vix_closes_above_30 >= triggers.vix_days or drawdown:
+            break
+        count += 1
+    return count
 
 
 def _consistency(facts: Facts) -> None:
@@ -293,8 +320,12 @@ def build_facts(
     broker_connected: bool = True,
     max_quote_age: timedelta = MAX_QUOTE_AGE,
     atr_price_fraction: float = 0.02,
+    hedge_triggers: HedgeTriggers | None = None,
 ) -> Facts:
     """The facts document at ``snapshot.as_of``.
+
+    ``hedge_triggers`` (the constitution's ``hedging.triggers``) judge the snapshot's trigger
+    history into ``market.hedge_trigger_off_closes``; without them it is left unknown.
 
     Underlyings are those of the snapshot, of ``symbols`` and of every position held.
     ``candidates`` says, per symbol, which option's liquidity to report (see
@@ -318,7 +349,7 @@ def build_facts(
         broker_connected=broker_connected,
         data_age_seconds=acc.oldest,
         underlyings=underlyings,
-        **_market_extras(snapshot, acc),
+        **_market_extras(snapshot, acc, hedge_triggers),
     )
     facts = Facts(
         as_of=snapshot.as_of,

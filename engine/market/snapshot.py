@@ -313,6 +313,20 @@ class AtrReading:
     findings: tuple[DataQualityFinding, ...] = ()
 
 
+# How many completed closes of §5 trigger inputs an adapter hands over (``trigger_history``):
+# the facts' ``hedge_trigger_off_closes`` counts within them, so it saturates here (D16).
+TRIGGER_HISTORY_CLOSES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerReading:
+    """The §5 strategic-trigger inputs as they stood at one completed close."""
+
+    day: date
+    vix_closes_above_30: int
+    spx_drawdown: float | None = None
+
+
 def _frozen_map(m: Mapping | None) -> Mapping:
     return MappingProxyType(dict(m or {}))
 
@@ -337,6 +351,12 @@ class MarketSnapshot:
     vix_closes_above_30: int = 0
     spx_drawdown: float | None = None
     breadth_above_50dma: float | None = None
+    # The trigger inputs at the last completed closes, oldest first (up to
+    # TRIGGER_HISTORY_CLOSES; the last is the close the values above are of). An adapter that
+    # knows the count of closes with no trigger on directly (a facts file) gives
+    # ``hedge_trigger_off_closes`` instead.
+    trigger_history: tuple[TriggerReading, ...] = ()
+    hedge_trigger_off_closes: int | None = None
     findings: tuple[DataQualityFinding, ...] = ()
     # Per underlying, its implied vol over the index's (realised-vol ratio) where the adapter
     # measured one; modelled quotes use it so they agree with the chains (engine.market.quotes).

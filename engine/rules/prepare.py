@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import lru_cache
 
 from constitution import vocabulary as V
 from engine.facts.model import Account, Facts, Position, Underlying, position_key
@@ -60,8 +61,12 @@ def clock_fields(ny, early_close: bool, shift: int, cadence: nyse.Cadence | None
     15:00 assignment check); its own shift is replaced by ``shift``."""
     minutes = ny.hour * 60 + ny.minute
     last_day = calendar.monthrange(ny.year, ny.month)[1]
+    session, week_last, expiry = _session_roles(ny.date())
     return {
         "clock_weekday": WEEKDAYS[ny.weekday()],
+        "clock_session": session,
+        "clock_last_session_of_week": week_last,
+        "clock_expiry_session": expiry,
         "clock_minutes_et": minutes,
         "clock_schedule_minutes": nyse.schedule_minutes(
             ny, early_close, _with_shift(cadence, shift)
@@ -71,6 +76,11 @@ def clock_fields(ny, early_close: bool, shift: int, cadence: nyse.Cadence | None
         "clock_quarter_end_week": ny.month in (3, 6, 9, 12) and ny.day > last_day - 7,
         "clock_quarter_last_session": _quarter_last_session(ny.date()),
     }
+
+
+@lru_cache(maxsize=4096)  # every tick of a day asks about the same day
+def _session_roles(day) -> tuple[bool, bool, bool]:
+    return nyse.session_roles(day)
 
 
 def _quarter_last_session(day) -> bool:
@@ -101,7 +111,13 @@ def _market(facts: Facts, ny, shift: int, cadence: nyse.Cadence | None) -> dict:
         "broker_connected": m.broker_connected,
         "data_age_seconds": m.data_age_seconds,
         **clock_fields(ny, m.early_close, shift, cadence),
+        **_present(hedge_trigger_off_closes=m.hedge_trigger_off_closes),
     }
+
+
+def _present(**values) -> dict:
+    """Optional facts: a missing value is absent, so a comparison with it is false (D8)."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _underlying(symbol: str, u: Underlying) -> dict:

@@ -242,6 +242,7 @@ def cmd_facts(args) -> int:
         candidates=candidates,
         max_quote_age=timedelta(seconds=c.data_failures.quote_stale_seconds),
         atr_price_fraction=c.protocol.atr.fallback_pct_of_price,
+        hedge_triggers=c.hedging.triggers,
     )
     _print_facts(facts, args.format)
     return 0

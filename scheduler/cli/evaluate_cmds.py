@@ -8,6 +8,7 @@ import sys
 from constitution.load import bundled_path, load_constitution
 from engine.cycle.pipeline import after_evaluation
 from engine.facts.load import load_facts
+from engine.market import calendar
 from engine.rules.evaluate import evaluate
 from scheduler.cli import render_decision
 
@@ -75,6 +76,9 @@ def cmd_evaluate(args) -> int:
         evaluated = evaluate(constitution, facts, evaluator=args.evaluator)
     # one intent per position (arbitration); no risk review in a dry run
     decision = after_evaluation(constitution, evaluated, None)
+    closed = calendar.closed_note(facts.as_of_new_york.date())
+    if closed is not None:  # on stderr: --json output stays one document
+        print(f"alluse: {closed}", file=sys.stderr)
     if args.record:
         _record(decision, constitution, args.db)
     if args.json:

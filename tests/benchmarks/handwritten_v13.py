@@ -126,7 +126,7 @@ def evaluate(facts) -> set[tuple]:
             fired.add(("cc.early_assignment", *key[1:]))
         if (
             short_inc
-            and day == "fri"
+            and m["clock_last_session_of_week"]
             and 870 <= sched < 945
             and p["dte"] <= 0
             and p["otm_atr"] < 0.5
@@ -135,7 +135,7 @@ def evaluate(facts) -> set[tuple]:
         if (
             p["side"] == "short"
             and p["is_option"]
-            and day == "fri"
+            and m["clock_expiry_session"]
             and sched >= 900
             and p["dte"] <= 0
             and p.get("abs_delta", -1) >= 0.95
@@ -165,16 +165,33 @@ def evaluate(facts) -> set[tuple]:
         if a["kind"] in ("gen", "rev", "mini") and a["holds_shares"] and a["drawdown"] > 0.05:
             fired.add(("pivot.assignment_recovery", k))
             d["csp_suspended"] = True  # noqa: E702
-        if a["kind"] in ("gen", "mini") and day == "thu" and 585 <= minute < 660:
+        window = 585 <= minute < 660
+        if (
+            not m["clock_session"]
+            and window
+            and (
+                (a["kind"] in ("gen", "mini") and day == "thu")
+                or (a["kind"] == "rev" and day == "wed")
+                or (a["kind"] in ("com", "mini") and day == "mon")
+            )
+        ):
+            fired.add(("skip.market_closed", k))
+        if a["kind"] in ("gen", "mini") and day == "thu" and window and m["clock_session"]:
             fired.add(("window.csp.gen", k))
             d["csp_window"] = True  # noqa: E702
-        if a["kind"] == "rev" and day == "wed" and 585 <= minute < 660:
+        if a["kind"] == "rev" and day == "wed" and window and m["clock_session"]:
             fired.add(("window.csp.rev", k))
             d["csp_window"] = True  # noqa: E702
-        if a["kind"] == "com" and not a["holds_shares"] and day == "mon" and 585 <= minute < 660:
+        if (
+            a["kind"] == "com"
+            and not a["holds_shares"]
+            and day == "mon"
+            and window
+            and m["clock_session"]
+        ):
             fired.add(("window.csp.com", k))
             d["csp_window"] = True  # noqa: E702
-        if day == "mon" and 585 <= minute < 660:
+        if day == "mon" and window and m["clock_session"]:
             fired.add(("window.cc", k))
             d["cc_window"] = True  # noqa: E702
         if a["kind"] == "gen" and a["gain_over_base"] >= 100000 and not a["fork_deferred"]:
@@ -195,6 +212,7 @@ def evaluate(facts) -> set[tuple]:
             p["purpose"] == "hedge"
             and p["side"] == "long"
             and not mk["hedge_trigger"]
+            and m.get("hedge_trigger_off_closes", -1) >= 5
             and ad[p["acct"]]["level"] < 2
             and mk["mode"] == "active"
             and vix >= 20

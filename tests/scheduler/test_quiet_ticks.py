@@ -24,17 +24,22 @@ FIRST, LAST = (
 
 
 def test_the_v13_clock_cuts_are_its_windows_on_their_weekdays(bundled):
+    """Entry windows on their weekdays (open on a session; skipped, market closed, on a
+    holiday: D150); Friday management and the assignment check on the week's last and expiry
+    sessions (Thursday in a Good Friday week, D20)."""
     cuts = {(c.day, c.minutes) for c in clock_cuts(bundled.rules)}
     entry = (("clock_minutes_et", "<", 660), ("clock_minutes_et", ">=", 585))
-    assert cuts == {
-        ((("clock_weekday", "==", "mon"),), entry),
-        ((("clock_weekday", "==", "wed"),), entry),
-        ((("clock_weekday", "==", "thu"),), entry),
+    windows = {
+        ((("clock_session", "==", session), ("clock_weekday", "==", day)), entry)
+        for day in ("mon", "wed", "thu")
+        for session in (True, False)
+    }
+    assert cuts == windows | {
         (
-            (("clock_weekday", "==", "fri"),),
+            (("clock_last_session_of_week", "==", True),),
             (("clock_schedule_minutes", "<", 945), ("clock_schedule_minutes", ">=", 870)),
         ),
-        ((("clock_weekday", "==", "fri"),), (("clock_schedule_minutes", ">=", 900),)),
+        ((("clock_expiry_session", "==", True),), (("clock_schedule_minutes", ">=", 900),)),
         ((("clock_quarter_last_session", "==", True),), (("clock_schedule_minutes", ">=", 990),)),
     }
 
@@ -56,6 +61,10 @@ def test_ticks_inside_one_window_share_a_signature_and_a_boundary_splits_them(bu
     # On an early-close Friday the schedule minutes move by two hours: 12:30 is "14:30" there.
     black_friday = date(2024, 11, 29)
     assert sig(12, 25, black_friday) != sig(12, 30, black_friday)
+    # In a Good Friday week the Thursday is the week's last session: its 14:30 is a cut, an
+    # ordinary Thursday's is not.
+    assert sig(14, 25, date(2024, 3, 28)) != sig(14, 30, date(2024, 3, 28))
+    assert sig(14, 25, date(2024, 3, 21)) == sig(14, 30, date(2024, 3, 21))
 
 
 def test_a_rule_that_uses_the_clock_minutes_as_a_value_disables_quiet_ticks(bundled):
