@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from durable import engine as _durable
 
-from constitution.compile import Atom, CompiledRule, CompiledRules, durable_rule
+from constitution.compile import Atom, CompiledRule, CompiledRules, durable_rule, is_joined
 from constitution.errors import StopError
 
 MAX_FACTS_PER_SESSION = 1500  # P8: keeps the chance of a hash collision per session tiny
@@ -205,8 +205,7 @@ def _ignore(c) -> None:
 def _is_guarded(atom: Atom) -> bool:
     """A comparison with another fact's field (a join reference, maybe inside arithmetic) on
     an optional field (P18), or by ``==`` (P19)."""
-    joined = isinstance(atom.operand, tuple) and atom.operand[:1] in (("ref",), ("arith",))
-    return joined and (atom.optional or atom.op == "==")
+    return is_joined(atom.operand) and (atom.optional or atom.op == "==")
 
 
 def _split_p18(atoms: tuple[Atom, ...]) -> tuple[tuple[Atom, ...], tuple[Atom, ...]]:
