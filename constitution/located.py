@@ -51,7 +51,7 @@ def pydantic_problems(exc: ValidationError, loaded: Loaded, base: tuple = ()) ->
     return out
 
 
-def _is_union_tag(part) -> bool:
+def _is_union_tag(part: object) -> bool:
     # pydantic adds the chosen union member / function name to loc; users never wrote those
     return isinstance(part, str) and (part.startswith("function-") or "[" in part)
 
@@ -80,8 +80,9 @@ def schema_problems(errors: Iterable[jsonschema.ValidationError], loaded: Loaded
         code = _SCHEMA_CODES.get(str(err.validator), "schema")
         msg = err.message
         if err.validator == "additionalProperties":
-            known = err.schema.get("properties", {})
-            for key in sorted(set(err.instance) - set(known)):
+            known = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+            instance = err.instance if isinstance(err.instance, dict) else {}
+            for key in sorted(set(instance) - set(known)):
                 hint = did_you_mean(str(key), known)
                 out.append(loaded.problem((*path, key), code, f"unknown key '{key}'{hint}"))
             continue

@@ -7,12 +7,15 @@ this pass makes both a located validation error instead (engines.md P11).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from constitution import expr as E
 from constitution import vocabulary as V
 from constitution.params import ParamError, resolve
 from constitution.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from constitution.models import Constitution
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def _field_type(f: V.Field) -> Type:
 class Checker:
     """Types expressions of one constitution; collects the fact fields each rule touches."""
 
-    def __init__(self, constitution):
+    def __init__(self, constitution: Constitution) -> None:
         self.constitution = constitution
 
     def name_type(self, node: E.Name) -> Type:
