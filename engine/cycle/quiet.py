@@ -59,6 +59,7 @@ _OPS = {
 }
 
 Test = tuple[str, str, object]  # (physical clock field, comparison, constant)
+MinuteTest = tuple[str, str, float]  # (physical clock field, comparison, minutes)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class ClockCut:
     so its minute tests cannot matter."""
 
     day: tuple[Test, ...]
-    minutes: tuple[Test, ...]
+    minutes: tuple[MinuteTest, ...]
 
 
 def clock_cuts(rules: CompiledRules) -> tuple[ClockCut, ...] | None:
@@ -90,23 +91,24 @@ def clock_cuts(rules: CompiledRules) -> tuple[ClockCut, ...] | None:
 def _clock_cut(atoms: tuple[Atom, ...]) -> ClockCut | None:
     """One alternative's day and minute tests; None when it uses the minutes otherwise."""
     day: list[Test] = []
-    minutes: list[Test] = []
+    minutes: list[MinuteTest] = []
     for atom in atoms:
         if _operand_mentions_clock(atom.operand):
             return None
         if atom.field in CLOCK_MINUTES:
-            if atom.op not in _OPS or not _is_number(atom.operand):
+            number = atom.operand
+            if (
+                atom.op not in _OPS
+                or isinstance(number, bool)
+                or not isinstance(number, int | float)
+            ):
                 return None
-            minutes.append((atom.field, atom.op, atom.operand))
+            minutes.append((atom.field, atom.op, number))
         elif atom.field in CLOCK_DAY and atom.op in _OPS and not is_joined(atom.operand):
             day.append(
                 (atom.field, atom.op, atom.operand)
             )  # a reference: the alternative stays live
     return ClockCut(tuple(sorted(day, key=repr)), tuple(sorted(minutes, key=repr)))
-
-
-def _is_number(operand: Operand) -> bool:
-    return isinstance(operand, int | float) and not isinstance(operand, bool)
 
 
 def _mentions_minutes(node: E.Node) -> bool:
