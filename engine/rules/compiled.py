@@ -45,6 +45,7 @@ from engine.market import calendar as nyse
 from engine.rules.closures import (
     COMPARE,
     SLOT,
+    UNBOUND,
     Binding,
     Explainer,
     Reader,
@@ -66,7 +67,7 @@ def _operand_reader(operand: Operand) -> Reader:
     """An atom's operand: a constant, a field of an earlier alias, or arithmetic over them."""
     if isinstance(operand, FieldRef):
         i, name = SLOT[operand.alias], operand.field
-        return lambda b: b[i].get(name)  # type: ignore[union-attr]
+        return lambda b: (b[i] or UNBOUND).get(name)
     if isinstance(operand, Arithmetic):
         return arith_reader(
             operand.op, _operand_reader(operand.left), _operand_reader(operand.right)
@@ -80,20 +81,21 @@ def predicate(atom: Atom) -> Predicate:
     if atom.op in ("==", "in") and not _joined(atom):
         constant = atom.operand  # never None: a missing value (None) fails these by itself
         if atom.op == "==":
-            return lambda b: b[i].get(name) == constant  # type: ignore[union-attr]
-        return lambda b: b[i].get(name) in constant  # type: ignore[union-attr]
+            return lambda b: (b[i] or UNBOUND).get(name) == constant
+        values = constant if isinstance(constant, tuple) else (constant,)  # in: a tuple
+        return lambda b: (b[i] or UNBOUND).get(name) in values
     if not _joined(atom):
         constant = atom.operand
 
         def against_constant(b: Binding) -> bool:
-            v = b[i].get(name)  # type: ignore[union-attr]
+            v = (b[i] or UNBOUND).get(name)
             return v is not None and test(v, constant)
 
         return against_constant
     other = _operand_reader(atom.operand)
 
     def against_fields(b: Binding) -> bool:
-        v = b[i].get(name)  # type: ignore[union-attr]
+        v = (b[i] or UNBOUND).get(name)
         if v is None:
             return False
         w = other(b)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from constitution import vocabulary as V
 from engine.facts.model import Account, Facts, Position, Underlying, position_key
@@ -50,7 +50,9 @@ def prepare(
     return Prepared(market, tuple(accounts), underlyings, tuple(positions))
 
 
-def clock_fields(ny, early_close: bool, shift: int, cadence: nyse.Cadence | None = None) -> dict:
+def clock_fields(
+    ny: datetime, early_close: bool, shift: int, cadence: nyse.Cadence | None = None
+) -> dict:
     """The clock's facts at ``ny`` (a New York datetime); ``engine.cycle.quiet`` reads them too.
 
     ``clock_schedule_minutes`` is ``engine.market.calendar.schedule_minutes``: the real minutes, on an
@@ -73,7 +75,7 @@ def clock_fields(ny, early_close: bool, shift: int, cadence: nyse.Cadence | None
     }
 
 
-def _quarter_last_session(day) -> bool:
+def _quarter_last_session(day: date) -> bool:
     try:
         return nyse.last_session_of_quarter(day) == day
     except nyse.CalendarRangeError:
@@ -88,7 +90,7 @@ def _with_shift(cadence: nyse.Cadence | None, shift: int) -> nyse.Cadence:
     )
 
 
-def _market(facts: Facts, ny, shift: int, cadence: nyse.Cadence | None) -> dict:
+def _market(facts: Facts, ny: datetime, shift: int, cadence: nyse.Cadence | None) -> dict:
     m = facts.market
     return {
         "t": "m",
@@ -125,7 +127,7 @@ def _underlying(symbol: str, u: Underlying) -> dict:
     return out
 
 
-def _account(a: Account, today) -> dict:
+def _account(a: Account, today: date) -> dict:
     return {
         "t": "a",
         "id": f"a:{a.id}",
@@ -147,7 +149,7 @@ def _account(a: Account, today) -> dict:
     }
 
 
-def _position(a: Account, p: Position, u: Underlying, today) -> dict:
+def _position(a: Account, p: Position, u: Underlying, today: date) -> dict:
     key = position_key(a.id, p)
     out = {
         "t": "p",
@@ -178,16 +180,16 @@ def _position(a: Account, p: Position, u: Underlying, today) -> dict:
     out["roll_cost_known"] = "roll_cost_ratio" in out
     if p.right == "stock":
         covered = sum(
-            q.contracts
+            q.contracts or 0
             for q in a.positions
             if q.symbol == p.symbol and q.right == "call" and q.side == "short"
         )
-        out["uncovered_contracts"] = max(0, p.shares // 100 - covered)
+        out["uncovered_contracts"] = max(0, (p.shares or 0) // 100 - covered)
     return out
 
 
-def _option_metrics(p: Position, u: Underlying, today) -> dict:
-    if p.right == "stock":
+def _option_metrics(p: Position, u: Underlying, today: date) -> dict:
+    if p.right == "stock" or p.expiry is None or p.strike is None:  # an option has both
         return {}
     out: dict = {"dte": (p.expiry - today).days, "months_left": _r((p.expiry - today).days / MONTH)}
     if p.side == "short":
