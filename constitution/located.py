@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import jsonschema
-from pydantic import ValidationError
 
 from constitution.errors import Problem
 from constitution.suggest import did_you_mean
@@ -27,7 +27,13 @@ _PYDANTIC_CODES = {
 }
 
 
-def pydantic_problems(exc: ValidationError, loaded: Loaded, base: tuple = ()) -> list[Problem]:
+class HasErrors(Protocol):
+    """A pydantic ``ValidationError``, or a wrapper that rewrites its locations."""
+
+    def errors(self, *, include_url: bool = True) -> Sequence[Mapping[str, Any]]: ...
+
+
+def pydantic_problems(exc: HasErrors, loaded: Loaded, base: tuple = ()) -> list[Problem]:
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not _is_union_tag(p))

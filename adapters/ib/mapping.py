@@ -34,7 +34,7 @@ try:  # the maintained continuation first
 
     IB_LIBRARY = "ib_async"
 except ImportError:  # pragma: no cover - exercised in the ib_insync scratch run
-    import ib_insync as iblib  # type: ignore[no-redef]
+    import ib_insync as iblib  # type: ignore[no-redef]  # the same API under its old name
 
     IB_LIBRARY = "ib_insync"
 

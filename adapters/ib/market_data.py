@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,8 +85,8 @@ class SlidingWindow:
 
 @dataclass
 class _Line:
-    contract: object
-    ticker: object = None
+    contract: mp.Contract
+    ticker: mp.iblib.Ticker | None = None
     error: tuple[int, str] | None = None
 
 
@@ -105,7 +106,7 @@ class IBMarketData:
         self.session = session or IBSession(config or IBConfig(), self.clock)
         self.settings = settings or IBMarketDataSettings()
         self._owns_session = session is None
-        self._contracts: dict[str, object] = {}
+        self._contracts: dict[str, mp.Contract | None] = {}
         self._history_cache: dict[tuple[str, date, date], DailyHistory] = {}
         self._hist_limit = SlidingWindow(
             self.settings.hist_max_requests, self.settings.hist_window, self.clock
@@ -166,8 +167,8 @@ class IBMarketData:
     async def _snapshot(self, at: datetime, symbols: list[str]) -> MarketSnapshot:
         s = self.settings
         day = calendar.new_york_date(at)
-        quotes, findings = await self._quotes(symbols + [s.vix])
-        findings = list(findings)
+        quotes, quote_findings = await self._quotes(symbols + [s.vix])
+        findings = list(quote_findings)
         atr, last_close, chains = {}, {}, {}
         for sym in symbols:
             hist, found = await self._history_checked(sym, day - timedelta(days=s.atr_days), day)
@@ -181,8 +182,8 @@ class IBMarketData:
                 atr[sym] = atr_reading(hist, at, price)
             spot = _spot(q, lc)
             if spot is not None:
-                chain, found = await self._chain(sym, spot, day)
-                findings += found
+                chain, chain_found = await self._chain(sym, spot, day)
+                findings += chain_found
                 if chain is not None:
                     chains[sym] = chain
         vix_hist, found = await self._history_checked(s.vix, day - timedelta(days=s.atr_days), day)
@@ -207,7 +208,7 @@ class IBMarketData:
 
     # ----- contracts -----
 
-    async def _underlying(self, symbol: str) -> object | None:
+    async def _underlying(self, symbol: str) -> mp.Contract | None:
         if symbol in self._contracts:
             return self._contracts[symbol]
         if symbol in INDEXES:
@@ -343,7 +344,7 @@ class IBMarketData:
             )
             try:
                 details = await self.session.paced(
-                    lambda w=want: self.session.ib.reqContractDetailsAsync(w),
+                    partial(self.session.ib.reqContractDetailsAsync, want),
                     f"{symbol} {expiry} options",
                 )
             except mp.iblib.RequestError:
@@ -467,8 +468,8 @@ def _option_row(symbol: str, c, t) -> tuple[OptionContract, bool]:
         right="put" if c.right == "P" else "call",
         bid=_num(t.bid),
         ask=_num(t.ask),
-        delta=float(g.delta) if has else math.nan,
-        iv=float(g.impliedVol) if has else math.nan,
+        delta=float(g.delta) if has and g is not None else math.nan,
+        iv=float(g.impliedVol) if has and g is not None else math.nan,
         open_interest=int(oi) if math.isfinite(oi) and oi >= 0 else 0,
         volume=int(t.volume) if math.isfinite(t.volume) and t.volume >= 0 else 0,
     )

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,10 +79,15 @@ def read_bars(path: str | Path, symbol: str) -> DailyHistory:
             )
         )
         frame = frame[~dup]
+    opens, highs, lows, closes, volumes = (frame[c].to_numpy(float) for c in OHLCV)
     return DailyHistory(
         symbol,
         frame["day"].to_numpy().astype("datetime64[D]"),
-        *(frame[c].to_numpy(float) for c in OHLCV),
+        opens,
+        highs,
+        lows,
+        closes,
+        volumes,
         close_only=raw.close_only,
         findings=tuple(findings),
     )
@@ -147,7 +153,7 @@ class BarMarketData:
             s: np.array(sorted(d), dtype="datetime64[D]") for s, d in (earnings or {}).items()
         }
         self._chains, self._model, self._lookback = chains, chain_model, lookback_sessions
-        self._memo: dict[tuple, object] = {}
+        self._memo: dict[tuple, Any] = {}  # values of several kinds, by key
         self._token = object()  # tells this adapter's content keys from any other's
         self._memo_day: date | None = None
 
@@ -189,8 +195,8 @@ class BarMarketData:
         before D (closes only: D's close is not known until D closes, nor is whether there will
         be one); from D's close on, D's close (D80)."""
         h = self._h.get(symbol)
-        close = calendar.session_close(day)
-        if h is None or close is None or at < calendar.session_open(day):
+        opened, close = calendar.session_open(day), calendar.session_close(day)
+        if h is None or opened is None or close is None or at < opened:
             return None
         i = int(np.searchsorted(h.days, np.datetime64(day, "D")))
         has_bar = i < len(h) and h.days[i] == np.datetime64(day, "D")

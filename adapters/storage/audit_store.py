@@ -9,9 +9,10 @@ commit. ``synchronous=FULL`` makes the commit durable before ``record`` returns,
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 from urllib.parse import quote
 
 from sqlalchemy import bindparam, column, inspect, select, table, text
@@ -101,7 +102,7 @@ class AuditStore:
         self.masks = tuple(masks)
         self.secrets = tuple(secrets)  # masked by value wherever they appear (IB account codes)
         self._stored_digests: set[str] = set()
-        self._checkpointer: Checkpointer | None | bool = False  # False: not built yet
+        self._checkpointer: Checkpointer | None | Literal[False] = False  # False: not built yet
 
     @classmethod
     def open(
@@ -312,13 +313,14 @@ class AuditStore:
 
     # ------------------------------------------------------------------ reading
 
-    def rows(self) -> Iterator[StoredRow]:
+    def rows(self) -> Generator[StoredRow, None, None]:
         """Every row in seq order, streamed (a server-side cursor on PostgreSQL)."""
         with read_connection(self.engine, "reading the audit log") as conn:
             result = conn.execution_options(stream_results=True, yield_per=2000).exec_driver_sql(
                 f"{_SELECT_ALL} ORDER BY seq"
             )
-            yield from result
+            for row in result:
+                yield StoredRow(*row)
 
     def verify(self, anchor: str | None = None) -> VerifyReport:
         rows = self.rows()
