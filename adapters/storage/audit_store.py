@@ -243,12 +243,11 @@ class AuditStore:
             row = conn.execute(_HEAD).first()
         return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
-    def recorded(self, decision_id: str, mode: RunMode) -> Sequence | None:
+    def recorded(self, decision_id: str, mode: RunMode) -> StoredRow | None:
         """The decision record of ``decision_id`` in ``mode``, if there is one."""
         with read_connection(self.engine, f"looking up decision {decision_id}") as conn:
-            return conn.execute(
-                _SAME_DECISION, {"d": decision_id, "m": RunMode(mode).value}
-            ).first()
+            row = conn.execute(_SAME_DECISION, {"d": decision_id, "m": RunMode(mode).value}).first()
+        return StoredRow(*row) if row is not None else None
 
     def append_drafts(
         self, drafts: Sequence[Draft], mode: RunMode, constitutions: Mapping[str, tuple[str, str]]

@@ -15,7 +15,7 @@ from rich.table import Table
 from adapters.storage.database import display_url, resolve_url
 from constitution.errors import InvalidInput, Problem
 from constitution.load import bundled_path, load_constitution
-from engine.clock import WallClock
+from engine.clock import FixedClock, WallClock
 from engine.market import calendar
 from engine.records.audit import RunMode
 from scheduler import compose
@@ -332,7 +332,11 @@ def cmd_backtest(args) -> int:
     _check_factory(args)
     constitution = load_constitution(args.constitution or bundled_path())
     url = resolve_url(args.db)
-    people = _people(args, url, compose.CycleContext(db_url=url, mode=RunMode.BACKTEST, clock=None))
+    start = FixedClock(datetime.combine(args.first, time(0), tzinfo=calendar.NEW_YORK))
+    # only the deployment and the approvals are read from it: the replay has its own clock
+    people = _people(
+        args, url, compose.CycleContext(db_url=url, mode=RunMode.BACKTEST, clock=start)
+    )
     covered = _coverage(args, constitution, url)
     sessions = len(calendar.sessions_between(args.first, args.last))
     with compose.writer_lease(url, say=_say):
