@@ -337,11 +337,7 @@ def _walk(node: Node, out: list[Name]) -> None:
 def render(node: Node) -> str:
     """Canonical text of an expression (used in explanations and diffs)."""
     if isinstance(node, Literal):
-        if isinstance(node.value, bool):
-            return "true" if node.value else "false"
-        if isinstance(node.value, str):
-            return repr(node.value)
-        return repr(node.value)
+        return _render_value(node.value)
     if isinstance(node, Name):
         return node.dotted
     if isinstance(node, ListExpr):
@@ -359,6 +355,12 @@ def render(node: Node) -> str:
     if isinstance(node, Not):
         return f"not {_paren(node.operand, (And, Or))}"
     raise TypeError(type(node).__name__)
+
+
+def _render_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)  # strings quoted, numbers as Python writes them
 
 
 def _paren(node: Node, kinds: type[Node] | tuple[type[Node], ...]) -> str:

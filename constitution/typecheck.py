@@ -104,11 +104,7 @@ class Checker:
         if isinstance(node, E.Name):
             return self.name_type(node)
         if isinstance(node, E.ListExpr):
-            items = [self.type_of(i) for i in node.items]
-            kinds = {t.kind for t in items}
-            if len(kinds) > 1:
-                raise TypeErr("type", "a list mixes types", node.offset)
-            return Type("list", item=items[0] if items else None)
+            return self._list_type(node)
         if isinstance(node, E.Neg):
             self._numeric(node.operand, "'-'")
             return NUMBER
@@ -127,6 +123,12 @@ class Checker:
             self.condition(node.operand)
             return BOOLEAN
         raise TypeErr("type", f"unsupported expression {type(node).__name__}", node.offset)
+
+    def _list_type(self, node: E.ListExpr) -> Type:
+        items = [self.type_of(i) for i in node.items]
+        if len({t.kind for t in items}) > 1:
+            raise TypeErr("type", "a list mixes types", node.offset)
+        return Type("list", item=items[0] if items else None)
 
     def condition(self, node: E.Node) -> None:
         t = self.type_of(node)
