@@ -1,7 +1,7 @@
 """mypy over constitution, engine, adapters and scheduler: 0 errors (pyproject [tool.mypy]).
 
-``constitution.*`` and ``engine.*`` are checked with ``disallow_untyped_defs``: every function
-says what it takes and returns. The cache (.mypy_cache, git-ignored) keeps a rerun to seconds.
+``constitution.*``, ``engine.*`` and ``adapters.*`` are checked with ``disallow_untyped_defs``:
+every function says what it takes and returns. The cache (.mypy_cache, git-ignored) keeps a rerun to seconds.
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ def _config() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["mypy"]
 
 
-def test_mypy_checks_every_package_and_types_the_engine_strictly():
+def test_mypy_checks_every_package_and_types_the_core_strictly():
     config = _config()
     assert config["packages"] == ["constitution", "engine", "adapters", "scheduler"]
     strict = [
         o
         for o in config["overrides"]
-        if o.get("disallow_untyped_defs") and set(o["module"]) >= {"constitution.*", "engine.*"}
+        if o.get("disallow_untyped_defs")
+        and set(o["module"]) >= {"constitution.*", "engine.*", "adapters.*"}
     ]
-    assert strict, "constitution.* and engine.* need disallow_untyped_defs"
+    assert strict, "constitution.*, engine.* and adapters.* need disallow_untyped_defs"
     assert not config.get("ignore_missing_imports"), "ignore missing imports per module only"
 
 

@@ -536,5 +536,5 @@ def _assignment(account: str, c: ContractSpec, qty: int, at: datetime, tag: str)
     ]
 
 
-def _json(value) -> str:
+def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -362,7 +362,7 @@ class IBMarketData:
             return None, (_permission_finding(QualityCode.MISSING_CHAIN, symbol, denied[0]),)
         rows, no_greeks = [], 0
         for line in lines:
-            if line.error is not None:
+            if line.error is not None or line.ticker is None:  # refused, or never answered
                 continue
             row, has_greeks = _option_row(symbol, line.contract, line.ticker)
             rows.append(row)
@@ -400,7 +400,7 @@ class IBMarketData:
         days = (last - first).days + 1
         duration = f"{days} D" if days <= 365 else f"{math.ceil(days / 365)} Y"
 
-        async def request():
+        async def request() -> list[mp.iblib.BarData]:
             await self._hist_limit.acquire()
             return await self.session.ib.reqHistoricalDataAsync(
                 contract,
@@ -427,7 +427,9 @@ class IBMarketData:
 # ----- pure helpers -----
 
 
-def _answered(ticker, greeks: bool) -> bool:
+def _answered(ticker: mp.iblib.Ticker | None, greeks: bool) -> bool:
+    if ticker is None:
+        return False
     if greeks:
         return ticker.modelGreeks is not None
     return ticker.time is not None
@@ -437,7 +439,7 @@ def _usable(x: float | None) -> bool:
     return x is not None and math.isfinite(x) and x > 0
 
 
-def _quote(symbol: str, t, at: datetime) -> Quote:
+def _quote(symbol: str, t: mp.iblib.Ticker, at: datetime) -> Quote:
     """Values as IB gave them (NaN, -1) except None for a side IB never sent."""
     last = t.last if not math.isnan(t.last) else t.close
     return Quote(
@@ -457,9 +459,10 @@ def _spot(q: Quote | None, lc: tuple[date, float] | None) -> float | None:
     return lc[1] if lc else None
 
 
-def _option_row(symbol: str, c, t) -> tuple[OptionContract, bool]:
-    g = t.modelGreeks if t is not None else None
-    has = g is not None and g.delta is not None and g.impliedVol is not None
+def _option_row(symbol: str, c: mp.Contract, t: mp.iblib.Ticker) -> tuple[OptionContract, bool]:
+    g = t.modelGreeks
+    delta, iv = (g.delta, g.impliedVol) if g is not None else (None, None)
+    has = delta is not None and iv is not None
     oi = t.putOpenInterest if c.right == "P" else t.callOpenInterest
     row = OptionContract(
         underlying=symbol,
@@ -468,15 +471,15 @@ def _option_row(symbol: str, c, t) -> tuple[OptionContract, bool]:
         right="put" if c.right == "P" else "call",
         bid=_num(t.bid),
         ask=_num(t.ask),
-        delta=float(g.delta) if has and g is not None else math.nan,
-        iv=float(g.impliedVol) if has and g is not None else math.nan,
+        delta=_num(delta) if has else math.nan,
+        iv=_num(iv) if has else math.nan,
         open_interest=int(oi) if math.isfinite(oi) and oi >= 0 else 0,
         volume=int(t.volume) if math.isfinite(t.volume) and t.volume >= 0 else 0,
     )
     return row, has
 
 
-def _num(x) -> float:
+def _num(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
@@ -488,7 +491,7 @@ def _permission_finding(
     return DataQualityFinding(code, subject, f"IB {n}: {text}{hint}")
 
 
-def _bar_day(bar) -> date:
+def _bar_day(bar: mp.iblib.BarData) -> date:
     d = bar.date
     return d.date() if isinstance(d, datetime) else d
 

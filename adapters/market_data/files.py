@@ -11,11 +11,11 @@ date/close columns) is ``InvalidInput``. ``alluse data import`` is stricter: see
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from adapters.market_data.store import ImportResult
 from engine.market import calendar
 from engine.market.indicators import (
     STALE_AFTER,
+    AtrBasis,
     atr_basis,
     clean_history,
     last_valid_close,
@@ -32,6 +33,7 @@ from engine.market.indicators import (
 )
 from engine.market.options import DEFAULT_CHAIN_MODEL, ChainModel, synthetic_chain
 from engine.market.snapshot import (
+    AtrReading,
     DailyHistory,
     DataQualityFinding,
     MarketSnapshot,
@@ -39,6 +41,8 @@ from engine.market.snapshot import (
     QualityCode,
     Quote,
 )
+
+T = TypeVar("T")
 
 OHLCV = formats.OHLCV
 SYMBOL_RE = formats.SYMBOL_RE.pattern
@@ -157,7 +161,7 @@ class BarMarketData:
         self._token = object()  # tells this adapter's content keys from any other's
         self._memo_day: date | None = None
 
-    def _cached(self, key: tuple, compute):
+    def _cached(self, key: tuple, compute: Callable[[], T]) -> T:
         """``compute()`` once per key while the New York date stays the same (bounded memory:
         a replay only moves forward, and a day's keys are useless the next day)."""
         try:
@@ -181,7 +185,7 @@ class BarMarketData:
         return h.between(first, last)
 
     def _recent(self, symbol: str, last: date) -> DailyHistory | None:
-        def compute():
+        def compute() -> DailyHistory | None:
             h = self._h.get(symbol)
             if h is None:
                 return None
@@ -215,7 +219,8 @@ class BarMarketData:
     def _last_close(self, symbol: str, at: datetime) -> tuple[date, float] | None:
         completed = _completed(at)
 
-        def compute():  # what _recent(symbol, completed) would end with, without cleaning it all
+        def compute() -> tuple[date, float] | None:  # _recent(symbol, completed)'s last close,
+            # without cleaning it all
             h = self._h.get(symbol)
             if h is None:
                 return None
@@ -224,8 +229,10 @@ class BarMarketData:
 
         return self._cached(("last_close", symbol, completed), compute)
 
-    def _atr(self, symbol: str, at: datetime, cutoff: date, price: float | None):
-        def compute():
+    def _atr(
+        self, symbol: str, at: datetime, cutoff: date, price: float | None
+    ) -> AtrReading | None:
+        def compute() -> AtrBasis | None:
             recent = self._recent(symbol, cutoff)
             return None if recent is None else atr_basis(recent, cutoff)
 
@@ -440,5 +447,5 @@ class FileMarketData(BarMarketData):
     """``BarMarketData`` over a bar store (``alluse data import``), or a folder of bar files
     read as the import would read them (``--data ../shared/data``)."""
 
-    def __init__(self, path: str | Path, **kwargs) -> None:
+    def __init__(self, path: str | Path, **kwargs: Any) -> None:
         super().__init__(load_store(path), **kwargs)

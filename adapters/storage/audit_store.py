@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from sqlalchemy import bindparam, column, inspect, select, table, text
@@ -112,7 +112,7 @@ class AuditStore:
         masks: Iterable[str] = DEFAULT_MASKS,
         *,
         create: bool = True,
-        **engine_options,
+        **engine_options: Any,
     ) -> AuditStore:
         """Connect (resolving ``url`` as ``--db``/``ALLUSE_DB``/default) and migrate.
         ``create=False`` (readers) changes nothing: it refuses a SQLite file that does not
@@ -198,10 +198,14 @@ class AuditStore:
                 found.setdefault(row[6], row)
         return found
 
-    def _seal_batch(self, conn: Connection, drafts: list[Draft], known: dict[str, Sequence]):
+    def _seal_batch(
+        self, conn: Connection, drafts: list[Draft], known: dict[str, Sequence]
+    ) -> tuple[list[Receipt], list[StoredRow]]:
         head = conn.execute(_HEAD).first()
         seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
-        now, receipts, rows = self.clock.now(), [], []
+        now = self.clock.now()
+        receipts: list[Receipt] = []
+        rows: list[StoredRow] = []
         for draft in drafts:
             if draft.decision_id in known:
                 receipts.append(existing_receipt(known[draft.decision_id], draft))
