@@ -27,11 +27,13 @@ fires. The weekly report is a job of its own after the close and only shifts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
+from typing import NoReturn
 
 from apscheduler.triggers.base import BaseTrigger
 
@@ -188,7 +190,7 @@ def _threshold(previous: datetime | None, now: datetime) -> datetime:
     return now
 
 
-def _days_from(threshold: datetime):
+def _days_from(threshold: datetime) -> Iterator[date]:
     first = calendar.new_york_date(threshold)
     for i in range(_LOOKAHEAD_DAYS):
         day = first + timedelta(days=i)
@@ -208,7 +210,9 @@ class CycleTrigger(BaseTrigger):
         self.spec = spec
         self.monitor_seconds = int(monitor_seconds)
 
-    def get_next_fire_time(self, previous_fire_time, now):
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
         threshold = _threshold(previous_fire_time, now)
         for day in _days_from(threshold):
             plan = day_plan(day, self.spec)
@@ -230,19 +234,19 @@ class CycleTrigger(BaseTrigger):
             kinds.append(EventKind.MONITOR)
         return tuple(kinds)
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError(_NOT_STORED)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, CycleTrigger) and (self.spec, self.monitor_seconds) == (
             other.spec,
             other.monitor_seconds,
         )
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.spec, self.monitor_seconds))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<CycleTrigger every {self.monitor_seconds}s + constitution events>"
 
 
@@ -260,7 +264,9 @@ class WeeklyTrigger(BaseTrigger):
     def __init__(self, spec: CadenceSpec):
         self.spec = spec
 
-    def get_next_fire_time(self, previous_fire_time, now):
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
         threshold = _threshold(previous_fire_time, now)
         for day in _days_from(threshold):
             at = day_plan(day, self.spec).weekly_report
@@ -268,16 +274,16 @@ class WeeklyTrigger(BaseTrigger):
                 return at.astimezone(NEW_YORK)
         return None
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError(_NOT_STORED)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, WeeklyTrigger) and self.spec == other.spec
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.spec)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<WeeklyTrigger weekly report>"
 
 
