@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -128,10 +129,10 @@ class _Untagged:
 
     _TAGS = ("slack", "webhook", "smtp")
 
-    def __init__(self, exc: ValidationError):
+    def __init__(self, exc: ValidationError) -> None:
         self._exc = exc
 
-    def errors(self, **kw):
+    def errors(self, **kw: Any) -> list[dict[str, Any]]:
         out = []
         for err in self._exc.errors(**kw):
             loc = tuple(err["loc"])

@@ -17,7 +17,7 @@ class ActionKind:
     params: dict[str, str] = field(default_factory=dict)  # name -> description
 
 
-def _k(name, target, description, **params) -> ActionKind:
+def _k(name: str, target: str, description: str, **params: str) -> ActionKind:
     return ActionKind(name, target, description, params)
 
 

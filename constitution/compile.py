@@ -17,16 +17,23 @@ evaluation, as in Datalog). A cycle among derivations is a validation error.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from constitution import expr as E
 from constitution import vocabulary as V
-from constitution.actions import KINDS
+from constitution.actions import KINDS, ActionKind
 from constitution.params import resolve
 from constitution.suggest import did_you_mean
 from constitution.typecheck import Checker, TypeErr
+
+if TYPE_CHECKING:
+    from constitution.models import Constitution, Rule
+
+T = TypeVar("T")
 
 ALIAS = {"market": "m", "clock": "m", "account": "a", "underlying": "u", "position": "p"}
 ALIAS_ORDER = ("m", "a", "u", "p")
@@ -51,7 +58,7 @@ _ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
 class Where:
     """Which part of a rule a compile error belongs to: ('when',) or ('then', i, 'set', key)."""
 
-    path: tuple
+    path: tuple[str | int, ...]
     offset: int
 
 
@@ -61,12 +68,51 @@ class RuleError(Exception):
         self.code, self.message, self.where = code, message, where
 
 
+Constant: TypeAlias = float | int | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """An operand that reads a field of an earlier alias (a durable join reference)."""
+
+    alias: str
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class Arithmetic:
+    """An operand computed from constants and fields of earlier aliases."""
+
+    op: str  # + - * /
+    left: Operand
+    right: Operand
+
+
+# What an atom compares its field with: a constant, the constants of ``in``/``not in``, a
+# field of an earlier alias, or arithmetic over those.
+Operand: TypeAlias = Constant | tuple[Constant, ...] | FieldRef | Arithmetic
+
+
+def is_joined(operand: Operand) -> bool:
+    """The operand reads another fact's field (a join reference, maybe in arithmetic)."""
+    return isinstance(operand, FieldRef | Arithmetic)
+
+
+def operand_refs(operand: Operand) -> Iterator[FieldRef]:
+    """The fields ``operand`` reads, left to right."""
+    if isinstance(operand, FieldRef):
+        yield operand
+    elif isinstance(operand, Arithmetic):
+        yield from operand_refs(operand.left)
+        yield from operand_refs(operand.right)
+
+
 @dataclass(frozen=True)
 class Atom:
     alias: str
     field: str
     op: str
-    operand: Any  # constant | list of constants | ("ref", alias, field) | ("arith", op, l, r)
+    operand: Operand
     optional: bool
     source: E.Compare  # as written (params unfolded), for explanations
 
@@ -91,7 +137,7 @@ class CompiledRule:
     writes: frozenset[str]
     stratum: int = 0
 
-    def durable_definitions(self) -> dict[str, dict]:
+    def durable_definitions(self) -> dict[str, dict[str, Any]]:
         return {
             f"{self.id}#{k}": _durable_rule(self, atoms) for k, atoms in enumerate(self.disjuncts)
         }
@@ -111,7 +157,7 @@ class CompiledRules:
 # --- per rule ------------------------------------------------------------------------------
 
 
-def name_problems(rule, constitution) -> list[RuleError]:
+def name_problems(rule: Rule, constitution: Constitution) -> list[RuleError]:
     """Every unknown name in one rule at once - fact fields, params, action kinds and their
     parameters, and expressions that do not parse - so a user fixes them in one round.
     ``compile_rule`` then reports the first type problem of a rule whose names are all known."""
@@ -131,7 +177,7 @@ def name_problems(rule, constitution) -> list[RuleError]:
     for i, eff in enumerate(rule.then):
         if eff.set is not None:
             continue
-        kind = KINDS.get(eff.action)
+        kind = KINDS.get(eff.action or "")  # the model makes an effect a set or an action
         if kind is None:
             out.append(_unknown_action(eff.action, ("then", i, "action")))
             continue
@@ -143,7 +189,7 @@ def name_problems(rule, constitution) -> list[RuleError]:
     return out
 
 
-def _expressions(rule):
+def _expressions(rule: Rule) -> Iterator[tuple[tuple[str | int, ...], str | float | bool]]:
     yield ("when",), rule.when
     for i, eff in enumerate(rule.then):
         for target, raw in (eff.set or {}).items():
@@ -152,8 +198,8 @@ def _expressions(rule):
             yield ("then", i, "with", name), raw
 
 
-def _unknown_action(action: str, path: tuple) -> RuleError:
-    hint = did_you_mean(action, KINDS)
+def _unknown_action(action: str | None, path: tuple[str | int, ...]) -> RuleError:
+    hint = did_you_mean(action or "", KINDS)
     return RuleError(
         "unknown-action",
         f"unknown action kind '{action}'{hint} (see docs/actions.md)",
@@ -161,7 +207,7 @@ def _unknown_action(action: str, path: tuple) -> RuleError:
     )
 
 
-def _unknown_param(kind, name: str, path: tuple) -> RuleError:
+def _unknown_param(kind: ActionKind, name: str, path: tuple[str | int, ...]) -> RuleError:
     takes = ", ".join(kind.params) or "nothing"
     hint = did_you_mean(name, kind.params)
     return RuleError(
@@ -169,7 +215,7 @@ def _unknown_param(kind, name: str, path: tuple) -> RuleError:
     )
 
 
-def compile_rule(rule, constitution) -> CompiledRule:
+def compile_rule(rule: Rule, constitution: Constitution) -> CompiledRule:
     checker = Checker(constitution)
     when = _parse(rule.when, ("when",))
     _typed(lambda: checker.condition(when), ("when",))
@@ -178,7 +224,7 @@ def compile_rule(rule, constitution) -> CompiledRule:
     disjuncts = _disjuncts(_fold(when, constitution), when)
     aliases = _aliases(used, disjuncts)
     _check_targets(effects, aliases)
-    reads = frozenset(n.dotted for n in used if V.lookup(n.dotted).origin is V.Origin.DERIVED)
+    reads = frozenset(n.dotted for n in used if _known(n).origin is V.Origin.DERIVED)
     writes = frozenset(e.target for e in effects if e.kind == "set")
     return CompiledRule(
         rule.id,
@@ -193,22 +239,23 @@ def compile_rule(rule, constitution) -> CompiledRule:
     )
 
 
-def _parse(text: str, path: tuple) -> E.Node:
+def _parse(text: str, path: tuple[str | int, ...]) -> E.Node:
     try:
         return E.parse(text)
     except E.ExprError as exc:
         raise RuleError("expr-syntax", exc.message, Where(path, exc.offset)) from None
 
 
-def _typed(check, path: tuple):
+def _typed(check: Callable[[], T], path: tuple[str | int, ...]) -> T:
     try:
         return check()
     except TypeErr as exc:
         raise RuleError(exc.code, exc.message, Where(path, exc.offset)) from None
 
 
-def _effects(rule, checker: Checker) -> tuple[tuple[Effect, ...], set[E.Name]]:
-    effects, used = [], set()
+def _effects(rule: Rule, checker: Checker) -> tuple[tuple[Effect, ...], set[E.Name]]:
+    effects: list[Effect] = []
+    used: set[E.Name] = set()
     for i, eff in enumerate(rule.then):
         if eff.set is not None:
             for target, raw in eff.set.items():
@@ -218,7 +265,7 @@ def _effects(rule, checker: Checker) -> tuple[tuple[Effect, ...], set[E.Name]]:
                 used |= {n for n in E.names(node) if not n.is_param}
                 effects.append(Effect("set", target, (("", node),)))
             continue
-        kind = KINDS.get(eff.action)
+        kind = KINDS.get(eff.action or "")  # the model makes an effect a set or an action
         if kind is None:
             raise _unknown_action(eff.action, ("then", i, "action"))
         values = []
@@ -227,20 +274,20 @@ def _effects(rule, checker: Checker) -> tuple[tuple[Effect, ...], set[E.Name]]:
             if name not in kind.params:
                 raise _unknown_param(kind, name, path)
             node = _value_node(raw, path)
-            _typed(lambda node=node: checker.type_of(node), path)
+            _typed(partial(checker.type_of, node), path)
             used |= {n for n in E.names(node) if not n.is_param}
             values.append((name, node))
         effects.append(Effect("action", kind.name, tuple(values)))
     return tuple(effects), used
 
 
-def _value_node(raw, path: tuple) -> E.Node:
+def _value_node(raw: str | float | bool, path: tuple[str | int, ...]) -> E.Node:
     if isinstance(raw, bool | int | float):
         return E.Literal(0, raw)
     return _parse(raw, path)
 
 
-def _check_set(target: str, node: E.Node, checker: Checker, path: tuple) -> None:
+def _check_set(target: str, node: E.Node, checker: Checker, path: tuple[str | int, ...]) -> None:
     f = V.lookup(target)
     if f is None or f.origin is not V.Origin.DERIVED:
         derived = ", ".join(x.dotted for x in V.FIELDS if x.origin is V.Origin.DERIVED)
@@ -262,7 +309,7 @@ def _check_set(target: str, node: E.Node, checker: Checker, path: tuple) -> None
 # --- folding and normal form -------------------------------------------------------------
 
 
-def _fold(node: E.Node, constitution) -> E.Node:
+def _fold(node: E.Node, constitution: Constitution) -> E.Node:
     """Replace params by their values and compute constant arithmetic."""
     if isinstance(node, E.Name) and node.is_param:
         return _literal(resolve(constitution, node.parts[1:]), node.offset)
@@ -272,7 +319,7 @@ def _fold(node: E.Node, constitution) -> E.Node:
         inner = _fold(node.operand, constitution)
         return (
             E.Literal(node.offset, -inner.value)
-            if isinstance(inner, E.Literal)
+            if isinstance(inner, E.Literal) and isinstance(inner.value, int | float)
             else E.Neg(node.offset, inner)
         )
     if isinstance(node, E.Arith):
@@ -291,13 +338,13 @@ def _fold(node: E.Node, constitution) -> E.Node:
     return node
 
 
-def _literal(value, offset: int) -> E.Node:
+def _literal(value: Any, offset: int) -> E.Node:
     if isinstance(value, list):
         return E.ListExpr(offset, tuple(E.Literal(offset, v) for v in value))
     return E.Literal(offset, value)
 
 
-def arith(op: str, a, b):
+def arith(op: str, a: Any, b: Any) -> Any:
     if op == "+":
         return a + b
     if op == "-":
@@ -329,7 +376,7 @@ def _dnf(node: E.Node) -> list[list[E.Node]]:
     if isinstance(node, E.Or):
         return [c for item in node.items for c in _dnf(item)]
     if isinstance(node, E.And):
-        out = [[]]
+        out: list[list[E.Node]] = [[]]
         for item in node.items:
             out = [a + b for a, b in product(out, _dnf(item))]
             if len(out) > MAX_DISJUNCTS:
@@ -350,8 +397,10 @@ def _disjuncts(folded: E.Node, original: E.Node) -> tuple[tuple[Atom, ...], ...]
         )
     out = []
     for conj, orig in zip(folded_dnf, original_dnf, strict=True):
-        atoms, possible = [], True
+        atoms: list[Atom] = []
+        possible = True
         for cmp, src in zip(conj, orig, strict=True):
+            assert isinstance(cmp, E.Compare) and isinstance(src, E.Compare)  # _push_not's output
             atom = _atom(cmp, src)
             if atom is True:
                 continue
@@ -373,6 +422,14 @@ def _fact(node: E.Node) -> V.Field | None:
     return None
 
 
+def _known(name: E.Name) -> V.Field:
+    """The field a type-checked name reads (the checker has refused unknown names)."""
+    f = V.lookup(name.dotted)
+    if f is None:
+        raise TypeError(f"unknown field {name.dotted}")
+    return f
+
+
 def _refs(node: E.Node) -> set[str]:
     return {ALIAS[n.parts[0]] for n in E.names(node) if not n.is_param}
 
@@ -384,20 +441,17 @@ def _earlier(alias: str) -> set[str]:
 def _atom(cmp: E.Compare, src: E.Compare) -> Atom | bool:
     left, right = _fact(cmp.left), _fact(cmp.right)
     if cmp.op in ("in", "not in"):
+        items = _constants(cmp)
         if left is None:
             if isinstance(cmp.left, E.Literal):
-                inside = cmp.left.value in [i.value for i in cmp.right.items]
+                inside = cmp.left.value in [i.value for i in items]
                 return inside if cmp.op == "in" else not inside
             raise RuleError(
                 "cannot-compile",
                 "the left of 'in' must be a fact field",
                 Where(("when",), cmp.offset),
             )
-        values = [i.value for i in cmp.right.items if isinstance(i, E.Literal)]
-        if len(values) != len(cmp.right.items):
-            raise RuleError(
-                "cannot-compile", "'in' needs a list of constants", Where(("when",), cmp.offset)
-            )
+        values = [i.value for i in items]
         return Atom(ALIAS[left.entity], V.physical(left), cmp.op, tuple(values), left.optional, src)
     if left is None and right is None:
         if not _refs(cmp.left) and not _refs(cmp.right):
@@ -419,6 +473,16 @@ def _atom(cmp: E.Compare, src: E.Compare) -> Atom | bool:
     raise _uncompilable(cmp)
 
 
+def _constants(cmp: E.Compare) -> tuple[E.Literal, ...]:
+    """The constants on the right of ``in``/``not in``."""
+    items = cmp.right.items if isinstance(cmp.right, E.ListExpr) else ()
+    if not items or not all(isinstance(i, E.Literal) for i in items):
+        raise RuleError(
+            "cannot-compile", "'in' needs a list of constants", Where(("when",), cmp.offset)
+        )
+    return tuple(i for i in items if isinstance(i, E.Literal))
+
+
 def _uncompilable(cmp: E.Compare) -> RuleError:
     return RuleError(
         "cannot-compile",
@@ -430,43 +494,38 @@ def _uncompilable(cmp: E.Compare) -> RuleError:
 
 
 def _constant_truth(cmp: E.Compare) -> bool:
-    a, b = cmp.left.value, cmp.right.value
+    if not isinstance(cmp.left, E.Literal) or not isinstance(cmp.right, E.Literal):
+        raise _uncompilable(cmp)  # folded: without fact fields both sides are constants
+    a: Any = cmp.left.value  # the checker compares numbers with numbers, strings with strings
+    b: Any = cmp.right.value
     return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[cmp.op]
 
 
-def _operand(node: E.Node):
+def _operand(node: E.Node) -> Operand:
     if isinstance(node, E.Literal):
         return node.value
     if isinstance(node, E.Name):
-        f = V.lookup(node.dotted)
-        return ("ref", ALIAS[f.entity], V.physical(f))
+        f = _known(node)
+        return FieldRef(ALIAS[f.entity], V.physical(f))
     if isinstance(node, E.Neg):
-        return ("arith", "*", -1, _operand(node.operand))
+        return Arithmetic("*", -1, _operand(node.operand))
     if isinstance(node, E.Arith):
-        return ("arith", node.op, _operand(node.left), _operand(node.right))
+        return Arithmetic(node.op, _operand(node.left), _operand(node.right))
     raise TypeError(type(node).__name__)
 
 
-def _aliases(used: set[E.Name], disjuncts) -> tuple[str, ...]:
+def _aliases(used: set[E.Name], disjuncts: tuple[tuple[Atom, ...], ...]) -> tuple[str, ...]:
     aliases = {ALIAS[n.parts[0]] for n in used}
     for atoms in disjuncts:
         for atom in atoms:
             aliases.add(atom.alias)
-            aliases |= _operand_aliases(atom.operand)
+            aliases |= {r.alias for r in operand_refs(atom.operand)}
     if not aliases:
         aliases = {"m"}
     return tuple(a for a in ALIAS_ORDER if a in aliases)
 
 
-def _operand_aliases(operand) -> set[str]:
-    if isinstance(operand, tuple) and operand and operand[0] == "ref":
-        return {operand[1]}
-    if isinstance(operand, tuple) and operand and operand[0] == "arith":
-        return _operand_aliases(operand[2]) | _operand_aliases(operand[3])
-    return set()
-
-
-_BINDABLE = {
+_BINDABLE: dict[str, Callable[[tuple[str, ...]], bool]] = {
     "market": lambda a: True,
     "clock": lambda a: True,
     "account": lambda a: "a" in a or "p" in a,
@@ -475,7 +534,7 @@ _BINDABLE = {
 }
 
 
-def _check_targets(effects, aliases) -> None:
+def _check_targets(effects: tuple[Effect, ...], aliases: tuple[str, ...]) -> None:
     for eff in effects:
         entity = eff.target.split(".")[0] if eff.kind == "set" else KINDS[eff.target].target
         if eff.kind == "set" and entity == "underlying":
@@ -502,16 +561,16 @@ def _needs(entity: str) -> str:
 # --- durable JSON ------------------------------------------------------------------------
 
 
-def durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict:
+def durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict[str, Any]:
     """The durable-rules definition of one disjunct made of ``atoms`` (the durable runtime
     leaves some atoms out of the pattern and tests them itself: engine/rules/durable.py P18)."""
     return _durable_rule(rule, atoms)
 
 
-def _durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict:
+def _durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict[str, Any]:
     patterns = []
     for alias in rule.aliases:
-        conds: list[dict] = [{"t": FACT_TYPE[alias]}]
+        conds: list[dict[str, Any]] = [{"t": FACT_TYPE[alias]}]
         if alias == "p" and "a" in rule.aliases:
             conds.append({"acct": {"a": "acct"}})
         if alias == "p" and "u" in rule.aliases:
@@ -523,13 +582,15 @@ def _durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict:
     return {"all": patterns, "pri": rule.salience}
 
 
-def _durable_atom(atom: Atom) -> list[dict]:
-    out = [{"$ex": {atom.field: 1}}] if atom.optional else []
-    if atom.op == "in":
+def _durable_atom(atom: Atom) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"$ex": {atom.field: 1}}] if atom.optional else []
+    if atom.op in ("in", "not in"):
+        assert isinstance(atom.operand, tuple)  # _atom makes the constants of in/not in a tuple
         alts = [{atom.field: v} for v in atom.operand]
-        out.append(alts[0] if len(alts) == 1 else {"$or": alts})
-    elif atom.op == "not in":
-        out.extend({"$neq": {atom.field: v}} for v in atom.operand)
+        if atom.op == "not in":
+            out.extend({"$neq": alt} for alt in alts)
+        else:
+            out.append(alts[0] if len(alts) == 1 else {"$or": alts})
     elif atom.op == "==":
         out.append({atom.field: _durable_operand(atom.operand)})
     else:
@@ -537,14 +598,14 @@ def _durable_atom(atom: Atom) -> list[dict]:
     return out
 
 
-def _durable_operand(operand):
-    if isinstance(operand, tuple) and operand[0] == "ref":
-        return {operand[1]: operand[2]}
-    if isinstance(operand, tuple) and operand[0] == "arith":
+def _durable_operand(operand: Operand) -> Any:
+    if isinstance(operand, FieldRef):
+        return {operand.alias: operand.field}
+    if isinstance(operand, Arithmetic):
         return {
-            _ARITH[operand[1]]: {
-                "$l": _durable_operand(operand[2]),
-                "$r": _durable_operand(operand[3]),
+            _ARITH[operand.op]: {
+                "$l": _durable_operand(operand.left),
+                "$r": _durable_operand(operand.right),
             }
         }
     return operand
@@ -585,8 +646,9 @@ def _with_stratum(rule: CompiledRule, k: int) -> CompiledRule:
     return replace(rule, stratum=k)
 
 
-def _unique_cycles(cycles):
-    seen, out = set(), []
+def _unique_cycles(cycles: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    seen: set[frozenset[str]] = set()
+    out: list[tuple[str, list[str]]] = []
     for rule_id, chain in cycles:
         key = frozenset(chain)
         if key not in seen:
@@ -604,7 +666,7 @@ def assemble(rules: list[CompiledRule]) -> CompiledRules:
     return CompiledRules(tuple(rules), strata, by_stratum, fields)
 
 
-def _fields_used(rules) -> dict[str, frozenset[str]]:
+def _fields_used(rules: list[CompiledRule]) -> dict[str, frozenset[str]]:
     """Physical fields each alias needs in these rules, so durable is sent only those (P17:
     its cost is JSON per fact, so smaller facts are faster)."""
     out: dict[str, set[str]] = {a: {"t", "id"} for a in ALIAS_ORDER}
@@ -615,13 +677,6 @@ def _fields_used(rules) -> dict[str, frozenset[str]]:
         for atoms in r.disjuncts:
             for atom in atoms:
                 out[atom.alias].add(atom.field)
-                _operand_fields(atom.operand, out)
+                for ref in operand_refs(atom.operand):
+                    out[ref.alias].add(ref.field)
     return {a: frozenset(f) for a, f in out.items()}
-
-
-def _operand_fields(operand, out) -> None:
-    if isinstance(operand, tuple) and operand and operand[0] == "ref":
-        out[operand[1]].add(operand[2])
-    elif isinstance(operand, tuple) and operand and operand[0] == "arith":
-        _operand_fields(operand[2], out)
-        _operand_fields(operand[3], out)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from constitution import expr as E
 from constitution.load import identity_data
-from constitution.models import Constitution
+from constitution.models import Constitution, Rule
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def diff(old: Constitution, new: Constitution) -> Diff:
     )
 
 
-def _rule_view(rule) -> dict:
+def _rule_view(rule: Rule) -> dict[str, Any]:
     view = rule.model_dump(mode="json", by_alias=True, exclude={"id"})
     try:  # compare conditions by meaning of layout: whitespace and line breaks do not count
         view["when"] = E.render(E.parse(rule.when))
@@ -85,7 +86,7 @@ def _rule_view(rule) -> dict:
     return view
 
 
-def _compare(a: Any, b: Any, path: str):
+def _compare(a: Any, b: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(a.keys() | b.keys()):
             sub = f"{path}.{key}" if path else str(key)

@@ -45,12 +45,12 @@ class InvalidInput(StopError):
 
 
 class ConstitutionInvalid(InvalidInput):
-    def __init__(self, problems):
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
         super().__init__(problems, what="constitution")
 
 
 class FactsInvalid(InvalidInput):
-    def __init__(self, problems):
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
         super().__init__(problems, what="facts")
 
 

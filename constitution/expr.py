@@ -134,7 +134,7 @@ def tokenize(text: str) -> list[Token]:
             ch = text[pos]
             hint = " (use 'and', 'or', 'not')" if ch in "&|!=" else ""
             raise ExprError(f"unexpected character {ch!r}{hint}", pos)
-        kind = m.lastgroup
+        kind = m.lastgroup or ""  # every alternative of the pattern is a named group
         if kind != "ws":
             word = m.group()
             if kind == "name" and word in _KEYWORDS:
@@ -188,7 +188,7 @@ class _Parser:
             )
         return node
 
-    def _nest(self):
+    def _nest(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise ExprError(f"condition nests deeper than {MAX_DEPTH} levels", self.tok.offset)
@@ -337,11 +337,7 @@ def _walk(node: Node, out: list[Name]) -> None:
 def render(node: Node) -> str:
     """Canonical text of an expression (used in explanations and diffs)."""
     if isinstance(node, Literal):
-        if isinstance(node.value, bool):
-            return "true" if node.value else "false"
-        if isinstance(node.value, str):
-            return repr(node.value)
-        return repr(node.value)
+        return _render_value(node.value)
     if isinstance(node, Name):
         return node.dotted
     if isinstance(node, ListExpr):
@@ -361,6 +357,12 @@ def render(node: Node) -> str:
     raise TypeError(type(node).__name__)
 
 
-def _paren(node: Node, kinds) -> str:
+def _render_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)  # strings quoted, numbers as Python writes them
+
+
+def _paren(node: Node, kinds: type[Node] | tuple[type[Node], ...]) -> str:
     text = render(node)
     return f"({text})" if isinstance(node, kinds) else text

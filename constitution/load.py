@@ -13,10 +13,12 @@ Passes, in order (a later pass runs only where the earlier ones leave something 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import best_match
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 from constitution.actions import KINDS
 from constitution.canonical import canonical_json, digest
 from constitution.compile import (
+    CompiledRule,
     CompiledRules,
     RuleError,
     assemble,
@@ -38,7 +41,7 @@ from constitution.models import SUPPORTED_SCHEMA_VERSIONS, Constitution
 from constitution.yamlsafe import Loaded, dotted, load_file, load_text
 
 # Explicit migrations: schema_version N -> N+1, applied to the raw data before validation.
-MIGRATIONS: dict[int, callable] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def _identity(model: Constitution) -> dict:
     return _without_unset_additions(model, model.model_dump(mode="json", by_alias=True))
 
 
-def _without_unset_additions(model, data):
+def _without_unset_additions(model: object, data: Any) -> Any:
     from pydantic import BaseModel
 
     if isinstance(model, BaseModel) and isinstance(data, dict):
@@ -138,7 +141,7 @@ def _validate(loaded: Loaded, released_check: bool = True) -> LoadedConstitution
     except ValidationError as exc:
         problems += _new_only(pydantic_problems(exc, loaded), problems)
         model = None
-    if problems:  # the schema is stricter than the model somewhere: report it too
+    if problems or model is None:  # the schema is stricter than the model somewhere: report it too
         problems += _rule_problems_despite(problems, data, loaded)
         raise ConstitutionInvalid(_named(_folded(problems), data))
     arbitration = _arbitration_problems(model, loaded)
@@ -191,7 +194,7 @@ def _rule_problems_despite(problems: list[Problem], data: dict, loaded: Loaded) 
     for key in reference:
         if key in bad and key not in patched:
             patched[key] = reference[key]
-    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    rules: list[Any] = data["rules"] if isinstance(data.get("rules"), list) else []
     kept = [i for i in range(len(rules)) if i not in broken_rules]
     patched["rules"] = [rules[i] for i in kept]
     try:
@@ -236,7 +239,7 @@ def _missing_path(p: Problem) -> str:
 
 def _named(problems: list[Problem], data: dict) -> list[Problem]:
     """Rules are named by their id, not their index: ``rules[vix.kill_switch].when``."""
-    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    rules: list[Any] = data["rules"] if isinstance(data.get("rules"), list) else []
     out = []
     for p in problems:
         i = _rule_index(p.path)
@@ -279,7 +282,7 @@ def _schema_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
 
 
-def _inline_refs(node, defs: dict):
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref", "")
         if ref.startswith("#/$defs/"):
@@ -291,7 +294,7 @@ def _inline_refs(node, defs: dict):
     return node
 
 
-def _schema_errors(data: dict):
+def _schema_errors(data: dict[str, Any]) -> Iterator[jsonschema.ValidationError]:
     for err in _schema_validator().iter_errors(data):
         if err.validator in ("anyOf", "oneOf") and err.context:
             yield best_match(err.context)
@@ -317,7 +320,9 @@ def _compile_rules(
     model: Constitution, loaded: Loaded, index_of: list[int] | None = None
 ) -> CompiledRules:
     """``index_of`` maps the model's rules to their index in the file (when some were left out)."""
-    problems, compiled, first_seen = [], [], {}
+    problems: list[Problem] = []
+    compiled: list[CompiledRule] = []
+    first_seen: dict[str, int] = {}
     for j, rule in enumerate(model.rules):
         i = index_of[j] if index_of is not None else j
         if rule.id in first_seen:
@@ -370,7 +375,8 @@ def _arbitration_problems(model: Constitution, loaded: Loaded) -> list[Problem]:
                     f"'{kind}' is {why}: an intent acts on a position or an account's symbol",
                 )
             )
-    ids, seen = {r.id for r in model.rules}, {}
+    ids = {r.id for r in model.rules}
+    seen: dict[str, str] = {}
     for ci, cls in enumerate(arb.precedence):
         for ri, rule_id in enumerate(cls.rules):
             where = ("arbitration", "precedence", ci, "rules", ri)

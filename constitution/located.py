@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import jsonschema
-from pydantic import ValidationError
 
 from constitution.errors import Problem
 from constitution.suggest import did_you_mean
@@ -27,7 +27,13 @@ _PYDANTIC_CODES = {
 }
 
 
-def pydantic_problems(exc: ValidationError, loaded: Loaded, base: tuple = ()) -> list[Problem]:
+class HasErrors(Protocol):
+    """A pydantic ``ValidationError``, or a wrapper that rewrites its locations."""
+
+    def errors(self, *, include_url: bool = True) -> Sequence[Mapping[str, Any]]: ...
+
+
+def pydantic_problems(exc: HasErrors, loaded: Loaded, base: tuple = ()) -> list[Problem]:
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
@@ -51,7 +57,7 @@ def pydantic_problems(exc: ValidationError, loaded: Loaded, base: tuple = ()) ->
     return out
 
 
-def _is_union_tag(part) -> bool:
+def _is_union_tag(part: object) -> bool:
     # pydantic adds the chosen union member / function name to loc; users never wrote those
     return isinstance(part, str) and (part.startswith("function-") or "[" in part)
 
@@ -80,8 +86,9 @@ def schema_problems(errors: Iterable[jsonschema.ValidationError], loaded: Loaded
         code = _SCHEMA_CODES.get(str(err.validator), "schema")
         msg = err.message
         if err.validator == "additionalProperties":
-            known = err.schema.get("properties", {})
-            for key in sorted(set(err.instance) - set(known)):
+            known = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+            instance = err.instance if isinstance(err.instance, dict) else {}
+            for key in sorted(set(instance) - set(known)):
                 hint = did_you_mean(str(key), known)
                 out.append(loaded.problem((*path, key), code, f"unknown key '{key}'{hint}"))
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import time
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -30,7 +30,7 @@ Ticker = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.]{0,9}$")]
 RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")]
 
 
-def _d(text: str):
+def _d(text: str) -> Any:  # pydantic.Field is typed Any, so a default of any field type
     return Field(description=text)
 
 
@@ -43,8 +43,12 @@ class _Model(BaseModel):
 class _Bounds(_Model):
     """A closed interval [min, max]; subclasses set the type of the bounds."""
 
+    if TYPE_CHECKING:  # declared by each subclass with its own type
+        min: float
+        max: float
+
     @model_validator(mode="after")
-    def _ordered(self):
+    def _ordered(self) -> Self:
         if self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")
         return self
@@ -61,7 +65,7 @@ class DeltaBand(Range):
     """Absolute option delta band, strictly inside (0, 1)."""
 
     @model_validator(mode="after")
-    def _inside(self):
+    def _inside(self) -> Self:
         if not (0 < self.min and self.max < 1):
             raise ValueError(f"delta band [{self.min}, {self.max}] must lie strictly inside (0, 1)")
         return self
@@ -90,7 +94,7 @@ class Window(_Model):
     end: time = _d("Closing time, HH:MM New York.")
 
     @model_validator(mode="after")
-    def _inside_market_hours(self):
+    def _inside_market_hours(self) -> Self:
         if self.start >= self.end:
             raise ValueError(
                 f"window starts at {self.start:%H:%M}, not before its end {self.end:%H:%M}"
@@ -118,7 +122,7 @@ class Meta(_Model):
     changelog: tuple[ChangelogEntry, ...] = _d("Changes, newest last.")
 
     @model_validator(mode="after")
-    def _changelog_names_this_version(self):
+    def _changelog_names_this_version(self) -> Self:
         if not any(e.version == self.version for e in self.changelog):
             raise ValueError(f"changelog has no entry for version {self.version}")
         return self
@@ -130,7 +134,7 @@ class Split(_Model):
     com: Fraction = _d("Share of capital in the Compounding sleeve.")
 
     @model_validator(mode="after")
-    def _sums_to_one(self):
+    def _sums_to_one(self) -> Self:
         total = self.gen + self.rev + self.com
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"gen + rev + com must be 100 % (is {total * 100:g} %)")
@@ -211,7 +215,7 @@ class Sleeve(_Model):
 
     @field_validator("tickers")
     @classmethod
-    def _unique(cls, v):
+    def _unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         dup = sorted({t for t in v if v.count(t) > 1})
         if dup:
             raise ValueError(f"ticker(s) listed twice: {', '.join(dup)}")
@@ -234,7 +238,7 @@ class MiniSleeve(_Model):
     reinvest: Literal["none"] = _d("A Mini does not reinvest.")
 
     @model_validator(mode="after")
-    def _sums_to_one(self):
+    def _sums_to_one(self) -> Self:
         if abs(self.gen_style + self.com_style - 1.0) > 1e-9:
             raise ValueError("gen_style + com_style must be 100 %")
         return self
@@ -265,7 +269,7 @@ class Levels(_Model):
     L3: Level = _d("Preservation: stop-loss exit, SAFE mode.")
 
     @model_validator(mode="after")
-    def _increasing(self):
+    def _increasing(self) -> Self:
         levels = [self.L0, self.L1, self.L2, self.L3]
         for low, high, name in zip(levels, levels[1:], ("L1", "L2", "L3"), strict=False):
             if high.atr_multiple <= low.atr_multiple:
@@ -347,7 +351,7 @@ class Vix(_Model):
     hedged_week_deployment: Fraction = _d("Deployment factor in a Hedged Week (0.5).")
 
     @model_validator(mode="after")
-    def _increasing(self):
+    def _increasing(self) -> Self:
         if not (self.hedged_week < self.safe < self.kill_switch):
             raise ValueError(
                 f"tiers must increase: hedged_week {self.hedged_week} < safe {self.safe} < kill_switch {self.kill_switch}"
@@ -441,7 +445,7 @@ class LeapSplit(_Model):
     growth: Fraction = _d("Share to growth calls (75 %).")
 
     @model_validator(mode="after")
-    def _sums_to_one(self):
+    def _sums_to_one(self) -> Self:
         if abs(self.hedge + self.growth - 1.0) > 1e-9:
             raise ValueError("hedge + growth must be 100 %")
         return self
@@ -484,7 +488,7 @@ class Reinvestment(_Model):
     leaps: Fraction = _d("Of the rest: share to LEAPs via LLMS (25 %).")
 
     @model_validator(mode="after")
-    def _sums_to_one(self):
+    def _sums_to_one(self) -> Self:
         if abs(self.contracts + self.leaps - 1.0) > 1e-9:
             raise ValueError("contracts + leaps must be 100 %")
         return self
@@ -594,7 +598,7 @@ class Approvals(_Model):
 
     @field_validator("actions")
     @classmethod
-    def _approvable(cls, v):
+    def _approvable(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if "buy_leap" in v:
             raise ValueError("buy_leap follows llms.human_approval; do not list it here")
         wrong = [k for k in v if k not in APPROVABLE_KINDS]
@@ -715,7 +719,7 @@ class Effect(_Model):
     )
 
     @model_validator(mode="after")
-    def _one_kind(self):
+    def _one_kind(self) -> Self:
         if (self.set is None) == (self.action is None):
             raise ValueError("an effect is either 'set' or 'action'")
         if self.set is not None and self.with_ is not None:
@@ -772,7 +776,7 @@ class Constitution(_Model):
 
     @field_validator("week_types")
     @classmethod
-    def _six_labels(cls, v):
+    def _six_labels(cls, v: tuple[WeekType, ...]) -> tuple[WeekType, ...]:
         names = [w.name for w in v]
         if len(names) != 6 or len(set(names)) != 6:
             raise ValueError("week_types must list each of the six labels exactly once")

@@ -7,12 +7,15 @@ this pass makes both a located validation error instead (engines.md P11).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from constitution import expr as E
 from constitution import vocabulary as V
 from constitution.params import ParamError, resolve
 from constitution.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from constitution.models import Constitution
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def _field_type(f: V.Field) -> Type:
 class Checker:
     """Types expressions of one constitution; collects the fact fields each rule touches."""
 
-    def __init__(self, constitution):
+    def __init__(self, constitution: Constitution) -> None:
         self.constitution = constitution
 
     def name_type(self, node: E.Name) -> Type:
@@ -101,11 +104,7 @@ class Checker:
         if isinstance(node, E.Name):
             return self.name_type(node)
         if isinstance(node, E.ListExpr):
-            items = [self.type_of(i) for i in node.items]
-            kinds = {t.kind for t in items}
-            if len(kinds) > 1:
-                raise TypeErr("type", "a list mixes types", node.offset)
-            return Type("list", item=items[0] if items else None)
+            return self._list_type(node)
         if isinstance(node, E.Neg):
             self._numeric(node.operand, "'-'")
             return NUMBER
@@ -124,6 +123,12 @@ class Checker:
             self.condition(node.operand)
             return BOOLEAN
         raise TypeErr("type", f"unsupported expression {type(node).__name__}", node.offset)
+
+    def _list_type(self, node: E.ListExpr) -> Type:
+        items = [self.type_of(i) for i in node.items]
+        if len({t.kind for t in items}) > 1:
+            raise TypeErr("type", "a list mixes types", node.offset)
+        return Type("list", item=items[0] if items else None)
 
     def condition(self, node: E.Node) -> None:
         t = self.type_of(node)

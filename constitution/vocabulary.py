@@ -74,7 +74,15 @@ N, INT, B, S, E = Kind.NUMBER, Kind.INTEGER, Kind.BOOLEAN, Kind.STRING, Kind.ENU
 IN, CO, DE = Origin.INPUT, Origin.COMPUTED, Origin.DERIVED
 
 
-def _f(entity, name, kind, origin, description, values=(), optional=False) -> Field:
+def _f(
+    entity: str,
+    name: str,
+    kind: Kind,
+    origin: Origin,
+    description: str,
+    values: tuple[str, ...] = (),
+    optional: bool = False,
+) -> Field:
     return Field(entity, name, kind, origin, description, tuple(values), optional)
 
 
@@ -331,6 +339,8 @@ def derived_rank(field: Field, value: object) -> float:
         return float(field.values.index(value))
     if field.kind is Kind.BOOLEAN:
         return 1.0 if value else 0.0
+    if not isinstance(value, int | float):
+        raise TypeError(f"{field.dotted} is a number, not {value!r}")
     return float(value)
 
 

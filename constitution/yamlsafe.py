@@ -188,11 +188,13 @@ class _Builder:
             if node.tag != f"{_STD}seq":
                 return self._bad_tag(node, path)
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)  # the composer makes only these three kinds
         return self._scalar_value(node, path)
 
-    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict:
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict | None:
         if node.tag != f"{_STD}map":
-            return self._bad_tag(node, path)
+            self._bad_tag(node, path)
+            return None
         out: dict = {}
         for key_node, value_node in node.value:
             if key_node.tag == f"{_STD}merge":

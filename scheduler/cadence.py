@@ -27,11 +27,13 @@ fires. The weekly report is a job of its own after the close and only shifts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
+from typing import NoReturn
 
 from apscheduler.triggers.base import BaseTrigger
 
@@ -137,8 +139,8 @@ class DayPlan:
 @lru_cache(maxsize=4096)
 def day_plan(day: date, spec: CadenceSpec) -> DayPlan:
     w = calendar.windows_for(day, spec.calendar_cadence())
-    if not w.is_session:
-        return DayPlan(day, None, None, (), None)
+    if not w.is_session or w.open is None or w.close is None or w.atr_refresh is None:
+        return DayPlan(day, None, None, (), None)  # a session has all three
     events = [(w.atr_refresh, EventKind.ATR_REFRESH)]
     # Entry windows can differ per sleeve in a constitution; windows_for uses one pair, so
     # each sleeve's own start is taken here (clipped to the close like the rest).
@@ -147,17 +149,16 @@ def day_plan(day: date, spec: CadenceSpec) -> DayPlan:
         if weekday == day.weekday() and at < w.close:
             events.append((at, EventKind(f"entry_{sleeve}")))
     if calendar.last_session_of_week(day) == day:
-        events += _close_anchored(day, spec, w)
+        events += _close_anchored(day, spec, w, w.open, w.close)
     kept = [(at, k) for at, k in events if w.open <= at < w.close]
     # The closing evaluation: the day's last marks and checks at the bell. With daily bars
     # (backtests) it is the one cycle that sees the day's close; intraday cycles see the open.
     kept.append((w.close, EventKind.CLOSE))
-    kept = tuple(sorted(kept))
-    return DayPlan(day, w.open, w.close, kept, w.weekly_report)
+    return DayPlan(day, w.open, w.close, tuple(sorted(kept)), w.weekly_report)
 
 
 def _close_anchored(
-    day: date, spec: CadenceSpec, w: calendar.DayWindows
+    day: date, spec: CadenceSpec, w: calendar.DayWindows, opened: datetime, closed: datetime
 ) -> list[tuple[datetime, EventKind]]:
     """Friday management start and the assignment check, on the week's last session.
 
@@ -166,13 +167,13 @@ def _close_anchored(
     and the clip never moves an event ahead of one the constitution puts before it (they may
     coincide). ``engine.market.calendar.close_anchored`` is the one implementation: the rules'
     schedule clock follows the same instants."""
-    anchored = calendar.close_anchored(day, spec.calendar_cadence(), w.open, w.close, w.early_close)
+    anchored = calendar.close_anchored(day, spec.calendar_cadence(), opened, closed, w.early_close)
     return [(a.at, EventKind(a.name)) for a in anchored]
 
 
 def _monitor_after(plan: DayPlan, threshold: datetime, seconds: int) -> datetime | None:
     """First grid time (open + k*seconds) >= threshold and before the close."""
-    if plan.open is None:
+    if plan.open is None or plan.close is None:
         return None
     if threshold <= plan.open:
         return plan.open
@@ -189,7 +190,7 @@ def _threshold(previous: datetime | None, now: datetime) -> datetime:
     return now
 
 
-def _days_from(threshold: datetime):
+def _days_from(threshold: datetime) -> Iterator[date]:
     first = calendar.new_york_date(threshold)
     for i in range(_LOOKAHEAD_DAYS):
         day = first + timedelta(days=i)
@@ -209,11 +210,13 @@ class CycleTrigger(BaseTrigger):
         self.spec = spec
         self.monitor_seconds = int(monitor_seconds)
 
-    def get_next_fire_time(self, previous_fire_time, now):
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
         threshold = _threshold(previous_fire_time, now)
         for day in _days_from(threshold):
             plan = day_plan(day, self.spec)
-            if plan.open is None or plan.close < threshold:
+            if plan.open is None or plan.close is None or plan.close < threshold:
                 continue
             candidates = [at for at, _ in plan.events if at >= threshold]
             grid = _monitor_after(plan, threshold, self.monitor_seconds)
@@ -231,19 +234,19 @@ class CycleTrigger(BaseTrigger):
             kinds.append(EventKind.MONITOR)
         return tuple(kinds)
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError(_NOT_STORED)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, CycleTrigger) and (self.spec, self.monitor_seconds) == (
             other.spec,
             other.monitor_seconds,
         )
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.spec, self.monitor_seconds))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<CycleTrigger every {self.monitor_seconds}s + constitution events>"
 
 
@@ -261,7 +264,9 @@ class WeeklyTrigger(BaseTrigger):
     def __init__(self, spec: CadenceSpec):
         self.spec = spec
 
-    def get_next_fire_time(self, previous_fire_time, now):
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
         threshold = _threshold(previous_fire_time, now)
         for day in _days_from(threshold):
             at = day_plan(day, self.spec).weekly_report
@@ -269,16 +274,16 @@ class WeeklyTrigger(BaseTrigger):
                 return at.astimezone(NEW_YORK)
         return None
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError(_NOT_STORED)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, WeeklyTrigger) and self.spec == other.spec
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.spec)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<WeeklyTrigger weekly report>"
 
 

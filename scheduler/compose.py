@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.storage.audit_store import open_decision_log
 from constitution.errors import InvalidInput, OperationalError, Problem
@@ -19,7 +19,10 @@ from engine.clock import Clock, WallClock
 from engine.cycle.report import Cycle
 from engine.records.audit import RunMode
 from engine.records.decision import Decision
-from engine.records.log import Receipt
+from engine.records.log import DecisionLog, Receipt
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading the engine
+    from engine.cycle.trading import TradingCycle
 
 
 def record_decision(
@@ -137,11 +140,12 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     store = SqlLedgerStore.open(ctx.db_url)
     broker = PaperBroker(market, costs=PaperCosts(), store=SqlVenueStore(store.engine))
     broker.connect()
-    log = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
+    sql_log = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
+    log: DecisionLog = sql_log
     if ctx.mode is RunMode.BACKTEST:  # one transaction per cycle (D93); paper writes before acting
         from scheduler.batched_log import CycleBatchedLog
 
-        log = CycleBatchedLog(log.store, ctx.mode)
+        log = CycleBatchedLog(sql_log.store, ctx.mode)
     log, gate = people(log, ctx.clock, ctx.deployment, ctx.approvals, ctx.db_url)
     # Paper runs both evaluators on every decision; a backtest only with --shadow.
     shadow = evaluate if ctx.mode is not RunMode.BACKTEST or ctx.shadow else None
@@ -201,7 +205,7 @@ def people(log, clock: Clock, deployment=None, policy=None, db_url: str | None =
 class _OpeningCycle:
     """Opens the portfolio before the first cycle (a no-op once the ledger has the sleeves)."""
 
-    def __init__(self, cycle: Cycle, open_at: Callable):
+    def __init__(self, cycle: TradingCycle, open_at: Callable):
         self.cycle, self._open_at, self._opened = cycle, open_at, False
 
     def run(self, at):

@@ -137,7 +137,8 @@ def propose(
 
 
 def load_pair(new_file, against_file) -> tuple[LoadedConstitution, LoadedConstitution]:
-    problems, loaded = [], []
+    problems: list[Problem] = []
+    loaded: list[LoadedConstitution] = []
     for f in (new_file, against_file or bundled_path()):
         try:
             loaded.append(load_constitution(f))

@@ -33,11 +33,13 @@ from constitution.load import LoadedConstitution
 from engine.cycle.report import CycleReport
 from engine.execution.broker import BrokerEvent, BrokerPosition, Fill, OrderSide
 from engine.execution.ledger import (
+    AccountKind,
     ApplyFill,
     Deposit,
     DepositShares,
     LedgerOp,
     OpenAccount,
+    Purpose,
     cents,
     stock,
 )
@@ -48,7 +50,7 @@ from engine.market.instruments import SecType
 log = logging.getLogger("alluse.live")
 
 LEAP_DAYS = 180  # a long equity option this far from expiry is a LEAP rung (LLMS), else a hedge
-_KINDS = {"GEN": "gen", "REV": "rev", "COM": "com"}
+_KINDS: dict[str, AccountKind] = {"GEN": "gen", "REV": "rev", "COM": "com"}
 OPENING_ORDER_ID = "opening"  # client order id of the ledger's opening positions
 
 
@@ -69,11 +71,12 @@ class BrokerAccount:
     positions: tuple[BrokerPosition, ...] = ()
 
 
-def kind_of(account: str) -> str:
-    return _KINDS.get(account, "mini" if account.startswith("MINI-") else "")
+def kind_of(account: str) -> AccountKind | None:
+    """The kind of an ALL-USE sub-account id; None for any other id."""
+    return _KINDS.get(account, "mini" if account.startswith("MINI-") else None)
 
 
-def opening_purpose(p: BrokerPosition, today: date) -> str:
+def opening_purpose(p: BrokerPosition, today: date) -> Purpose:
     """What a position found at the broker is for: stock is stock; a short option is income;
     a long SPX/VIX option is a hedge; a long equity option ``LEAP_DAYS`` or more from expiry is
     a LEAP rung, a nearer one a hedge."""
@@ -107,7 +110,7 @@ def opening_ops(accounts: Sequence[BrokerAccount], at: datetime) -> list[LedgerO
         if not kind:
             raise LiveRefused(f"{a.account} is not an ALL-USE sub-account (GEN, REV, COM, MINI-n)")
         parent = "GEN" if kind == "mini" and "GEN" in names else None
-        ops.append(OpenAccount(f"open:{a.account}", a.account, kind, day, parent=parent))  # type: ignore[arg-type]
+        ops.append(OpenAccount(f"open:{a.account}", a.account, kind, day, parent=parent))
         fills = []
         for p in a.positions:
             if p.contract.sec_type is SecType.STOCK or not p.quantity:
@@ -118,7 +121,7 @@ def opening_ops(accounts: Sequence[BrokerAccount], at: datetime) -> list[LedgerO
                     _opening_fill(a.account, p, at),
                     purpose=opening_purpose(p, day),
                 )
-            )  # type: ignore[arg-type]
+            )
         premium = sum(_cash_flow(f.fill) for f in fills)
         ops.append(Deposit(f"deposit:{a.account}", a.account, cents(a.cash) - premium))
         ops += [

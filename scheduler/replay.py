@@ -84,7 +84,8 @@ def replay(
     next_cycle = triggers.cycle.get_next_fire_time(None, start)
     weekly = triggers.weekly
     next_week = weekly.get_next_fire_time(None, start)
-    cycles, skipped, weeks, day, sessions = 0, 0, [], None, 0
+    cycles, skipped, day, sessions = 0, 0, None, 0
+    weeks: list[WeekReport] = []
     first_at = last_at = None
     while True:
         at, is_week = _earliest(next_cycle, next_week)
@@ -96,12 +97,7 @@ def replay(
             day, sessions = at.date(), sessions + 1
             if on_session:
                 on_session(day)
-        if is_week:
-            week = runner.weekly(at)
-            if week is not None:
-                weeks.append(week)
-        else:
-            runner.cycle(at)
+        _fire(runner, at, is_week, weeks)
         cycles += 1
         first_at, last_at = first_at or at, at
         # Ask the (possibly new) triggers for the next time after this one, as APScheduler would.
@@ -120,6 +116,16 @@ def replay(
             weekly = triggers.weekly
             next_week = weekly.get_next_fire_time(None, at + _MICRO)
     return ReplayResult(cycles, tuple(weeks), sessions, first_at, last_at, skipped)
+
+
+def _fire(runner: Runner, at: datetime, is_week: bool, weeks: list[WeekReport]) -> None:
+    """Run the weekly cut (keeping its report) or one cycle at ``at``."""
+    if not is_week:
+        runner.cycle(at)
+        return
+    week = runner.weekly(at)
+    if week is not None:
+        weeks.append(week)
 
 
 def _earliest(cycle: datetime | None, week: datetime | None) -> tuple[datetime | None, bool]:

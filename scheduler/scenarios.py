@@ -148,6 +148,13 @@ def run_case(
         evaluated = evaluate(constitution, facts, evaluator=evaluator)
     # as a dry run decides: arbitration included
     decision = after_evaluation(constitution, evaluated, None)
+    failures += _unmet(case, decision)
+    return Result(name, not failures, tuple(failures), decision)
+
+
+def _unmet(case: dict, decision: Decision) -> list[str]:
+    """What the case expects of the decision and did not get."""
+    failures = []
     actions = [a.model_dump() for a in decision.actions]
     for exp in case.get("expect", []) or []:
         if not any(_matches(a, exp) for a in actions):
@@ -168,7 +175,7 @@ def run_case(
         got = _dig(decision.derived, path)
         if got != want:
             failures.append(f"derived {path}: expected {want!r}, got {got!r}")
-    return Result(name, not failures, tuple(failures), decision)
+    return failures
 
 
 def run_scenarios(

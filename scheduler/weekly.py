@@ -43,7 +43,7 @@ EVENT_LABEL: dict[WeekEvent, str] = {
 def label_week(events: Iterable[WeekEvent], week_types: Iterable[WeekType]) -> str:
     """The week's one label: among the labels its events argue for, the one with the lowest
     precedence number; Calm-Income when there were none."""
-    rank = {w.name: w.precedence for w in week_types}
+    rank: dict[str, int] = {w.name: w.precedence for w in week_types}
     candidates = {EVENT_LABEL[e] for e in events if e in EVENT_LABEL}
     if not candidates:
         return CALM  # "no escalations": it applies only when nothing else does, whatever its rank

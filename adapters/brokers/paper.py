@@ -268,10 +268,9 @@ class PaperBroker:
                 else q.mid + self._costs.touch * (q.ask - q.mid)
             )
             price = round(price, 2)
-            if (sell and o.request.limit_price > price) or (
-                not sell and o.request.limit_price < price
-            ):
-                return None
+            limit = o.request.limit_price
+            if limit is None or (sell and limit > price) or (not sell and limit < price):
+                return None  # (a limit order without a limit never fills)
         available = max(1, int(math.floor(self._costs.participation * q.volume)))
         return price, available
 
@@ -375,6 +374,7 @@ class PaperBroker:
             not self._early.enabled
             or self._view is None
             or opened is None
+            or closed is None
             or not opened <= at < closed
         ):
             return False
@@ -478,6 +478,8 @@ def _settlement_fills(
     account: str, c: ContractSpec, qty: int, spot: float, at: datetime
 ) -> list[Fill]:
     """Expiry of one position: worthless, assigned / called away (short), or cash-settled (long)."""
+    if c.strike is None:
+        raise ValueError(f"{c.key} has no strike: only options expire")
     intrinsic = max(spot - c.strike, 0.0) if c.right == "C" else max(c.strike - spot, 0.0)
     close_side = OrderSide.BUY if qty < 0 else OrderSide.SELL
     tag = f"{account}:{c.key}"
@@ -534,5 +536,5 @@ def _assignment(account: str, c: ContractSpec, qty: int, at: datetime, tag: str)
     ]
 
 
-def _json(value) -> str:
+def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

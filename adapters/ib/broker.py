@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -146,9 +147,9 @@ class IBSession:
 
     # --- running code on the loop ---
 
-    def call(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the session loop; bounded by ``timeout`` (default request_timeout)."""
-        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return fut.result(timeout or self.config.request_timeout)
         except FutureTimeout:
@@ -557,7 +558,7 @@ class IBBroker:
             cash = mp.cash_value(ib.accountValues(code))
             if cash is None:  # not synchronised at connect (more than IB's sub-account limit)
                 await self.session.paced(
-                    lambda c=code: ib.reqAccountUpdatesMultiAsync(c), f"account values of {code}"
+                    partial(ib.reqAccountUpdatesMultiAsync, code), f"account values of {code}"
                 )
                 cash = mp.cash_value(ib.accountValues(code))
             if cash is not None:

@@ -34,7 +34,7 @@ try:  # the maintained continuation first
 
     IB_LIBRARY = "ib_async"
 except ImportError:  # pragma: no cover - exercised in the ib_insync scratch run
-    import ib_insync as iblib  # type: ignore[no-redef]
+    import ib_insync as iblib  # type: ignore[no-redef]  # the same API under its old name
 
     IB_LIBRARY = "ib_insync"
 
@@ -279,7 +279,7 @@ def to_fill(
     client_order_id: str,
     sub_account: str,
     contract: ContractSpec,
-    execution,
+    execution: iblib.Execution,
     commission: float,
     origin: FillOrigin = "order",
 ) -> Fill:
@@ -299,7 +299,7 @@ def to_fill(
     )
 
 
-def is_settlement(execution, order_known: bool) -> bool:
+def is_settlement(execution: iblib.Execution, order_known: bool) -> bool:
     """IB books an option's assignment, exercise and expiry (and the shares an assignment or
     an exercise delivers) as executions that no order stands behind: no ``orderRef``, and a
     ``permId`` of 0 or of no order IB reports (open or completed). ``order_known`` says whether
@@ -351,7 +351,7 @@ def _finite(x: float) -> float:
 CASH_TAG = "TotalCashValue"
 
 
-def cash_value(values) -> float | None:
+def cash_value(values: Sequence[iblib.AccountValue]) -> float | None:
     """IB's cash of one account from its account values (``AccountValue`` rows): the USD row,
     else the base-currency row; None when IB reported none or an unusable number."""
     rows = {

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,8 +87,8 @@ class SlidingWindow:
 
 @dataclass
 class _Line:
-    contract: object
-    ticker: object = None
+    contract: mp.Contract
+    ticker: mp.iblib.Ticker | None = None
     error: tuple[int, str] | None = None
 
 
@@ -107,7 +108,7 @@ class IBMarketData:
         self.session = session or IBSession(config or IBConfig(), self.clock)
         self.settings = settings or IBMarketDataSettings()
         self._owns_session = session is None
-        self._contracts: dict[str, object] = {}
+        self._contracts: dict[str, mp.Contract | None] = {}
         self._history_cache: dict[tuple[str, date, date], DailyHistory] = {}
         self._hist_limit = SlidingWindow(
             self.settings.hist_max_requests, self.settings.hist_window, self.clock
@@ -168,8 +169,8 @@ class IBMarketData:
     async def _snapshot(self, at: datetime, symbols: list[str]) -> MarketSnapshot:
         s = self.settings
         day = calendar.new_york_date(at)
-        quotes, findings = await self._quotes(symbols + [s.vix])
-        findings = list(findings)
+        quotes, quote_findings = await self._quotes(symbols + [s.vix])
+        findings = list(quote_findings)
         atr, last_close, chains = {}, {}, {}
         for sym in symbols:
             hist, found = await self._history_checked(sym, day - timedelta(days=s.atr_days), day)
@@ -183,8 +184,8 @@ class IBMarketData:
                 atr[sym] = atr_reading(hist, at, price)
             spot = _spot(q, lc)
             if spot is not None:
-                chain, found = await self._chain(sym, spot, day)
-                findings += found
+                chain, chain_found = await self._chain(sym, spot, day)
+                findings += chain_found
                 if chain is not None:
                     chains[sym] = chain
         vix_hist, found = await self._history_checked(s.vix, day - timedelta(days=s.atr_days), day)
@@ -210,7 +211,7 @@ class IBMarketData:
 
     # ----- contracts -----
 
-    async def _underlying(self, symbol: str) -> object | None:
+    async def _underlying(self, symbol: str) -> mp.Contract | None:
         if symbol in self._contracts:
             return self._contracts[symbol]
         if symbol in INDEXES:
@@ -346,7 +347,7 @@ class IBMarketData:
             )
             try:
                 details = await self.session.paced(
-                    lambda w=want: self.session.ib.reqContractDetailsAsync(w),
+                    partial(self.session.ib.reqContractDetailsAsync, want),
                     f"{symbol} {expiry} options",
                 )
             except mp.iblib.RequestError:
@@ -364,7 +365,7 @@ class IBMarketData:
             return None, (_permission_finding(QualityCode.MISSING_CHAIN, symbol, denied[0]),)
         rows, no_greeks = [], 0
         for line in lines:
-            if line.error is not None:
+            if line.error is not None or line.ticker is None:  # refused, or never answered
                 continue
             row, has_greeks = _option_row(symbol, line.contract, line.ticker)
             rows.append(row)
@@ -402,7 +403,7 @@ class IBMarketData:
         days = (last - first).days + 1
         duration = f"{days} D" if days <= 365 else f"{math.ceil(days / 365)} Y"
 
-        async def request():
+        async def request() -> list[mp.iblib.BarData]:
             await self._hist_limit.acquire()
             return await self.session.ib.reqHistoricalDataAsync(
                 contract,
@@ -429,7 +430,9 @@ class IBMarketData:
 # ----- pure helpers -----
 
 
-def _answered(ticker, greeks: bool) -> bool:
+def _answered(ticker: mp.iblib.Ticker | None, greeks: bool) -> bool:
+    if ticker is None:
+        return False
     if greeks:
         return ticker.modelGreeks is not None
     return ticker.time is not None
@@ -439,7 +442,7 @@ def _usable(x: float | None) -> bool:
     return x is not None and math.isfinite(x) and x > 0
 
 
-def _quote(symbol: str, t, at: datetime) -> Quote:
+def _quote(symbol: str, t: mp.iblib.Ticker, at: datetime) -> Quote:
     """Values as IB gave them (NaN, -1) except None for a side IB never sent."""
     last = t.last if not math.isnan(t.last) else t.close
     return Quote(
@@ -459,9 +462,10 @@ def _spot(q: Quote | None, lc: tuple[date, float] | None) -> float | None:
     return lc[1] if lc else None
 
 
-def _option_row(symbol: str, c, t) -> tuple[OptionContract, bool]:
-    g = t.modelGreeks if t is not None else None
-    has = g is not None and g.delta is not None and g.impliedVol is not None
+def _option_row(symbol: str, c: mp.Contract, t: mp.iblib.Ticker) -> tuple[OptionContract, bool]:
+    g = t.modelGreeks
+    delta, iv = (g.delta, g.impliedVol) if g is not None else (None, None)
+    has = delta is not None and iv is not None
     oi = t.putOpenInterest if c.right == "P" else t.callOpenInterest
     row = OptionContract(
         underlying=symbol,
@@ -470,15 +474,15 @@ def _option_row(symbol: str, c, t) -> tuple[OptionContract, bool]:
         right="put" if c.right == "P" else "call",
         bid=_num(t.bid),
         ask=_num(t.ask),
-        delta=float(g.delta) if has else math.nan,
-        iv=float(g.impliedVol) if has else math.nan,
+        delta=_num(delta) if has else math.nan,
+        iv=_num(iv) if has else math.nan,
         open_interest=int(oi) if math.isfinite(oi) and oi >= 0 else 0,
         volume=int(t.volume) if math.isfinite(t.volume) and t.volume >= 0 else 0,
     )
     return row, has
 
 
-def _num(x) -> float:
+def _num(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
@@ -490,7 +494,7 @@ def _permission_finding(
     return DataQualityFinding(code, subject, f"IB {n}: {text}{hint}")
 
 
-def _bar_day(bar) -> date:
+def _bar_day(bar: mp.iblib.BarData) -> date:
     d = bar.date
     return d.date() if isinstance(d, datetime) else d
 

@@ -11,10 +11,11 @@ date/close columns) is ``InvalidInput``. ``alluse data import`` is stricter: see
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from adapters.market_data.store import ImportResult
 from engine.market import calendar
 from engine.market.indicators import (
     STALE_AFTER,
+    AtrBasis,
     atr_basis,
     clean_history,
     last_valid_close,
@@ -32,6 +34,7 @@ from engine.market.indicators import (
 from engine.market.options import DEFAULT_CHAIN_MODEL, ChainModel, synthetic_chain
 from engine.market.snapshot import (
     TRIGGER_HISTORY_CLOSES,
+    AtrReading,
     DailyHistory,
     DataQualityFinding,
     MarketSnapshot,
@@ -40,6 +43,8 @@ from engine.market.snapshot import (
     Quote,
     TriggerReading,
 )
+
+T = TypeVar("T")
 
 OHLCV = formats.OHLCV
 SYMBOL_RE = formats.SYMBOL_RE.pattern
@@ -80,10 +85,15 @@ def read_bars(path: str | Path, symbol: str) -> DailyHistory:
             )
         )
         frame = frame[~dup]
+    opens, highs, lows, closes, volumes = (frame[c].to_numpy(float) for c in OHLCV)
     return DailyHistory(
         symbol,
         frame["day"].to_numpy().astype("datetime64[D]"),
-        *(frame[c].to_numpy(float) for c in OHLCV),
+        opens,
+        highs,
+        lows,
+        closes,
+        volumes,
         close_only=raw.close_only,
         findings=tuple(findings),
     )
@@ -149,11 +159,11 @@ class BarMarketData:
             s: np.array(sorted(d), dtype="datetime64[D]") for s, d in (earnings or {}).items()
         }
         self._chains, self._model, self._lookback = chains, chain_model, lookback_sessions
-        self._memo: dict[tuple, object] = {}
+        self._memo: dict[tuple, Any] = {}  # values of several kinds, by key
         self._token = object()  # tells this adapter's content keys from any other's
         self._memo_day: date | None = None
 
-    def _cached(self, key: tuple, compute):
+    def _cached(self, key: tuple, compute: Callable[[], T]) -> T:
         """``compute()`` once per key while the New York date stays the same (bounded memory:
         a replay only moves forward, and a day's keys are useless the next day)."""
         try:
@@ -177,7 +187,7 @@ class BarMarketData:
         return h.between(first, last)
 
     def _recent(self, symbol: str, last: date) -> DailyHistory | None:
-        def compute():
+        def compute() -> DailyHistory | None:
             h = self._h.get(symbol)
             if h is None:
                 return None
@@ -191,8 +201,8 @@ class BarMarketData:
         before D (closes only: D's close is not known until D closes, nor is whether there will
         be one); from D's close on, D's close (D80)."""
         h = self._h.get(symbol)
-        close = calendar.session_close(day)
-        if h is None or close is None or at < calendar.session_open(day):
+        opened, close = calendar.session_open(day), calendar.session_close(day)
+        if h is None or opened is None or close is None or at < opened:
             return None
         i = int(np.searchsorted(h.days, np.datetime64(day, "D")))
         has_bar = i < len(h) and h.days[i] == np.datetime64(day, "D")
@@ -211,7 +221,8 @@ class BarMarketData:
     def _last_close(self, symbol: str, at: datetime) -> tuple[date, float] | None:
         completed = _completed(at)
 
-        def compute():  # what _recent(symbol, completed) would end with, without cleaning it all
+        def compute() -> tuple[date, float] | None:  # _recent(symbol, completed)'s last close,
+            # without cleaning it all
             h = self._h.get(symbol)
             if h is None:
                 return None
@@ -220,8 +231,10 @@ class BarMarketData:
 
         return self._cached(("last_close", symbol, completed), compute)
 
-    def _atr(self, symbol: str, at: datetime, cutoff: date, price: float | None):
-        def compute():
+    def _atr(
+        self, symbol: str, at: datetime, cutoff: date, price: float | None
+    ) -> AtrReading | None:
+        def compute() -> AtrBasis | None:
             recent = self._recent(symbol, cutoff)
             return None if recent is None else atr_basis(recent, cutoff)
 
@@ -456,5 +469,5 @@ class FileMarketData(BarMarketData):
     """``BarMarketData`` over a bar store (``alluse data import``), or a folder of bar files
     read as the import would read them (``--data ../shared/data``)."""
 
-    def __init__(self, path: str | Path, **kwargs) -> None:
+    def __init__(self, path: str | Path, **kwargs: Any) -> None:
         super().__init__(load_store(path), **kwargs)

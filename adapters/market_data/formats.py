@@ -23,6 +23,7 @@ other words only describe the file (``vix-daily.csv``, ``spx-daily-close.csv``, 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def _canonical(column: object) -> str:
     return _COLUMN_ALIASES.get(name.replace(" ", "_"), name)
 
 
-def _format(cols: dict[str, object], path: Path) -> str:
+def _format(cols: Mapping[str, object], path: Path) -> str:
     if "ticker" in cols and "per" in cols:
         return "stooq"
     if "adj close" in cols:
@@ -123,7 +124,7 @@ def _format(cols: dict[str, object], path: Path) -> str:
     return "ohlc"
 
 
-def _check_stooq_period(frame: pd.DataFrame, cols: dict[str, object], path: Path) -> None:
+def _check_stooq_period(frame: pd.DataFrame, cols: Mapping[str, object], path: Path) -> None:
     periods = set(frame[cols["per"]].str.strip().str.upper())
     if periods - {"D"}:
         raise located(
@@ -133,7 +134,7 @@ def _check_stooq_period(frame: pd.DataFrame, cols: dict[str, object], path: Path
         )
 
 
-def _stooq_symbol(frame: pd.DataFrame, cols: dict[str, object]) -> str | None:
+def _stooq_symbol(frame: pd.DataFrame, cols: Mapping[str, object]) -> str | None:
     tickers = set(frame[cols["ticker"]].str.strip())
     return normalise_symbol(tickers.pop()) if len(tickers) == 1 else None
 
@@ -159,7 +160,7 @@ def _dates(text: pd.Series, path: Path) -> pd.Series:
 
 
 def _numbers(
-    frame: pd.DataFrame, cols: dict[str, object], name: str, close_only: bool
+    frame: pd.DataFrame, cols: Mapping[str, object], name: str, close_only: bool
 ) -> np.ndarray:
     if name not in cols or (close_only and name in ("open", "high", "low")):
         return np.full(len(frame), np.nan)

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,9 @@ def _normal(u: np.ndarray) -> np.ndarray:
     return ndtri(np.clip(u, 1e-12, 1 - 1e-12))
 
 
-def _ohlc(rng, prev_close: np.ndarray, close: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, ...]:
+def _ohlc(
+    rng: np.random.Generator, prev_close: np.ndarray, close: np.ndarray, sd: np.ndarray
+) -> tuple[np.ndarray, ...]:
     u = rng.random((len(close), 3))
     open_ = prev_close * np.exp(0.3 * sd * _normal(u[:, 0]))
     high = np.maximum(open_, close) * np.exp(0.5 * sd * np.abs(_normal(u[:, 1])))
@@ -137,7 +140,14 @@ def _ohlc(rng, prev_close: np.ndarray, close: np.ndarray, sd: np.ndarray) -> tup
     return open_, high, low
 
 
-def _symbol_bars(seed: int, symbol: str, days, vix_prev, z_m, regime) -> DailyHistory:
+def _symbol_bars(
+    seed: int,
+    symbol: str,
+    days: np.ndarray,
+    vix_prev: np.ndarray,
+    z_m: np.ndarray,
+    regime: np.ndarray,
+) -> DailyHistory:
     rng = np.random.default_rng([seed, zlib.crc32(symbol.encode())])
     n = len(days)
     u = rng.random((n, 2))  # idiosyncratic shock, volume
@@ -153,7 +163,7 @@ def _symbol_bars(seed: int, symbol: str, days, vix_prev, z_m, regime) -> DailyHi
     return DailyHistory(symbol, days, o, h, lo, close, volume)
 
 
-def _vix_bars(seed: int, days, vix) -> DailyHistory:
+def _vix_bars(seed: int, days: np.ndarray, vix: np.ndarray) -> DailyHistory:
     prev = np.concatenate(([vix[0]], vix[:-1]))
     rng = np.random.default_rng([seed, zlib.crc32(b"VIX")])
     o, h, lo = _ohlc(rng, prev, vix, np.full(len(vix), VIX_SHOCK))
@@ -201,7 +211,7 @@ def earnings_dates(seed: int, symbol: str, last: date) -> list[date]:
 
 
 def synthetic_market(
-    seed: int, last: date, symbols: Sequence[str] = DEFAULT_SYMBOLS, **kwargs
+    seed: int, last: date, symbols: Sequence[str] = DEFAULT_SYMBOLS, **kwargs: Any
 ) -> BarMarketData:
     """A ``MarketDataPort`` over a synthetic history ending on ``last``."""
     hist = generate(seed, last, symbols)

@@ -8,7 +8,7 @@ quiet hours. Secrets are never in the file: it names the environment variables t
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -43,7 +43,7 @@ class WebhookDestination(_Model):
     timeout_seconds: Seconds = 10.0
 
     @model_validator(mode="after")
-    def _one_url(self):
+    def _one_url(self) -> Self:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("give exactly one of url and url_env")
         return self
@@ -63,7 +63,7 @@ class SmtpDestination(_Model):
     timeout_seconds: Seconds = 10.0
 
     @model_validator(mode="after")
-    def _login_pair(self):
+    def _login_pair(self) -> Self:
         if (self.username_env is None) != (self.password_env is None):
             raise ValueError("username_env and password_env go together")
         return self

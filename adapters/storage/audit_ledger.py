@@ -48,12 +48,16 @@ _INSERT = text(
 
 
 class _Entry(Protocol):
-    """What ``chain_ops`` reads of a journal line (``engine.execution.ledger.Entry``)."""
+    """What ``chain_ops`` reads of a journal line (``engine.execution.ledger.Entry``, frozen)."""
 
-    account: str
-    bucket: str
-    amount: int
-    memo: str
+    @property
+    def account(self) -> str: ...
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def memo(self) -> str: ...
 
 
 def chain_ops(

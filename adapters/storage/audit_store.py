@@ -9,9 +9,10 @@ commit. ``synchronous=FULL`` makes the commit durable before ``record`` returns,
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Literal
 from urllib.parse import quote
 
 from sqlalchemy import bindparam, column, inspect, select, table, text
@@ -101,7 +102,7 @@ class AuditStore:
         self.masks = tuple(masks)
         self.secrets = tuple(secrets)  # masked by value wherever they appear (IB account codes)
         self._stored_digests: set[str] = set()
-        self._checkpointer: Checkpointer | None | bool = False  # False: not built yet
+        self._checkpointer: Checkpointer | None | Literal[False] = False  # False: not built yet
 
     @classmethod
     def open(
@@ -111,7 +112,7 @@ class AuditStore:
         masks: Iterable[str] = DEFAULT_MASKS,
         *,
         create: bool = True,
-        **engine_options,
+        **engine_options: Any,
     ) -> AuditStore:
         """Connect (resolving ``url`` as ``--db``/``ALLUSE_DB``/default) and migrate.
         ``create=False`` (readers) changes nothing: it refuses a SQLite file that does not
@@ -197,10 +198,14 @@ class AuditStore:
                 found.setdefault(row[6], row)
         return found
 
-    def _seal_batch(self, conn: Connection, drafts: list[Draft], known: dict[str, Sequence]):
+    def _seal_batch(
+        self, conn: Connection, drafts: list[Draft], known: dict[str, Sequence]
+    ) -> tuple[list[Receipt], list[StoredRow]]:
         head = conn.execute(_HEAD).first()
         seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
-        now, receipts, rows = self.clock.now(), [], []
+        now = self.clock.now()
+        receipts: list[Receipt] = []
+        rows: list[StoredRow] = []
         for draft in drafts:
             if draft.decision_id in known:
                 receipts.append(existing_receipt(known[draft.decision_id], draft))
@@ -242,12 +247,11 @@ class AuditStore:
             row = conn.execute(_HEAD).first()
         return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
-    def recorded(self, decision_id: str, mode: RunMode) -> Sequence | None:
+    def recorded(self, decision_id: str, mode: RunMode) -> StoredRow | None:
         """The decision record of ``decision_id`` in ``mode``, if there is one."""
         with read_connection(self.engine, f"looking up decision {decision_id}") as conn:
-            return conn.execute(
-                _SAME_DECISION, {"d": decision_id, "m": RunMode(mode).value}
-            ).first()
+            row = conn.execute(_SAME_DECISION, {"d": decision_id, "m": RunMode(mode).value}).first()
+        return StoredRow(*row) if row is not None else None
 
     def append_drafts(
         self, drafts: Sequence[Draft], mode: RunMode, constitutions: Mapping[str, tuple[str, str]]
@@ -312,13 +316,14 @@ class AuditStore:
 
     # ------------------------------------------------------------------ reading
 
-    def rows(self) -> Iterator[StoredRow]:
+    def rows(self) -> Generator[StoredRow, None, None]:
         """Every row in seq order, streamed (a server-side cursor on PostgreSQL)."""
         with read_connection(self.engine, "reading the audit log") as conn:
             result = conn.execution_options(stream_results=True, yield_per=2000).exec_driver_sql(
                 f"{_SELECT_ALL} ORDER BY seq"
             )
-            yield from result
+            for row in result:
+                yield StoredRow(*row)
 
     def verify(self, anchor: str | None = None) -> VerifyReport:
         rows = self.rows()

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
@@ -123,7 +124,7 @@ def _sqlite_engine(url: str, pragmas: Mapping[str, str | int]) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:  # the sqlite3 connection
         # We issue BEGIN ourselves (below), so the driver must not open transactions for us.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -134,7 +135,7 @@ def _sqlite_engine(url: str, pragmas: Mapping[str, str | int]) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection):
+    def _on_begin(conn: Connection) -> None:
         # IMMEDIATE takes the write lock at BEGIN, so two appenders never both read the same
         # chain head; readers use a plain (deferred) BEGIN and never wait.
         conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(_BEGIN_OPTION, '')}".strip())

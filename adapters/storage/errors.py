@@ -6,6 +6,7 @@ operator must act (disk full, read-only, schema newer than this program).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
@@ -83,7 +84,7 @@ def translate(exc: sa_exc.DBAPIError | sa_exc.SQLAlchemyError, where: str) -> Ex
 
 
 @contextmanager
-def translated(where: str):
+def translated(where: str) -> Iterator[None]:
     """Run a block; database errors leave it as project errors (the cause is chained)."""
     try:
         yield

@@ -12,6 +12,7 @@ approval), append-only like the audit log.
 from __future__ import annotations
 
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from adapters.storage.database import (
     create_db_engine,
@@ -80,7 +81,7 @@ register(
 
 
 class GovernanceStore:
-    def __init__(self, engine):
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     @classmethod

@@ -10,7 +10,7 @@ of an ``apply`` or none of it, and loading gives back exactly the state that was
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -33,6 +33,7 @@ from engine.execution.ledger import (
     AccountMode,
     AccountState,
     ApplyFill,
+    Entry,
     Flag,
     Holding,
     LedgerOp,
@@ -109,7 +110,9 @@ class SqlLedgerStore:
         self._state = new
         return new
 
-    def _write_op(self, conn: Connection, op: LedgerOp, entries, stamp: str) -> None:
+    def _write_op(
+        self, conn: Connection, op: LedgerOp, entries: Iterable[Entry], stamp: str
+    ) -> None:
         conn.execute(
             text("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
             {"i": op.op_id, "k": type(op).__name__, "b": op_body(op), "a": stamp},
@@ -518,7 +521,7 @@ def _load_books(conn: Connection, holdings: dict) -> dict:
     return {"account_modes": modes, "flags": flags, "realised": realised}
 
 
-def _changed(old, new) -> list:
+def _changed(old: Mapping[Any, object], new: Mapping[Any, object]) -> list:
     keys = set(old) | set(new)
     return sorted(k for k in keys if old.get(k) is not new.get(k))
 

@@ -76,7 +76,7 @@ def current_versions(conn: Connection) -> dict[str, int]:
 
 
 def _pending(applied: dict[str, int], components: Iterable[str]) -> list[Migration]:
-    out = []
+    out: list[Migration] = []
     for component in components:
         known = registered(component)
         have = applied.get(component, 0)

@@ -31,7 +31,7 @@ from adapters.storage.database import write_transaction as _write
 from adapters.storage.migrations import Migration, migrate, register
 from engine.clock import Clock
 from engine.records.alerts import Alert, alerts_of, new_episodes
-from engine.records.audit import utc_stamp
+from engine.records.audit import ExecutionLink, utc_stamp
 from engine.records.decision import Decision
 from engine.records.log import Receipt
 
@@ -241,7 +241,7 @@ class AlertingDecisionLog:
             alongside=lambda conn: self.outbox.enqueue_decision(conn, decision, self.mode.value),
         )
 
-    def link(self, link):
+    def link(self, link: ExecutionLink) -> Receipt:
         return self.inner.link(link)
 
     def checkpoint(self, constitution_digest: str) -> None:

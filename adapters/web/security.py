@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from fastapi import HTTPException, Request
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp
 
 COOKIE = "alluse_token"
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
@@ -44,7 +45,7 @@ def _presented(request: Request) -> str | None:
 
 
 class TokenMiddleware(BaseHTTPMiddleware):
-    def __init__(self, app, token: str):  # type: ignore[no-untyped-def]
+    def __init__(self, app: ASGIApp, token: str) -> None:
         super().__init__(app)
         self.token = token
 

@@ -8,8 +8,21 @@ from datetime import date, datetime
 
 from constitution.load import LoadedConstitution
 from engine.cycle.trading import TradingCycle
-from engine.execution.ledger import Deposit, DepositShares, LedgerState, OpenAccount, cents, stock
+from engine.execution.ledger import (
+    AccountKind,
+    Deposit,
+    DepositShares,
+    LedgerOp,
+    LedgerState,
+    OpenAccount,
+    cents,
+    stock,
+)
+from engine.market.instruments import ContractSpec
 from engine.market.quotes import MarketView
+
+# A venue seed: (seed id, account, contract, quantity, average cost) - BrokerPort.seed_position
+Seed = tuple[str, str, ContractSpec, int, float]
 
 
 @dataclass(frozen=True)
@@ -21,17 +34,20 @@ class Portfolio:
     opened: date = date(2024, 1, 2)
 
 
-def bootstrap_ops(constitution: LoadedConstitution, portfolio: Portfolio, view: MarketView):
+def bootstrap_ops(
+    constitution: LoadedConstitution, portfolio: Portfolio, view: MarketView
+) -> tuple[list[LedgerOp], list[Seed]]:
     """(ledger ops, venue seeds) opening GEN/REV/COM; idempotent by op id."""
     c = constitution.model
     split = c.capital.split
-    ops: list = []
-    seeds: list = []
-    for acct, kind, share in (
+    ops: list[LedgerOp] = []
+    seeds: list[Seed] = []
+    sleeves: tuple[tuple[str, AccountKind, float], ...] = (
         ("GEN", "gen", split.gen),
         ("REV", "rev", split.rev),
         ("COM", "com", split.com),
-    ):
+    )
+    for acct, kind, share in sleeves:
         ops.append(OpenAccount(f"open:{acct}", acct, kind, portfolio.opened))
         amount = portfolio.capital * share
         if kind == "com":
@@ -39,7 +55,7 @@ def bootstrap_ops(constitution: LoadedConstitution, portfolio: Portfolio, view: 
             for t in c.sleeves.com.tickers:
                 price = view.spot(t)
                 lots = int(per // (price * 100)) if price else 0
-                if lots:
+                if price and lots:
                     ops.append(
                         DepositShares(
                             f"seed:{acct}:{t}", acct, stock(t), lots * 100, round(price, 2)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from constitution import expr as E
-from constitution.compile import CompiledRules
+from constitution.compile import Atom, CompiledRules, Operand, is_joined, operand_refs
 from engine.execution.ledger import LedgerState
 from engine.market import calendar
 from engine.market.snapshot import MarketSnapshot
@@ -62,6 +62,7 @@ _OPS = {
 }
 
 Test = tuple[str, str, object]  # (physical clock field, comparison, constant)
+MinuteTest = tuple[str, str, float]  # (physical clock field, comparison, minutes)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class ClockCut:
     so its minute tests cannot matter."""
 
     day: tuple[Test, ...]
-    minutes: tuple[Test, ...]
+    minutes: tuple[MinuteTest, ...]
 
 
 def clock_cuts(rules: CompiledRules) -> tuple[ClockCut, ...] | None:
@@ -80,46 +81,45 @@ def clock_cuts(rules: CompiledRules) -> tuple[ClockCut, ...] | None:
     cuts: set[ClockCut] = set()
     for rule in rules.rules:
         for atoms in rule.disjuncts:
-            day, minutes = [], []
-            for atom in atoms:
-                if _operand_mentions_clock(atom.operand):
-                    return None
-                if atom.field in CLOCK_MINUTES:
-                    if (
-                        atom.op not in _OPS
-                        or isinstance(atom.operand, bool)
-                        or not isinstance(atom.operand, int | float)
-                    ):
-                        return None
-                    minutes.append((atom.field, atom.op, atom.operand))
-                elif (
-                    atom.field in CLOCK_DAY and atom.op in _OPS and not _is_reference(atom.operand)
-                ):
-                    day.append(
-                        (atom.field, atom.op, atom.operand)
-                    )  # a reference: the alternative stays live
-            if minutes:
-                cuts.add(ClockCut(tuple(sorted(day, key=repr)), tuple(sorted(minutes, key=repr))))
-        for effect in rule.effects:
-            if any(
-                n.dotted in CLOCK_MINUTES.values()
-                for _, node in effect.values
-                for n in E.names(node)
-            ):
+            cut = _clock_cut(atoms)
+            if cut is None:
                 return None
+            if cut.minutes:
+                cuts.add(cut)
+        if any(_mentions_minutes(node) for effect in rule.effects for _, node in effect.values):
+            return None
     return tuple(sorted(cuts, key=repr))
 
 
-def _is_reference(operand) -> bool:
-    return isinstance(operand, tuple) and bool(operand) and operand[0] in ("ref", "arith")
+def _clock_cut(atoms: tuple[Atom, ...]) -> ClockCut | None:
+    """One alternative's day and minute tests; None when it uses the minutes otherwise."""
+    day: list[Test] = []
+    minutes: list[MinuteTest] = []
+    for atom in atoms:
+        if _operand_mentions_clock(atom.operand):
+            return None
+        if atom.field in CLOCK_MINUTES:
+            number = atom.operand
+            if (
+                atom.op not in _OPS
+                or isinstance(number, bool)
+                or not isinstance(number, int | float)
+            ):
+                return None
+            minutes.append((atom.field, atom.op, number))
+        elif atom.field in CLOCK_DAY and atom.op in _OPS and not is_joined(atom.operand):
+            day.append(
+                (atom.field, atom.op, atom.operand)
+            )  # a reference: the alternative stays live
+    return ClockCut(tuple(sorted(day, key=repr)), tuple(sorted(minutes, key=repr)))
 
 
-def _operand_mentions_clock(operand) -> bool:
-    if isinstance(operand, tuple) and operand and operand[0] == "ref":
-        return operand[2] in CLOCK_MINUTES
-    if isinstance(operand, tuple) and operand and operand[0] == "arith":
-        return _operand_mentions_clock(operand[2]) or _operand_mentions_clock(operand[3])
-    return False
+def _mentions_minutes(node: E.Node) -> bool:
+    return any(n.dotted in CLOCK_MINUTES.values() for n in E.names(node))
+
+
+def _operand_mentions_clock(operand: Operand) -> bool:
+    return any(ref.field in CLOCK_MINUTES for ref in operand_refs(operand))
 
 
 def clock_signature(

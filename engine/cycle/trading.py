@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from datetime import datetime
 
@@ -32,6 +33,7 @@ from engine.execution.ledger import (
     Holding,
     LedgerState,
     MarkEquity,
+    Realised,
     StartQuarter,
     cents,
     quarter_of,
@@ -103,7 +105,7 @@ class TradingCycle:
         )
         self.resumed: ResumeReport | None = None
         self._snapshot_held: frozenset[str] = frozenset()  # held symbols the snapshot covers
-        self.last_plan = None
+        self.last_plan: Plan | None = None
         self.quiet = QuietTicks(
             clock_cuts(constitution.rules),
             c.cadence.early_close_shift_minutes,
@@ -210,7 +212,7 @@ class TradingCycle:
         from engine.execution.books import quarter_books
 
         view = MarketView(self._snapshot(at))
-        lines = getattr(self.store, "realised_lines", lambda: [])()
+        lines: list[Realised] = getattr(self.store, "realised_lines", lambda: [])()
         books = quarter_books(
             self.constitution.model, self.store.state, lines, view, quarter_of(view.today)
         )
@@ -352,7 +354,7 @@ def guard_of(state: LedgerState) -> risk.GuardState:
     )
 
 
-def with_index_quotes(snap: MarketSnapshot, held: set[str]) -> MarketSnapshot:
+def with_index_quotes(snap: MarketSnapshot, held: AbstractSet[str]) -> MarketSnapshot:
     """Held SPX/VIX hedges need an underlying price in the facts: SPX from 10 x SPY, VIX from
     the VIX quote (docs/execution.md)."""
     extra: dict[str, Quote] = {}
@@ -366,7 +368,7 @@ def with_index_quotes(snap: MarketSnapshot, held: set[str]) -> MarketSnapshot:
     return replace(snap, quotes={**snap.quotes, **extra})
 
 
-def _decision_events(decision) -> list[WeekEvent]:
+def _decision_events(decision: Decision) -> list[WeekEvent]:
     out = []
     for a in decision.actions:
         if a.kind == "enter_safe_mode" and a.params.get("why") != "vix_safe":
@@ -390,7 +392,16 @@ def _ledger_events(before: LedgerState, after: LedgerState) -> list[WeekEvent]:
     return [WeekEvent.FORK] * forks + [WeekEvent.MERGE] * merged
 
 
-def _report(at, decision, constitution, limits, result, fills, events, equity) -> CycleReport:
+def _report(
+    at: datetime,
+    decision: Decision,
+    constitution: LoadedConstitution,
+    limits: risk.Limits,
+    result: ExecutionResult,
+    fills: int,
+    events: list[WeekEvent],
+    equity: dict[str, float],
+) -> CycleReport:
     derived = decision.derived.get("accounts", {})
     denied = sum(1 for v in decision.verdicts if not v.approved)
     return CycleReport(

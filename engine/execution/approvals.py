@@ -107,7 +107,7 @@ def parse_policy(text: str) -> Policy:
     with a sentence otherwise."""
     value = text.strip()
     if value in ("person", "auto-approve", "auto-deny"):
-        return Policy(kind=value)  # type: ignore[arg-type]
+        return Policy(kind=value)
     head, _, minutes = value.partition(":")
     if head == "approve-after" and minutes.isdigit() and int(minutes) >= 0:
         return Policy(kind="approve-after", minutes=int(minutes))

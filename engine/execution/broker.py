@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -92,7 +92,7 @@ class Fill(_Frozen):
 
     @model_validator(mode="before")
     @classmethod
-    def _origin_of_old_records(cls, data):
+    def _origin_of_old_records(cls, data: Any) -> Any:
         """Fills stored before ``origin`` existed marked a settlement by its client order id
         (the paper venue's ``assignment`` / ``expiry``)."""
         if (

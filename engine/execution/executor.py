@@ -41,6 +41,7 @@ from engine.execution.ledger import (
     LedgerOp,
     LedgerState,
     OrderRecord,
+    Purpose,
     RecordIntent,
     ReplaceOrder,
     UpdateOrder,
@@ -113,13 +114,17 @@ class _MemoryLinks:
             for r in self._log.rows
             if r.decision_id == decision_id and r.record_type == "link"
         )
-        return [r.link for r in records]
+        return [r.link for r in records if r.link is not None]
+
+
+class _AuditRecords(Protocol):
+    def for_decision(self, decision_id: str) -> Sequence[AuditRecord]: ...
 
 
 class _RecordLinks:
     """Over any store with ``for_decision(decision_id) -> [AuditRecord]`` (the SQL audit store)."""
 
-    def __init__(self, store):
+    def __init__(self, store: _AuditRecords) -> None:
         self._store = store
 
     def links_of(self, decision_id: str) -> list[ExecutionLink]:
@@ -132,7 +137,9 @@ def reader_for(log: DecisionLog) -> LinkReader | None:
     if isinstance(log, InMemoryDecisionLog):
         return _MemoryLinks(log)
     store = getattr(log, "store", None)
-    return _RecordLinks(store) if callable(getattr(store, "for_decision", None)) else None
+    if store is None or not callable(getattr(store, "for_decision", None)):
+        return None
+    return _RecordLinks(store)
 
 
 @dataclass
@@ -443,7 +450,7 @@ def origin_decisions(state: LedgerState, f: Fill) -> tuple[str, ...]:
             and _assigned(o.request.contract, f.contract.symbol, right, f.price, day)
         ]
         if candidates:
-            nearest = min(o.request.contract.expiry for o in candidates)
+            nearest = min(e for o in candidates if (e := o.request.contract.expiry) is not None)
             candidates = [o for o in candidates if o.request.contract.expiry == nearest]
     else:
         candidates = [
@@ -473,7 +480,7 @@ def _approved(decision: Decision, i: int) -> bool:
     return not decision.verdicts or decision.verdicts[i].approved
 
 
-def _purpose_of(f: Fill, state: LedgerState) -> str:
+def _purpose_of(f: Fill, state: LedgerState) -> Purpose:
     held = state.holdings.get((f.account, f.contract.key))
     return held.purpose if held is not None else "income"
 

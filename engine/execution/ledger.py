@@ -13,11 +13,11 @@ changes nothing (exactly-once: a fill's id is its broker execution id, a fork's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from constitution.errors import StopError
 from engine.execution import lots as fifo
@@ -91,10 +91,13 @@ class Realised:
     origin: str  # order | expiry | assignment
 
 
+AccountKind = Literal["gen", "rev", "com", "mini"]
+
+
 @dataclass(frozen=True, slots=True)
 class AccountState:
     id: str
-    kind: Literal["gen", "rev", "com", "mini"]
+    kind: AccountKind
     opened: date
     base_equity: int  # cents
     high_water_mark: int  # cents
@@ -223,7 +226,7 @@ class Entry:
 class OpenAccount:
     op_id: str
     account: str
-    kind: Literal["gen", "rev", "com", "mini"]
+    kind: AccountKind
     opened: date
     parent: str | None = None
     family: str = ""
@@ -270,7 +273,7 @@ class ForkAccount:
 
     op_id: str
     parent: str
-    children: tuple[tuple[str, str, int], ...]  # (account id, kind, cents)
+    children: tuple[tuple[str, AccountKind, int], ...]  # (account id, kind, cents)
     opened: date
     family: str = ""
 
@@ -411,6 +414,10 @@ LedgerOp = (
 )
 
 
+Handled = tuple[LedgerState, list[Entry]]  # an operation handler's new state and journal
+Booked = tuple[LedgerState, list[Entry], list[Realised]]  # ... and what a fill realised
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     state: LedgerState
@@ -465,7 +472,7 @@ def _with_account(state: LedgerState, acct: AccountState) -> LedgerState:
     return replace(state, accounts={**state.accounts, acct.id: acct})
 
 
-def _open(state: LedgerState, op: OpenAccount):
+def _open(state: LedgerState, op: OpenAccount) -> Handled:
     if op.account in state.accounts:
         raise LedgerRefused(f"account {op.account} exists already")
     acct = AccountState(
@@ -480,7 +487,7 @@ def _open(state: LedgerState, op: OpenAccount):
     return _with_account(state, acct), []
 
 
-def _deposit(state: LedgerState, op: Deposit):
+def _deposit(state: LedgerState, op: Deposit) -> Handled:
     acct = _account(state, op.account)
     if op.counts_as_base:
         acct = replace(
@@ -496,7 +503,7 @@ def _deposit(state: LedgerState, op: Deposit):
     return _with_account(state, acct), entries
 
 
-def _deposit_shares(state: LedgerState, op: DepositShares):
+def _deposit_shares(state: LedgerState, op: DepositShares) -> Handled:
     acct = _account(state, op.account)
     value = cents(op.shares * op.price)
     acct = replace(
@@ -510,7 +517,7 @@ def _deposit_shares(state: LedgerState, op: DepositShares):
     return _add_holding(state, holding), []
 
 
-def _transfer(state: LedgerState, op: Transfer):
+def _transfer(state: LedgerState, op: Transfer) -> Handled:
     _account(state, op.src)
     _account(state, op.dst)
     if op.amount <= 0:
@@ -521,7 +528,7 @@ def _transfer(state: LedgerState, op: Transfer):
     ]
 
 
-def _fork(state: LedgerState, op: ForkAccount):
+def _fork(state: LedgerState, op: ForkAccount) -> Handled:
     parent = _account(state, op.parent)
     amount = sum(c[2] for c in op.children)
     state = _with_account(
@@ -546,7 +553,7 @@ def _fork(state: LedgerState, op: ForkAccount):
     return state, entries
 
 
-def _merge(state: LedgerState, op: MergeAccount):
+def _merge(state: LedgerState, op: MergeAccount) -> Handled:
     _account(state, op.source)
     target = _account(state, op.target)
     entries = [
@@ -590,7 +597,8 @@ def _net_holding(state: LedgerState, h: Holding) -> tuple[LedgerState, tuple[fif
     if old is None:
         holdings[key] = replace(h, lots=incoming)
         return replace(state, holdings=holdings), ()
-    lots, closed = old.open_lots(), ()
+    lots = old.open_lots()
+    closed: tuple[fifo.Closed, ...] = ()
     for lot in incoming:
         lots, more = fifo.net(lots, lot.quantity, lot.price, lot.opened)
         closed += more
@@ -607,13 +615,13 @@ def _net_holding(state: LedgerState, h: Holding) -> tuple[LedgerState, tuple[fif
     return replace(state, holdings=holdings), closed
 
 
-def _record_intent(state: LedgerState, op: RecordIntent):
+def _record_intent(state: LedgerState, op: RecordIntent) -> Handled:
     if op.order.client_order_id in state.orders:
         return state, []  # the intent is already there (a replanned identical decision)
     return replace(state, orders={**state.orders, op.order.client_order_id: op.order}), []
 
 
-def _update_order(state: LedgerState, op: UpdateOrder):
+def _update_order(state: LedgerState, op: UpdateOrder) -> Handled:
     s = op.status
     old = state.orders.get(s.client_order_id)
     if old is None:
@@ -641,7 +649,7 @@ def _replace_order(state: LedgerState, op: ReplaceOrder) -> tuple[LedgerState, l
     ), []
 
 
-def _apply_fill(state: LedgerState, op: ApplyFill):
+def _apply_fill(state: LedgerState, op: ApplyFill) -> Booked:
     f = op.fill
     _account(state, f.account)
     order = state.orders.get(f.client_order_id)
@@ -702,26 +710,26 @@ def _refuse_crossing(state: LedgerState, f: Fill, signed: int) -> None:
         )
 
 
-def _mark(state: LedgerState, op: MarkEquity):
+def _mark(state: LedgerState, op: MarkEquity) -> Handled:
     acct = _account(state, op.account)
     return _with_account(
         state, replace(acct, high_water_mark=max(acct.high_water_mark, op.equity))
     ), []
 
 
-def _start_quarter(state: LedgerState, op: StartQuarter):
+def _start_quarter(state: LedgerState, op: StartQuarter) -> Handled:
     acct = _account(state, op.account)
     return _with_account(
         state, replace(acct, quarter=op.quarter, quarter_start_equity=op.equity)
     ), []
 
 
-def _reinvested(state: LedgerState, op: MarkReinvested):
+def _reinvested(state: LedgerState, op: MarkReinvested) -> Handled:
     acct = _account(state, op.account)
     return _with_account(state, replace(acct, reinvested_quarter=op.quarter)), []
 
 
-def _roll_cost(state: LedgerState, op: NoteRollCost):
+def _roll_cost(state: LedgerState, op: NoteRollCost) -> Handled:
     h = state.holdings.get((op.account, op.key))
     if h is None:
         return state, []
@@ -731,11 +739,11 @@ def _roll_cost(state: LedgerState, op: NoteRollCost):
     ), []
 
 
-def _set_mode(state: LedgerState, op: SetMode):
+def _set_mode(state: LedgerState, op: SetMode) -> Handled:
     return replace(state, mode=op.mode, mode_reason=op.reason, latched=op.latched), []
 
 
-def _set_account_mode(state: LedgerState, op: SetAccountMode):
+def _set_account_mode(state: LedgerState, op: SetAccountMode) -> Handled:
     _account(state, op.account)
     modes = dict(state.account_modes)
     if op.mode == "active":
@@ -747,7 +755,7 @@ def _set_account_mode(state: LedgerState, op: SetAccountMode):
     return replace(state, account_modes=modes), []
 
 
-def _set_flag(state: LedgerState, op: SetFlag):
+def _set_flag(state: LedgerState, op: SetFlag) -> Handled:
     flags = dict(state.flags)
     if op.value:
         flags[op.name] = Flag(op.value, op.reason, op.since)
@@ -756,7 +764,7 @@ def _set_flag(state: LedgerState, op: SetFlag):
     return replace(state, flags=flags), []
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[LedgerState, Any], Handled | Booked]] = {
     Note: lambda state, op: (state, []),
     OpenAccount: _open,
     Deposit: _deposit,

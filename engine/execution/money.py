@@ -11,6 +11,7 @@ from engine.execution.broker import OrderSide
 from engine.execution.ledger import (
     LEAP,
     TAX,
+    AccountKind,
     ForkAccount,
     LedgerOp,
     MarkReinvested,
@@ -55,7 +56,7 @@ def _fork_op(ctx: Context, account: str, amount: float, creates: str) -> ForkAcc
         split = ctx.c.capital.split
         total = cents(amount)
         gen, rev = cents(amount * split.gen), cents(amount * split.rev)
-        children: tuple[tuple[str, str, int], ...] = (
+        children: tuple[tuple[str, AccountKind, int], ...] = (
             (f"GEN-{n}", "gen", gen),
             (f"REV-{n}", "rev", rev),
             (f"COM-{n}", "com", total - gen - rev),

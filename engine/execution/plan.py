@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -254,7 +254,7 @@ def never_crossing(
 
 
 def pick_expiry(
-    expiries, today: date, lo: int, hi: int, tolerance: int = 3
+    expiries: Iterable[date], today: date, lo: int, hi: int, tolerance: int = 3
 ) -> tuple[date | None, bool]:
     """The earliest listed expiry with calendar DTE in [lo, hi]; else the nearest within
     ``tolerance`` days of the band (D19: put entries pass 0 - inside the band or none; covered
@@ -298,12 +298,18 @@ def put_collateral(ctx: Context, account: str, symbol: str | None = None) -> flo
     total = 0.0
     for h in ctx.state.holdings_of(account):
         c = h.contract
-        if c.right == "P" and h.quantity < 0 and (symbol is None or c.symbol == symbol):
+        if (
+            c.right == "P"
+            and c.strike is not None
+            and h.quantity < 0
+            and (symbol is None or c.symbol == symbol)
+        ):
             total += c.strike * c.multiplier * -h.quantity
     for o in ctx.state.open_orders(account):
         c = o.request.contract
         if (
             c.right == "P"
+            and c.strike is not None
             and o.request.side is OrderSide.SELL
             and (symbol is None or c.symbol == symbol)
         ):
@@ -341,7 +347,7 @@ def short_margin(ctx: Context, account: str) -> float:
     total = 0.0
     for h in ctx.state.holdings_of(account):
         c = h.contract
-        if h.quantity >= 0 or c.sec_type is SecType.STOCK or c.right == "C":
+        if h.quantity >= 0 or c.sec_type is SecType.STOCK or c.right == "C" or c.strike is None:
             continue
         spot = ctx.market.spot(c.symbol) or c.strike
         otm = max(spot - c.strike, 0.0)

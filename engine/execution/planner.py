@@ -13,10 +13,12 @@ and execution writes each one to the decision log.
 from __future__ import annotations
 
 import math
+from datetime import date
+from typing import Any
 
 import numpy as np
 
-from constitution.models import Constitution
+from constitution.models import Constitution, Liquidity
 from engine.execution.broker import OrderSide
 from engine.execution.ledger import Holding, LedgerState, NoteRollCost
 from engine.execution.plan import (
@@ -37,6 +39,7 @@ from engine.execution.plan import (
 from engine.execution.risk import Limits
 from engine.market.options import select_strike
 from engine.market.quotes import MarketView
+from engine.market.snapshot import OptionChain, OptionContract, Right
 from engine.records.decision import Action, Decision
 
 DELTA_TOLERANCE = 0.20
@@ -115,14 +118,14 @@ def _choose(
     i: int,
     a: Action,
     symbol: str,
-    right: str,
-    delta,
-    dte,
+    right: Right,
+    delta: Any,
+    dte: Any,
     part: Partial,
     *,
-    after=None,
+    after: date | None = None,
     in_band: bool = False,
-):
+) -> OptionContract | None:
     """(contract, expiry fell back) by delta band and DTE from the chain with the
     constitution's liquidity filters; None with a rejection recorded when nothing qualifies.
     ``in_band``: the expiry must be inside the DTE band, no fallback (put entries, D19)."""
@@ -182,7 +185,9 @@ def _choose(
     return choice.contract
 
 
-def _nearest_below(chain, right: str, expiry, lo: float, liq):
+def _nearest_below(
+    chain: OptionChain, right: Right, expiry: date, lo: float, liq: Liquidity
+) -> OptionContract | None:
     absd = np.abs(chain.delta)
     mid = chain.mid
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -213,6 +218,8 @@ def open_short_put(ctx: Context, i: int, a: Action) -> Partial:
     from engine.execution import money
 
     part = Partial()
+    if a.account is None or a.symbol is None:  # the validator makes the rule bind both
+        raise ValueError(f"{a.kind} from {a.rule} names no account or symbol")
     held = shares_held(ctx, a.account, a.symbol)
     if held > 0:  # §7 "CSPs eligible again once the shares are called away" (D140)
         return part.reject(
@@ -243,9 +250,10 @@ def open_short_put(ctx: Context, i: int, a: Action) -> Partial:
     by_target = int((per_symbol - symbol_exposure(ctx, a.account, a.symbol)) // collateral)
     by_cash = int((ctx.cash(a.account) - hold_back - put_collateral(ctx, a.account)) // collateral)
     by_adv = _adv_cap(ctx, oc.volume)
+    spot = ctx.market.spot(a.symbol) or oc.strike  # as short_margin prices a missing spot
     requirement = (
         max(
-            0.20 * ctx.market.spot(a.symbol) - max(ctx.market.spot(a.symbol) - oc.strike, 0),
+            0.20 * spot - max(spot - oc.strike, 0),
             0.10 * oc.strike,
         )
         * 100
@@ -283,6 +291,8 @@ def open_covered_call(ctx: Context, i: int, a: Action) -> Partial:
     h = ctx.by_key.get(a.position or "")
     if h is None or h.quantity <= 0:
         return part.reject(i, a, "no-shares", f"no stock position {a.position}")
+    if a.account is None or a.symbol is None:  # the validator makes the rule bind both
+        raise ValueError(f"{a.kind} from {a.rule} names no account or symbol")
     p = a.params
     lots = int(
         h.quantity
@@ -364,17 +374,19 @@ def _closable(ctx: Context, h: Holding, side: OrderSide) -> int:
     return abs(h.quantity) if left is None else left
 
 
-def _roll_candidate(ctx: Context, i: int, a: Action, h: Holding, part: Partial):
+def _roll_candidate(
+    ctx: Context, i: int, a: Action, h: Holding, part: Partial
+) -> OptionContract | None:
     sleeve = getattr(ctx.c.sleeves, SLEEVE_OF.get(_kind(ctx, a.account), "gen"))
     delta = a.params.get("delta") or sleeve.delta.model_dump()
     if h.contract.right == "C" and sleeve.after_assignment and _kind(ctx, a.account) != "com":
         delta = sleeve.after_assignment.delta.model_dump()
     ext = a.params.get("dte_extension") or ctx.c.protocol.roll.dte_extension.model_dump()
-    right = "call" if h.contract.right == "C" else "put"
+    right: Right = "call" if h.contract.right == "C" else "put"
     return _choose(ctx, i, a, h.contract.symbol, right, delta, ext, part, after=h.contract.expiry)
 
 
-def _roll_debit(ctx: Context, h: Holding, new) -> float | None:
+def _roll_debit(ctx: Context, h: Holding, new: OptionContract) -> float | None:
     q = ctx.market.quote(h.contract)
     return None if q is None else round(q.mid - new.mid, 4)
 
@@ -395,7 +407,7 @@ def roll_position(ctx: Context, i: int, a: Action) -> Partial:
         return part.reject(i, a, "no-quote", f"no quote for {h.contract.key}")
     if debit > limit * h.avg_price:
         part.ops.append(
-            NoteRollCost(f"rollcost:{ctx.decision.decision_id}:{i}", a.account, h.key, debit)
+            NoteRollCost(f"rollcost:{ctx.decision.decision_id}:{i}", h.account, h.key, debit)
         )
         return part.reject(
             i,
@@ -412,6 +424,8 @@ def roll_position(ctx: Context, i: int, a: Action) -> Partial:
             f"orders closing all {-h.quantity} of {h.key} already working or planned",
         )
     q = ctx.market.quote(h.contract)
+    if q is None:  # priced by _roll_debit above (a view's quotes do not change)
+        return part.reject(i, a, "no-quote", f"no quote for {h.contract.key}")
     part.orders += orders_for(
         ctx, i, a, h.contract, OrderSide.BUY, qty, q.mid, "income", leg="c", why="roll close"
     )
@@ -424,7 +438,7 @@ def roll_position(ctx: Context, i: int, a: Action) -> Partial:
         )
     if reopen <= 0:
         return part
-    contract = option(h.contract.symbol, new.expiry, new.strike, h.contract.right)
+    contract = option(h.contract.symbol, new.expiry, new.strike, new.right)
     part.orders += orders_for(
         ctx, i, a, contract, OrderSide.SELL, reopen, new.mid, "income", leg="n", why="roll open"
     )
@@ -439,9 +453,9 @@ def prepare_roll(ctx: Context, i: int, a: Action) -> Partial:
         return part
     new = _roll_candidate(ctx, i, a, h, part)
     debit = _roll_debit(ctx, h, new) if new is not None else None
-    if debit is not None:
+    if new is not None and debit is not None:
         part.ops.append(
-            NoteRollCost(f"rollcost:{ctx.decision.decision_id}:{i}", a.account, h.key, debit)
+            NoteRollCost(f"rollcost:{ctx.decision.decision_id}:{i}", h.account, h.key, debit)
         )
         part.notes.append(
             {

@@ -22,9 +22,9 @@ a hedge put in profit is closed once the hedge criteria normalize (``close_posit
 from __future__ import annotations
 
 from engine.execution.broker import OrderSide
-from engine.execution.ledger import LEAP, Holding
+from engine.execution.ledger import LEAP, Holding, Purpose
 from engine.execution.plan import Context, Partial, month_expiry, option, orders_for
-from engine.market.instruments import SecType
+from engine.market.instruments import ContractSpec, SecType
 from engine.records.decision import Action
 
 MONTH_DAYS = 30.44
@@ -33,6 +33,8 @@ MONTH_DAYS = 30.44
 def _budget(ctx: Context, a: Action) -> tuple[float, float]:
     """(SPX put dollars, VIX call dollars)."""
     h = ctx.c.hedging
+    if a.account is None:  # the validator makes the rule bind one
+        raise ValueError(f"{a.kind} from {a.rule} names no account")
     equity = ctx.equity(a.account)
     gains = max(float(ctx.facts_accounts.get(a.account, {}).get("quarter_gains", 0.0)), 0.0)
     t = h.tactical_l2
@@ -51,13 +53,13 @@ def _buy(
     ctx: Context,
     i: int,
     a: Action,
-    contract,
+    contract: ContractSpec,
     dollars: float,
-    purpose,
+    purpose: Purpose,
     leg: str,
     part: Partial,
-    funding="cash",
-):
+    funding: str = "cash",
+) -> None:
     q = ctx.market.quote(contract)
     if q is None or q.ask <= 0:
         part.reject(i, a, "no-quote", f"no price for {contract.key}", leg=leg)
@@ -96,7 +98,7 @@ def deploy_hedge(ctx: Context, i: int, a: Action) -> Partial:
     return part
 
 
-def _spx_put(ctx: Context, spx: float):
+def _spx_put(ctx: Context, spx: float) -> ContractSpec:
     inst = ctx.c.hedging.instruments
     otm = (inst.spx_puts.otm.min + inst.spx_puts.otm.max) / 2
     strike = round(spx * (1 - otm) / 5) * 5
@@ -104,7 +106,7 @@ def _spx_put(ctx: Context, spx: float):
     return option("SPX", expiry, strike, "P", SecType.INDEX_OPTION)
 
 
-def _vix_call(ctx: Context, vix: float):
+def _vix_call(ctx: Context, vix: float) -> ContractSpec:
     inst = ctx.c.hedging.instruments
     strike = round(vix + inst.vix_calls.strike_over_vix)
     return option(
@@ -112,7 +114,7 @@ def _vix_call(ctx: Context, vix: float):
     )
 
 
-def _rungs(ctx: Context, account: str, right: str) -> list[Holding]:
+def _rungs(ctx: Context, account: str, right: str | None) -> list[Holding]:
     return [
         h
         for h in ctx.state.holdings_of(account)
@@ -120,7 +122,9 @@ def _rungs(ctx: Context, account: str, right: str) -> list[Holding]:
     ]
 
 
-def _growth_contract(ctx: Context, account: str, n: int, symbol: str | None = None):
+def _growth_contract(
+    ctx: Context, account: str, n: int, symbol: str | None = None
+) -> ContractSpec | None:
     g = ctx.c.llms.growth_calls
     kind = ctx.state.accounts[account].kind
     tickers = (
@@ -135,7 +139,7 @@ def _growth_contract(ctx: Context, account: str, n: int, symbol: str | None = No
     return option(symbol, expiry, strike, "C") if strike else None
 
 
-def _hedge_contract(ctx: Context, n: int):
+def _hedge_contract(ctx: Context, n: int) -> ContractSpec | None:
     hp = ctx.c.llms.hedge_puts
     spot = ctx.market.spot("SPY")
     if not spot:
@@ -147,6 +151,8 @@ def _hedge_contract(ctx: Context, n: int):
 
 def buy_leap(ctx: Context, i: int, a: Action) -> Partial:
     part = Partial()
+    if a.account is None:  # the validator makes the rule bind one
+        raise ValueError(f"{a.kind} from {a.rule} names no account")
     funds = ctx.state.balance(a.account, LEAP) / 100 + ctx.leap_added.get(a.account, 0.0)
     if funds <= 0:
         return part.reject(i, a, "no-leap-funds", "the account's LEAP fund is empty")
@@ -175,9 +181,9 @@ def roll_leap(ctx: Context, i: int, a: Action) -> Partial:
     q = ctx.market.quote(h.contract)
     if q is None:
         return part.reject(i, a, "no-quote", f"no price for {h.contract.key}")
-    n = len(_rungs(ctx, a.account, h.contract.right)) + 1
+    n = len(_rungs(ctx, h.account, h.contract.right)) + 1
     new = (  # forward on the same underlying, one rung further out
-        _growth_contract(ctx, a.account, n, h.contract.symbol)
+        _growth_contract(ctx, h.account, n, h.contract.symbol)
         if h.contract.right == "C"
         else _hedge_contract(ctx, n)
     )

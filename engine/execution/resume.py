@@ -28,7 +28,7 @@ from datetime import datetime
 from constitution.errors import AllUseError
 from engine.execution.broker import BrokerPort, OrderState, OrderStatus
 from engine.execution.executor import Executor, LedgerStore
-from engine.execution.ledger import LedgerState, Note, SetMode, UpdateOrder, total
+from engine.execution.ledger import LedgerState, Note, SetMode, TradingMode, UpdateOrder, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +230,7 @@ def resume(
     op_id = f"mode:resume:{stamp}:{len(state.applied)}"
     if problems:  # latched SAFE, or a kill stays a kill (never weakened by a failed check)
         failed = "resume risk check failed: " + "; ".join(problems)
+        mode: TradingMode
         mode, why = (
             ("kill", f"{state.mode_reason}; {failed}") if state.mode == "kill" else ("safe", failed)
         )

@@ -7,6 +7,7 @@ naive datetimes and dangling references are all rejected here with their path.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -153,7 +154,7 @@ class Facts(_Frozen):
         return self.as_of.astimezone(NEW_YORK)
 
 
-def consistency_problems(facts: Facts):
+def consistency_problems(facts: Facts) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
     """Cross-record checks pydantic cannot locate well; yields (path, code, message)."""
     today = facts.as_of_new_york.date()
     seen: dict[str, int] = {}
@@ -199,4 +200,4 @@ def consistency_problems(facts: Facts):
 def position_key(account: str, p: Position) -> str:
     if p.right == "stock":
         return f"{account}/{p.symbol}/stock"
-    return f"{account}/{p.symbol}/{p.right}/{p.strike:g}/{p.expiry.isoformat()}/{p.side}"
+    return f"{account}/{p.symbol}/{p.right}/{p.strike:g}/{p.expiry}/{p.side}"

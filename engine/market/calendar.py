@@ -30,10 +30,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from constitution.models import Constitution
 
 NEW_YORK = ZoneInfo("America/New_York")
 # On an early close, a close-anchored event the shift puts at or after the close fires this long
@@ -276,7 +279,7 @@ DEFAULT_CADENCE = Cadence()
 _WEEKDAY_INDEX = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 
 
-def cadence_of(constitution) -> Cadence:
+def cadence_of(constitution: Constitution) -> Cadence:
     """The timetable of a validated constitution model (``constitution.models.Constitution``):
     what the rules' clock, the facts builder and the quiet-tick check must all agree on."""
     c = constitution
@@ -366,12 +369,15 @@ def windows_for(day: date, cadence: Cadence = DEFAULT_CADENCE) -> DayWindows:
     )
 
 
+AnchorName = Literal["management", "assignment_check"]
+
+
 @dataclass(frozen=True, slots=True)
 class Anchored:
     """An intraday close-anchored event on one day: the constitution's (regular) time and when
     it fires that day."""
 
-    name: Literal["management", "assignment_check"]
+    name: AnchorName
     regular: time
     at: datetime
 
@@ -388,7 +394,7 @@ def close_anchored(
     fires before the open."""
     shift = cadence.early_close_shift if early else timedelta(0)
     latest = closed - EARLY_CLOSE_GUARD
-    events = sorted(
+    events: list[tuple[AnchorName, time]] = sorted(
         (("management", cadence.management_start), ("assignment_check", cadence.assignment_check)),
         key=lambda e: e[1],
     )  # stable: management first on a tie
@@ -449,6 +455,8 @@ def _early_close_anchored(
         if last_session_of_week(day) != day:
             return ()
         opened, closed = session_open(day), session_close(day)
+        if opened is None or closed is None:  # a known early close is a session
+            return ()
     else:
         opened, closed = _at(day, _USUAL_OPEN), _at(day, _USUAL_EARLY_CLOSE)
     cadence = Cadence(management_start=management, assignment_check=check, early_close_shift=shift)

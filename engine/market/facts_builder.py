@@ -141,7 +141,7 @@ def _price(symbol: str, snap: MarketSnapshot, acc: _Acc) -> tuple[float | None, 
     problems = _quote_problems(q, acc) if q else [(Q.MISSING_QUOTE, "no quote")]
     for code, detail in problems:
         acc.note(code, symbol, detail)
-    if not problems:
+    if q is not None and not problems:
         acc.age(max((acc.as_of - q.at).total_seconds(), 0.0))
         return q.last, True
     last = snap.last_close.get(symbol)
@@ -157,7 +157,7 @@ def _vix(snap: MarketSnapshot, acc: _Acc) -> float:
     problems = _quote_problems(q, acc) if q else [(Q.MISSING_VIX, "no VIX quote")]
     for code, detail in problems:
         acc.note(code, "VIX", detail)
-    if not problems:
+    if q is not None and not problems:
         acc.age(max((acc.as_of - q.at).total_seconds(), 0.0))
         return q.last
     last = snap.vix_last_close

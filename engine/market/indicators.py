@@ -215,7 +215,7 @@ def reading_at(
     """The reading ``basis`` gives at ``at``: as computed, x``stale_factor`` once stale, or a
     fraction of ``price`` when there is no ATR at all."""
     findings = list(basis.findings)
-    if basis.value is not None:
+    if basis.value is not None and basis.last_bar is not None:  # a value has its last bar
         age = at - calendar.refresh_after(basis.last_bar, cadence)
         if age <= stale_after:
             return AtrReading(
@@ -243,7 +243,7 @@ def reading_at(
             + (f"{price_fraction:.0%} of price" if ok_price else "and no usable price"),
         )
     )
-    value = float(price) * price_fraction if ok_price else None
+    value = float(price) * price_fraction if ok_price and price is not None else None
     return AtrReading(value, "price_fallback", None, tuple(findings))
 
 

@@ -44,20 +44,21 @@ from engine.market import calendar
 INDEX_PRODUCTS = frozenset({"SPY", "QQQ", "IWM", "DIA", "SPX"})
 NEAR_TERM_DAYS = 35
 LADDER = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0)
-_INDEX_ERAS = (
+Eras = tuple[tuple[date, tuple[int, ...]], ...]  # (from, the weekdays listed) in date order
+_INDEX_ERAS: Eras = (
     (date(2005, 10, 28), (4,)),
     (date(2016, 9, 7), (2, 4)),
     (date(2018, 2, 16), (0, 2, 4)),
     (date(2022, 11, 14), (0, 1, 2, 3, 4)),
 )
-_STOCK_ERAS = ((date(2010, 6, 4), (4,)),)
+_STOCK_ERAS: Eras = ((date(2010, 6, 4), (4,)),)
 # Nasdaq's Monday/Wednesday short-term series for the qualifying mega-caps (SEC-approved
 # January 2026, effective 2026-01-26; Q1 2026 list). D19: Rev's 3-5 DTE from Wednesday is
 # next Monday's expiry on these.
 MON_WED_STOCKS = frozenset(
     {"AAPL", "AMZN", "GOOGL", "META", "MSFT", "NVDA", "TSLA", "AVGO", "IBIT"}
 )
-_MON_WED_ERAS = (*_STOCK_ERAS, (date(2026, 1, 26), (0, 2, 4)))
+_MON_WED_ERAS: Eras = (*_STOCK_ERAS, (date(2026, 1, 26), (0, 2, 4)))
 FIRST_MON_WED_EXPIRY = date(2026, 2, 2)  # listed from 01-26; the first expiries the week after
 
 

@@ -91,11 +91,9 @@ class MarketView:
             s = self.spot(contract.symbol)
             return OptionQuote(s, s, 1.0, 10**9, 10**9) if s else None
         listed = self._listed(contract)
-        return (
-            listed
-            if listed is not None
-            else self.model(contract.symbol, contract.expiry, contract.strike, contract.right)
-        )
+        if listed is not None or contract.expiry is None or contract.strike is None:
+            return listed
+        return self.model(contract.symbol, contract.expiry, contract.strike, contract.right or "P")
 
     def _listed(self, c: ContractSpec) -> OptionQuote | None:
         chain = self.chain(c.symbol)

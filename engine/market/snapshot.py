@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 Right = Literal["put", "call"]
 AtrSource = Literal["wilder", "close_to_close", "stale_fallback", "price_fallback"]
@@ -74,7 +75,7 @@ class DailyBar:
     volume: float | None = None
 
 
-def _readonly(a: np.ndarray, dtype) -> np.ndarray:
+def _readonly(a: np.ndarray, dtype: npt.DTypeLike) -> np.ndarray:
     out = np.array(a, dtype=dtype, copy=True)
     out.setflags(write=False)
     return out
@@ -164,6 +165,9 @@ class BidAsk:
     """Mid and relative spread for any frozen value with ``bid`` and ``ask``."""
 
     __slots__ = ()
+    if TYPE_CHECKING:  # set by each subclass
+        bid: float
+        ask: float
 
     @property
     def mid(self) -> float:
@@ -213,7 +217,7 @@ class OptionChain:
 
     def __post_init__(self) -> None:
         n = len(self.strike)
-        kinds = {
+        kinds: dict[str, npt.DTypeLike] = {
             "expiry": "datetime64[D]",
             "is_call": bool,
             "open_interest": np.int64,

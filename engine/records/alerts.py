@@ -21,7 +21,7 @@ comes back is announced again.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -127,7 +127,7 @@ def _family(rule: str) -> str:
 
 def _severity(a: Action) -> Severity:
     value = str(a.params.get("severity", "warning"))
-    return cast(Severity, value) if value in SEVERITIES else "warning"
+    return value if value in SEVERITIES else "warning"
 
 
 def _words(a: Action) -> str:

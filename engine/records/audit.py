@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from constitution.canonical import canonical_json
 from constitution.errors import StopError
-from engine.records.decision import Decision
+from engine.records.decision import Action, Decision, Firing
 from engine.records.masking import DEFAULT_MASKS, mask, mask_values
 
 RECORD_VERSION = 1
@@ -210,9 +210,8 @@ def _token(prefix: str, value: str) -> str:
 
 def search_keys(decision: Decision) -> str:
     """Space-delimited facets (``account:GEN rule:r kind:k``) the store filters on."""
-    tokens = {
-        _token("account", x.account) for x in (*decision.fired, *decision.actions) if x.account
-    }
+    bound: tuple[Firing | Action, ...] = (*decision.fired, *decision.actions)
+    tokens = {_token("account", x.account) for x in bound if x.account}
     tokens |= {_token("rule", f.rule) for f in decision.fired}
     tokens |= {_token("kind", a.kind) for a in decision.actions}
     if any(not v.approved for v in decision.verdicts):

@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.clock import Clock
 from engine.records.audit import (
     GENESIS_HASH,
     DecisionConflict,
@@ -70,10 +71,10 @@ class InMemoryDecisionLog:
     def __init__(
         self,
         mode: RunMode,
-        clock,
+        clock: Clock,
         masks: Iterable[str] = DEFAULT_MASKS,
         secrets: Iterable[str] = (),
-    ):
+    ) -> None:
         self.mode = RunMode(mode)
         self._clock = clock
         self._masks = tuple(masks)

@@ -29,6 +29,7 @@ from engine.rules.interp import fmt
 Record = dict[str, Any]
 Binding = tuple[Record | None, Record | None, Record | None, Record | None]
 Reader = Callable[[Binding], Any]
+UNBOUND: Record = {}  # what an unbound slot reads as: every field missing (never written)
 Explainer = Callable[[Binding], str]
 
 SLOT = {"m": 0, "a": 1, "u": 2, "p": 3}
@@ -67,7 +68,7 @@ def _field_reader(node: E.Name, scope: Scope) -> Reader:
     if alias not in scope.aliases or not seen:
         return _constant(None)
     i = SLOT[alias]
-    return lambda b: b[i].get(name)  # type: ignore[union-attr]
+    return lambda b: (b[i] or UNBOUND).get(name)
 
 
 def reader(node: E.Node, scope: Scope) -> Reader:

@@ -30,12 +30,22 @@ from typing import Any, NamedTuple
 
 from constitution import vocabulary as V
 from constitution.actions import KINDS
-from constitution.compile import ALIAS, Atom, CompiledRule
+from constitution.compile import (
+    ALIAS,
+    Arithmetic,
+    Atom,
+    CompiledRule,
+    FieldRef,
+    Operand,
+    is_joined,
+    operand_refs,
+)
 from constitution.load import LoadedConstitution
 from engine.market import calendar as nyse
 from engine.rules.closures import (
     COMPARE,
     SLOT,
+    UNBOUND,
     Binding,
     Explainer,
     Reader,
@@ -53,13 +63,15 @@ Predicate = Callable[[Binding], bool]
 # --- compiling ---------------------------------------------------------------------------------
 
 
-def _operand_reader(operand: Any) -> Reader:
+def _operand_reader(operand: Operand) -> Reader:
     """An atom's operand: a constant, a field of an earlier alias, or arithmetic over them."""
-    if isinstance(operand, tuple) and operand and operand[0] == "ref":
-        i, name = SLOT[operand[1]], operand[2]
-        return lambda b: b[i].get(name)  # type: ignore[union-attr]
-    if isinstance(operand, tuple) and operand and operand[0] == "arith":
-        return arith_reader(operand[1], _operand_reader(operand[2]), _operand_reader(operand[3]))
+    if isinstance(operand, FieldRef):
+        i, name = SLOT[operand.alias], operand.field
+        return lambda b: (b[i] or UNBOUND).get(name)
+    if isinstance(operand, Arithmetic):
+        return arith_reader(
+            operand.op, _operand_reader(operand.left), _operand_reader(operand.right)
+        )
     return lambda b: operand
 
 
@@ -69,20 +81,21 @@ def predicate(atom: Atom) -> Predicate:
     if atom.op in ("==", "in") and not _joined(atom):
         constant = atom.operand  # never None: a missing value (None) fails these by itself
         if atom.op == "==":
-            return lambda b: b[i].get(name) == constant  # type: ignore[union-attr]
-        return lambda b: b[i].get(name) in constant  # type: ignore[union-attr]
+            return lambda b: (b[i] or UNBOUND).get(name) == constant
+        values = constant if isinstance(constant, tuple) else (constant,)  # in: a tuple
+        return lambda b: (b[i] or UNBOUND).get(name) in values
     if not _joined(atom):
         constant = atom.operand
 
         def against_constant(b: Binding) -> bool:
-            v = b[i].get(name)  # type: ignore[union-attr]
+            v = (b[i] or UNBOUND).get(name)
             return v is not None and test(v, constant)
 
         return against_constant
     other = _operand_reader(atom.operand)
 
     def against_fields(b: Binding) -> bool:
-        v = b[i].get(name)  # type: ignore[union-attr]
+        v = (b[i] or UNBOUND).get(name)
         if v is None:
             return False
         w = other(b)
@@ -93,18 +106,11 @@ def predicate(atom: Atom) -> Predicate:
 
 def _joined(atom: Atom) -> bool:
     """The operand reads another fact's field (a join reference, maybe in arithmetic)."""
-    return isinstance(atom.operand, tuple) and atom.operand[:1] in (("ref",), ("arith",))
+    return is_joined(atom.operand)
 
 
 def _reads_account(atom: Atom) -> bool:
-    def refs(operand: Any) -> bool:
-        if isinstance(operand, tuple) and operand[:1] == ("ref",):
-            return operand[1] == "a"
-        if isinstance(operand, tuple) and operand[:1] == ("arith",):
-            return refs(operand[2]) or refs(operand[3])
-        return False
-
-    return _joined(atom) and refs(atom.operand)
+    return any(ref.alias == "a" for ref in operand_refs(atom.operand))
 
 
 class Levels(NamedTuple):

@@ -37,12 +37,13 @@ from __future__ import annotations
 import json as _json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from durable import engine as _durable
 
-from constitution.compile import Atom, CompiledRule, CompiledRules, durable_rule
+from constitution.compile import Atom, CompiledRule, CompiledRules, durable_rule, is_joined
 from constitution.errors import StopError
 
 MAX_FACTS_PER_SESSION = 1500  # P8: keeps the chance of a hash collision per session tiny
@@ -56,7 +57,7 @@ class EngineFailure(StopError):
 class _QuietHost(_durable.Host):
     """A Host without the background dispatch/timer threads (P4)."""
 
-    def _run(self):  # noqa: D401 - durable calls this from __init__
+    def _run(self) -> None:  # noqa: D401 - durable calls this from __init__
         pass
 
 
@@ -69,7 +70,7 @@ class _DurableJson:
     loads = staticmethod(_json.loads)
 
     @staticmethod
-    def dumps(obj, **kwargs):
+    def dumps(obj: Any, **kwargs: Any) -> str:
         text = _json.dumps(obj, **kwargs)
         if "e-" in text or "e+" in text or "E-" in text or "E+" in text:
             text = _EXPONENT.sub(r"\1.0\2", text)
@@ -116,13 +117,17 @@ class Runtime:
         out[_CATCH_ALL] = {"all": [{"x": {"$ex": {"t": 1}}}], "pri": 100000, "run": _ignore}  # P3
         return out
 
-    def _action(self, rule_index: int, disjunct: int, guarded: tuple[Atom, ...] = ()):
+    def _action(
+        self, rule_index: int, disjunct: int, guarded: tuple[Atom, ...] = ()
+    ) -> Callable[[Any], None]:
         check = _Guarded(guarded)
 
-        def run(c):
+        def run(c: Any) -> None:  # c: durable's closure (untyped)
             try:  # P6: nothing may escape into durable's state silently
                 bound = {alias: dict(fact) for alias, fact in c._m.items()}
                 if check(bound):
+                    if self._sink is None:
+                        raise RuntimeError("a firing outside an assertion")
                     self._sink.append(RawFiring(rule_index, disjunct, bound))
             except Exception as exc:  # noqa: BLE001 - recorded and re-raised after the call
                 self._errors.append(f"{type(exc).__name__}: {exc}")
@@ -198,15 +203,14 @@ class Runtime:
         return f"s{self._session}"
 
 
-def _ignore(c) -> None:
+def _ignore(c: Any) -> None:
     return None
 
 
 def _is_guarded(atom: Atom) -> bool:
     """A comparison with another fact's field (a join reference, maybe inside arithmetic) on
     an optional field (P18), or by ``==`` (P19)."""
-    joined = isinstance(atom.operand, tuple) and atom.operand[:1] in (("ref",), ("arith",))
-    return joined and (atom.optional or atom.op == "==")
+    return is_joined(atom.operand) and (atom.optional or atom.op == "==")
 
 
 def _split_p18(atoms: tuple[Atom, ...]) -> tuple[tuple[Atom, ...], tuple[Atom, ...]]:

@@ -16,8 +16,9 @@ strata run in order, derived values merge by maximum, firings and actions are so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from constitution import vocabulary as V
 from constitution.actions import KINDS
@@ -51,6 +52,13 @@ def _params_for(constitution: LoadedConstitution) -> dict:
     if len(_PARAM_CACHE) > 64:  # a long-running daemon sees few versions; keep it bounded
         _PARAM_CACHE.clear()
     return _PARAM_CACHE.setdefault(constitution.digest, {})
+
+
+class Matcher(Protocol):
+    """What runs one stratum's rules over its shards of facts (durable-rules' runtime, or
+    ``engine.rules.reference.ReferenceMatcher`` in tests)."""
+
+    def run_stratum(self, k: int, shards: Sequence[Sequence[dict]]) -> list[RawFiring]: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ class _Fired:
 def evaluate(
     constitution: LoadedConstitution,
     facts: Facts,
-    matcher=None,
+    matcher: Matcher | None = None,
     *,
     evaluator: Evaluator = "compiled",
     identity: FactsIdentity | None = None,
@@ -118,7 +126,7 @@ def evaluation(
 def _evaluate_sessions(
     constitution: LoadedConstitution,
     facts: Facts,
-    matcher,
+    matcher: Matcher | None,
     identity: FactsIdentity | None,
 ) -> Decision:
     prepared = prepare(
@@ -175,7 +183,7 @@ class _Derived:
         for effect in fired.rule.effects:
             if effect.kind != "set":
                 continue
-            field = V.lookup(effect.target)
+            field = V.BY_NAME[effect.target]  # compile_rule refused any other target
             alias = ALIAS[field.entity]
             key = self._target_key(alias, fired)
             new = value(effect.values[0][1], env)
@@ -196,11 +204,10 @@ class _Derived:
     def _target_key(alias: str, fired: _Fired) -> str:
         if alias == "m":
             return "m"
-        if alias == "a":
-            return fired.account
-        if alias == "u":
-            return fired.symbol
-        return fired.position
+        key = fired.account if alias == "a" else fired.symbol if alias == "u" else fired.position
+        if key is None:
+            raise ValueError(f"{fired.rule.id} sets a field of {alias} without binding it")
+        return key
 
 
 def _project(record: dict, fields: frozenset[str], extra: dict) -> dict:
@@ -294,7 +301,7 @@ def _actions(f: _Fired, env: Env, bindings: tuple[str, ...]) -> list[Action]:
     return out
 
 
-def _jsonable(v):
+def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and v.is_integer():
         return v  # keep floats as floats: canonical JSON stays stable across runs
     return v

@@ -11,6 +11,7 @@ from typing import Any
 from constitution import expr as E
 from constitution import vocabulary as V
 from constitution.compile import ALIAS, arith
+from constitution.models import Constitution
 from constitution.params import resolve
 
 MISSING = None
@@ -19,7 +20,9 @@ MISSING = None
 class Env:
     """Values visible to one firing: its bound facts and the constitution's params."""
 
-    def __init__(self, bound: dict[str, dict], constitution, params: dict | None = None):
+    def __init__(
+        self, bound: dict[str, dict], constitution: Constitution, params: dict | None = None
+    ) -> None:
         self.bound = bound
         self.constitution = constitution
         self.params = {} if params is None else params  # parts -> value, shared per constitution
@@ -30,7 +33,7 @@ class Env:
             if parts not in self.params:
                 self.params[parts] = resolve(self.constitution, parts)
             return self.params[parts]
-        f = V.lookup(node.dotted)
+        f = V.BY_NAME[node.dotted]  # the checker has refused unknown names
         return self.bound.get(ALIAS[f.entity], {}).get(V.physical(f), MISSING)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from constitution import vocabulary as V
 from engine.facts.model import Account, Facts, Position, Underlying, position_key
@@ -51,7 +52,9 @@ def prepare(
     return Prepared(market, tuple(accounts), underlyings, tuple(positions))
 
 
-def clock_fields(ny, early_close: bool, shift: int, cadence: nyse.Cadence | None = None) -> dict:
+def clock_fields(
+    ny: datetime, early_close: bool, shift: int, cadence: nyse.Cadence | None = None
+) -> dict:
     """The clock's facts at ``ny`` (a New York datetime); ``engine.cycle.quiet`` reads them too.
 
     ``clock_schedule_minutes`` is ``engine.market.calendar.schedule_minutes``: the real minutes, on an
@@ -79,11 +82,11 @@ def clock_fields(ny, early_close: bool, shift: int, cadence: nyse.Cadence | None
 
 
 @lru_cache(maxsize=4096)  # every tick of a day asks about the same day
-def _session_roles(day) -> tuple[bool, bool, bool]:
+def _session_roles(day: date) -> tuple[bool, bool, bool]:
     return nyse.session_roles(day)
 
 
-def _quarter_last_session(day) -> bool:
+def _quarter_last_session(day: date) -> bool:
     try:
         return nyse.last_session_of_quarter(day) == day
     except nyse.CalendarRangeError:
@@ -98,7 +101,7 @@ def _with_shift(cadence: nyse.Cadence | None, shift: int) -> nyse.Cadence:
     )
 
 
-def _market(facts: Facts, ny, shift: int, cadence: nyse.Cadence | None) -> dict:
+def _market(facts: Facts, ny: datetime, shift: int, cadence: nyse.Cadence | None) -> dict:
     m = facts.market
     return {
         "t": "m",
@@ -115,7 +118,7 @@ def _market(facts: Facts, ny, shift: int, cadence: nyse.Cadence | None) -> dict:
     }
 
 
-def _present(**values) -> dict:
+def _present(**values: Any) -> dict[str, Any]:
     """Optional facts: a missing value is absent, so a comparison with it is false (D8)."""
     return {k: v for k, v in values.items() if v is not None}
 
@@ -141,7 +144,7 @@ def _underlying(symbol: str, u: Underlying) -> dict:
     return out
 
 
-def _account(a: Account, today) -> dict:
+def _account(a: Account, today: date) -> dict:
     return {
         "t": "a",
         "id": f"a:{a.id}",
@@ -164,7 +167,7 @@ def _account(a: Account, today) -> dict:
     }
 
 
-def _position(a: Account, p: Position, u: Underlying, today) -> dict:
+def _position(a: Account, p: Position, u: Underlying, today: date) -> dict:
     key = position_key(a.id, p)
     out = {
         "t": "p",
@@ -195,16 +198,16 @@ def _position(a: Account, p: Position, u: Underlying, today) -> dict:
     out["roll_cost_known"] = "roll_cost_ratio" in out
     if p.right == "stock":
         covered = sum(
-            q.contracts
+            q.contracts or 0
             for q in a.positions
             if q.symbol == p.symbol and q.right == "call" and q.side == "short"
         )
-        out["uncovered_contracts"] = max(0, p.shares // 100 - covered)
+        out["uncovered_contracts"] = max(0, (p.shares or 0) // 100 - covered)
     return out
 
 
-def _option_metrics(p: Position, u: Underlying, today) -> dict:
-    if p.right == "stock":
+def _option_metrics(p: Position, u: Underlying, today: date) -> dict:
+    if p.right == "stock" or p.expiry is None or p.strike is None:  # an option has both
         return {}
     out: dict = {"dte": (p.expiry - today).days, "months_left": _r((p.expiry - today).days / MONTH)}
     if p.side == "short":

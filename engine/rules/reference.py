@@ -7,19 +7,21 @@ decisions; a difference means a durable pitfall leaked through.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from itertools import product
 
 from constitution.compile import CompiledRules
+from constitution.models import Constitution
 from engine.rules.durable import RawFiring
 from engine.rules.interp import Env, value
 
 
 class ReferenceMatcher:
-    def __init__(self, compiled: CompiledRules, constitution):
+    def __init__(self, compiled: CompiledRules, constitution: Constitution) -> None:
         self.compiled = compiled
         self.constitution = constitution
 
-    def run_stratum(self, k: int, shards) -> list[RawFiring]:
+    def run_stratum(self, k: int, shards: Sequence[Sequence[dict]]) -> list[RawFiring]:
         facts = _merge(shards)
         out = []
         for index, rule in enumerate(self.compiled.rules):
@@ -34,7 +36,7 @@ class ReferenceMatcher:
         return out
 
 
-def _merge(shards) -> dict[str, list[dict]]:
+def _merge(shards: Sequence[Sequence[dict]]) -> dict[str, list[dict]]:
     by_id: dict[str, dict] = {}
     for shard in shards:
         for f in shard:
@@ -45,7 +47,7 @@ def _merge(shards) -> dict[str, list[dict]]:
     return out
 
 
-def _bindings(aliases: tuple[str, ...], facts: dict[str, list[dict]]):
+def _bindings(aliases: tuple[str, ...], facts: dict[str, list[dict]]) -> Iterator[dict[str, dict]]:
     if "p" in aliases:
         accounts = {a["acct"]: a for a in facts["a"]}
         underlyings = {u["sym"]: u for u in facts["u"]}

@@ -26,6 +26,7 @@ from constitution.canonical import canonical_json
 from constitution.errors import OperationalError
 from engine.clock import WallClock
 from engine.records.audit import AuditRecord, RunMode
+from engine.records.decision import Decision
 from engine.records.replay import ReplayResult, replay
 
 EXIT_OK, EXIT_BAD, EXIT_NOT_FOUND = 0, 1, 2
@@ -229,7 +230,7 @@ def cmd_list(args) -> int:
     ):
         table.add_column(name, overflow="fold", no_wrap=name in ("as_of (UTC)", "decision"))
     for r in records:
-        d = r.decision
+        d = _decision_of(r)
         denied = sum(1 for v in d.verdicts if not v.approved)
         kinds = _action_summary(d.actions)
         table.add_row(
@@ -323,7 +324,7 @@ def _show_header(console: Console, r: AuditRecord) -> None:
 
 
 def _show_decision(console: Console, r: AuditRecord, links: list[AuditRecord]) -> None:
-    d = r.decision
+    d = _decision_of(r)
     _show_header(console, r)
     console.print()
     console.print("[bold]Why[/bold]")
@@ -339,6 +340,8 @@ def _show_decision(console: Console, r: AuditRecord, links: list[AuditRecord]) -
     mine = [x for x in links if x.decision_id == r.decision_id and x.mode == r.mode]
     for x in mine:
         link = x.link
+        if link is None:  # a link record always carries its link
+            continue
         console.print(
             f"  #{x.seq} {x.recorded_at} {link.kind} {link.ref}: {canonical_json(link.data).decode()}",
             markup=False,
@@ -347,9 +350,15 @@ def _show_decision(console: Console, r: AuditRecord, links: list[AuditRecord]) -
         console.print("  none (nothing was sent for this decision)")
 
 
+def _decision_of(r: AuditRecord) -> Decision:
+    if r.decision is None:
+        raise ValueError(f"record #{r.seq} is a {r.record_type}, not a decision")
+    return r.decision
+
+
 def explain(r: AuditRecord) -> list[str]:
     """Each action with its verdict and the firings (with bindings) that produced it."""
-    d = r.decision
+    d = _decision_of(r)
     verdicts = {v.action: v for v in d.verdicts}
     lines = []
     for i, a in enumerate(d.actions):
@@ -392,13 +401,13 @@ def summarise_facts(facts: dict) -> list[str]:
             + " ".join(f"{k}={v}" for k, v in sorted(u.items()) if not isinstance(v, dict | list))
         )
     for a in facts.get("accounts", []):
-        scalars = " ".join(
+        values = " ".join(
             f"{k}={v}"
             for k, v in sorted(a.items())
             if k not in ("positions", "id") and not isinstance(v, dict | list)
         )
         lines.append(
-            f"account {a.get('id', '?')}: {scalars}, {len(a.get('positions', []))} position(s)"
+            f"account {a.get('id', '?')}: {values}, {len(a.get('positions', []))} position(s)"
         )
     for q in facts.get("quality", []):
         lines.append(f"data quality: {q}")
@@ -691,7 +700,8 @@ def cmd_replay(args) -> int:
         if args.all:
             return _replay_all(store, args.json)
         records = [r for r in _find(store, args.id) if r.decision is not None]
-        text = store.constitution_text(records[0].constitution_digest) if records else None
+        digest = records[0].constitution_digest if records else None
+        text = store.constitution_text(digest) if digest else None
     finally:
         store.close()
     if not records:

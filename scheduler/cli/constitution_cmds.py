@@ -6,8 +6,8 @@ import json
 import sys
 
 from constitution.diff import diff
-from constitution.errors import InvalidInput
-from constitution.load import bundled_path, load_constitution
+from constitution.errors import InvalidInput, Problem
+from constitution.load import LoadedConstitution, bundled_path, load_constitution
 from scheduler.cli import render
 
 
@@ -37,7 +37,8 @@ def register(sub) -> None:
 
 def cmd_validate(args) -> int:
     files = args.files or [str(bundled_path())]
-    problems, ok = [], []
+    problems: list[Problem] = []
+    ok: list[LoadedConstitution] = []
     for f in files:
         try:
             loaded = load_constitution(f)
@@ -81,7 +82,8 @@ def cmd_diff(args) -> int:
 
 
 def _load_both(old: str, new: str):
-    problems, loaded = [], []
+    problems: list[Problem] = []
+    loaded: list[LoadedConstitution] = []
     for f in (old, new):
         try:
             loaded.append(load_constitution(f))

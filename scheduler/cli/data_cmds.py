@@ -29,6 +29,7 @@ from constitution.errors import InvalidInput, Problem
 from engine.facts.model import NEW_YORK, Account, Facts, Position
 from engine.market import calendar
 from engine.market.facts_builder import CandidateSpec, build_facts, candidates_for_day
+from engine.market.snapshot import Right
 
 DEFAULT_STORE = "data/bars"
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
@@ -196,7 +197,7 @@ def _specs(c) -> dict[str, CandidateSpec]:
     out = {}
     for k in ("gen", "rev", "com"):
         s = getattr(c.sleeves, k)
-        right = "put" if s.instrument == "csp" else "call"
+        right: Right = "put" if s.instrument == "csp" else "call"
         out[k] = CandidateSpec(right, (s.delta.min, s.delta.max), s.dte.min, s.dte.max)
     return out
 

@@ -313,10 +313,10 @@ def cmd_status(args) -> int:
     for a in sorted(s.active_accounts(), key=lambda a: a.id):
         history = store.equity_history(a.id)
         if history:
-            at, equity, hwm = history[-1]
-            dd = 1 - equity / hwm if hwm else 0.0
+            marked_at, marked_equity, hwm = history[-1]
+            dd = 1 - marked_equity / hwm if hwm else 0.0
             print(
-                f"  {a.id}: marked equity ${equity / 100:,.2f} at {at}, high-water ${hwm / 100:,.2f}, drawdown {dd:.1%}"
+                f"  {a.id}: marked equity ${marked_equity / 100:,.2f} at {marked_at}, high-water ${hwm / 100:,.2f}, drawdown {dd:.1%}"
             )
     return 0
 
@@ -424,7 +424,7 @@ def _resume(args, store, reason: str) -> int:
     who = f"{note['operator']}: {reason}" if note else ""
     report = resume(store, Executor(broker, log, store), at, reset=args.reset, reason=who)
     _print_resume(report, store.state)
-    if note is not None:
+    if note is not None and anchor is not None:
         _note(
             log,
             anchor,

@@ -15,7 +15,7 @@ from rich.table import Table
 from adapters.storage.database import display_url, resolve_url
 from constitution.errors import InvalidInput, Problem
 from constitution.load import bundled_path, load_constitution
-from engine.clock import WallClock
+from engine.clock import FixedClock, WallClock
 from engine.market import calendar
 from engine.records.audit import RunMode
 from scheduler import compose
@@ -202,51 +202,84 @@ def _factory(args, ctx: compose.CycleContext) -> compose.CycleBuilder:
 
 def _check_live_arguments(args) -> None:
     """Every problem with the live choice at once, before anything connects (exit 2)."""
+    problems = _live_problems(args) if args.live else _paper_problems(args)
+    if problems:
+        raise InvalidInput(problems, what="arguments")
+
+
+def _argument_problem(option: str, code: str, message: str) -> Problem:
+    return Problem(option, 1, 1, code, "", message)
+
+
+def _paper_problems(args) -> list[Problem]:
+    return [
+        _argument_problem(
+            option,
+            "live-only",
+            f"{option} configures the live broker; it needs --live (paper is the default)",
+        )
+        for option, given in (("--ib", args.ib), ("--account", args.account))
+        if given
+    ]
+
+
+def _live_problems(args) -> list[Problem]:
+    return _broker_problems(args) + _paper_option_problems(args)
+
+
+def _broker_problems(args) -> list[Problem]:
     from scheduler.live import accounts_from, parse_address
 
-    problems = []
-
-    def bad(option: str, code: str, message: str) -> None:
-        problems.append(Problem(option, 1, 1, code, "", message))
-
-    if not args.live:
-        for option, given in (("--ib", args.ib), ("--account", args.account)):
-            if given:
-                bad(
-                    option,
-                    "live-only",
-                    f"{option} configures the live broker; it needs --live (paper is the default)",
-                )
-    else:
-        if not args.ib:
-            bad(
+    out = []
+    if not args.ib:
+        out.append(
+            _argument_problem(
                 "--live",
                 "no-broker",
                 "live trading needs a configured broker: --live --ib HOST:PORT",
             )
-        elif parse_address(args.ib) is None:
-            bad("--ib", "bad-address", f"expected HOST:PORT, got {args.ib!r}")
-        mapping, wrong = accounts_from(args.account)
-        for message in wrong:
-            bad("--account", "bad-account", message)
-        if not mapping and not wrong:
-            bad(
+        )
+    elif parse_address(args.ib) is None:
+        out.append(_argument_problem("--ib", "bad-address", f"expected HOST:PORT, got {args.ib!r}"))
+    mapping, wrong = accounts_from(args.account)
+    out += [_argument_problem("--account", "bad-account", message) for message in wrong]
+    if not mapping and not wrong:
+        out.append(
+            _argument_problem(
                 "--account",
                 "no-accounts",
                 "live trading needs the sub-account mapping: --account GEN=CODE "
                 "--account REV=CODE --account COM=CODE (IB account codes)",
             )
-        if args.every:
-            bad("--every", "live", "the demo/test schedule is paper only")
-        if args.approvals and args.approvals.strip() != "person":
-            bad("--approvals", "live", "a live run asks a person; policies are for paper")
-        if args.unapproved:
-            bad("--unapproved", "live", "a live run loads only an approved constitution")
-        for option, given in (("--data", args.data), ("--synthetic", args.synthetic)):
-            if given is not None:
-                bad(option, "live", f"live market data comes from IB; {option} is for paper")
-    if problems:
-        raise InvalidInput(problems, what="arguments")
+        )
+    return out
+
+
+def _paper_option_problems(args) -> list[Problem]:
+    """Options that only make sense on paper, given to a live run."""
+    out = []
+    if args.every:
+        out.append(_argument_problem("--every", "live", "the demo/test schedule is paper only"))
+    if args.approvals and args.approvals.strip() != "person":
+        out.append(
+            _argument_problem(
+                "--approvals", "live", "a live run asks a person; policies are for paper"
+            )
+        )
+    if args.unapproved:
+        out.append(
+            _argument_problem(
+                "--unapproved", "live", "a live run loads only an approved constitution"
+            )
+        )
+    for option, given in (("--data", args.data), ("--synthetic", args.synthetic)):
+        if given is not None:
+            out.append(
+                _argument_problem(
+                    option, "live", f"live market data comes from IB; {option} is for paper"
+                )
+            )
+    return out
 
 
 # --------------------------------------------------------------------------- run
@@ -332,7 +365,11 @@ def cmd_backtest(args) -> int:
     _check_factory(args)
     constitution = load_constitution(args.constitution or bundled_path())
     url = resolve_url(args.db)
-    people = _people(args, url, compose.CycleContext(db_url=url, mode=RunMode.BACKTEST, clock=None))
+    start = FixedClock(datetime.combine(args.first, time(0), tzinfo=calendar.NEW_YORK))
+    # only the deployment and the approvals are read from it: the replay has its own clock
+    people = _people(
+        args, url, compose.CycleContext(db_url=url, mode=RunMode.BACKTEST, clock=start)
+    )
     covered = _coverage(args, constitution, url)
     sessions = len(calendar.sessions_between(args.first, args.last))
     with compose.writer_lease(url, say=_say):

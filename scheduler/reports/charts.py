@@ -69,7 +69,7 @@ def drawdown_chart(drawdown: pd.Series, div_id: str = "chart-drawdown") -> str:
     fig = go.Figure(
         go.Scatter(
             x=drawdown.index,
-            y=-100 * drawdown.values,
+            y=-100 * drawdown.to_numpy(),
             fill="tozeroy",
             mode="lines",
             name="drawdown",

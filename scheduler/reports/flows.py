@@ -118,7 +118,7 @@ def returns(values: pd.Series, day_flows: dict[date, float]) -> pd.Series:
     out: dict[pd.Timestamp, float] = {}
     previous: float | None = None
     for index, value in values.items():
-        ts = pd.Timestamp(index)
+        ts = pd.Timestamp(index)  # type: ignore[arg-type]  # pandas-stubs: labels are Hashable
         if previous is not None and previous > 0 and value > 0:
             out[ts] = (value - day_flows.get(ts.date(), 0.0)) / previous - 1
         previous = float(value)

@@ -63,7 +63,7 @@ def drawdown_days(values: pd.Series) -> int:
     longest, peak, peak_day = 0, -math.inf, None
     below = False
     for index, value in values.items():
-        day = pd.Timestamp(index).date()
+        day = pd.Timestamp(index).date()  # type: ignore[arg-type]  # pandas-stubs: labels are Hashable
         if value >= peak:
             if below and peak_day is not None:
                 longest = max(longest, (day - peak_day).days)
