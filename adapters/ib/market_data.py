@@ -33,6 +33,7 @@ from adapters.ib.broker import IBConfig, IBSession
 from engine.clock import Clock, WallClock
 from engine.market import calendar
 from engine.market.indicators import atr_reading, clean_history
+from engine.market.params import MarketParams
 from engine.market.snapshot import (
     DailyHistory,
     DataQualityFinding,
@@ -134,9 +135,11 @@ class IBMarketData:
 
     # ----- MarketDataPort -----
 
-    def snapshot(self, at: datetime, symbols: Sequence[str]) -> MarketSnapshot:
+    def snapshot(
+        self, at: datetime, symbols: Sequence[str], params: MarketParams
+    ) -> MarketSnapshot:
         return self.session.call(
-            self._snapshot(at, list(symbols)), timeout=self._budget(len(symbols))
+            self._snapshot(at, list(symbols), params), timeout=self._budget(len(symbols))
         )
 
     def history(self, symbol: str, first: date, last: date) -> DailyHistory:
@@ -163,7 +166,9 @@ class IBMarketData:
 
     # ----- snapshot -----
 
-    async def _snapshot(self, at: datetime, symbols: list[str]) -> MarketSnapshot:
+    async def _snapshot(
+        self, at: datetime, symbols: list[str], params: MarketParams
+    ) -> MarketSnapshot:
         s = self.settings
         day = calendar.new_york_date(at)
         quotes, findings = await self._quotes(symbols + [s.vix])
@@ -178,7 +183,7 @@ class IBMarketData:
                 last_close[sym] = lc
             price = q.last if q is not None and _usable(q.last) else (lc[1] if lc else None)
             if len(hist):
-                atr[sym] = atr_reading(hist, at, price)
+                atr[sym] = atr_reading(hist, at, price, params.atr)
             spot = _spot(q, lc)
             if spot is not None:
                 chain, found = await self._chain(sym, spot, day)
@@ -199,7 +204,7 @@ class IBMarketData:
             last_close=last_close,
             vix_last_close=_last_close(vix_hist, day),
             vix_closes_above_30=_consecutive_above(
-                vix_hist.until(day - timedelta(days=1)).close, 30.0
+                vix_hist.until(day - timedelta(days=1)).close, params.vix_above
             ),
             spx_drawdown=_drawdown(index_hist.until(day - timedelta(days=1)).close),
             findings=tuple(findings),

@@ -123,7 +123,7 @@ def clock_signature(
     cuts: tuple[ClockCut, ...],
     at: datetime,
     early_close_shift_minutes: int,
-    cadence: calendar.Cadence | None = None,
+    cadence: calendar.Cadence,
 ) -> tuple:
     """The New York date and, for every alternative that can fire today, the truth of its
     minute tests at ``at`` (the clock's facts as ``engine.rules.prepare`` computes them, with the
@@ -143,7 +143,7 @@ def next_clock_change(
     cuts: tuple[ClockCut, ...],
     at: datetime,
     early_close_shift_minutes: int,
-    cadence: calendar.Cadence | None = None,
+    cadence: calendar.Cadence,
 ) -> datetime | None:
     """The first instant after ``at`` at which ``clock_signature`` may differ from its value
     at ``at``: the next minute one of today's live minute tests can flip, else midnight. None

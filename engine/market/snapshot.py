@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:  # params imports this module's Right
+    from engine.market.params import MarketParams
 
 Right = Literal["put", "call"]
 AtrSource = Literal["wilder", "close_to_close", "stale_fallback", "price_fallback"]
@@ -368,8 +371,12 @@ class MarketDataPort(Protocol):
     may raise ``constitution.errors.RetryError`` when the source itself is unreachable.
     """
 
-    def snapshot(self, at: datetime, symbols: Sequence[str]) -> MarketSnapshot:
-        """The market as known at ``at`` (aware), for the given underlyings plus VIX."""
+    def snapshot(
+        self, at: datetime, symbols: Sequence[str], params: MarketParams
+    ) -> MarketSnapshot:
+        """The market as known at ``at`` (aware), for the given underlyings plus VIX, under the
+        constitution's ``params`` (ATR period, refresh and fallbacks, the VIX level whose
+        consecutive closes are counted): one market serves every constitution in turn."""
 
     def history(self, symbol: str, first: date, last: date) -> DailyHistory:
         """Daily bars dated ``first``..``last`` inclusive (empty when none)."""
