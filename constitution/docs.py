@@ -32,7 +32,13 @@ def _model_rows(model: type[BaseModel], prefix: str, out: list[str], seen: set) 
         path = f"{prefix}.{key}" if prefix else key
         inner = _nested_model(info.annotation)
         kind = inner.__name__ if inner else _type_name(info.annotation)
-        out.append(f"| `{path}` | {kind} | {(info.description or '').replace('|', '/')} |")
+        meaning = (info.description or "").replace("|", "/")
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if (
+            "doc_only" in extra
+        ):  # read by no code, on purpose (tests/constitution/test_key_coverage)
+            meaning += f" *Documentation only: {extra['doc_only']}.*"
+        out.append(f"| `{path}` | {kind} | {meaning} |")
         if inner and path not in seen and name != "rules":
             seen.add(path)
             _model_rows(

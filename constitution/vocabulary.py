@@ -81,7 +81,14 @@ def _f(entity, name, kind, origin, description, values=(), optional=False) -> Fi
 FIELDS: tuple[Field, ...] = (
     # market -----------------------------------------------------------------------------
     _f("market", "vix", N, IN, "Cboe VIX index level."),
-    _f("market", "vix_closes_above_30", INT, IN, "Consecutive daily VIX closes above 30."),
+    _f(
+        "market",
+        "vix_closes_above_30",
+        INT,
+        IN,
+        "Consecutive daily VIX closes above hedging.triggers.vix_above (30 in v1.3, whence the"
+        " name); the market adapters count them at that level (D161).",
+    ),
     _f("market", "spx_drawdown", N, IN, "S&P 500 fraction below its 52-week high (0.2 = 20 %)."),
     _f(
         "market", "breadth_above_50dma", N, IN, "Fraction of S&P 500 members above their 50-day MA."

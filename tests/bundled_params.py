@@ -27,3 +27,10 @@ ORDER_TERMS = {
     "cancel_replace_seconds": BUNDLED.model.orders.cancel_replace_seconds,
     "retry_smaller": BUNDLED.model.orders.retry_smaller,
 }
+
+# select_strike's liquidity filter (liquidity.*).
+LIQUIDITY = {
+    "min_open_interest": BUNDLED.model.liquidity.min_open_interest,
+    "min_volume": BUNDLED.model.liquidity.min_volume,
+    "max_spread_pct": BUNDLED.model.liquidity.max_spread_pct_of_mid,
+}

@@ -47,7 +47,7 @@ class QualityCode(StrEnum):
     DUPLICATE_DATE = "duplicate-date"
     UNSORTED_DATES = "unsorted-dates"
     CLOSE_ONLY = "close-only"  # ATR from close-to-close ranges
-    STALE_ATR = "stale-atr"  # last valid ATR x 1.1
+    STALE_ATR = "stale-atr"  # last valid ATR x protocol.atr.stale_multiplier
     NO_ATR = "no-atr"  # 2 % of price
     MISSING_VIX = "missing-vix"
     VIX_FROM_LAST_CLOSE = "vix-from-last-close"
