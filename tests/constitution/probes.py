@@ -393,7 +393,21 @@ def weeks_signature(constitution) -> Any:
     return [label_week(pair, constitution.model.week_types) for pair in combinations(events, 2)]
 
 
+def leaps_signature(constitution) -> Any:
+    """The hedge-put rungs ``engine.execution.protect`` would buy for a ladder holding 0-3
+    rungs (SPY at 500 on 2024-01-08): their strikes and expiries."""
+    from types import SimpleNamespace
+
+    from engine.execution import protect
+
+    ctx = SimpleNamespace(
+        c=constitution.model, market=SimpleNamespace(spot=lambda s: 500.0), today=date(2024, 1, 8)
+    )
+    return [protect._hedge_contract(ctx, n) for n in range(4)]
+
+
 UNITS = {
+    "leaps": leaps_signature,
     "weeks": weeks_signature,
     "approvals": approvals_signature,
     "proposal": proposal_signature,
@@ -432,7 +446,8 @@ def bundled_signature(kind: str, case: str | None = None, stress: bool = False, 
 def changes_behaviour(key: str, probe: dict) -> tuple[bool, str]:
     """(whether the probe shows a change, what it saw)."""
     path = probe.get("path", key)
-    edited = mutated(path, probe["set"], probe.get("also"))
+    on = probe.get("given")  # settings both sides share: the base the change is measured from
+    edited = mutated(path, probe["set"], {**(on or {}), **(probe.get("also") or {})})
     kind = probe["probe"]
     if kind == "refused":
         if isinstance(edited, InvalidInput):
@@ -440,9 +455,13 @@ def changes_behaviour(key: str, probe: dict) -> tuple[bool, str]:
         return False, f"{path} = {probe['set']!r} was accepted"
     if isinstance(edited, InvalidInput):
         return False, f"{path} = {probe['set']!r} is refused: {edited.problems[0].render()}"
-    base = bundled_signature(
-        kind, probe.get("case"), probe.get("stress", False), probe.get("accounts")
-    )
+    if on:
+        start = next(iter(on))
+        base = signature(kind, mutated(start, on[start], on), probe)
+    else:
+        base = bundled_signature(
+            kind, probe.get("case"), probe.get("stress", False), probe.get("accounts")
+        )
     same = signature(kind, edited, probe) == base
     return (not same), ("no change" if same else "changed")
 
