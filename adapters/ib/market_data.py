@@ -175,7 +175,7 @@ class IBMarketData:
         findings = list(findings)
         atr, last_close, chains = {}, {}, {}
         for sym in symbols:
-            hist, found = await self._history_checked(sym, day - timedelta(days=s.atr_days), day)
+            hist, found = await self._history_checked(sym, day - _lookback(s, params), day)
             findings += found
             q = quotes.get(sym)
             lc = _last_close(hist, day)
@@ -190,7 +190,7 @@ class IBMarketData:
                 findings += found
                 if chain is not None:
                     chains[sym] = chain
-        vix_hist, found = await self._history_checked(s.vix, day - timedelta(days=s.atr_days), day)
+        vix_hist, found = await self._history_checked(s.vix, day - _lookback(s, params), day)
         index_hist, found2 = await self._history_checked(
             s.index, day - timedelta(days=s.drawdown_days), day
         )
@@ -533,3 +533,9 @@ def _consecutive_above(closes: np.ndarray, level: float) -> int:
 def _drawdown(closes: np.ndarray) -> float | None:
     closes = closes[np.isfinite(closes) & (closes > 0)][-252:]
     return float(1 - closes[-1] / closes.max()) if len(closes) else None
+
+
+def _lookback(s: IBMarketDataSettings, params: MarketParams) -> timedelta:
+    """Calendar days of bars behind each ATR: the setting, or more for a longer ATR period
+    (two calendar days a session cover weekends and holidays)."""
+    return timedelta(days=max(s.atr_days, 2 * params.atr.period + 10))

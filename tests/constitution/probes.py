@@ -9,11 +9,15 @@ A probe takes a copy of the bundled constitution with one value changed and comp
   ordinary one, Thanksgiving's early close, Good Friday's) and the monitor intervals;
 * ``market``   - facts built by ``engine.market.facts_builder`` from a replay market over
   synthetic bars (fresh, stale and missing ATRs, one old quote) on each sleeve's entry day;
-* ``refused``  - the changed constitution does not load (a value the schema allows only one
-  way, or a term a sleeve does not have).
+* ``plan``     - that scenario's decision planned (``engine.execution.planner``);
+* ``cycle``    - a week of the paper pipeline: orders, cancel-replace pauses, balances;
+* ``approvals``, ``proposal``, ``tax``, ``weeks``, ``leaps`` - the governance, tax-ledger,
+  week-label and LEAP-ladder code on fixed inputs;
+* ``refused``  - the changed constitution does not load, with a problem naming the key (a value
+  the schema allows only one way, or one the code would not act on: D160).
 
-``key_probes.yaml`` is the table: key -> probe kind, the changed value and (for ``decision``)
-the scenario. ``python -m tests.constitution.probes KEY...`` suggests a probe for a new key.
+``key_probes.yaml`` is the table: key -> probe kind, the changed value and (for ``decision``
+and ``plan``) the scenario. ``python -m tests.constitution.probes KEY...`` suggests a probe for a new key.
 """
 
 from __future__ import annotations
@@ -449,10 +453,11 @@ def changes_behaviour(key: str, probe: dict) -> tuple[bool, str]:
     on = probe.get("given")  # settings both sides share: the base the change is measured from
     edited = mutated(path, probe["set"], {**(on or {}), **(probe.get("also") or {})})
     kind = probe["probe"]
-    if kind == "refused":
-        if isinstance(edited, InvalidInput):
-            return True, edited.problems[0].render()
-        return False, f"{path} = {probe['set']!r} was accepted"
+    if kind == "refused":  # refused, and for this key: the problem names it
+        if not isinstance(edited, InvalidInput):
+            return False, f"{path} = {probe['set']!r} was accepted"
+        seen = edited.problems[0].render()
+        return path.split(".")[-1].split("[")[0] in seen, seen
     if isinstance(edited, InvalidInput):
         return False, f"{path} = {probe['set']!r} is refused: {edited.problems[0].render()}"
     if on:
