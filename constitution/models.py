@@ -280,6 +280,11 @@ class Sleeves(_Model):
                     raise ValueError(
                         f"{name}.{term} must be null: no rule or order reads it for {name}"
                     )
+        if self.rev.after_assignment != self.gen.after_assignment:
+            raise ValueError(
+                "rev.after_assignment must equal gen.after_assignment: §7 gives assigned shares"
+                " one covered-call term, and the rules read Gen's"
+            )
         return self
 
 
@@ -537,6 +542,15 @@ class Cadence(_Model):
     early_close_shift_minutes: Annotated[int, Field(ge=0, le=390)] = _d(
         "On early-close days, close-anchored events come this much earlier (120)."
     )
+
+    @model_validator(mode="after")
+    def _report_on_the_weeks_last_session(self):
+        if self.weekly_report.day != "fri":
+            raise ValueError(
+                "weekly_report.day must be fri: the report is cut on the week's last session,"
+                " Friday or the Thursday before a Friday holiday (§1, §11)"
+            )
+        return self
 
 
 class DataFailures(_Model):
@@ -833,16 +847,6 @@ class Constitution(_Model):
                     f"sleeves.{name}.reinvest must be {'quarterly' if name in r.sleeves else 'none'}"
                     " as reinvestment.sleeves says (the rules read reinvestment.sleeves)"
                 )
-        if self.sleeves.rev.after_assignment != self.sleeves.gen.after_assignment:
-            raise ValueError(
-                "sleeves.rev.after_assignment must equal sleeves.gen.after_assignment: §7 gives"
-                " assigned shares one covered-call term, and the rules read Gen's"
-            )
-        if self.cadence.weekly_report.day != "fri":
-            raise ValueError(
-                "cadence.weekly_report.day must be fri: the report is cut on the week's last"
-                " session, Friday or the Thursday before a Friday holiday (§1, §11)"
-            )
         return self
 
     @field_validator("week_types")

@@ -453,11 +453,12 @@ def changes_behaviour(key: str, probe: dict) -> tuple[bool, str]:
     on = probe.get("given")  # settings both sides share: the base the change is measured from
     edited = mutated(path, probe["set"], {**(on or {}), **(probe.get("also") or {})})
     kind = probe["probe"]
-    if kind == "refused":  # refused, and for this key: the problem names it
+    if kind == "refused":  # refused, and for this key: the problem names it or its section
         if not isinstance(edited, InvalidInput):
             return False, f"{path} = {probe['set']!r} was accepted"
         seen = edited.problems[0].render()
-        return path.split(".")[-1].split("[")[0] in seen, seen
+        names = [p.split("[")[0] for p in path.split(".")]
+        return any(n in seen.split(": ", 2)[-1] for n in names[1:] or names), seen
     if isinstance(edited, InvalidInput):
         return False, f"{path} = {probe['set']!r} is refused: {edited.problems[0].render()}"
     if on:
