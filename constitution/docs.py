@@ -70,7 +70,10 @@ def render_constitution_doc() -> str:
         "Every key of a constitution file (`constitution/v1.3.yaml`), with its type and meaning. "
         "Unknown keys are errors. The same text is in `constitution/schema.json`, so an editor with "
         "the YAML language server completes and checks keys as you type. Fractions are written as "
-        'decimals (0.25 = 25 %); times are `"HH:MM"` in New York time.\n\n'
+        'decimals (0.25 = 25 %); times are `"HH:MM"` in New York time. A key marked *Documentation '
+        "only* decides nothing (the mark says why); changing any other key changes what the "
+        "system does, or is refused at load when the code would not act on the value "
+        "(`tests/constitution/test_key_coverage.py`, D160).\n\n"
         "| key | type | meaning |\n|---|---|---|\n" + "\n".join(rows) + "\n\n"
         "## Rules\n\nThe language of `when`, `set` and `with` is in [rules.md](rules.md); fact fields "
         "in [facts.md](facts.md); action kinds in [actions.md](actions.md).\n\n"
