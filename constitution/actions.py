@@ -29,7 +29,7 @@ _KINDS = (
         delta="Absolute delta band {min, max}.",
         dte="Days to expiry {min, max}.",
         deployment="Fraction of the sleeve to deploy (after the per-symbol cap).",
-        style="Sleeve style whose parameters apply (gen, rev).",
+        style="Sleeve style whose parameters apply (gen, rev, com).",
         share="Share of the account run in this style (Mini accounts: 0.5).",
     ),
     _k(
@@ -107,7 +107,14 @@ _KINDS = (
     _k(
         "suspend_csp",
         "account",
-        "Suspend new cash-secured puts (covered calls only).",
+        "Suspend new cash-secured puts (covered calls only); a drawdown pivot is latched"
+        " (recorded in the ledger) until recovery.",
+        why="Short reason code.",
+    ),
+    _k(
+        "resume_csp",
+        "account",
+        "Release a drawdown pivot's latch: the sleeve has recovered (recorded in the ledger).",
         why="Short reason code.",
     ),
     _k(
@@ -170,7 +177,7 @@ _KINDS = (
     _k(
         "prepare_assignment",
         "position",
-        "Log a likely assignment and prepare for it (§7).",
+        "Log a likely assignment and prepare for it (§7): the option is held to expiry (D13).",
         probability="Probability in the money (|delta|).",
     ),
     _k(

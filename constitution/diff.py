@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from constitution import expr as E
+from constitution.load import identity_data
 from constitution.models import Constitution
 
 
@@ -52,8 +53,11 @@ class Diff:
 
 
 def diff(old: Constitution, new: Constitution) -> Diff:
-    a = old.model_dump(mode="json", by_alias=True, exclude={"rules"})
-    b = new.model_dump(mode="json", by_alias=True, exclude={"rules"})
+    # as the digest sees them: a key added after a release (``since``) that a file does not
+    # state is absent, so a version stating one shows it (e.g. protocol.covered_call: None -> ...)
+    a, b = identity_data(old), identity_data(new)
+    a.pop("rules", None)
+    b.pop("rules", None)
     params = tuple(Change(p, x, y) for p, x, y in _compare(a, b, ""))
     old_rules = {r.id: _rule_view(r) for r in old.rules}
     new_rules = {r.id: _rule_view(r) for r in new.rules}

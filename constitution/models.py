@@ -160,7 +160,18 @@ class Split(_Model):
 
 class DrawdownPivot(_Model):
     drawdown: Fraction = _d("Sleeve drawdown from its high that triggers the pivot (0.15).")
-    vix_below: Positive = _d("The pivot applies only while VIX is below this (30).")
+    vix_below: Positive = _d(
+        "§0: the pivot of Rev, Com and Mini triggers only while VIX is below this (30); §2's"
+        " Gen-Acc pivot names no VIX condition (D7)."
+    )
+    recovery_within: Fraction = Field(
+        default=0.05,
+        json_schema_extra={"since": "1.3.1"},
+        description=(
+            "'CC-only until recovery': a pivot holds (a ledger latch) until the sleeve's equity"
+            " is within this of its high, the pre-drawdown level (§2: within 5 %) (D7)."
+        ),
+    )
 
 
 class Capital(_Model):
@@ -339,6 +350,20 @@ class Atr(_Model):
     )
 
 
+class CoveredCallProtocol(_Model):
+    """§6 The covered-call protocol: its own steps, no stop-loss (being called away is the
+    intended outcome; the shares are re-entered with puts next cycle)."""
+
+    early_assignment_above: Fraction = _d(
+        "Early-assignment risk (|delta| as the chance of finishing in the money) above which a"
+        " covered call is closed once it has made close_at_profit (0.80)."
+    )
+    close_at_profit: Fraction = _d(
+        "Premium decay (1 - mark / credit) at which a covered call at high early-assignment"
+        " risk is closed (0.30)."
+    )
+
+
 class Protocol(_Model):
     """§6 ATR protocol levels."""
 
@@ -352,6 +377,15 @@ class Protocol(_Model):
             "How an account's L3 'SAFE mode until reset' ends (D60): next_session - by itself on"
             " a later session once the stop-loss exit is done and no position is at L2 or above;"
             " operator - only by `alluse account resume`. Only the breached account is held."
+        ),
+    )
+    covered_call: CoveredCallProtocol = Field(
+        default=CoveredCallProtocol(early_assignment_above=0.80, close_at_profit=0.30),
+        json_schema_extra={"since": "1.3.1"},
+        description=(
+            "§6 covered-call protocol (the ATR levels and their stop-loss are the put protocol):"
+            " L0 hold to the profit take or expiry, L1 early-assignment risk above 80 % -> close"
+            " at 30 % profit, called away -> puts next cycle (D130)."
         ),
     )
 
@@ -535,7 +569,7 @@ class Cadence(_Model):
     timezone: Literal["America/New_York"] = _d("All times are New York time.")
     friday_management: Window = _d("Manage or close positions to avoid pin risk (14:30-15:45).")
     pin_risk_atr: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _d(
-        "In the Friday window, close short options expiring today that are within this many ATR(5) of the strike or beyond it."
+        "In the Friday window, close short options expiring today that are within this many ATR(5) of the strike, either side (deeper in the money is §7's assignment, D13)."
     )
     assignment_check: Report = _d("When likely assignments are prepared (Friday 15:00).")
     weekly_report: Report = _d("Weekly report (Friday 16:30).")
@@ -568,7 +602,7 @@ class Assignment(_Model):
     """§7 Assignment."""
 
     itm_probability: Fraction = _d(
-        "Prepare for assignment at this probability in the money (|delta| proxy, 0.95)."
+        "Prepare for assignment above this probability in the money (|delta| proxy, > 0.95, D12)."
     )
 
 

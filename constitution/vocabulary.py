@@ -146,6 +146,13 @@ FIELDS: tuple[Field, ...] = (
         IN,
         "A fork of this account is recorded as deferred until its clip is free (D64).",
     ),
+    _f(
+        "account",
+        "pivot_latched",
+        B,
+        IN,
+        "A drawdown pivot of this account is recorded and holds until recovery (§0/§2, D7).",
+    ),
     _f("account", "drawdown", N, CO, "1 - equity / high_water_mark (0 at the high)."),
     _f("account", "gain_over_base", N, CO, "equity - base_equity."),
     _f("account", "growth_multiple", N, CO, "equity / base_equity."),

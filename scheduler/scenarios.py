@@ -8,7 +8,7 @@ scenarios, but data only). Format in docs/scenarios.md::
         expect: [{kind: kill_switch}]
         expect_not: [{kind: hedged_week}]
         expect_derived: {market.mode: kill}
-        expect_superseded: [{rule: friday.pin_risk, winner_rule: protocol.l3}]
+        expect_superseded: [{rule: assignment.prepare, winner_rule: protocol.l3}]
 
 Expectations are on the decision as a cycle records it: after arbitration (one intent per
 position, ``engine.execution.arbitration``); ``expect_superseded`` matches the intents it set
@@ -82,7 +82,15 @@ def load_cases(path: Path) -> list[tuple[str, dict, dict]]:
 
 
 def _check_shape(doc: Loaded, case: Any, i: int) -> None:
-    known = {"note", "facts", "expect", "expect_not", "expect_derived", "expect_superseded"}
+    known = {
+        "note",
+        "clause",
+        "facts",
+        "expect",
+        "expect_not",
+        "expect_derived",
+        "expect_superseded",
+    }
     where = ("scenarios", i) if "scenarios" in doc.data else ()
     if not isinstance(case, dict):
         raise InvalidInput([doc.problem(where, "type", "a scenario is a mapping")])

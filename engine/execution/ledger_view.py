@@ -18,6 +18,11 @@ class LedgerFacts:
     skipped: tuple[str, ...] = ()  # expired holdings awaiting settlement (not facts)
 
 
+def pivot_flag(account: str) -> str:
+    """The ledger flag that latches an account's drawdown pivot until recovery (§0/§2, D7)."""
+    return f"pivot:{account}"
+
+
 def holding_value(h: Holding, view: MarketView) -> float:
     q = view.quote(h.contract)
     mark = q.mid if q is not None else h.avg_price
@@ -80,6 +85,7 @@ def _account(
         opened=a.opened,
         quarter_gains=round(gains, 2),
         fork_deferred=f"fork_deferred:{a.id}" in state.flags,
+        pivot_latched=pivot_flag(a.id) in state.flags,
         positions=tuple(positions),
     )
 

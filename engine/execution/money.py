@@ -24,14 +24,16 @@ from engine.execution.ledger import (
     quarter_of,
     stock,
 )
-from engine.execution.plan import Context, Partial, orders_for, put_collateral
+from engine.execution.ledger_view import pivot_flag
+from engine.execution.plan import Context, Partial, orders_for, put_collateral, symbol_exposure
 from engine.records.decision import Action
 
 FIRST = frozenset(
     {"reserve_tax", "reinvest", "fork_account", "merge_account", "kill_switch", "enter_safe_mode"}
 )
-# SAFE reasons that hold one account, not the system (§6 L3 "SAFE mode until reset", D60)
-ACCOUNT_HOLDS = frozenset({"l3_breach"})
+# SAFE reasons that hold one account, not the system (§6 L3 "SAFE mode until reset", D60): an
+# L3 breach, or an uneconomic roll escalated to L3 (§6 "escalate to L3 instead", D9)
+ACCOUNT_HOLDS = frozenset({"l3_breach", "roll_uneconomic"})
 _RANK = {"active": 0, "safe": 2, "kill": 3}
 
 
@@ -133,6 +135,45 @@ def deferred_forks(ctx: Context) -> list[LedgerOp]:
     return out
 
 
+def suspend_csp(ctx: Context, i: int, a: Action) -> Partial:
+    """§0/§2 drawdown pivot "CC-only until recovery": latch it, recorded once with the drawdown
+    and the high it is measured from (a ledger flag the facts carry as ``account.pivot_latched``,
+    so ``pivot.hold`` keeps CSPs suspended until ``pivot.recovered``; D7). The §7 assignment
+    recovery needs no latch: its condition (shares held) is itself the state."""
+    part = Partial()
+    account = _acct(a)
+    if a.params.get("why") != "drawdown_pivot" or pivot_flag(account) in ctx.state.flags:
+        return part
+    facts = ctx.facts_accounts.get(account, {})
+    high = float(facts.get("high_water_mark", 0.0))
+    equity = float(facts.get("equity", 0.0))
+    down = 1 - equity / high if high > 0 else 0.0
+    why = f"drawdown pivot: {down:.1%} below the high of ${high:,.0f} ({a.rule})"
+    part.ops.append(
+        SetFlag(
+            f"pivot-on:{account}:{ctx.today}", pivot_flag(account), f"{high:.2f}", why, ctx.today
+        )
+    )
+    return part
+
+
+def resume_csp(ctx: Context, i: int, a: Action) -> Partial:
+    """Release a drawdown pivot's latch once the sleeve has recovered (``pivot.recovered``),
+    recorded with the equity it recovered to (D7)."""
+    part = Partial()
+    account = _acct(a)
+    flag = ctx.state.flags.get(pivot_flag(account))
+    if flag is None:
+        return part
+    equity = float(ctx.facts_accounts.get(account, {}).get("equity", 0.0))
+    within = ctx.c.capital.drawdown_pivot.recovery_within
+    why = f"recovered: equity ${equity:,.0f} within {within:.0%} of the high ({a.rule})"
+    part.ops.append(
+        SetFlag(f"pivot-off:{account}:{ctx.today}", pivot_flag(account), "", why, ctx.today)
+    )
+    return part
+
+
 def merge_account(ctx: Context, i: int, a: Action) -> Partial:
     part = Partial()
     source = ctx.state.accounts[_acct(a)]
@@ -218,11 +259,9 @@ def share_lots(
     covered calls are written on whole lots (D66)."""
     equity = max(ctx.equity(account), dollars)
     cap = ctx.c.capital.per_symbol_max * equity
-    held: dict[str, float] = {}
-    for h in ctx.state.holdings_of(account):
-        if h.contract.right is None and h.contract.expiry is None:
-            held[h.contract.symbol] = held.get(h.contract.symbol, 0.0) + h.quantity * h.avg_price
     prices = {t: p for t in ctx.c.sleeves.com.tickers if (p := ctx.market.spot(t))}
+    # shares at the mark plus put collateral, as the cap counts them (D140)
+    held = {t: symbol_exposure(ctx, account, t) for t in prices}
     lots: dict[str, int] = {}
     left = dollars
     while True:

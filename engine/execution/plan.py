@@ -251,8 +251,9 @@ def pick_expiry(
     expiries, today: date, lo: int, hi: int, tolerance: int = 3
 ) -> tuple[date | None, bool]:
     """The earliest listed expiry with calendar DTE in [lo, hi]; else the nearest within
-    ``tolerance`` days of the band (weeklies expire Fridays: "5 DTE" from Monday is Friday,
-    4 days; docs/execution.md D-X2). Returns (expiry, fell_back)."""
+    ``tolerance`` days of the band (D19: put entries pass 0 - inside the band or none; covered
+    calls' "5 DTE" from Monday and rolls' +3-4 DTE may fall back to the nearest listed weekly).
+    Returns (expiry, fell_back)."""
     best, best_gap = None, math.inf
     for e in sorted(expiries):
         dte = (e - today).days
@@ -302,6 +303,30 @@ def put_collateral(ctx: Context, account: str, symbol: str | None = None) -> flo
         ):
             total += c.strike * c.multiplier * (o.request.quantity - o.filled)
     return total
+
+
+def shares_held(ctx: Context, account: str, symbol: str) -> int:
+    """Shares of ``symbol`` the account holds (long stock)."""
+    return sum(
+        h.quantity
+        for h in ctx.state.holdings_of(account)
+        if h.contract.sec_type is SecType.STOCK and h.contract.symbol == symbol and h.quantity > 0
+    )
+
+
+def symbol_exposure(ctx: Context, account: str, symbol: str) -> float:
+    """What the §0 per-symbol cap counts (D140): the account's shares of ``symbol`` at the
+    mark (the underlying's price; their cost when it has none) plus the cash securing its short
+    puts on it, held and working. Assigned shares are exposure to the symbol as much as the put
+    that delivered them: counting collateral alone let repeated assignments stack one symbol
+    past the cap."""
+    spot = ctx.market.spot(symbol)
+    shares = 0.0
+    for h in ctx.state.holdings_of(account):
+        c = h.contract
+        if c.sec_type is SecType.STOCK and c.symbol == symbol and h.quantity > 0:
+            shares += h.quantity * (spot if spot else h.avg_price)
+    return shares + put_collateral(ctx, account, symbol)
 
 
 def short_margin(ctx: Context, account: str) -> float:

@@ -30,7 +30,9 @@ from engine.execution.plan import (
     orders_for,
     pick_expiry,
     put_collateral,
+    shares_held,
     short_margin,
+    symbol_exposure,
 )
 from engine.execution.risk import Limits
 from engine.market.options import select_strike
@@ -70,6 +72,8 @@ def plan(
         "buy_shares": money.buy_shares,
         "kill_switch": money.kill_switch,
         "enter_safe_mode": money.enter_safe_mode,
+        "suspend_csp": money.suspend_csp,  # §0/§2 the drawdown pivot's latch (D7)
+        "resume_csp": money.resume_csp,
     }
     ctx = Context(
         c,
@@ -117,18 +121,26 @@ def _choose(
     part: Partial,
     *,
     after=None,
+    in_band: bool = False,
 ):
     """(contract, expiry fell back) by delta band and DTE from the chain with the
-    constitution's liquidity filters; None with a rejection recorded when nothing qualifies."""
+    constitution's liquidity filters; None with a rejection recorded when nothing qualifies.
+    ``in_band``: the expiry must be inside the DTE band, no fallback (put entries, D19)."""
     chain = ctx.market.chain(symbol)
     if chain is None:
         part.reject(i, a, "no-chain", f"no option chain for {symbol}")
         return None
     lo, hi = dte_range(dte)
     base = after or ctx.today
-    expiry, fell_back = pick_expiry(chain.expiries, base, lo, hi)
+    expiry, fell_back = pick_expiry(chain.expiries, base, lo, hi, 0 if in_band else 3)
     if expiry is None or expiry < ctx.today:
-        part.reject(i, a, "no-expiry", f"no listed expiry {lo}-{hi} days from {base}")
+        listed = ", ".join(str(e) for e in sorted(chain.expiries)[:4])
+        part.reject(
+            i,
+            a,
+            "no-expiry",
+            f"no expiry in band: none listed {lo}-{hi} days from {base} (next: {listed})",
+        )
         return None
     liq = ctx.c.liquidity
     lo_d, hi_d = band(delta)
@@ -201,26 +213,34 @@ def open_short_put(ctx: Context, i: int, a: Action) -> Partial:
     from engine.execution import money
 
     part = Partial()
+    held = shares_held(ctx, a.account, a.symbol)
+    if held > 0:  # §7 "CSPs eligible again once the shares are called away" (D140)
+        return part.reject(
+            i,
+            a,
+            "shares-held",
+            f"{held} {a.symbol} shares held: puts on {a.symbol} resume once they are called away",
+        )
     p = a.params
     sleeve = getattr(ctx.c.sleeves, p.get("style", SLEEVE_OF.get(_kind(ctx, a.account), "gen")))
     dte = p["dte"]
     if "stress_test" in ctx.state.flags and sleeve.stress_dte is not None:
         dte = sleeve.stress_dte.model_dump()  # §2 "Alt: 1-3DTE for stress-testing" (D68)
         part.notes.append({"action": i, "note": "stress-test", "dte": [dte["min"], dte["max"]]})
-    oc = _choose(ctx, i, a, a.symbol, "put", p["delta"], dte, part)
+    oc = _choose(ctx, i, a, a.symbol, "put", p["delta"], dte, part, in_band=True)
     if oc is None:
         return part
     hold_back = money.fork_hold_back(ctx, a.account)  # a due fork's clip is not collateral
     equity = ctx.equity(a.account) - hold_back
-    budget = (
-        equity
-        * float(p.get("deployment", 1.0))
-        * float(p.get("share", 1.0))
+    budget = equity * float(p.get("deployment", 1.0)) * float(p.get("share", 1.0))
+    # §6 Hedged Week "deployment halved": half of what the sleeve would deploy, so the factor
+    # applies after the per-symbol cap (Rev's two tickers sit at the 25 % cap) (D4)
+    per_symbol = (
+        min(ctx.c.capital.per_symbol_max * equity, budget / max(len(sleeve.tickers), 1))
         * ctx.limits.deployment_factor
     )
-    per_symbol = min(ctx.c.capital.per_symbol_max * equity, budget / max(len(sleeve.tickers), 1))
     collateral = oc.strike * 100
-    by_target = int((per_symbol - put_collateral(ctx, a.account, a.symbol)) // collateral)
+    by_target = int((per_symbol - symbol_exposure(ctx, a.account, a.symbol)) // collateral)
     by_cash = int((ctx.cash(a.account) - hold_back - put_collateral(ctx, a.account)) // collateral)
     by_adv = _adv_cap(ctx, oc.volume)
     requirement = (
@@ -395,9 +415,18 @@ def roll_position(ctx: Context, i: int, a: Action) -> Partial:
     part.orders += orders_for(
         ctx, i, a, h.contract, OrderSide.BUY, qty, q.mid, "income", leg="c", why="roll close"
     )
+    # §6 Hedged Week: only defensive rolls, deployment halved - the whole position is closed
+    # and half of it re-opened (none when half is under one contract: the roll is a close) (D4)
+    reopen = int(qty * ctx.limits.deployment_factor)
+    if reopen < qty:
+        part.notes.append(
+            {"action": i, "note": "hedged-week-roll", "closed": qty, "reopened": reopen}
+        )
+    if reopen <= 0:
+        return part
     contract = option(h.contract.symbol, new.expiry, new.strike, h.contract.right)
     part.orders += orders_for(
-        ctx, i, a, contract, OrderSide.SELL, qty, new.mid, "income", leg="n", why="roll open"
+        ctx, i, a, contract, OrderSide.SELL, reopen, new.mid, "income", leg="n", why="roll open"
     )
     return part
 

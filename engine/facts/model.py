@@ -126,6 +126,7 @@ class Account(_Frozen):
     opened: date
     quarter_gains: Money = 0.0
     fork_deferred: bool = False
+    pivot_latched: bool = False
     positions: tuple[Position, ...] = ()
 
     @field_validator("high_water_mark")

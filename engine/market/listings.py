@@ -13,6 +13,12 @@ index products together (SPX, SPY, QQQ, IWM, DIA) - approximate for the smaller 
 | 2016-09-07 (SPY Wednesday Weeklys) | Wednesdays, Fridays | Fridays |
 | 2018-02-16 (SPY Monday Weeklys) | Mondays, Wednesdays, Fridays | Fridays |
 | 2022-11-14 (SPY Tuesday/Thursday) | every session | Fridays |
+| 2026-01-26 (Nasdaq Monday/Wednesday STOs) | every session | Mondays, Wednesdays, Fridays for the qualifying mega-caps (AAPL, AMZN, GOOGL, META, MSFT, NVDA, TSLA, AVGO, IBIT); Fridays for the rest |
+
+The 2026 programme's first expiries were Monday 2026-02-02 and Wednesday 2026-02-04; the
+exchange skips a Monday or Wednesday that coincides with the company's earnings or a monthly
+expiry (not modelled: the earnings filter skips puts in those weeks, and a monthly is a Friday).
+Its qualifying list is reviewed quarterly; the table takes the first quarter's list as fixed.
 
 A short-term expiry whose day is a holiday moves to the session before it in the same week
 (Friday -> Thursday on Good Friday); a Monday one to the session after it.
@@ -45,11 +51,27 @@ _INDEX_ERAS = (
     (date(2022, 11, 14), (0, 1, 2, 3, 4)),
 )
 _STOCK_ERAS = ((date(2010, 6, 4), (4,)),)
+# Nasdaq's Monday/Wednesday short-term series for the qualifying mega-caps (SEC-approved
+# January 2026, effective 2026-01-26; Q1 2026 list). D19: Rev's 3-5 DTE from Wednesday is
+# next Monday's expiry on these.
+MON_WED_STOCKS = frozenset(
+    {"AAPL", "AMZN", "GOOGL", "META", "MSFT", "NVDA", "TSLA", "AVGO", "IBIT"}
+)
+_MON_WED_ERAS = (*_STOCK_ERAS, (date(2026, 1, 26), (0, 2, 4)))
+FIRST_MON_WED_EXPIRY = date(2026, 2, 2)  # listed from 01-26; the first expiries the week after
+
+
+def _not_yet_listed(symbol_kind: str, day: date) -> bool:
+    """A Monday/Wednesday stock expiry before the programme's first (the week of 2026-01-26)."""
+    return product_kind(symbol_kind) == "NVDA" and day < FIRST_MON_WED_EXPIRY and day.weekday() != 4
 
 
 def short_term_weekdays(symbol: str, day: date) -> tuple[int, ...]:
     """The weekdays (Monday 0) on which ``symbol`` lists short-term expiries on ``day``."""
-    eras = _INDEX_ERAS if symbol in INDEX_PRODUCTS else _STOCK_ERAS
+    if symbol in INDEX_PRODUCTS:
+        eras = _INDEX_ERAS
+    else:
+        eras = _MON_WED_ERAS if symbol in MON_WED_STOCKS else _STOCK_ERAS
     days: tuple[int, ...] = ()
     for start, weekdays in eras:
         if day >= start:
@@ -93,7 +115,7 @@ def expiries_from(symbol_kind: str, first: date, short: int, monthlies: int) -> 
     monday = first - timedelta(days=first.weekday())
     for week in range(12 if weekdays else 0):
         for d in _listed_in_week(monday + timedelta(weeks=week), weekdays):
-            if d >= first and len(picked) < short:
+            if d >= first and len(picked) < short and not _not_yet_listed(symbol_kind, d):
                 picked.append(d)
     months: list[date] = []
     year, month = first.year, first.month
@@ -107,7 +129,9 @@ def expiries_from(symbol_kind: str, first: date, short: int, monthlies: int) -> 
 
 def product_kind(symbol: str) -> str:
     """A representative of the symbol's listing rules (cache key for ``expiries_from``)."""
-    return "SPY" if symbol in INDEX_PRODUCTS else "STOCK"
+    if symbol in INDEX_PRODUCTS:
+        return "SPY"
+    return "NVDA" if symbol in MON_WED_STOCKS else "STOCK"
 
 
 def strike_increment(symbol: str, spot: float) -> float:

@@ -135,6 +135,7 @@ def _account(a: Account, today) -> dict:
         "forks": a.forks,
         "quarter_gains": a.quarter_gains,
         "fork_deferred": a.fork_deferred,
+        "pivot_latched": a.pivot_latched,
         "drawdown": _r(1 - a.equity / a.high_water_mark),
         "gain_over_base": _r(a.equity - a.base_equity),
         "growth_multiple": _r(a.equity / a.base_equity),

@@ -282,19 +282,27 @@ def cmd_status(args) -> int:
     from adapters.storage.database import resolve_url
     from scheduler.cli.positions_view import marked_positions, position_lines
 
+    marked = marked_positions(resolve_url(args.db))
     print(
         f"{'account':<8} {'kind':<5} {'equity':>14} {'cash':>14} {'tax reserve':>12} {'LEAP fund':>11} {'base':>14} {'high-water':>14} {'forks':>5} status"
     )
     for a in sorted(s.accounts.values(), key=lambda a: a.id):
+        now = _equity_at_marks(s, a.id, marked)
         history = store.equity_history(a.id)
-        equity = f"{history[-1][1] / 100:>14,.2f}" if history else f"{'n/a':>14}"
+        last_mark = history[-1][1] / 100 if history else None
+        shown = now if now is not None else last_mark
+        equity = f"{shown:>14,.2f}" if shown is not None else f"{'n/a':>14}"
         print(
             f"{a.id:<8} {a.kind:<5} {equity} {s.balance(a.id) / 100:>14,.2f} {s.balance(a.id, TAX) / 100:>12,.2f} "
             f"{s.balance(a.id, LEAP) / 100:>11,.2f} {a.base_equity / 100:>14,.2f} {a.high_water_mark / 100:>14,.2f} "
             f"{a.forks:>5} {a.status}"
         )
+    print("  equity: cash + LEAP fund + the positions below at their marks (the ledger's last mark")
+    print(
+        "  when a position has none); the ledger's own marks, which drawdowns use, follow the orders"
+    )
     print("positions:")
-    for line in position_lines(marked_positions(resolve_url(args.db))):
+    for line in position_lines(marked):
         print(line)
     working = s.open_orders()
     print(f"working orders: {len(working)}")
@@ -308,9 +316,20 @@ def cmd_status(args) -> int:
             at, equity, hwm = history[-1]
             dd = 1 - equity / hwm if hwm else 0.0
             print(
-                f"  {a.id}: equity ${equity / 100:,.2f} at {at}, high-water ${hwm / 100:,.2f}, drawdown {dd:.1%}"
+                f"  {a.id}: marked equity ${equity / 100:,.2f} at {at}, high-water ${hwm / 100:,.2f}, drawdown {dd:.1%}"
             )
     return 0
+
+
+def _equity_at_marks(state, account: str, marked) -> float | None:
+    """The account's equity as the positions table shows it (ledger_view.equity_of's sum:
+    cash + LEAP fund + holdings at their marks); None when a holding has no mark."""
+    from engine.execution.ledger import CASH, LEAP
+
+    values = [m.market_value for m in marked if m.position.account == account]
+    if any(v is None for v in values):
+        return None
+    return (state.balance(account, CASH) + state.balance(account, LEAP)) / 100 + sum(values)
 
 
 def _print_states(s) -> None:

@@ -11,6 +11,7 @@ from tests.bundled_params import CADENCE
 
 GEN_T = {"AAPL", "MSFT", "AMZN", "GOOG", "SPY", "QQQ", "IWM"}
 REV_T = {"NVDA", "TSLA"}
+COM_T = {"AAPL", "MSFT", "AMZN", "GOOGL", "NVDA", "TSLA", "META"}
 MODES = ("active", "hedged", "safe", "kill")
 
 
@@ -69,8 +70,9 @@ def evaluate(facts) -> set[tuple]:
         a, d = accts[p["acct"]], ad[p["acct"]]
         key = ("", p["acct"], p["key"])
         short_inc = p["side"] == "short" and p["is_option"] and p["purpose"] == "income"
+        short_put = short_inc and p["right"] == "put"  # covered calls: their own protocol
         b = p.get("breach_atr")
-        if short_inc and b is not None:
+        if short_put and b is not None:
             if 1 <= b < 2:
                 fired.add(("protocol.l1", *key[1:]))
                 levels[p["key"]] = 1  # noqa: E702
@@ -83,6 +85,8 @@ def evaluate(facts) -> set[tuple]:
                     fired.add(("roll.l2", *key[1:]))
                 if ratio is not None and ratio > 0.5:
                     fired.add(("roll.uneconomic_exit", *key[1:]))
+                    levels[p["key"]] = 3  # noqa: E702
+                    _up(d, "mode", "safe")
             if b >= 3:
                 fired.add(("protocol.l3", *key[1:]))
                 levels[p["key"]] = 3  # noqa: E702
@@ -114,6 +118,14 @@ def evaluate(facts) -> set[tuple]:
         ):
             fired.add(("cc.profit_take", *key[1:]))
         if (
+            p["right"] == "call"
+            and p["side"] == "short"
+            and p["purpose"] == "income"
+            and p.get("abs_delta", -1) > 0.80
+            and p.get("decay", -1) >= 0.30
+        ):
+            fired.add(("cc.early_assignment", *key[1:]))
+        if (
             short_inc
             and day == "fri"
             and 870 <= sched < 945
@@ -140,9 +152,17 @@ def evaluate(facts) -> set[tuple]:
         _up(d, "mode", mk["mode"])  # noqa: E702
         if mk["hedge_trigger"] and not a["hedged"] and a["kind"] in ("gen", "rev", "com"):
             fired.add(("hedge.strategic", k))
-        if a["kind"] in ("gen", "rev", "mini") and a["drawdown"] >= 0.15 and vix < 30:
+        if a["kind"] in ("rev", "com", "mini") and a["drawdown"] >= 0.15 and vix < 30:
             fired.add(("pivot.drawdown", k))
             d["csp_suspended"] = True  # noqa: E702
+        if a["kind"] == "gen" and a["drawdown"] >= 0.15:
+            fired.add(("pivot.drawdown_gen", k))
+            d["csp_suspended"] = True  # noqa: E702
+        if a["pivot_latched"] and a["drawdown"] > 0.05:
+            fired.add(("pivot.hold", k))
+            d["csp_suspended"] = True  # noqa: E702
+        if a["pivot_latched"] and a["drawdown"] <= 0.05:
+            fired.add(("pivot.recovered", k))
         if a["kind"] in ("gen", "rev", "mini") and a["holds_shares"] and a["drawdown"] > 0.05:
             fired.add(("pivot.assignment_recovery", k))
             d["csp_suspended"] = True  # noqa: E702
@@ -151,6 +171,9 @@ def evaluate(facts) -> set[tuple]:
             d["csp_window"] = True  # noqa: E702
         if a["kind"] == "rev" and day == "wed" and 585 <= minute < 660:
             fired.add(("window.csp.rev", k))
+            d["csp_window"] = True  # noqa: E702
+        if a["kind"] == "com" and not a["holds_shares"] and day == "mon" and 585 <= minute < 660:
+            fired.add(("window.csp.com", k))
             d["csp_window"] = True  # noqa: E702
         if day == "mon" and 585 <= minute < 660:
             fired.add(("window.cc", k))
@@ -197,21 +220,19 @@ def _entries(fired, pre, accts, ad, unds, mk) -> None:
         d = ad[k]
         if d["csp_window"]:
             for rule, hit in (
-                ("skip.mode", d["mode"] != "active"),
+                ("skip.mode", d["mode"] in ("safe", "kill")),
                 ("skip.frozen", d["entries_frozen"]),
                 ("skip.csp_suspended", d["csp_suspended"]),
                 ("skip.stale_data", mk["data_stale"]),
             ):
                 if hit:
                     fired.add((rule, k))
-            tickers = (
-                GEN_T if a["kind"] in ("gen", "mini") else REV_T if a["kind"] == "rev" else set()
-            )
+            tickers = {"gen": GEN_T, "mini": GEN_T, "rev": REV_T, "com": COM_T}[a["kind"]]
             for sym, u in unds.items():
                 if sym not in tickers:
                     continue
                 ok = (
-                    d["mode"] == "active"
+                    d["mode"] in ("active", "hedged")
                     and not d["entries_frozen"]
                     and not d["csp_suspended"]
                     and not mk["data_stale"]
@@ -234,7 +255,7 @@ def _entries(fired, pre, accts, ad, unds, mk) -> None:
             d["cc_window"]
             and p["right"] == "stock"
             and p["uncovered_contracts"] > 0
-            and d["mode"] == "active"
+            and d["mode"] in ("active", "hedged")
             and not d["entries_frozen"]
             and not mk["data_stale"]
             and u["quote_ok"]

@@ -92,10 +92,29 @@ def test_different_positions_and_non_intents_are_not_arbitrated(bundled):
         _action(*L3),
         _action(*PIN, position=other),
         _action("set_protocol_level", "protocol.l3", 10),
-        _action("prepare_assignment", "assignment.prepare", 42),
+        _action("alert", "protocol.l3", 10),
     )
     out = arbitrate(bundled.model, _decision(*actions))
     assert out.actions == actions and out.superseded == ()
+
+
+ASSIGN = ("prepare_assignment", "assignment.prepare", 42)
+
+
+def test_the_assignment_check_holds_an_expiring_option_over_a_pin_risk_close_and_a_roll(bundled):
+    # §7 "ITM > 95 %: prepare for assignment" keeps the option to expiry (D13): v1.3.1 lists
+    # prepare_assignment as an intent and the assignment class before pin risk and the roll
+    pin, roll, assign = _action(*PIN), _action(*ROLL), _action(*ASSIGN)
+    out = arbitrate(bundled.model, _decision(pin, roll, assign))
+    assert out.actions == (assign,)
+    assert {s.action.rule for s in out.superseded} == {"friday.pin_risk", "roll.l2"}
+    assert all(s.winner_rule == "assignment.prepare" for s in out.superseded)
+
+
+def test_the_stop_loss_still_wins_over_the_assignment_check(bundled):
+    l3, assign = _action(*L3), _action(*ASSIGN)
+    out = arbitrate(bundled.model, _decision(assign, l3))
+    assert out.actions == (l3,) and out.superseded[0].action == assign
 
 
 def test_two_entries_on_one_account_symbol_leave_one(bundled):
@@ -140,14 +159,20 @@ accounts:
 
 def test_the_rules_ask_twice_on_the_friday_and_arbitration_keeps_the_stop_loss(bundled):
     raw = evaluate(bundled, load_facts_text(FRIDAY_FACTS))
-    closes = [a for a in raw.actions if a.kind == "close_position" and a.position == PUT]
-    assert {a.rule for a in closes} == {"protocol.l3", "friday.pin_risk"}  # the bug's cause
+    # a put 8 ATR through its strike is no pin risk (D13): the stop-loss and §7's assignment
+    # check both act on it
+    asks = [
+        a
+        for a in raw.actions
+        if a.kind in ("close_position", "prepare_assignment") and a.position == PUT
+    ]
+    assert {a.rule for a in asks} == {"protocol.l3", "assignment.prepare"}
 
     out = arbitrate(bundled.model, raw)
     [kept] = [a for a in out.actions if a.kind == "close_position"]
     assert kept.rule == "protocol.l3" and kept.params["urgency"] == "market"
     assert [(s.action.rule, s.winner_rule) for s in out.superseded] == [
-        ("friday.pin_risk", "protocol.l3")
+        ("assignment.prepare", "protocol.l3")
     ]
     assert out.fired == raw.fired  # every firing stays in the explanation
 
@@ -228,7 +253,9 @@ def test_the_double_close_friday_places_one_close_and_leaves_the_put_flat(
         if r.decision.decision_id == closes[0].decision_id
     )
     [superseded] = [s for s in decision.superseded if s.action.position.startswith("GEN/AAPL/put")]
-    assert superseded.action.rule == "friday.pin_risk" and superseded.winner_rule == "protocol.l3"
+    assert (
+        superseded.action.rule == "assignment.prepare" and superseded.winner_rule == "protocol.l3"
+    )
     assert decision.actions[superseded.winner].rule == "protocol.l3"
     store.close()
     # replay re-runs the pipeline, arbitration included: the record is reproduced exactly

@@ -66,13 +66,19 @@ def test_com_sells_covered_calls_on_monday_only(week):
         assert "COM" not in {o.account for o in _entries(new_orders, day)}
 
 
-def test_rev_sells_nvda_tsla_puts_on_wednesday(week):
-    *_, new_orders = week
-    wednesday = _entries(new_orders, 2)
-    assert wednesday and {o.account for o in wednesday} == {"REV"}
-    assert {o.contract.symbol for o in wednesday} <= {"NVDA", "TSLA"} and {
-        o.contract.right for o in wednesday
-    } == {"P"}
+def test_rev_on_a_friday_only_weeklies_wednesday_finds_no_expiry_in_band(week):
+    # January 2024: NVDA and TSLA list Friday weeklies only; from Wednesday this Friday is 2 days
+    # and next Friday 9, both outside Rev's 3-5 DTE: no put, and the plan says why (D19)
+    _, _, _, _, plans, new_orders = week
+    assert not [o for o in _entries(new_orders, 2) if o.account == "REV"]
+    rejected = {
+        (r.symbol, r.reason)
+        for t, plan in zip(helpers.week_times(), plans, strict=True)
+        if t.weekday() == 2 and plan is not None
+        for r in plan.rejections
+        if r.account == "REV" and r.kind == "open_short_put"
+    }
+    assert rejected == {("NVDA", "no-expiry"), ("TSLA", "no-expiry")}
 
 
 def test_gen_sells_puts_on_thursday_within_its_tickers(week):

@@ -49,7 +49,10 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
     risky = risky.replace(REV_ENTRY, REV_ENTRY.replace("share: 1}", "share: 4}"))
     rev_band = "    delta: {min: 0.30, max: 0.35}\n    dte: {min: 3, max: 5}"
     assert rev_band in risky
-    risky = risky.replace(rev_band, rev_band.replace("0.30, max: 0.35", "0.90, max: 0.97"))
+    # deep puts, and from 2 DTE: in January 2024 NVDA and TSLA list Friday weeklies only, so
+    # 3-5 DTE from Wednesday finds no expiry in band (D19) and Rev would not trade at all
+    deep = rev_band.replace("0.30, max: 0.35", "0.90, max: 0.97").replace("min: 3,", "min: 2,")
+    risky = risky.replace(rev_band, deep)
     (tmp_path / "current.yaml").write_text(current, "utf-8")
     (tmp_path / "risky.yaml").write_text(risky, "utf-8")
     return tmp_path / "current.yaml", tmp_path / "risky.yaml"

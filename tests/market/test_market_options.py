@@ -97,35 +97,51 @@ def test_implied_vol_is_nan_outside_the_arbitrage_bounds():
 
 
 def test_chain_lists_the_weeklies_then_the_next_monthlies(chain):
-    # Thursday 2026-11-19: eight Friday weeklies (Christmas and New Year's Fridays move to
-    # Thursday), then the next monthlies not among them (third Fridays)
+    # Thursday 2026-11-19: eight short-term expiries - AAPL is on the 2026 Monday/Wednesday
+    # programme, so Mondays, Wednesdays and Fridays (D19) - then the next monthlies not among
+    # them (third Fridays)
     assert chain.expiries == (
         date(2026, 11, 20),
+        date(2026, 11, 23),
+        date(2026, 11, 25),
         date(2026, 11, 27),
+        date(2026, 11, 30),
+        date(2026, 12, 2),
         date(2026, 12, 4),
-        date(2026, 12, 11),
+        date(2026, 12, 7),
         date(2026, 12, 18),
-        date(2026, 12, 24),
-        date(2026, 12, 31),
-        date(2027, 1, 8),
         date(2027, 1, 15),
         date(2027, 2, 19),
-        date(2027, 3, 19),
     )
     near = chain.expiry == np.datetime64("2026-11-20")
     assert np.allclose(np.diff(np.unique(chain.strike[near])), 2.5)  # weekly: $2.50 at $232
-    far = chain.expiry == np.datetime64("2027-03-19")
+    far = chain.expiry == np.datetime64("2027-02-19")
     assert np.diff(np.unique(chain.strike[far])).min() >= 2.5
     assert (chain.strike[near].min() < 231.7 < chain.strike[near].max()).all()
 
 
 def test_stock_weeklies_include_the_1dte_friday_and_move_to_thursday_on_good_friday():
-    assert expiry_dates("AAPL", THURSDAY, 3) == [
+    # GOOG (class C) is not on the 2026 Monday/Wednesday programme: Fridays only
+    assert expiry_dates("GOOG", THURSDAY, 3) == [
         date(2026, 11, 20),
         date(2026, 11, 27),
         date(2026, 12, 4),
     ]
-    assert expiry_dates("NVDA", ny(date(2026, 3, 30)), 2) == [date(2026, 4, 2), date(2026, 4, 10)]
+    assert expiry_dates("GOOG", ny(date(2026, 3, 30)), 2) == [date(2026, 4, 2), date(2026, 4, 10)]
+
+
+def test_the_programmes_mega_caps_list_monday_wednesday_and_friday_expiries():
+    assert expiry_dates("AAPL", THURSDAY, 3) == [
+        date(2026, 11, 20),
+        date(2026, 11, 23),
+        date(2026, 11, 25),
+    ]
+    # before the programme's first expiry (Monday 2026-02-02): Fridays only
+    assert expiry_dates("NVDA", ny(date(2026, 1, 26)), 2) == [date(2026, 1, 30), date(2026, 2, 2)]
+    assert expiry_dates("NVDA", ny(date(2025, 11, 17)), 2) == [
+        date(2025, 11, 21),
+        date(2025, 11, 28),
+    ]
 
 
 def test_index_etfs_list_daily_expiries_including_0dte():
@@ -221,7 +237,7 @@ def test_a_less_central_but_liquid_strike_beats_a_central_illiquid_one():
 
 
 def test_selection_on_a_real_sized_chain_respects_band_and_liquidity(chain):
-    expiry = chain.expiries[1]
+    expiry = date(2026, 11, 27)  # the next week's Friday
 
     choice = select_strike(chain, "put", (0.30, 0.35), expiry=expiry, **LIQUIDITY)
 

@@ -54,19 +54,30 @@ def test_every_position_shows_side_quantity_mark_value_and_pnl(paper_db, capsys)
         )
 
 
-def test_the_account_table_has_each_accounts_latest_equity(paper_db, capsys):
+def test_the_account_equity_is_cash_leap_fund_and_the_positions_shown(paper_db, capsys):
+    """The account table agrees with the positions table below it (the same marks)."""
     lines = _status(paper_db, capsys)
     header = next(ln for ln in lines if ln.startswith("account"))
     assert header.split()[:3] == ["account", "kind", "equity"]
     conn = sqlite3.connect(paper_db)
-    last = conn.execute(
-        "SELECT account, equity FROM ledger_equity e WHERE at = (SELECT MAX(at) FROM ledger_equity WHERE account = e.account)"
-    ).fetchall()
+    money = dict(
+        conn.execute(
+            "SELECT account, SUM(amount) FROM ledger_entry WHERE bucket IN ('cash', 'leap_fund')"
+            " AND account IN (SELECT id FROM ledger_account) GROUP BY account"
+        ).fetchall()
+    )
+    held: dict[str, float] = {}
+    for account, key in conn.execute("SELECT account, contract_key FROM ledger_position"):
+        (line,) = [ln for ln in lines if ln.split()[:1] == [account] and f" {key} " in ln]
+        value = line[line.index(key) + len(key) :].split()[4]  # side qty avg mark VALUE
+        held[account] = held.get(account, 0.0) + float(value.replace(",", ""))
     conn.close()
-    for account, cents in last:
+    assert held  # the two cycles left positions
+    for account, cents in money.items():
         (row,) = [
             ln
             for ln in lines
             if ln.split()[:1] == [account] and ln.split()[1] in ("gen", "rev", "com", "mini")
         ]
-        assert float(row.split()[2].replace(",", "")) == pytest.approx(cents / 100, abs=0.005)
+        expected = cents / 100 + held.get(account, 0.0)
+        assert float(row.split()[2].replace(",", "")) == pytest.approx(expected, abs=0.05)
