@@ -32,7 +32,13 @@ def _model_rows(model: type[BaseModel], prefix: str, out: list[str], seen: set) 
         path = f"{prefix}.{key}" if prefix else key
         inner = _nested_model(info.annotation)
         kind = inner.__name__ if inner else _type_name(info.annotation)
-        out.append(f"| `{path}` | {kind} | {(info.description or '').replace('|', '/')} |")
+        meaning = (info.description or "").replace("|", "/")
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if (
+            "doc_only" in extra
+        ):  # read by no code, on purpose (tests/constitution/test_key_coverage)
+            meaning += f" *Documentation only: {extra['doc_only']}.*"
+        out.append(f"| `{path}` | {kind} | {meaning} |")
         if inner and path not in seen and name != "rules":
             seen.add(path)
             _model_rows(
@@ -64,7 +70,10 @@ def render_constitution_doc() -> str:
         "Every key of a constitution file (`constitution/v1.3.yaml`), with its type and meaning. "
         "Unknown keys are errors. The same text is in `constitution/schema.json`, so an editor with "
         "the YAML language server completes and checks keys as you type. Fractions are written as "
-        'decimals (0.25 = 25 %); times are `"HH:MM"` in New York time.\n\n'
+        'decimals (0.25 = 25 %); times are `"HH:MM"` in New York time. A key marked *Documentation '
+        "only* decides nothing (the mark says why); changing any other key changes what the "
+        "system does, or is refused at load when the code would not act on the value "
+        "(`tests/constitution/test_key_coverage.py`, D160).\n\n"
         "| key | type | meaning |\n|---|---|---|\n" + "\n".join(rows) + "\n\n"
         "## Rules\n\nThe language of `when`, `set` and `with` is in [rules.md](rules.md); fact fields "
         "in [facts.md](facts.md); action kinds in [actions.md](actions.md).\n\n"

@@ -34,6 +34,13 @@ def _d(text: str) -> Any:  # pydantic.Field is typed Any, so a default of any fi
     return Field(description=text)
 
 
+def _doc(text: str, reason: str) -> Any:  # pydantic.Field is typed Any, as in _d
+    """A key that documents and decides nothing: ``doc_only`` says why, in the schema and in
+    docs/constitution.md (tests/constitution/test_key_coverage.py holds every other key to a
+    probe that shows the behaviour it changes)."""
+    return Field(description=text, json_schema_extra={"doc_only": reason})
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True
@@ -76,6 +83,14 @@ class FractionRange(Range):
     max: Fraction = _d("Upper bound, a fraction.")
 
 
+class DeploymentBand(FractionRange):
+    min: Fraction = _doc(
+        "Lower bound, a fraction (0.95).",
+        "the floor of §0's band: entries are sized at deployment.max and nothing tops a"
+        " sleeve up to the floor (D162)",
+    )
+
+
 class DaysRange(_Bounds):
     min: Annotated[int, Field(ge=0, le=3650)] = _d("Fewest days.")
     max: Annotated[int, Field(ge=0, le=3650)] = _d("Most days.")
@@ -108,17 +123,23 @@ class Window(_Model):
 
 class ChangelogEntry(_Model):
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = _d("Semantic version.")
-    date: dt.date = _d("Date of the change.")
-    summary: str = _d("What changed and why.")
+    date: dt.date = _doc("Date of the change.", "history for readers; the version decides")
+    summary: str = _doc("What changed and why.", "history for readers; the version decides")
 
 
 class Meta(_Model):
-    name: str = _d("Name of the constitution.")
+    name: str = _doc("Name of the constitution.", "a title shown with the version in reports")
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = _d(
         "Semantic version. A released version is immutable (constitution/versions.lock)."
     )
-    effective: dt.date = _d("Date from which this version governs trading.")
-    authority: str = _d("Where the text of this version comes from.")
+    effective: dt.date = _doc(
+        "Date from which this version governs trading.",
+        "shown with the version; which version governs is the one adopted (alluse constitution"
+        " adopt), from the moment it is adopted",
+    )
+    authority: str = _doc(
+        "Where the text of this version comes from.", "provenance for readers, shown in reports"
+    )
     changelog: tuple[ChangelogEntry, ...] = _d("Changes, newest last.")
 
     @model_validator(mode="after")
@@ -161,7 +182,7 @@ class Capital(_Model):
     """§0 Capital allocation and limits."""
 
     split: Split = _d("Base split Gen/Rev/Com (§0: 40/30/30).")
-    deployment: FractionRange = _d("Fraction of a sleeve deployed (§0: 95-100 %).")
+    deployment: DeploymentBand = _d("Fraction of a sleeve deployed (§0: 95-100 %).")
     per_symbol_max: Fraction = _d("Most of a sleeve's notional in one symbol (§0: 25 %).")
     margin_max: Fraction = _d("Highest margin utilisation (§0: 60 %).")
     max_subaccounts: Annotated[int, Field(ge=1, le=50)] = _d(
@@ -244,22 +265,55 @@ class MiniSleeve(_Model):
         return self
 
 
+# What each sleeve is (§2-§4), as the rules and the planner implement it: a sleeve's
+# instrument, and the terms it does not have. A value here that the code would not act on is
+# refused rather than silently ignored (D160).
+SLEEVE_INSTRUMENT = {"gen": "csp", "rev": "csp", "com": "covered_call"}
+SLEEVE_HAS_NO = {
+    "gen": ("profit_take", "earnings_cc_coverage_max"),
+    "rev": ("stress_dte", "profit_take", "earnings_cc_coverage_max"),
+    "com": ("stress_dte", "roll_trigger_atr", "after_assignment", "fork"),
+}
+
+
 class Sleeves(_Model):
     gen: Sleeve = _d("§2 Gen-Acc, the Generator.")
     rev: Sleeve = _d("§3 Rev-Acc, the Revenue engine.")
     com: Sleeve = _d("§4 Com-Acc, the Compounder.")
     mini: MiniSleeve = _d("§2 Mini ALL-USE accounts forked from Gen-Acc.")
 
+    @model_validator(mode="after")
+    def _as_the_rules_implement(self) -> Self:
+        for name, instrument in SLEEVE_INSTRUMENT.items():
+            sleeve = getattr(self, name)
+            if sleeve.instrument != instrument:
+                raise ValueError(
+                    f"{name}.instrument must be {instrument}: the rules sell {instrument} in {name}"
+                )
+            for term in SLEEVE_HAS_NO[name]:
+                if getattr(sleeve, term) is not None:
+                    raise ValueError(
+                        f"{name}.{term} must be null: no rule or order reads it for {name}"
+                    )
+        if self.rev.after_assignment != self.gen.after_assignment:
+            raise ValueError(
+                "rev.after_assignment must equal gen.after_assignment: §7 gives assigned shares"
+                " one covered-call term, and the rules read Gen's"
+            )
+        return self
+
 
 class Level(_Model):
-    name: str = _d("Name of the level.")
+    name: str = _doc("Name of the level.", "a label for reports; the rules name levels L0-L3")
     atr_multiple: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _d(
         "Breach, in ATR(5) multiples, from which the level applies."
     )
     monitor_seconds: Annotated[int, Field(ge=0, le=3600)] = _d(
         "Monitoring interval; 0 means real time (as often as data arrives)."
     )
-    does: str = _d("What the level does.")
+    does: str = _doc(
+        "What the level does.", "prose; what a level does is the rules that read its atr_multiple"
+    )
 
 
 class Levels(_Model):
@@ -536,6 +590,23 @@ class Cadence(_Model):
         "On early-close days, close-anchored events come this much earlier (120)."
     )
 
+    @model_validator(mode="after")
+    def _report_on_the_weeks_last_session(self) -> Self:
+        if self.weekly_report.day != "fri":
+            raise ValueError(
+                "weekly_report.day must be fri: the report is cut on the week's last session,"
+                " Friday or the Thursday before a Friday holiday (§1, §11)"
+            )
+        # the rules act on the session's role, not a weekday name (D151): another day here
+        # would move the scheduler's jobs but not the rules
+        for name in ("friday_management", "assignment_check"):
+            if getattr(self, name).day != "fri":
+                raise ValueError(
+                    f"{name}.day must be fri: it runs on the week's last session (its expiry"
+                    " session), Friday or the Thursday before a Friday holiday (§1, §7, D151)"
+                )
+        return self
+
 
 class DataFailures(_Model):
     """§8 Data-failure handling."""
@@ -560,7 +631,10 @@ class WeekType(_Model):
     name: Literal[
         "Calm-Income", "Roll", "Assignment", "Preservation", "Hedged", "Earnings-Filter"
     ] = _d("Label.")
-    trigger: str = _d("What makes a week this type.")
+    trigger: str = _doc(
+        "What makes a week this type.",
+        "prose; the events that label a week are scheduler.weekly.EVENT_LABEL",
+    )
     precedence: Annotated[int, Field(ge=1, le=6)] = _d(
         "When several apply, the lowest precedence number wins."
     )
@@ -630,13 +704,25 @@ class ProposalGate(_Model):
 class Governance(_Model):
     """§13-§16 Governance."""
 
-    immutable: bool = _d("A released version never changes; a change is a new version.")
-    change_process: tuple[str, ...] = _d("Steps a change goes through.")
+    immutable: bool = _doc(
+        "A released version never changes; a change is a new version.",
+        "constitution/versions.lock refuses a changed released version whatever this says",
+    )
+    change_process: tuple[str, ...] = _doc(
+        "Steps a change goes through.",
+        "prose; the steps are the alluse constitution propose/backtest/approve/adopt commands",
+    )
     ai_may_trade: Literal[False] = _d(
         "AI explains, alerts and suggests; it never trades or overrides rules."
     )
-    ai_role: tuple[Literal["explain", "alert", "suggest"], ...] = _d("What AI may do (§13-§14).")
-    acceptance: tuple[str, ...] = _d("Proof-of-concept acceptance criteria (§16).")
+    ai_role: tuple[Literal["explain", "alert", "suggest"], ...] = _doc(
+        "What AI may do (§13-§14).",
+        "no AI is part of the engine; explanations and alerts are the rules' own records",
+    )
+    acceptance: tuple[str, ...] = _doc(
+        "Proof-of-concept acceptance criteria (§16).",
+        "prose; each criterion is a scenario or test (docs/clauses.md)",
+    )
     approvals: Approvals | None = Field(
         default=None,
         description="What waits for a person (§13-§15). Absent (versions before 1.3.1): "
@@ -654,20 +740,43 @@ class Governance(_Model):
 class Operations(_Model):
     """§9 The operating state machine and the resume sequence."""
 
-    cycle: tuple[str, ...] = _d("States of one trading cycle, in order (SAFE -> ... -> SAFE).")
-    extra_states: tuple[str, ...] = _d("States outside the cycle (EMERGENCY, MAINTENANCE, AUDIT).")
-    resume_sequence: tuple[str, ...] = _d("Steps from SAFE back to ACTIVE after a stop or crash.")
-    user_kill_switch: str = _d("What a user's per-account pause does (§0).")
+    cycle: tuple[str, ...] = _doc(
+        "States of one trading cycle, in order (SAFE -> ... -> SAFE).",
+        "prose; the state machine is engine/execution/states.py",
+    )
+    extra_states: tuple[str, ...] = _doc(
+        "States outside the cycle (EMERGENCY, MAINTENANCE, AUDIT).",
+        "prose; the state machine is engine/execution/states.py",
+    )
+    resume_sequence: tuple[str, ...] = _doc(
+        "Steps from SAFE back to ACTIVE after a stop or crash.",
+        "prose; the sequence is engine/execution/resume.py",
+    )
+    user_kill_switch: str = _doc(
+        "What a user's per-account pause does (§0).",
+        "prose; the pause is alluse account pause and the risk guard's PAUSE_HALTS",
+    )
 
 
 class Reporting(_Model):
     """§11 Reports and retention."""
 
-    weekly: tuple[str, ...] = _d("Contents of the weekly report (Friday 16:30).")
-    monthly: tuple[str, ...] = _d("Contents of the monthly report.")
-    quarterly: tuple[str, ...] = _d("Contents of the quarterly report.")
-    retention_years: Annotated[int, Field(ge=1, le=100)] = _d(
-        "Years decision and ledger data are kept (7)."
+    weekly: tuple[str, ...] = _doc(
+        "Contents of the weekly report (Friday 16:30).",
+        "prose; the report's contents are scheduler/weekly.py's",
+    )
+    monthly: tuple[str, ...] = _doc(
+        "Contents of the monthly report.",
+        "prose; the report's contents are scheduler/reports/periodic.py's",
+    )
+    quarterly: tuple[str, ...] = _doc(
+        "Contents of the quarterly report.",
+        "prose; the report's contents are scheduler/reports/periodic.py's",
+    )
+    retention_years: Annotated[int, Field(ge=1, le=100)] = _doc(
+        "Years decision and ledger data are kept (7).",
+        "the system deletes nothing; keeping the database and its backups this long is the"
+        " operator's (docs/operations.md)",
     )
 
 
@@ -677,8 +786,9 @@ class PrecedenceClass(_Model):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = _d(
         "Name of the class (stop_loss, pin_risk, roll, ...), shown in the decision record."
     )
-    clause: Annotated[str, Field(pattern=r"^§\d+")] = _d(
-        "The clause that gives this class its place, e.g. '§6'."
+    clause: Annotated[str, Field(pattern=r"^§\d+")] = _doc(
+        "The clause that gives this class its place, e.g. '§6'.",
+        "for readers of the table; a decision records each action's own rule clause",
     )
     rules: tuple[RuleId, ...] = Field(
         min_length=1, description="Rule ids whose actions belong to this class."
@@ -735,7 +845,9 @@ class Rule(_Model):
         "The constitution clause it implements, e.g. '§6'."
     )
     salience: Annotated[int, Field(ge=0, le=1000)] = _d("Order of actions: lower first.")
-    description: str = _d("What the rule does, in words.")
+    description: str = _doc(
+        "What the rule does, in words.", "prose for readers; the rule is its when and then"
+    )
     when: str = _d("Condition over facts and params (docs/rules.md).")
     then: tuple[Effect, ...] = Field(min_length=1, description="Effects when the condition holds.")
 
@@ -773,6 +885,24 @@ class Constitution(_Model):
         "and which wins (D40). Absent (v1.3.0): the lower salience wins.",
         json_schema_extra={"since": "1.3.1"},
     )
+
+    @model_validator(mode="after")
+    def _one_value_in_two_places(self) -> Self:
+        """Keys the text states twice must agree: the code reads one of each pair."""
+        r = self.reinvestment
+        if abs(self.llms.funding_share - r.leaps) > 1e-9:
+            raise ValueError(
+                f"llms.funding_share ({self.llms.funding_share:g}) must equal reinvestment.leaps"
+                f" ({r.leaps:g}): both are the LEAP share of the reinvested gains (§10, §17)"
+            )
+        for name in ("gen", "rev", "com"):
+            reinvests = getattr(self.sleeves, name).reinvest == "quarterly"
+            if reinvests != (name in r.sleeves):
+                raise ValueError(
+                    f"sleeves.{name}.reinvest must be {'quarterly' if name in r.sleeves else 'none'}"
+                    " as reinvestment.sleeves says (the rules read reinvestment.sleeves)"
+                )
+        return self
 
     @field_validator("week_types")
     @classmethod

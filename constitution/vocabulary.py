@@ -89,7 +89,14 @@ def _f(
 FIELDS: tuple[Field, ...] = (
     # market -----------------------------------------------------------------------------
     _f("market", "vix", N, IN, "Cboe VIX index level."),
-    _f("market", "vix_closes_above_30", INT, IN, "Consecutive daily VIX closes above 30."),
+    _f(
+        "market",
+        "vix_closes_above_30",
+        INT,
+        IN,
+        "Consecutive daily VIX closes above hedging.triggers.vix_above (30 in v1.3, whence the"
+        " name); the market adapters count them at that level (D161).",
+    ),
     _f(
         "market",
         "hedge_trigger_off_closes",

@@ -320,6 +320,22 @@ def named_cycle_factory(name: str, ctx: CycleContext) -> CycleBuilder:
 # --------------------------------------------------------------------------- paper trading
 
 
+def paper_executor(broker, log, store, constitution: LoadedConstitution | None = None):
+    """An ``Executor`` outside a cycle (resume, an operator's account change) working orders
+    by ``constitution``'s order terms (default: the bundled one, as ``open_paper_cycle``)."""
+    from constitution.load import bundled_path, load_constitution
+    from engine.execution.executor import Executor
+
+    orders = (constitution or load_constitution(bundled_path())).model.orders
+    return Executor(
+        broker,
+        log,
+        store,
+        cancel_replace_seconds=orders.cancel_replace_seconds,
+        retry_smaller=orders.retry_smaller,
+    )
+
+
 def open_paper_cycle(
     db_url: str | None,
     market,

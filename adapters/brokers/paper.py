@@ -217,11 +217,9 @@ class PaperBroker:
     # ------------------------------------------------------------------ simulation
 
     def sync(self, at: datetime, snapshot: MarketSnapshot | None = None) -> None:
-        """Move the venue to ``at``: expire DAY orders, settle expiries, match working orders."""
-        if snapshot is None and self._market is not None:
-            snapshot = self._market.snapshot(
-                at, sorted({c.symbol for c, _, _ in self._positions.values()})
-            )
+        """Move the venue to ``at``: expire DAY orders, settle expiries, match working orders.
+        Without ``snapshot`` the prices of the last one stay in force (the cycle passes its own:
+        only it knows the constitution whose ATR and VIX values a snapshot is taken under)."""
         if snapshot is not None:
             self._view = MarketView(snapshot)
         changed = self._expire_orders(at) | self._settle(at) | self._assign_early(at)

@@ -34,6 +34,7 @@ from adapters.ib.broker import IBConfig, IBSession
 from engine.clock import Clock, WallClock
 from engine.market import calendar
 from engine.market.indicators import atr_reading, clean_history
+from engine.market.params import MarketParams
 from engine.market.snapshot import (
     TRIGGER_HISTORY_CLOSES,
     DailyHistory,
@@ -137,9 +138,11 @@ class IBMarketData:
 
     # ----- MarketDataPort -----
 
-    def snapshot(self, at: datetime, symbols: Sequence[str]) -> MarketSnapshot:
+    def snapshot(
+        self, at: datetime, symbols: Sequence[str], params: MarketParams
+    ) -> MarketSnapshot:
         return self.session.call(
-            self._snapshot(at, list(symbols)), timeout=self._budget(len(symbols))
+            self._snapshot(at, list(symbols), params), timeout=self._budget(len(symbols))
         )
 
     def history(self, symbol: str, first: date, last: date) -> DailyHistory:
@@ -166,14 +169,16 @@ class IBMarketData:
 
     # ----- snapshot -----
 
-    async def _snapshot(self, at: datetime, symbols: list[str]) -> MarketSnapshot:
+    async def _snapshot(
+        self, at: datetime, symbols: list[str], params: MarketParams
+    ) -> MarketSnapshot:
         s = self.settings
         day = calendar.new_york_date(at)
         quotes, quote_findings = await self._quotes(symbols + [s.vix])
         findings = list(quote_findings)
         atr, last_close, chains = {}, {}, {}
         for sym in symbols:
-            hist, found = await self._history_checked(sym, day - timedelta(days=s.atr_days), day)
+            hist, found = await self._history_checked(sym, day - _lookback(s, params), day)
             findings += found
             q = quotes.get(sym)
             lc = _last_close(hist, day)
@@ -181,14 +186,14 @@ class IBMarketData:
                 last_close[sym] = lc
             price = q.last if q is not None and _usable(q.last) else (lc[1] if lc else None)
             if len(hist):
-                atr[sym] = atr_reading(hist, at, price)
+                atr[sym] = atr_reading(hist, at, price, params.atr)
             spot = _spot(q, lc)
             if spot is not None:
                 chain, chain_found = await self._chain(sym, spot, day)
                 findings += chain_found
                 if chain is not None:
                     chains[sym] = chain
-        vix_hist, found = await self._history_checked(s.vix, day - timedelta(days=s.atr_days), day)
+        vix_hist, found = await self._history_checked(s.vix, day - _lookback(s, params), day)
         index_hist, found2 = await self._history_checked(
             s.index, day - timedelta(days=s.drawdown_days), day
         )
@@ -202,7 +207,7 @@ class IBMarketData:
             last_close=last_close,
             vix_last_close=_last_close(vix_hist, day),
             vix_closes_above_30=_consecutive_above(
-                vix_hist.until(day - timedelta(days=1)).close, 30.0
+                vix_hist.until(day - timedelta(days=1)).close, params.vix_above
             ),
             spx_drawdown=_drawdown(index_hist.until(day - timedelta(days=1)).close),
             trigger_history=_trigger_history(vix_hist, index_hist, day - timedelta(days=1)),
@@ -551,3 +556,9 @@ def _trigger_history(
 def _drawdown(closes: np.ndarray) -> float | None:
     closes = closes[np.isfinite(closes) & (closes > 0)][-252:]
     return float(1 - closes[-1] / closes.max()) if len(closes) else None
+
+
+def _lookback(s: IBMarketDataSettings, params: MarketParams) -> timedelta:
+    """Calendar days of bars behind each ATR: the setting, or more for a longer ATR period
+    (two calendar days a session cover weekends and holidays)."""
+    return timedelta(days=max(s.atr_days, 2 * params.atr.period + 10))

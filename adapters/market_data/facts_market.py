@@ -41,6 +41,7 @@ from engine.facts.load import validate_loaded
 from engine.facts.model import Facts
 from engine.market import calendar
 from engine.market.options import DEFAULT_CHAIN_MODEL, ChainModel, synthetic_chain
+from engine.market.params import MarketParams
 from engine.market.snapshot import (
     AtrReading,
     DailyHistory,
@@ -180,7 +181,11 @@ class FactsMarketData:
     def as_of(self) -> datetime:
         return self.facts.as_of
 
-    def snapshot(self, at: datetime, symbols: Sequence[str]) -> MarketSnapshot:
+    def snapshot(
+        self, at: datetime, symbols: Sequence[str], params: MarketParams | None = None
+    ) -> MarketSnapshot:
+        """The facts file's market; ``params`` is not read: the file already states the ATR and
+        the VIX count the constitution's values would give."""
         m = self.facts.market
         stamp = min(at, self.as_of) - timedelta(seconds=m.data_age_seconds)
         vix = Quote("VIX", m.vix, stamp)

@@ -24,7 +24,6 @@ from adapters.market_data import formats, store
 from adapters.market_data.store import ImportResult
 from engine.market import calendar
 from engine.market.indicators import (
-    STALE_AFTER,
     AtrBasis,
     atr_basis,
     clean_history,
@@ -32,6 +31,7 @@ from engine.market.indicators import (
     reading_at,
 )
 from engine.market.options import DEFAULT_CHAIN_MODEL, ChainModel, synthetic_chain
+from engine.market.params import AtrParams, MarketParams
 from engine.market.snapshot import (
     TRIGGER_HISTORY_CLOSES,
     AtrReading,
@@ -232,14 +232,14 @@ class BarMarketData:
         return self._cached(("last_close", symbol, completed), compute)
 
     def _atr(
-        self, symbol: str, at: datetime, cutoff: date, price: float | None
+        self, symbol: str, at: datetime, cutoff: date, price: float | None, p: AtrParams
     ) -> AtrReading | None:
         def compute() -> AtrBasis | None:
             recent = self._recent(symbol, cutoff)
-            return None if recent is None else atr_basis(recent, cutoff)
+            return None if recent is None else atr_basis(recent, cutoff, p.period)
 
-        basis = self._cached(("atr", symbol, cutoff), compute)
-        return None if basis is None else reading_at(basis, at, price)
+        basis = self._cached(("atr", symbol, cutoff, p.period), compute)
+        return None if basis is None else reading_at(basis, at, price, p)
 
     def _earnings_week(self, day: date) -> frozenset[str]:
         monday = np.datetime64(day - timedelta(days=day.weekday()), "D")
@@ -300,12 +300,12 @@ class BarMarketData:
         closes = closes[np.isfinite(closes) & (closes > 0)]
         return float(1 - closes[-1] / closes.max()) if len(closes) else None
 
-    def _vix_closes_above_30(self, completed: date) -> int:
+    def _vix_closes_above(self, completed: date, level: float) -> int:
         vix_h = self._h.get(self._vix)
         closes = vix_h.until(completed).close if vix_h is not None else np.array([])
-        return _consecutive_above(closes[np.isfinite(closes)], 30.0)
+        return _consecutive_above(closes[np.isfinite(closes)], level)
 
-    def _trigger_history(self, completed: date) -> tuple[TriggerReading, ...]:
+    def _trigger_history(self, completed: date, vix_above: float) -> tuple[TriggerReading, ...]:
         """The trigger inputs at the last ``TRIGGER_HISTORY_CLOSES`` sessions through
         ``completed``, oldest first (each as that close's own snapshot would give them)."""
         if self._h.get(self._vix) is None:
@@ -318,27 +318,37 @@ class BarMarketData:
             except calendar.CalendarRangeError:
                 break
         return tuple(
-            TriggerReading(d, self._vix_closes_above_30(d), self._index_drawdown(d))
+            TriggerReading(d, self._vix_closes_above(d, vix_above), self._index_drawdown(d))
             for d in reversed(days)
         )
 
-    def snapshot(self, at: datetime, symbols: Sequence[str]) -> MarketSnapshot:
+    def snapshot(
+        self, at: datetime, symbols: Sequence[str], params: MarketParams
+    ) -> MarketSnapshot:
         day = calendar.new_york_date(at)
         self._start_day(day)
-        cutoff, _ = calendar.atr_bar_cutoff(at)
+        cutoff, _ = calendar.atr_bar_cutoff(at, params.atr.refresh)
         completed = _completed(at)
         priced_at = _priced_at(at, day)
-        key = ("snapshot", tuple(symbols), cutoff, completed, priced_at)
+        key = (
+            "snapshot",
+            tuple(symbols),
+            cutoff,
+            completed,
+            priced_at,
+            params.atr,
+            params.vix_above,
+        )
         cached = self._memo.get(key)
         if cached is not None and cached[1] is not None and at <= cached[1]:
             return _restamped(cached[0], at)
-        snap = self._build(at, symbols, day, cutoff, completed, priced_at)
-        until = _unchanged_until(snap)
+        snap = self._build(at, symbols, day, (cutoff, completed, priced_at), params)
+        until = _unchanged_until(snap, params.atr)
         if until is not None:  # the same content until then: say so, for engine.cycle.quiet
             snap = replace(
                 snap,
                 content_key=(self._token, key),
-                content_until=min(until, _phase_end(at, day)),
+                content_until=min(until, _phase_end(at, day, params.atr.refresh)),
             )
         self._memo[key] = (snap, until)
         return snap
@@ -348,10 +358,10 @@ class BarMarketData:
         at: datetime,
         symbols: Sequence[str],
         day: date,
-        cutoff: date,
-        completed: date,
-        priced_at: datetime | None,
+        cuts: tuple[date, date, datetime | None],  # ATR cutoff, last completed day, priced at
+        params: MarketParams,
     ) -> MarketSnapshot:
+        cutoff, completed, priced_at = cuts
         quotes, atr, chains, last_close, scales = {}, {}, {}, {}, {}
         vix_quote = self._quote(self._vix, at, day, priced_at)
         for s in symbols:
@@ -361,7 +371,8 @@ class BarMarketData:
             lc = self._last_close(s, at)
             if lc is not None:
                 last_close[s] = lc
-            reading = self._atr(s, at, cutoff, q.last if q is not None else (lc[1] if lc else None))
+            price = q.last if q is not None else (lc[1] if lc else None)
+            reading = self._atr(s, at, cutoff, price, params.atr)
             if reading is not None:
                 atr[s] = reading
             scale = self._vol_scale(s, cutoff)
@@ -387,13 +398,15 @@ class BarMarketData:
             last_close=last_close,
             vix_last_close=self._last_close(self._vix, at),
             vix_closes_above_30=self._cached(
-                ("vix30", completed), lambda: self._vix_closes_above_30(completed)
+                ("vix_above", completed, params.vix_above),
+                lambda: self._vix_closes_above(completed, params.vix_above),
             ),
             spx_drawdown=self._cached(
                 ("drawdown", completed), lambda: self._index_drawdown(completed)
             ),
             trigger_history=self._cached(
-                ("triggers", completed), lambda: self._trigger_history(completed)
+                ("triggers", completed, params.vix_above),
+                lambda: self._trigger_history(completed, params.vix_above),
             ),
             findings=findings,
             vol_scales=scales,
@@ -422,7 +435,7 @@ def index_of(histories: Mapping[str, DailyHistory]) -> str:
     return INDEX if INDEX in histories else INDEX_PROXY
 
 
-def _unchanged_until(snap: MarketSnapshot) -> datetime | None:
+def _unchanged_until(snap: MarketSnapshot, p: AtrParams) -> datetime | None:
     """Until when the same bars give the same snapshot (apart from its time stamps): the first
     instant an ATR reading would go stale; None when one already is (its note names the age,
     which moves with every tick)."""
@@ -431,15 +444,15 @@ def _unchanged_until(snap: MarketSnapshot) -> datetime | None:
         if reading.source == "stale_fallback":
             return None
         if reading.last_bar is not None:
-            limit = min(limit, calendar.refresh_after(reading.last_bar) + STALE_AFTER)
+            limit = min(limit, calendar.refresh_after(reading.last_bar, p.refresh) + p.stale_after)
     return limit
 
 
-def _phase_end(at: datetime, day: date) -> datetime:
+def _phase_end(at: datetime, day: date, atr_refresh: time) -> datetime:
     """The next instant after ``at`` the bar picture of ``day`` may change: the session's
     open, the ATR refresh, the close, or midnight (the key of ``snapshot`` moves there)."""
     midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=calendar.NEW_YORK)
-    refresh = datetime.combine(day, calendar.DEFAULT_CADENCE.atr_refresh, tzinfo=calendar.NEW_YORK)
+    refresh = datetime.combine(day, atr_refresh, tzinfo=calendar.NEW_YORK)
     marks = (calendar.session_open(day), refresh, calendar.session_close(day), midnight)
     return min(m for m in marks if m is not None and m > at)
 

@@ -126,7 +126,7 @@ def clock_signature(
     cuts: tuple[ClockCut, ...],
     at: datetime,
     early_close_shift_minutes: int,
-    cadence: calendar.Cadence | None = None,
+    cadence: calendar.Cadence,
 ) -> tuple:
     """The New York date and, for every alternative that can fire today, the truth of its
     minute tests at ``at`` (the clock's facts as ``engine.rules.prepare`` computes them, with the
@@ -146,7 +146,7 @@ def next_clock_change(
     cuts: tuple[ClockCut, ...],
     at: datetime,
     early_close_shift_minutes: int,
-    cadence: calendar.Cadence | None = None,
+    cadence: calendar.Cadence,
 ) -> datetime | None:
     """The first instant after ``at`` at which ``clock_signature`` may differ from its value
     at ``at``: the next minute one of today's live minute tests can flip, else midnight. None
@@ -209,8 +209,8 @@ class QuietTicks:
 
     def key(self, at: datetime, market: tuple, state: LedgerState, connected: bool) -> tuple | None:
         """``market`` is ``market_key`` of the tick's snapshot."""
-        if self.cuts is None or state.open_orders():
-            return None
+        if self.cuts is None or self.cadence is None or state.open_orders():
+            return None  # no timetable known: every tick is decided
         return (clock_signature(self.cuts, at, self.shift_minutes, self.cadence), market, connected)
 
     def is_quiet(self, key: tuple | None, state: LedgerState) -> bool:
@@ -225,7 +225,7 @@ class QuietTicks:
         quiet reference, another ledger state, an open order, content unknown)."""
         if self._key is None or state is not self._state or state.open_orders():
             return None
-        if content_until is None or self.cuts is None:
+        if content_until is None or self.cuts is None or self.cadence is None:
             return None
         clock = next_clock_change(self.cuts, at, self.shift_minutes, self.cadence)
         return None if clock is None else min(clock, content_until)

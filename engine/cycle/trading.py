@@ -45,6 +45,7 @@ from engine.execution.states import state_of
 from engine.facts.model import Facts
 from engine.market import calendar
 from engine.market.facts_builder import build_facts, candidates_for_day
+from engine.market.params import market_params
 from engine.market.quotes import MarketView
 from engine.market.snapshot import MarketDataPort, MarketSnapshot, Quote
 from engine.records.decision import Decision
@@ -87,6 +88,7 @@ class TradingCycle:
         self.shadow = shadow
         self.disagreements = 0
         c = constitution.model
+        self.params = market_params(c)  # the constitution's market values, built once
         self.executor = Executor(
             broker,
             log,
@@ -95,21 +97,15 @@ class TradingCycle:
             retry_smaller=c.orders.retry_smaller,
             wait=wait,
         )
-        self.sleeve_tickers = {
-            "gen": c.sleeves.gen.tickers,
-            "rev": c.sleeves.rev.tickers,
-            "com": c.sleeves.com.tickers,
-        }
-        self.symbols = tuple(
-            sorted(set(symbols or ()) | {t for ts in self.sleeve_tickers.values() for t in ts})
-        )
+        tickers = {t for ts in self.params.sleeve_tickers.values() for t in ts}
+        self.symbols = tuple(sorted(set(symbols or ()) | tickers))
         self.resumed: ResumeReport | None = None
         self._snapshot_held: frozenset[str] = frozenset()  # held symbols the snapshot covers
         self.last_plan: Plan | None = None
         self.quiet = QuietTicks(
             clock_cuts(constitution.rules),
             c.cadence.early_close_shift_minutes,
-            calendar.cadence_of(c),
+            self.params.cadence,
         )
         self._last_report: CycleReport | None = None
         self._content_until: datetime | None = None  # of the last tick's market snapshot
@@ -172,10 +168,10 @@ class TradingCycle:
         facts = build_facts(
             snapshot,
             lf.accounts,
+            params=self.params,
             symbols=self.symbols,
-            candidates=candidates_for_day(day, self.sleeve_tickers),
+            candidates=candidates_for_day(day, self.params),
             broker_connected=self.broker.is_connected(),
-            hedge_triggers=self.constitution.model.hedging.triggers,
         )
         state = self.store.state
         guard = guard_of(state)
@@ -298,7 +294,8 @@ class TradingCycle:
 
     def _snapshot(self, at: datetime) -> MarketSnapshot:
         held = self._held()
-        snap = self.market.snapshot(at, sorted(set(self.symbols) | (held - {"SPX", "VIX"})))
+        symbols = sorted(set(self.symbols) | (held - {"SPX", "VIX"}))
+        snap = self.market.snapshot(at, symbols, self.params)
         self._snapshot_held = held
         return with_index_quotes(snap, held)
 

@@ -160,8 +160,8 @@ class Executor:
         log: DecisionLog,
         store: LedgerStore,
         *,
-        cancel_replace_seconds: float = 3.0,
-        retry_smaller: bool = True,
+        cancel_replace_seconds: float,  # orders.cancel_replace_seconds
+        retry_smaller: bool,  # orders.retry_smaller
         wait: Callable[[float], None] = lambda seconds: None,
         links: LinkReader | None = None,
     ):

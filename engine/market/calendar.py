@@ -260,22 +260,20 @@ def missing_sessions(days: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Cadence:
-    """The constitution's timetable (New York wall-clock times); defaults are v1.3's."""
+    """The constitution's timetable (New York wall-clock times), from ``cadence_of``: it has
+    no defaults, so no timetable but the constitution's can reach a window or a clock."""
 
-    atr_refresh: time = time(9, 30)
-    entry_start: time = time(9, 45)
-    entry_end: time = time(11, 0)
-    entry_weekday: MappingProxyType = field(
-        default_factory=lambda: MappingProxyType({"com": 0, "rev": 2, "gen": 3})  # Mon, Wed, Thu
-    )
-    management_start: time = time(14, 30)
-    management_end: time = time(15, 45)
-    weekly_report: time = time(16, 30)
-    early_close_shift: timedelta = timedelta(minutes=120)
-    assignment_check: time = time(15, 0)
+    atr_refresh: time
+    entry_start: time
+    entry_end: time
+    entry_weekday: MappingProxyType  # sleeve -> weekday (0 = Monday)
+    management_start: time
+    management_end: time
+    weekly_report: time
+    early_close_shift: timedelta
+    assignment_check: time
 
 
-DEFAULT_CADENCE = Cadence()
 _WEEKDAY_INDEX = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 
 
@@ -336,7 +334,7 @@ def _clip(start: datetime, end: datetime, close: datetime) -> Window | None:
     return Window(start, end) if start < end else None
 
 
-def windows_for(day: date, cadence: Cadence = DEFAULT_CADENCE) -> DayWindows:
+def windows_for(day: date, cadence: Cadence) -> DayWindows:
     i = _index(day)
     if i is None:
         return DayWindows(day=day, is_session=False)
@@ -392,11 +390,30 @@ def close_anchored(
     after the close fires ``EARLY_CLOSE_GUARD`` before the close instead, and the clip never
     moves an event ahead of one the constitution puts before it (they may coincide). Nothing
     fires before the open."""
-    shift = cadence.early_close_shift if early else timedelta(0)
+    return _anchored(
+        day,
+        cadence.early_close_shift,
+        cadence.management_start,
+        cadence.assignment_check,
+        opened,
+        closed,
+        early,
+    )
+
+
+def _anchored(
+    day: date,
+    shift: timedelta,
+    management: time,
+    check: time,
+    opened: datetime,
+    closed: datetime,
+    early: bool,
+) -> tuple[Anchored, ...]:
+    shift = shift if early else timedelta(0)
     latest = closed - EARLY_CLOSE_GUARD
     events: list[tuple[AnchorName, time]] = sorted(
-        (("management", cadence.management_start), ("assignment_check", cadence.assignment_check)),
-        key=lambda e: e[1],
+        (("management", management), ("assignment_check", check)), key=lambda e: e[1]
     )  # stable: management first on a tie
     out: list[Anchored] = []
     floor = opened
@@ -410,7 +427,7 @@ def close_anchored(
     return tuple(out)
 
 
-def schedule_minutes(at: datetime, early_close: bool, cadence: Cadence = DEFAULT_CADENCE) -> int:
+def schedule_minutes(at: datetime, early_close: bool, cadence: Cadence) -> int:
     """The rules' schedule clock at ``at`` (``clock.schedule_minutes``): New York minutes since
     midnight on the normal-day timetable.
 
@@ -459,10 +476,9 @@ def _early_close_anchored(
             return ()
     else:
         opened, closed = _at(day, _USUAL_OPEN), _at(day, _USUAL_EARLY_CLOSE)
-    cadence = Cadence(management_start=management, assignment_check=check, early_close_shift=shift)
     return tuple(
         (a.at, a.regular.hour * 60 + a.regular.minute)
-        for a in close_anchored(day, cadence, opened, closed, True)
+        for a in _anchored(day, shift, management, check, opened, closed, True)
     )
 
 
@@ -472,19 +488,21 @@ def new_york_date(at: datetime) -> date:
     return at.astimezone(NEW_YORK).date()
 
 
-def atr_bar_cutoff(at: datetime, cadence: Cadence = DEFAULT_CADENCE) -> tuple[date, datetime]:
+def atr_bar_cutoff(at: datetime, refresh: time) -> tuple[date, datetime]:
     """The ATR in force at ``at``: (last bar date it may use, when it was refreshed).
 
-    ATR is refreshed at 09:30 ET each session from the bars of the sessions *before* it; before
-    today's refresh the previous session's refresh is still in force.
+    ATR is refreshed at ``refresh`` (``protocol.atr.refresh``, v1.3 09:30 ET) each session from
+    the bars of the sessions *before* it; before today's refresh the previous session's refresh
+    is still in force.
     """
     day = new_york_date(at)
     session = day if is_session(day) else previous_session(day)
-    if session == day and at < _at(day, cadence.atr_refresh):
+    if session == day and at < _at(day, refresh):
         session = previous_session(day)
-    return previous_session(session), _at(session, cadence.atr_refresh)
+    return previous_session(session), _at(session, refresh)
 
 
-def refresh_after(bar_day: date, cadence: Cadence = DEFAULT_CADENCE) -> datetime:
-    """When an ATR computed through ``bar_day`` first comes into force (next session 09:30)."""
-    return _at(next_session(bar_day), cadence.atr_refresh)
+def refresh_after(bar_day: date, refresh: time) -> datetime:
+    """When an ATR computed through ``bar_day`` first comes into force (the next session's
+    ``refresh``)."""
+    return _at(next_session(bar_day), refresh)

@@ -2,7 +2,8 @@
 
 This is where data quality becomes facts. Whatever an adapter passes on, it is checked here:
 
-* a quote that is NaN/inf, zero/negative, crossed or older than ``max_quote_age`` (30 s live)
+* a quote that is NaN/inf, zero/negative, crossed or older than ``max_quote_age``
+  (``data_failures.quote_stale_seconds``, v1.3 30 s)
   sets ``underlying.quote_ok = false``; the price used is then the last valid daily close and
   the finding says so (no silently wrong number, no exception);
 * a missing or empty chain sets ``chain_available = false``; unusable chain rows are dropped;
@@ -37,6 +38,7 @@ from engine.facts.model import (
 )
 from engine.market import calendar
 from engine.market.options import select_strike
+from engine.market.params import CandidateSpec, MarketParams
 from engine.market.snapshot import (
     AtrReading,
     DataQualityFinding,
@@ -44,48 +46,24 @@ from engine.market.snapshot import (
     OptionChain,
     QualityCode,
     Quote,
-    Right,
 )
 
-MAX_QUOTE_AGE = timedelta(seconds=30)
 Q = QualityCode
+__all__ = ["CandidateSpec", "MarketDataUnavailable", "build_facts", "candidates_for_day"]
 
 
 class MarketDataUnavailable(OperationalError):
     """Not enough market data to state the facts at all (exit 3: an operator must look)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CandidateSpec:
-    """Which contract's liquidity the facts report for an underlying (the entry candidate)."""
-
-    right: Right
-    delta_band: tuple[float, float]
-    min_dte: int
-    max_dte: int
-
-
-# The v1.3 sleeves' new short options (absolute delta, calendar-day DTE).
-SLEEVE_CANDIDATES: Mapping[str, CandidateSpec] = {
-    "gen": CandidateSpec("put", (0.40, 0.45), 0, 1),
-    "rev": CandidateSpec("put", (0.30, 0.35), 3, 5),
-    "com": CandidateSpec("call", (0.20, 0.25), 5, 5),
-}
-
-
-def candidates_for_day(
-    day: date,
-    sleeve_tickers: Mapping[str, Sequence[str]],
-    specs: Mapping[str, CandidateSpec] = SLEEVE_CANDIDATES,
-    cadence: calendar.Cadence = calendar.DEFAULT_CADENCE,
-) -> dict[str, CandidateSpec]:
+def candidates_for_day(day: date, params: MarketParams) -> dict[str, CandidateSpec]:
     """Candidates of the sleeves whose entry window is on ``day`` (the facts carry one per
     underlying; on an entry day the entering sleeve's candidate is the one that matters)."""
     out: dict[str, CandidateSpec] = {}
-    for sleeve in sorted(calendar.windows_for(day, cadence).entry):
-        for symbol in sleeve_tickers.get(sleeve, ()):
-            if sleeve in specs:
-                out.setdefault(symbol, specs[sleeve])
+    for sleeve in sorted(calendar.windows_for(day, params.cadence).entry):
+        for symbol in params.sleeve_tickers.get(sleeve, ()):
+            if sleeve in params.candidates:
+                out.setdefault(symbol, params.candidates[sleeve])
     return out
 
 
@@ -315,28 +293,28 @@ def build_facts(
     snapshot: MarketSnapshot,
     accounts: Sequence[Account],
     *,
+    params: MarketParams,
     symbols: Sequence[str] = (),
     candidates: Mapping[str, CandidateSpec] | None = None,
     broker_connected: bool = True,
-    max_quote_age: timedelta = MAX_QUOTE_AGE,
-    atr_price_fraction: float = 0.02,
-    hedge_triggers: HedgeTriggers | None = None,
 ) -> Facts:
-    """The facts document at ``snapshot.as_of``.
+    """The facts document at ``snapshot.as_of``, under the constitution's ``params``.
 
-    ``hedge_triggers`` (the constitution's ``hedging.triggers``) judge the snapshot's trigger
-    history into ``market.hedge_trigger_off_closes``; without them it is left unknown.
+    ``params.hedge_triggers`` (the constitution's ``hedging.triggers``) judge the snapshot's
+    trigger history into ``market.hedge_trigger_off_closes``.
 
     Underlyings are those of the snapshot, of ``symbols`` and of every position held.
     ``candidates`` says, per symbol, which option's liquidity to report (see
     ``candidates_for_day``).
     """
-    acc = _Acc(snapshot.as_of, max_quote_age, list(snapshot.findings))
+    acc = _Acc(snapshot.as_of, params.max_quote_age, list(snapshot.findings))
     vix = _vix(snapshot, acc)
     held = {p.symbol for a in accounts for p in a.positions}
     underlyings: dict[str, Underlying] = {}
     for symbol in sorted(set(snapshot.symbols) | set(symbols) | held):
-        u = _underlying(symbol, snapshot, acc, (candidates or {}).get(symbol), atr_price_fraction)
+        u = _underlying(
+            symbol, snapshot, acc, (candidates or {}).get(symbol), params.atr.price_fraction
+        )
         if u is not None:
             underlyings[symbol] = u
         elif symbol in held:
@@ -349,7 +327,7 @@ def build_facts(
         broker_connected=broker_connected,
         data_age_seconds=acc.oldest,
         underlyings=underlyings,
-        **_market_extras(snapshot, acc, hedge_triggers),
+        **_market_extras(snapshot, acc, params.hedge_triggers),
     )
     facts = Facts(
         as_of=snapshot.as_of,

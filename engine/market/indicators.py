@@ -6,25 +6,22 @@ bar's true range is high - low, as TA-Lib and talipp do), then
 true range degenerates to ``|close[t] - close[t-1]|`` (the first bar has none and is skipped);
 the result is reported with source ``close_to_close`` so nobody mistakes it for a full ATR.
 
-Fallbacks (constitution §8, with the code's 24 h guard): a Wilder value whose refresh is more
-than 24 h old is replaced by that value x 1.1 (``stale_fallback``); with no value at all,
-2 % of the price (``price_fallback``).
+Fallbacks (constitution §8, ``protocol.atr``): a Wilder value whose refresh is more than
+``stale_hours`` old is replaced by that value x ``stale_multiplier`` (``stale_fallback``); with
+no value at all, ``fallback_pct_of_price`` of the price (``price_fallback``). v1.3: 24 h, x1.1,
+2 %. Every one of them comes in ``engine.market.params.AtrParams``; none has a default here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import numpy as np
 
 from engine.market import calendar
+from engine.market.params import AtrParams
 from engine.market.snapshot import AtrReading, DailyHistory, DataQualityFinding, QualityCode
-
-ATR_PERIOD = 5
-STALE_AFTER = timedelta(hours=24)
-STALE_FACTOR = 1.1
-PRICE_FRACTION = 0.02
 
 # --- bar checks -----------------------------------------------------------------------------
 
@@ -146,7 +143,7 @@ def close_to_close_range(close: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(close))
 
 
-def wilder(values: np.ndarray, period: int = ATR_PERIOD) -> np.ndarray:
+def wilder(values: np.ndarray, period: int) -> np.ndarray:
     """Wilder's smoothing; NaN until ``period`` values exist."""
     n = len(values)
     out = np.full(n, np.nan)
@@ -166,7 +163,7 @@ def wilder(values: np.ndarray, period: int = ATR_PERIOD) -> np.ndarray:
     return out
 
 
-def atr_series(h: DailyHistory, period: int = ATR_PERIOD) -> tuple[np.ndarray, np.ndarray]:
+def atr_series(h: DailyHistory, period: int) -> tuple[np.ndarray, np.ndarray]:
     """(days, ATR) over clean bars. Close-only history: close-to-close, first day dropped."""
     if h.close_only:
         return h.days[1:], wilder(close_to_close_range(h.close), period)
@@ -190,7 +187,7 @@ class AtrBasis:
     period: int
 
 
-def atr_basis(history: DailyHistory, cutoff: date, period: int = ATR_PERIOD) -> AtrBasis:
+def atr_basis(history: DailyHistory, cutoff: date, period: int) -> AtrBasis:
     usable = history.until(cutoff)
     days, atr = atr_series(usable, period)
     valid = np.flatnonzero(np.isfinite(atr) & (atr > 0))
@@ -202,22 +199,13 @@ def atr_basis(history: DailyHistory, cutoff: date, period: int = ATR_PERIOD) -> 
     )
 
 
-def reading_at(
-    basis: AtrBasis,
-    at: datetime,
-    price: float | None,
-    *,
-    stale_after: timedelta = STALE_AFTER,
-    stale_factor: float = STALE_FACTOR,
-    price_fraction: float = PRICE_FRACTION,
-    cadence: calendar.Cadence = calendar.DEFAULT_CADENCE,
-) -> AtrReading:
+def reading_at(basis: AtrBasis, at: datetime, price: float | None, atr: AtrParams) -> AtrReading:
     """The reading ``basis`` gives at ``at``: as computed, x``stale_factor`` once stale, or a
     fraction of ``price`` when there is no ATR at all."""
     findings = list(basis.findings)
     if basis.value is not None and basis.last_bar is not None:  # a value has its last bar
-        age = at - calendar.refresh_after(basis.last_bar, cadence)
-        if age <= stale_after:
+        age = at - calendar.refresh_after(basis.last_bar, atr.refresh)
+        if age <= atr.stale_after:
             return AtrReading(
                 basis.value,
                 "close_to_close" if basis.close_only else "wilder",
@@ -228,11 +216,11 @@ def reading_at(
             DataQualityFinding(
                 QualityCode.STALE_ATR,
                 basis.symbol,
-                f"ATR through {basis.last_bar} is {age.total_seconds() / 3600:.1f} h past its refresh; x{stale_factor}",
+                f"ATR through {basis.last_bar} is {age.total_seconds() / 3600:.1f} h past its refresh; x{atr.stale_factor}",
             )
         )
         return AtrReading(
-            basis.value * stale_factor, "stale_fallback", basis.last_bar, tuple(findings)
+            basis.value * atr.stale_factor, "stale_fallback", basis.last_bar, tuple(findings)
         )
     ok_price = price is not None and np.isfinite(price) and price > 0
     findings.append(
@@ -240,36 +228,20 @@ def reading_at(
             QualityCode.NO_ATR,
             basis.symbol,
             f"fewer than {basis.period} usable bars before {basis.cutoff}; "
-            + (f"{price_fraction:.0%} of price" if ok_price else "and no usable price"),
+            + (f"{atr.price_fraction:.0%} of price" if ok_price else "and no usable price"),
         )
     )
-    value = float(price) * price_fraction if ok_price and price is not None else None
+    value = float(price) * atr.price_fraction if ok_price and price is not None else None
     return AtrReading(value, "price_fallback", None, tuple(findings))
 
 
 def atr_reading(
-    history: DailyHistory,
-    at: datetime,
-    price: float | None,
-    *,
-    period: int = ATR_PERIOD,
-    stale_after: timedelta = STALE_AFTER,
-    stale_factor: float = STALE_FACTOR,
-    price_fraction: float = PRICE_FRACTION,
-    cadence: calendar.Cadence = calendar.DEFAULT_CADENCE,
+    history: DailyHistory, at: datetime, price: float | None, atr: AtrParams
 ) -> AtrReading:
-    """The ATR(5) in force at ``at`` with its source, from history up to the last refresh.
+    """The ATR in force at ``at`` with its source, from history up to the last refresh.
 
-    Only bars dated before the 09:30 refresh in force at ``at`` are used (no look-ahead).
+    Only bars dated before the refresh in force at ``at`` are used (no look-ahead).
     ``history`` should already be clean (``clean_history``); its findings are carried along.
     """
-    cutoff, _ = calendar.atr_bar_cutoff(at, cadence)
-    return reading_at(
-        atr_basis(history, cutoff, period),
-        at,
-        price,
-        stale_after=stale_after,
-        stale_factor=stale_factor,
-        price_fraction=price_fraction,
-        cadence=cadence,
-    )
+    cutoff, _ = calendar.atr_bar_cutoff(at, atr.refresh)
+    return reading_at(atr_basis(history, cutoff, atr.period), at, price, atr)

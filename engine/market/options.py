@@ -385,9 +385,9 @@ def select_strike(
     *,
     expiry: date | None = None,
     where: np.ndarray | None = None,
-    min_open_interest: int = 500,
-    min_volume: int = 100,
-    max_spread_pct: float = 0.05,
+    min_open_interest: int,  # liquidity.min_open_interest
+    min_volume: int,  # liquidity.min_volume
+    max_spread_pct: float,  # liquidity.max_spread_pct_of_mid
 ) -> StrikeChoice:
     """The liquid contract whose |delta| is inside the band and closest to its middle.
 

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+if TYPE_CHECKING:  # params imports this module's Right
+    from engine.market.params import MarketParams
+
 Right = Literal["put", "call"]
 AtrSource = Literal["wilder", "close_to_close", "stale_fallback", "price_fallback"]
 
@@ -45,7 +48,7 @@ class QualityCode(StrEnum):
     DUPLICATE_DATE = "duplicate-date"
     UNSORTED_DATES = "unsorted-dates"
     CLOSE_ONLY = "close-only"  # ATR from close-to-close ranges
-    STALE_ATR = "stale-atr"  # last valid ATR x 1.1
+    STALE_ATR = "stale-atr"  # last valid ATR x protocol.atr.stale_multiplier
     NO_ATR = "no-atr"  # 2 % of price
     MISSING_VIX = "missing-vix"
     VIX_FROM_LAST_CLOSE = "vix-from-last-close"
@@ -392,8 +395,12 @@ class MarketDataPort(Protocol):
     may raise ``constitution.errors.RetryError`` when the source itself is unreachable.
     """
 
-    def snapshot(self, at: datetime, symbols: Sequence[str]) -> MarketSnapshot:
-        """The market as known at ``at`` (aware), for the given underlyings plus VIX."""
+    def snapshot(
+        self, at: datetime, symbols: Sequence[str], params: MarketParams
+    ) -> MarketSnapshot:
+        """The market as known at ``at`` (aware), for the given underlyings plus VIX, under the
+        constitution's ``params`` (ATR period, refresh and fallbacks, the VIX level whose
+        consecutive closes are counted): one market serves every constitution in turn."""
 
     def history(self, symbol: str, first: date, last: date) -> DailyHistory:
         """Daily bars dated ``first``..``last`` inclusive (empty when none)."""

@@ -36,9 +36,7 @@ def _r(x: float) -> float:
     return round(x, PRECISION)
 
 
-def prepare(
-    facts: Facts, early_close_shift_minutes: int, cadence: nyse.Cadence | None = None
-) -> Prepared:
+def prepare(facts: Facts, early_close_shift_minutes: int, cadence: nyse.Cadence) -> Prepared:
     """``cadence``: the constitution's timetable for the schedule clock (see ``clock_fields``)."""
     ny = facts.as_of_new_york
     today = ny.date()
@@ -52,16 +50,14 @@ def prepare(
     return Prepared(market, tuple(accounts), underlyings, tuple(positions))
 
 
-def clock_fields(
-    ny: datetime, early_close: bool, shift: int, cadence: nyse.Cadence | None = None
-) -> dict:
+def clock_fields(ny: datetime, early_close: bool, shift: int, cadence: nyse.Cadence) -> dict:
     """The clock's facts at ``ny`` (a New York datetime); ``engine.cycle.quiet`` reads them too.
 
     ``clock_schedule_minutes`` is ``engine.market.calendar.schedule_minutes``: the real minutes, on an
     early close plus ``shift`` and never behind a close-anchored event the scheduler has already
     fired (D24: the 15:00 assignment check fires at 12:45 and the clock reads 15:00 from then).
-    The close-anchored times come from ``cadence`` (default: v1.3's 14:30 management start and
-    15:00 assignment check); its own shift is replaced by ``shift``."""
+    The close-anchored times come from ``cadence`` (the constitution's, ``calendar.cadence_of``);
+    its own shift is replaced by ``shift``."""
     minutes = ny.hour * 60 + ny.minute
     last_day = calendar.monthrange(ny.year, ny.month)[1]
     session, week_last, expiry = _session_roles(ny.date())
@@ -93,15 +89,14 @@ def _quarter_last_session(day: date) -> bool:
         return False
 
 
-def _with_shift(cadence: nyse.Cadence | None, shift: int) -> nyse.Cadence:
-    cadence = cadence or nyse.DEFAULT_CADENCE
+def _with_shift(cadence: nyse.Cadence, shift: int) -> nyse.Cadence:
     delta = timedelta(minutes=shift)
     return (
         cadence if cadence.early_close_shift == delta else replace(cadence, early_close_shift=delta)
     )
 
 
-def _market(facts: Facts, ny: datetime, shift: int, cadence: nyse.Cadence | None) -> dict:
+def _market(facts: Facts, ny: datetime, shift: int, cadence: nyse.Cadence) -> dict:
     m = facts.market
     return {
         "t": "m",

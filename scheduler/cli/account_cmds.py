@@ -71,10 +71,10 @@ def _operator_change(args: argparse.Namespace, event: str, change: Callable) -> 
     from adapters.storage.ledger_store import SqlLedgerStore, SqlVenueStore
     from adapters.storage.migrations import migrate
     from engine.clock import WallClock
-    from engine.execution.executor import Executor
     from engine.market.snapshot import MarketSnapshot
     from engine.records.audit import RunMode
     from scheduler.cli.paper_cmds import _login, _note
+    from scheduler.compose import paper_executor
 
     reason = args.reason.strip()
     if not reason:
@@ -102,7 +102,7 @@ def _operator_change(args: argparse.Namespace, event: str, change: Callable) -> 
         anchor = latest[-1].decision_id
         broker = PaperBroker(store=SqlVenueStore(store.engine))
         broker.sync(at, MarketSnapshot(as_of=at))
-        ctx = _Change(store, Executor(broker, log, store), anchor, at)
+        ctx = _Change(store, paper_executor(broker, log, store), anchor, at)
         note = {"event": event, "operator": args.operator or _login(), "reason": reason}
         ops, detail = change(
             ctx

@@ -17,7 +17,7 @@ import json
 import os
 import re
 import sys
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from pathlib import Path
 
 import yaml
@@ -28,8 +28,8 @@ from adapters.market_data.synthetic import EPOCH, synthetic_market
 from constitution.errors import InvalidInput, Problem
 from engine.facts.model import NEW_YORK, Account, Facts, Position
 from engine.market import calendar
-from engine.market.facts_builder import CandidateSpec, build_facts, candidates_for_day
-from engine.market.snapshot import Right
+from engine.market.facts_builder import build_facts, candidates_for_day
+from engine.market.params import market_params
 
 DEFAULT_STORE = "data/bars"
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
@@ -193,15 +193,6 @@ def _constitution(path: str | None):
     return load_constitution(path or bundled_path()).model
 
 
-def _specs(c) -> dict[str, CandidateSpec]:
-    out = {}
-    for k in ("gen", "rev", "com"):
-        s = getattr(c.sleeves, k)
-        right: Right = "put" if s.instrument == "csp" else "call"
-        out[k] = CandidateSpec(right, (s.delta.min, s.delta.max), s.dte.min, s.dte.max)
-    return out
-
-
 def _tickers(c) -> dict[str, tuple[str, ...]]:
     return {k: tuple(getattr(c.sleeves, k).tickers) for k in ("gen", "rev", "com")}
 
@@ -234,16 +225,14 @@ def cmd_facts(args) -> int:
     tickers = _tickers(c)
     symbols = args.symbols or tuple(sorted({s for ts in tickers.values() for s in ts}))
     market = _market(args, symbols)
-    snapshot = market.snapshot(at, symbols)
-    candidates = candidates_for_day(at.date(), tickers, _specs(c), calendar.cadence_of(c))
+    params = market_params(c)  # the very values a trading cycle under ``c`` builds its facts with
+    snapshot = market.snapshot(at, symbols, params)
     facts = build_facts(
         snapshot,
         demo_accounts(at, snapshot),
+        params=params,
         symbols=(),
-        candidates=candidates,
-        max_quote_age=timedelta(seconds=c.data_failures.quote_stale_seconds),
-        atr_price_fraction=c.protocol.atr.fallback_pct_of_price,
-        hedge_triggers=c.hedging.triggers,
+        candidates=candidates_for_day(at.date(), params),
     )
     _print_facts(facts, args.format)
     return 0

@@ -183,7 +183,7 @@ def _step(args, url: str, market, at: datetime) -> int:
             market.require(held - {"VIX"}, "the paper ledger holds positions on them")
         _one_market(args, store, at)  # the last check: it records the source it accepts
         if not store.state.accounts:
-            broker.sync(at, market.snapshot(at, cycle.symbols))
+            broker.sync(at, market.snapshot(at, cycle.symbols, cycle.params))
             open_portfolio(
                 cycle, Portfolio(_capital(args), new_york_date(at)), at, broker.seed_position
             )
@@ -390,10 +390,10 @@ def _resume(args, store, reason: str) -> int:
     from adapters.storage.ledger_store import SqlVenueStore
     from adapters.storage.migrations import migrate
     from engine.clock import WallClock
-    from engine.execution.executor import Executor
     from engine.execution.resume import resume
     from engine.market.snapshot import MarketSnapshot
     from engine.records.audit import RunMode
+    from scheduler.compose import paper_executor
 
     at = store.last_at()  # the paper timeline's now: the venue is not moved, nothing trades
     broker = PaperBroker(store=SqlVenueStore(store.engine))
@@ -422,7 +422,7 @@ def _resume(args, store, reason: str) -> int:
         }
         _note(log, anchor, {**note, "phase": "requested"})
     who = f"{note['operator']}: {reason}" if note else ""
-    report = resume(store, Executor(broker, log, store), at, reset=args.reset, reason=who)
+    report = resume(store, paper_executor(broker, log, store), at, reset=args.reset, reason=who)
     _print_resume(report, store.state)
     if note is not None and anchor is not None:
         _note(

@@ -7,6 +7,7 @@ explanations, v1.3's numbers typed in. This is what the rules engine is measured
 from __future__ import annotations
 
 from engine.rules.prepare import prepare
+from tests.bundled_params import CADENCE
 
 GEN_T = {"AAPL", "MSFT", "AMZN", "GOOG", "SPY", "QQQ", "IWM"}
 REV_T = {"NVDA", "TSLA"}
@@ -23,7 +24,7 @@ def _up(d: dict, key: str, value) -> None:
 
 
 def evaluate(facts) -> set[tuple]:
-    pre = prepare(facts, 120)
+    pre = prepare(facts, 120, CADENCE)
     m = pre.market
     fired: set[tuple] = set()
     mk = {"mode": "active", "data_stale": False, "hedge_trigger": False}

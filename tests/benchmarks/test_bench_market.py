@@ -19,6 +19,7 @@ from engine.market.facts_builder import build_facts, candidates_for_day
 from engine.market.indicators import atr_series, clean_history
 from engine.market.options import synthetic_chain
 from engine.market.snapshot import AtrReading, MarketSnapshot, Quote
+from tests.bundled_params import ATR, PARAMS, with_tickers
 
 AT = datetime.combine(date(2026, 11, 19), time(10, 0), tzinfo=NEW_YORK)
 VIX_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vix-daily.csv"
@@ -141,9 +142,9 @@ def _snapshot() -> MarketSnapshot:
 
 def test_bench_facts_for_a_three_sleeve_portfolio(benchmark):
     snapshot, accounts = _snapshot(), _portfolio()
-    candidates = candidates_for_day(AT.date(), TICKERS)
+    candidates = candidates_for_day(AT.date(), with_tickers(TICKERS))
 
-    facts = benchmark(build_facts, snapshot, accounts, candidates=candidates)
+    facts = benchmark(build_facts, snapshot, accounts, params=PARAMS, candidates=candidates)
 
     assert len(facts.accounts) == 3 and len(facts.market.underlyings) == 11 and facts.quality == ()
 
@@ -164,6 +165,6 @@ def thirty_years():
 
 
 def test_bench_atr5_over_30_years_of_daily_bars(benchmark, thirty_years):
-    days, atr = benchmark(atr_series, thirty_years)
+    days, atr = benchmark(atr_series, thirty_years, ATR.period)
 
     assert len(days) >= 7_500 and np.isfinite(atr[4:]).all()

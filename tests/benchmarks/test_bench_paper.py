@@ -29,10 +29,10 @@ class CachedMarket:
     def __init__(self, market):
         self.market, self.cache = market, {}
 
-    def snapshot(self, at, symbols):
+    def snapshot(self, at, symbols, params):
         key = (at, tuple(symbols))
         if key not in self.cache:
-            self.cache[key] = self.market.snapshot(at, symbols)
+            self.cache[key] = self.market.snapshot(at, symbols, params)
         return self.cache[key]
 
     def history(self, symbol, first, last):
@@ -52,7 +52,7 @@ def _cycle(bundled, market, db_url=None, quiet=False):
             bundled, market, broker, MemoryLedgerStore(), log, venue_sync=broker.sync
         )
     t0 = helpers.at(helpers.WEEK, 9, 40)
-    broker.sync(t0, market.snapshot(t0, cycle.symbols))
+    broker.sync(t0, market.snapshot(t0, cycle.symbols, cycle.params))
     open_portfolio(cycle, Portfolio(helpers.CAPITAL, helpers.WEEK), t0, broker.seed_position)
     if not quiet:
         cycle.quiet = QuietTicks(None, 0)  # decide every cycle: the full pipeline is measured

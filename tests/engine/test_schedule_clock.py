@@ -12,8 +12,9 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from engine.market.calendar import DEFAULT_CADENCE, NEW_YORK, schedule_minutes
+from engine.market.calendar import NEW_YORK, schedule_minutes
 from engine.rules.prepare import clock_fields
+from tests.bundled_params import CADENCE
 
 BLACK_FRIDAY = date(2024, 11, 29)  # early close 13:00
 FRIDAY = date(2024, 11, 22)  # an ordinary Friday
@@ -23,7 +24,7 @@ def _ny(d: date, hh: int, mm: int = 0) -> datetime:
     return datetime.combine(d, time(hh, mm), tzinfo=NEW_YORK)
 
 
-def _sched(at: datetime, early: bool, shift: int = 120, cadence=None) -> int:
+def _sched(at: datetime, early: bool, shift: int = 120, cadence=CADENCE) -> int:
     return clock_fields(at, early, shift, cadence)["clock_schedule_minutes"]
 
 
@@ -46,12 +47,12 @@ def _sched(at: datetime, early: bool, shift: int = 120, cadence=None) -> int:
 def test_black_friday_clock(hh, mm, expected):
     at = _ny(BLACK_FRIDAY, hh, mm)
     assert _sched(at, True) == expected
-    assert clock_fields(at, True, 120)["clock_minutes_et"] == hh * 60 + mm
+    assert clock_fields(at, True, 120, CADENCE)["clock_minutes_et"] == hh * 60 + mm
 
 
 def test_the_clock_reaches_15_00_at_the_12_45_instant_not_a_second_before():
-    assert schedule_minutes(_ny(BLACK_FRIDAY, 12, 45) - timedelta(seconds=1), True) == 884
-    assert schedule_minutes(_ny(BLACK_FRIDAY, 12, 45), True) == 900
+    assert schedule_minutes(_ny(BLACK_FRIDAY, 12, 45) - timedelta(seconds=1), True, CADENCE) == 884
+    assert schedule_minutes(_ny(BLACK_FRIDAY, 12, 45), True, CADENCE) == 900
 
 
 def test_the_clock_never_runs_backwards_on_an_early_close():
@@ -90,7 +91,7 @@ def test_the_clip_follows_the_cadence_it_is_given():
     # management 15:30-15:50 and the check at 15:40 both land past the close: both fire at
     # 12:45, and the clock then reads the later one (both rules hold in that cycle)
     late = replace(
-        DEFAULT_CADENCE,
+        CADENCE,
         management_start=time(15, 30),
         management_end=time(15, 50),
         assignment_check=time(15, 40),

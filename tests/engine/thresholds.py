@@ -25,6 +25,7 @@ from constitution import expr as E
 from constitution import vocabulary as V
 from constitution.compile import ALIAS
 from engine.facts.load import facts_from_data
+from engine.market.calendar import cadence_of
 from engine.rules.compiled import program_for, run, world_of
 from engine.rules.evaluate import evaluate
 from engine.rules.interp import Env, value
@@ -120,7 +121,11 @@ def _decided(constitution, name: str) -> tuple:
     key = (constitution.digest, name)
     if key not in _DECIDED:
         facts = facts_from_data(case(name)[0], source=name)
-        prepared = prepare(facts, constitution.model.cadence.early_close_shift_minutes)
+        prepared = prepare(
+            facts,
+            constitution.model.cadence.early_close_shift_minutes,
+            cadence_of(constitution.model),
+        )
         _DECIDED[key] = (prepared, evaluate(constitution, facts))
     return _DECIDED[key]
 

@@ -52,7 +52,7 @@ def open_cycle(db_url: str, m=None, monday: date = WEEK):
     m = m or market()
     cycle, broker, store = open_paper_cycle(db_url, m)
     t0 = at(monday, 9, 40)
-    broker.sync(t0, m.snapshot(t0, cycle.symbols))
+    broker.sync(t0, m.snapshot(t0, cycle.symbols, cycle.params))
     open_portfolio(cycle, Portfolio(CAPITAL, monday), t0, broker.seed_position)
     return cycle, broker, store
 

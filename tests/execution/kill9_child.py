@@ -49,7 +49,7 @@ def main(url: str, progress: str, n: int) -> int:
     ticks = times(n)
     if not store.state.accounts:
         t0 = helpers.at(helpers.WEEK, 9, 40)
-        broker.sync(t0, market.snapshot(t0, cycle.symbols))
+        broker.sync(t0, market.snapshot(t0, cycle.symbols, cycle.params))
     open_portfolio(
         cycle,
         Portfolio(helpers.CAPITAL, helpers.WEEK),

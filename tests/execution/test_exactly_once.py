@@ -20,6 +20,7 @@ from engine.execution.resume import resume
 from engine.market.instruments import ContractSpec, SecType
 from engine.market.quotes import MarketView
 from engine.records.audit import RunMode
+from tests.bundled_params import ORDER_TERMS, PARAMS
 from tests.execution import helpers
 
 THU = helpers.at(helpers.WEEK.replace(day=11), 10, 0)
@@ -42,7 +43,7 @@ def _setup(market, bundled, stores):
     store, log = stores
     broker = PaperBroker(market, costs=PaperCosts(participation=1.0))
     broker.connect()
-    snap = market.snapshot(THU, bundled.model.sleeves.gen.tickers)
+    snap = market.snapshot(THU, bundled.model.sleeves.gen.tickers, PARAMS)
     broker.sync(THU, snap)
     return store, broker, log, snap
 
@@ -53,7 +54,7 @@ def _decide(bundled, store, snap):
 
     view = MarketView(snap)
     lf = ledger_facts(store.state, view)
-    facts = build_facts(snap, lf.accounts)
+    facts = build_facts(snap, lf.accounts, params=PARAMS)
     decision, limits = risk.review(
         bundled.model, evaluate(bundled, facts), risk.GuardState(accounts=1)
     )
@@ -64,7 +65,7 @@ def test_submitting_the_same_decision_twice_never_creates_a_second_order(market,
     store, broker, log, snap = _setup(market, bundled, stores)
     decision, plan = _decide(bundled, store, snap)
     assert plan.orders, "the Thursday window plans Gen puts"
-    executor = Executor(broker, log, store)
+    executor = Executor(broker, log, store, **ORDER_TERMS)
     receipt = executor.record(decision, bundled.text)
     first = executor.execute(decision, receipt, plan, THU)
     orders, intents = len(broker.requests()), len(store.state.orders)
@@ -79,11 +80,13 @@ def test_submitting_the_same_decision_twice_never_creates_a_second_order(market,
 def test_a_restarted_process_resubmits_nothing_and_links_each_fill_once(market, bundled, stores):
     store, broker, log, snap = _setup(market, bundled, stores)
     decision, plan = _decide(bundled, store, snap)
-    executor = Executor(broker, log, store)
+    executor = Executor(broker, log, store, **ORDER_TERMS)
     executor.execute(decision, executor.record(decision, bundled.text), plan, THU)
     orders = len(broker.requests())
     restarted_store = SqlLedgerStore(store.engine)  # new process: ledger and log from the database
-    restarted = Executor(broker, SqlDecisionLog(log.store, RunMode.PAPER), restarted_store)
+    restarted = Executor(
+        broker, SqlDecisionLog(log.store, RunMode.PAPER), restarted_store, **ORDER_TERMS
+    )
     again = restarted.execute(decision, restarted.record(decision, bundled.text), plan, THU)
     assert again.submitted == 0 and len(broker.requests()) == orders
     fills = [
@@ -97,7 +100,7 @@ def test_a_restarted_process_resubmits_nothing_and_links_each_fill_once(market, 
 def test_replanning_after_fills_tops_up_nothing_already_deployed(market, bundled, stores):
     store, broker, log, snap = _setup(market, bundled, stores)
     decision, plan = _decide(bundled, store, snap)
-    executor = Executor(broker, log, store)
+    executor = Executor(broker, log, store, **ORDER_TERMS)
     executor.execute(decision, executor.record(decision, bundled.text), plan, THU)
     _, again = _decide(
         bundled, store, snap
@@ -113,7 +116,7 @@ def test_replanning_after_fills_tops_up_nothing_already_deployed(market, bundled
 
 def test_venue_returns_the_existing_order_for_a_known_client_order_id(market, bundled):
     broker = PaperBroker(market, costs=PaperCosts(participation=1.0))
-    broker.sync(THU, market.snapshot(THU, bundled.model.sleeves.gen.tickers))
+    broker.sync(THU, market.snapshot(THU, bundled.model.sleeves.gen.tickers, PARAMS))
     put = ContractSpec(
         sec_type=SecType.OPTION, symbol="SPY", expiry=THU.date(), strike=1.0, right="P"
     )
@@ -150,7 +153,7 @@ def test_resume_abandons_an_unsent_intent_and_cancels_an_orphan(market, bundled,
     )
     orphan = unsent.model_copy(update={"client_order_id": "d-b:0:o0", "decision_id": "d-b"})
     broker.submit(orphan)  # unknown to the ledger (its intent was lost): must be cancelled
-    report = resume(store, Executor(broker, log, store), THU)
+    report = resume(store, Executor(broker, log, store, **ORDER_TERMS), THU)
     kinds = {d.kind: d.ref for d in report.differences}
     assert kinds == {"abandoned": "d-a:0:o0", "orphan-cancelled": "d-b:0:o0"}
     assert store.state.orders["d-a:0:o0"].state is OrderState.INACTIVE

@@ -11,6 +11,7 @@ from adapters.market_data.facts_market import FactsMarketData
 from constitution.errors import FactsInvalid
 from engine.market.facts_builder import MarketDataUnavailable, build_facts
 from engine.market.snapshot import QualityCode
+from tests.bundled_params import PARAMS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "facts-calm-thursday.yaml"
 
@@ -28,7 +29,7 @@ def _market(tmp_path, *edits) -> FactsMarketData:
 def test_a_snapshot_serves_the_files_prices_vix_atr_and_modelled_chains(tmp_path):
     m = _market(tmp_path)
     at = m.as_of
-    snap = m.snapshot(at, ["AAPL", "TSLA", "META"])
+    snap = m.snapshot(at, ["AAPL", "TSLA", "META"], PARAMS)
     assert snap.quotes["AAPL"].last == 228.5 and snap.quotes["AAPL"].at == at - timedelta(seconds=2)
     assert snap.vix.last == 18.4
     assert snap.atr5["TSLA"].value == 14.0 and snap.atr5["TSLA"].source == "wilder"
@@ -40,7 +41,7 @@ def test_a_snapshot_serves_the_files_prices_vix_atr_and_modelled_chains(tmp_path
     )
     assert "META" not in snap.quotes
     assert [(f.code, f.subject) for f in snap.findings] == [(QualityCode.MISSING_QUOTE, "META")]
-    facts = build_facts(snap, [], symbols=["AAPL", "TSLA"])
+    facts = build_facts(snap, [], symbols=["AAPL", "TSLA"], params=PARAMS)
     assert facts.market.underlyings["AAPL"].price == 228.5 and facts.market.data_age_seconds == 2
     assert facts.market.underlyings["TSLA"].atr5 == 14.0
 
@@ -53,10 +54,10 @@ def test_a_bad_quote_becomes_a_flagged_last_close_and_no_chain_means_none(tmp_pa
             "AAPL: {price: 228.5, atr5: 3.1, quote_ok: false, chain_available: false, earnings_this_week: true}",
         ),
     )
-    snap = m.snapshot(m.as_of, ["AAPL"])
+    snap = m.snapshot(m.as_of, ["AAPL"], PARAMS)
     assert "AAPL" not in snap.quotes and snap.last_close["AAPL"] == (date(2026, 11, 18), 228.5)
     assert "AAPL" not in snap.chains and "AAPL" in snap.earnings_this_week
-    u = build_facts(snap, [], symbols=["AAPL"]).market.underlyings["AAPL"]
+    u = build_facts(snap, [], symbols=["AAPL"], params=PARAMS).market.underlyings["AAPL"]
     assert (u.quote_ok, u.chain_available, u.price, u.earnings_this_week) == (
         False,
         False,
@@ -67,12 +68,22 @@ def test_a_bad_quote_becomes_a_flagged_last_close_and_no_chain_means_none(tmp_pa
 
 def test_served_later_the_quotes_age_and_never_pass_for_fresh(tmp_path):
     m = _market(tmp_path)
-    facts = build_facts(m.snapshot(m.as_of + timedelta(seconds=20), ["AAPL"]), [], symbols=["AAPL"])
+    facts = build_facts(
+        m.snapshot(m.as_of + timedelta(seconds=20), ["AAPL"], PARAMS),
+        [],
+        symbols=["AAPL"],
+        params=PARAMS,
+    )
     assert facts.market.data_age_seconds == 22 and facts.market.underlyings["AAPL"].quote_ok
     with pytest.raises(
         MarketDataUnavailable
     ):  # past the 30 s limit even VIX is stale: no facts at all
-        build_facts(m.snapshot(m.as_of + timedelta(minutes=5), ["AAPL"]), [], symbols=["AAPL"])
+        build_facts(
+            m.snapshot(m.as_of + timedelta(minutes=5), ["AAPL"], PARAMS),
+            [],
+            symbols=["AAPL"],
+            params=PARAMS,
+        )
 
 
 def test_history_is_one_bar_at_the_files_price_on_its_day(tmp_path):

@@ -40,7 +40,7 @@ def _until_friday_morning(db_url):
 def _settle(cycle, broker) -> list[Fill]:
     """The venue reaches Friday's close: expiries settle (the broker acts, not us)."""
     before = {f.execution_id for f in broker.fills()}
-    broker.sync(AFTER_CLOSE, cycle.market.snapshot(AFTER_CLOSE, cycle.symbols))
+    broker.sync(AFTER_CLOSE, cycle.market.snapshot(AFTER_CLOSE, cycle.symbols, cycle.params))
     settled = [f for f in broker.fills() if f.execution_id not in before]
     assert any(f.client_order_id == "assignment" for f in settled), (
         "the scripted week assigns a put on Friday"

@@ -16,6 +16,7 @@ from engine.execution.plan import Context, option
 from engine.execution.risk import GuardState, Limits, review
 from engine.market.quotes import MarketView
 from engine.records.decision import Action, ConstitutionRef, Decision
+from tests.bundled_params import PARAMS
 from tests.execution import helpers
 
 WED, THU = date(2024, 1, 10), date(2024, 1, 11)
@@ -62,7 +63,7 @@ def _plan(bundled, day, action, state, equity, mode, by_key=None):
     decision = _decision(day, action, mode)
     reviewed, limits = review(bundled.model, decision, GuardState())
     assert reviewed.verdicts[0].approved
-    view = MarketView(helpers.market().snapshot(helpers.at(day, 10), (action.symbol,)))
+    view = MarketView(helpers.market().snapshot(helpers.at(day, 10), (action.symbol,), PARAMS))
     ctx = Context(
         bundled.model,
         reviewed,
@@ -153,7 +154,7 @@ def test_covered_calls_in_a_hedged_week_cover_half_the_lots(bundled):
 def test_a_defensive_roll_in_a_hedged_week_closes_all_and_reopens_half(
     bundled, contracts, reopened
 ):
-    view = MarketView(helpers.market().snapshot(helpers.at(WED, 10), ("AAPL",)))
+    view = MarketView(helpers.market().snapshot(helpers.at(WED, 10), ("AAPL",), PARAMS))
     spot = view.spot("AAPL")
     put = option("AAPL", date(2024, 1, 12), round(spot) + 10, "P")
     held = Holding("GEN", put, -contracts, 20.0, "income", date(2024, 1, 5))

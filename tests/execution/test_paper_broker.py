@@ -9,11 +9,12 @@ from adapters.brokers.paper import PaperBroker, PaperCosts, _settlement_fills
 from engine.execution.broker import OrderRequest, OrderSide, OrderState
 from engine.execution.plan import ladder
 from engine.market.instruments import ContractSpec, SecType
+from tests.bundled_params import PARAMS
 from tests.execution import helpers
 
 
 def _listed_put(broker_market, at):
-    snap = broker_market.snapshot(at, ["SPY"])
+    snap = broker_market.snapshot(at, ["SPY"], PARAMS)
     chain = snap.chains["SPY"]
     i = int((abs(abs(chain.delta) - 0.3) + chain.is_call).argmin())  # the 30-delta put
     c = chain.contract(i)

@@ -36,6 +36,7 @@ from engine.execution.risk import Limits
 from engine.facts.load import load_facts_text
 from engine.market.quotes import MarketView
 from engine.records.decision import Action, ConstitutionRef, Decision
+from tests.bundled_params import PARAMS
 
 AT = datetime.fromisoformat("2026-11-19T10:15:00-05:00")  # Thursday, in Gen's entry window
 FACTS = """
@@ -63,7 +64,7 @@ RULES = (  # listed in v1.3's precedence, and one no class lists
 @cache
 def _view() -> MarketView:
     market = FactsMarketData(load_facts_text(FACTS))
-    return MarketView(market.snapshot(AT, ["AAPL", "MSFT"]))
+    return MarketView(market.snapshot(AT, ["AAPL", "MSFT"], PARAMS))
 
 
 @cache

@@ -48,7 +48,7 @@ def _open(url: str, facts, costs: PaperCosts | None = None) -> tuple:
 
 def _first_run_dies(url: str, facts, when, costs: PaperCosts | None = None) -> str:
     market, cycle, broker, store = _open(url, facts, costs)
-    broker.sync(market.as_of, market.snapshot(market.as_of, cycle.symbols))
+    broker.sync(market.as_of, market.snapshot(market.as_of, cycle.symbols, cycle.params))
     open_portfolio(
         cycle, Portfolio(3_000_000, market.as_of.date()), market.as_of, broker.seed_position
     )
@@ -139,7 +139,7 @@ def test_an_order_stepped_before_the_crash_continues_from_its_step(backend_url, 
     back to mid."""
     later = facts_file(tmp_path, "later.yaml", ("T10:15:00", "T10:16:00"))
     market, cycle, broker, store = _open(backend_url, EXAMPLE_FACTS, ONE_PER_PASS)
-    broker.sync(market.as_of, market.snapshot(market.as_of, cycle.symbols))
+    broker.sync(market.as_of, market.snapshot(market.as_of, cycle.symbols, cycle.params))
     open_portfolio(
         cycle, Portfolio(3_000_000, market.as_of.date()), market.as_of, broker.seed_position
     )

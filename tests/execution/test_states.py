@@ -17,6 +17,7 @@ from engine.records.audit import RunMode
 from engine.records.decision import ConstitutionRef, Decision
 from engine.records.log import InMemoryDecisionLog
 from scheduler.cli import main
+from tests.bundled_params import ORDER_TERMS, PARAMS
 from tests.execution import helpers
 from tests.execution.test_paper_cli import EXAMPLE, _decisions, _facts, _ledger, _step
 
@@ -89,7 +90,7 @@ def test_an_operator_state_needs_a_reason_and_audit_waits_for_working_orders():
 
 def test_a_pause_cancels_the_accounts_working_orders_only(market):
     at = helpers.at(helpers.WEEK, 10)
-    snap = market.snapshot(at, ["SPY"])
+    snap = market.snapshot(at, ["SPY"], PARAMS)
     chain = snap.chains["SPY"]
     c = chain.contract(int((abs(abs(chain.delta) - 0.3) + chain.is_call).argmin()))  # a put
     put = ContractSpec(
@@ -112,7 +113,7 @@ def test_a_pause_cancels_the_accounts_working_orders_only(market):
         ),
         "constitution text",
     )
-    executor = Executor(broker, log, store)
+    executor = Executor(broker, log, store, **ORDER_TERMS)
     for account in ("GEN", "REV"):
         req = OrderRequest(
             client_order_id=f"d-t:0:{account}",

@@ -40,7 +40,7 @@ def _run(url: str, constitution):
         url, m, constitution=constitution, approvals=parse_policy("person")
     )
     t0 = helpers.at(helpers.WEEK, 9, 40)
-    broker.sync(t0, m.snapshot(t0, cycle.symbols))
+    broker.sync(t0, m.snapshot(t0, cycle.symbols, cycle.params))
     open_portfolio(cycle, Portfolio(helpers.CAPITAL, helpers.WEEK), t0, broker.seed_position)
     for at in BEFORE_FORK:
         cycle.run(at)
@@ -167,7 +167,7 @@ def test_a_backtest_answers_by_its_declared_policy_on_the_replay_clock(tmp_path,
             url, m, mode="backtest", constitution=_constitution(), approvals=parse_policy(policy)
         )
         t0 = helpers.at(helpers.WEEK, 9, 40)
-        broker.sync(t0, m.snapshot(t0, cycle.symbols))
+        broker.sync(t0, m.snapshot(t0, cycle.symbols, cycle.params))
         open_portfolio(cycle, Portfolio(helpers.CAPITAL, helpers.WEEK), t0, broker.seed_position)
         forked, decisions = None, []
         for at in [*BEFORE_FORK, helpers.at(FRIDAY, 10), helpers.at(FRIDAY, 16, 45)]:

@@ -36,7 +36,7 @@ def _cycle(url: str, mode: str):
         approvals=parse_policy("person"),
     )
     t0 = helpers.at(helpers.WEEK, 9, 40)
-    broker.sync(t0, m.snapshot(t0, cycle.symbols))
+    broker.sync(t0, m.snapshot(t0, cycle.symbols, cycle.params))
     open_portfolio(cycle, Portfolio(helpers.CAPITAL, helpers.WEEK), t0, broker.seed_position)
     return cycle, store
 

@@ -7,6 +7,7 @@ import pytest
 from adapters.ib.broker import IBAccountMismatch, IBReadOnly, IBUnavailable
 from constitution.errors import RetryError
 from engine.execution.broker import OrderState
+from tests.bundled_params import PARAMS
 
 from .conftest import order, put, settled
 from .tws_stub import OrderScript, TwsStub
@@ -192,5 +193,5 @@ def test_stopped_gateway_reaches_the_facts_as_broker_connected_false(make_broker
     assert rec.wait_for(lambda ev: "disconnected" in [e.kind for e in ev])
     at = datetime(2025, 1, 6, 15, tzinfo=UTC)
     snap = MarketSnapshot(as_of=at, vix=Quote("VIX", 16.0, at, 15.9, 16.1))
-    facts = build_facts(snap, [], broker_connected=broker.is_connected())
+    facts = build_facts(snap, [], broker_connected=broker.is_connected(), params=PARAMS)
     assert facts.market.broker_connected is False  # the data-failure rule's input for SAFE

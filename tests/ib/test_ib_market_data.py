@@ -14,6 +14,7 @@ from adapters.ib.market_data import SlidingWindow
 from engine.clock import WallClock
 from engine.market.facts_builder import build_facts
 from engine.market.snapshot import QualityCode
+from tests.bundled_params import PARAMS
 
 AT = datetime(2025, 1, 6, 15, 0, tzinfo=UTC)  # Monday 10:00 New York
 
@@ -26,7 +27,7 @@ def test_snapshot_has_quotes_vix_atr_and_a_chain_with_greeks(make_market):
     # A whole chain's greeks: give a loaded machine the adapter's default wait, not the fast
     # 1 s the fault tests use (waiting ends as soon as every line has ticked).
     md = make_market(max_dte=14, tick_wait=3.0)
-    snap = md.snapshot(AT, ["AAPL"])
+    snap = md.snapshot(AT, ["AAPL"], PARAMS)
     q = snap.quotes["AAPL"]
     assert q.bid < q.ask and abs(q.mid - 200.0) < 1
     assert snap.vix is not None and abs(snap.vix.last - 16.0) < 0.01
@@ -44,16 +45,16 @@ def test_snapshot_has_quotes_vix_atr_and_a_chain_with_greeks(make_market):
 def test_nan_quotes_become_findings_not_exceptions(make_market, stub):
     stub.faults.nan_quotes.add("NVDA")
     md = make_market()
-    snap = md.snapshot(AT, ["NVDA"])
+    snap = md.snapshot(AT, ["NVDA"], PARAMS)
     assert math.isnan(snap.quotes["NVDA"].bid)
-    facts = build_facts(snap, [], symbols=["NVDA"])
+    facts = build_facts(snap, [], symbols=["NVDA"], params=PARAMS)
     assert "non-finite-price" in {f.code for f in facts.quality if f.subject == "NVDA"}
 
 
 def test_missing_greeks_are_reported_and_left_as_nan(make_market, stub):
     stub.faults.missing_greeks.add("NVDA")
     md = make_market()
-    snap = md.snapshot(AT, ["NVDA"])
+    snap = md.snapshot(AT, ["NVDA"], PARAMS)
     chain = snap.chains["NVDA"]
     assert np.all(np.isnan(chain.delta))
     assert str(QualityCode.BAD_CHAIN_ROWS) in codes(snap.findings, "NVDA")
@@ -62,7 +63,7 @@ def test_missing_greeks_are_reported_and_left_as_nan(make_market, stub):
 def test_missing_option_subscription_is_a_missing_chain_finding(make_market, stub):
     stub.faults.no_option_data = True
     md = make_market()
-    snap = md.snapshot(AT, ["AAPL"])
+    snap = md.snapshot(AT, ["AAPL"], PARAMS)
     assert "AAPL" not in snap.chains and "AAPL" in snap.quotes
     detail = next(f.detail for f in snap.findings if f.code is QualityCode.MISSING_CHAIN)
     assert "354" in detail and "subscription" in detail
@@ -79,7 +80,7 @@ def test_historical_pacing_violation_waits_and_retries(make_market, stub):
 
 def test_unknown_symbol_is_a_finding(make_market):
     md = make_market()
-    snap = md.snapshot(AT, ["ZZZZ"])
+    snap = md.snapshot(AT, ["ZZZZ"], PARAMS)
     assert "ZZZZ" not in snap.quotes
     assert str(QualityCode.MISSING_QUOTE) in codes(snap.findings, "ZZZZ")
 

@@ -18,6 +18,7 @@ from engine.execution.plan import Plan, PlannedOrder
 from engine.market.instruments import SecType
 from engine.records.audit import AuditRecord, RunMode
 from engine.records.log import InMemoryDecisionLog
+from tests.bundled_params import ORDER_TERMS
 from tests.scheduler.fake_cycle import decision_for
 
 from .conftest import ACCOUNTS, order, put, settled
@@ -120,7 +121,7 @@ def test_the_executor_links_an_ib_assignment_to_the_opening_decision_and_reports
     log = InMemoryDecisionLog(RunMode.LIVE, FixedClock(at))
     store = MemoryLedgerStore()
     broker, rec = make_broker()
-    executor = Executor(broker, log, store)
+    executor = Executor(broker, log, store, **ORDER_TERMS)
     receipt = executor.record(decision, constitution.text)
     request = order(f"{did}:0:o0", "GEN", put("AAPL", "20250110", 195.0), "SELL", 2, 1.50)
     store.apply(

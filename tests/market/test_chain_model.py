@@ -26,6 +26,7 @@ from engine.market.surface import (
     atm_vol_for_vix,
     variance_swap_rate,
 )
+from tests.bundled_params import PARAMS
 from tests.market.conftest import ny
 
 THURSDAY = ny(date(2026, 11, 19), 10, 0)
@@ -169,7 +170,7 @@ def test_the_replay_measures_each_tickers_vol_against_the_index_without_look_ahe
     market = BarMarketData(bars)
     at = ny(date(2024, 6, 28), 10, 0)
 
-    snap = market.snapshot(at, ["SPY", "NVDA", "MSFT"])
+    snap = market.snapshot(at, ["SPY", "NVDA", "MSFT"], PARAMS)
 
     # the synthetic market gives NVDA 2.5x and MSFT 1.35x the index's volatility
     assert snap.vol_scales["SPY"] == 1.0

@@ -13,6 +13,7 @@ import pytest
 from adapters.market_data.files import BarMarketData
 from engine.market import calendar
 from engine.market.facts_builder import build_facts
+from engine.market.params import market_params
 from engine.market.snapshot import (
     TRIGGER_HISTORY_CLOSES,
     MarketSnapshot,
@@ -38,7 +39,7 @@ def _snapshot(readings, **changes) -> MarketSnapshot:
 
 
 def _off(bundled, snap: MarketSnapshot) -> int | None:
-    facts = build_facts(snap, [], hedge_triggers=bundled.model.hedging.triggers)
+    facts = build_facts(snap, [], params=market_params(bundled.model))
     return facts.market.hedge_trigger_off_closes
 
 
@@ -68,9 +69,9 @@ def test_breadth_counts_as_it_stands_now(bundled, breadth, off):
     assert _off(bundled, snap) == off
 
 
-def test_without_history_or_triggers_the_count_is_unknown(bundled):
+def test_without_history_the_count_is_unknown(bundled):
+    # the triggers always come with the constitution's market parameters (engine/market/params.py)
     assert _off(bundled, _snapshot([])) is None
-    assert build_facts(_snapshot([(0, 0.0)] * 3), []).market.hedge_trigger_off_closes is None
 
 
 def test_an_adapter_that_knows_the_count_directly_gives_it(bundled):
@@ -88,7 +89,8 @@ def test_the_bar_adapter_gives_each_close_as_its_own_snapshot_would(bundled):
         "SPX": history("SPX", DAYS, spx),
     }
     market = BarMarketData(bars, index_symbol="SPX", chains=False)
-    snap = market.snapshot(AT, [])
+    params = market_params(bundled.model)
+    snap = market.snapshot(AT, [], params)
     assert len(snap.trigger_history) == TRIGGER_HISTORY_CLOSES
     last = snap.trigger_history[-1]
     assert (last.day, last.vix_closes_above_30, last.spx_drawdown) == (
@@ -98,7 +100,9 @@ def test_the_bar_adapter_gives_each_close_as_its_own_snapshot_would(bundled):
     )
     for r in snap.trigger_history[-4:-1]:
         after_close = ny(calendar.next_session(r.day), 10, 0)
-        then = BarMarketData(bars, index_symbol="SPX", chains=False).snapshot(after_close, [])
+        then = BarMarketData(bars, index_symbol="SPX", chains=False).snapshot(
+            after_close, [], params
+        )
         assert (r.vix_closes_above_30, r.spx_drawdown) == (
             then.vix_closes_above_30,
             then.spx_drawdown,

@@ -22,6 +22,7 @@ from engine.market import calendar
 from engine.market.facts_builder import build_facts
 from engine.market.indicators import clean_history
 from engine.market.snapshot import QualityCode
+from tests.bundled_params import PARAMS
 from tests.market.conftest import ny
 
 OHLC_CSV = """Date,Open,High,Low,Close,Volume
@@ -139,8 +140,8 @@ def test_real_vix_history_imports_and_serves_a_snapshot(vix_csv, spx_csv, tmp_pa
     spx = import_bars(spx_csv, "SPX", store)
     at = ny(date(2020, 3, 17), 10, 0)  # the day after the record close of 82.69
 
-    snap = FileMarketData(store, index_symbol="SPX").snapshot(at, ["SPX"])
-    facts = build_facts(snap, [])
+    snap = FileMarketData(store, index_symbol="SPX").snapshot(at, ["SPX"], PARAMS)
+    facts = build_facts(snap, [], params=PARAMS)
 
     # Cboe computed VIX on 33 days the NYSE was closed (2004-06-11, Memorial Day 2022 ...)
     assert vix.rows_stored == vix.rows_read - 33 and spx.close_only
@@ -160,9 +161,9 @@ def test_replay_quote_is_the_open_during_the_session_and_the_close_after():
     market = BarMarketData(hist.bars)
     bars = hist.bars["SPY"]
 
-    during = market.snapshot(ny(date(2026, 11, 20), 10, 0), ["SPY"])
-    after = market.snapshot(ny(date(2026, 11, 20), 16, 30), ["SPY"])
-    before = market.snapshot(ny(date(2026, 11, 20), 9, 0), ["SPY"])
+    during = market.snapshot(ny(date(2026, 11, 20), 10, 0), ["SPY"], PARAMS)
+    after = market.snapshot(ny(date(2026, 11, 20), 16, 30), ["SPY"], PARAMS)
+    before = market.snapshot(ny(date(2026, 11, 20), 9, 0), ["SPY"], PARAMS)
 
     assert during.quotes["SPY"].last == bars.open[-1]
     assert after.quotes["SPY"].last == bars.close[-1]
@@ -225,7 +226,9 @@ def test_synthetic_market_serves_facts_for_every_sleeve_ticker():
     market = synthetic_market(9, date(2026, 11, 19))
     symbols = ["AAPL", "MSFT", "AMZN", "GOOG", "GOOGL", "META", "NVDA", "TSLA", "SPY", "QQQ", "IWM"]
 
-    facts = build_facts(market.snapshot(ny(date(2026, 11, 19), 10, 0), symbols), [])
+    facts = build_facts(
+        market.snapshot(ny(date(2026, 11, 19), 10, 0), symbols, PARAMS), [], params=PARAMS
+    )
 
     assert sorted(facts.market.underlyings) == sorted(symbols)
     assert all(

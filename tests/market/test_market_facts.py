@@ -13,13 +13,13 @@ from constitution.errors import FactsInvalid
 from engine.facts.model import Account, Facts, Position
 from engine.market import calendar
 from engine.market.facts_builder import (
-    SLEEVE_CANDIDATES,
     MarketDataUnavailable,
     build_facts,
     candidates_for_day,
 )
 from engine.market.options import synthetic_chain
 from engine.market.snapshot import AtrReading, MarketSnapshot, Quote
+from tests.bundled_params import PARAMS, with_tickers
 from tests.market.conftest import history, ny
 
 AT = ny(date(2026, 11, 19), 10, 0)  # a Thursday (Gen's entry day)
@@ -70,7 +70,7 @@ def _codes(facts: Facts, subject: str | None = None) -> set[str]:
 
 
 def test_clean_data_gives_clean_facts():
-    facts = build_facts(_snapshot(), [_gen(SHORT_PUT)])
+    facts = build_facts(_snapshot(), [_gen(SHORT_PUT)], params=PARAMS)
 
     u = facts.market.underlyings["AAPL"]
     assert facts.quality == ()
@@ -100,7 +100,7 @@ def test_clean_data_gives_clean_facts():
     ],
 )
 def test_a_bad_quote_marks_the_underlying_and_falls_back_to_the_last_close(quote, code):
-    facts = build_facts(_snapshot(quotes={"AAPL": quote}), [_gen(SHORT_PUT)])
+    facts = build_facts(_snapshot(quotes={"AAPL": quote}), [_gen(SHORT_PUT)], params=PARAMS)
 
     u = facts.market.underlyings["AAPL"]
     assert not u.quote_ok and u.price == 228.0
@@ -111,7 +111,9 @@ def test_a_bad_quote_marks_the_underlying_and_falls_back_to_the_last_close(quote
 
 def test_a_quote_30_seconds_old_is_still_fresh():
     facts = build_facts(
-        _snapshot(quotes={"AAPL": Quote("AAPL", 230.0, AT - timedelta(seconds=30))}), []
+        _snapshot(quotes={"AAPL": Quote("AAPL", 230.0, AT - timedelta(seconds=30))}),
+        [],
+        params=PARAMS,
     )
 
     assert facts.market.underlyings["AAPL"].quote_ok and facts.market.data_age_seconds == 30.0
@@ -120,20 +122,24 @@ def test_a_quote_30_seconds_old_is_still_fresh():
 def test_the_stale_limit_is_an_argument():
     quote = Quote("AAPL", 230.0, AT - timedelta(seconds=10))
 
-    facts = build_facts(_snapshot(quotes={"AAPL": quote}), [], max_quote_age=timedelta(seconds=5))
+    facts = build_facts(
+        _snapshot(quotes={"AAPL": quote}),
+        [],
+        params=replace(PARAMS, max_quote_age=timedelta(seconds=5)),
+    )
 
     assert "stale-quote" in _codes(facts, "AAPL")
 
 
 def test_a_missing_quote_is_reported():
-    facts = build_facts(_snapshot(quotes={}), [_gen(SHORT_PUT)])
+    facts = build_facts(_snapshot(quotes={}), [_gen(SHORT_PUT)], params=PARAMS)
 
     assert {"missing-quote", "price-from-last-close"} <= _codes(facts, "AAPL")
     assert not facts.market.underlyings["AAPL"].quote_ok
 
 
 def test_a_missing_chain_sets_chain_available_false():
-    facts = build_facts(_snapshot(chains={}), [_gen(SHORT_PUT)])
+    facts = build_facts(_snapshot(chains={}), [_gen(SHORT_PUT)], params=PARAMS)
 
     assert facts.market.underlyings["AAPL"].chain_available is False
     assert "missing-chain" in _codes(facts, "AAPL")
@@ -145,7 +151,7 @@ def test_unusable_chain_rows_are_dropped_and_counted():
     bid[:3] = np.nan
     bad = replace(good, bid=bid)
 
-    facts = build_facts(_snapshot(chains={"AAPL": bad}), [])
+    facts = build_facts(_snapshot(chains={"AAPL": bad}), [], params=PARAMS)
 
     assert facts.market.underlyings["AAPL"].chain_available
     assert any(
@@ -158,7 +164,7 @@ def test_a_chain_with_no_usable_row_counts_as_missing():
     good = synthetic_chain("AAPL", 230.0, 18.0, AT)
     bad = replace(good, ask=np.full(len(good), np.inf))
 
-    facts = build_facts(_snapshot(chains={"AAPL": bad}), [])
+    facts = build_facts(_snapshot(chains={"AAPL": bad}), [], params=PARAMS)
 
     assert not facts.market.underlyings["AAPL"].chain_available
     assert {"bad-chain-rows", "missing-chain"} <= _codes(facts, "AAPL")
@@ -166,7 +172,7 @@ def test_a_chain_with_no_usable_row_counts_as_missing():
 
 @pytest.mark.parametrize("vix", [Quote("VIX", NAN, AT), Quote("VIX", 0.0, AT), None])
 def test_a_bad_vix_falls_back_to_its_last_close(vix):
-    facts = build_facts(_snapshot(vix=vix), [])
+    facts = build_facts(_snapshot(vix=vix), [], params=PARAMS)
 
     assert facts.market.vix == 17.5
     assert "vix-from-last-close" in _codes(facts, "VIX")
@@ -174,16 +180,16 @@ def test_a_bad_vix_falls_back_to_its_last_close(vix):
 
 def test_no_vix_at_all_is_an_operational_failure_not_a_guess():
     with pytest.raises(MarketDataUnavailable):
-        build_facts(_snapshot(vix=None, vix_last_close=None), [])
+        build_facts(_snapshot(vix=None, vix_last_close=None), [], params=PARAMS)
 
 
 def test_a_held_symbol_with_no_price_anywhere_cannot_become_facts():
     with pytest.raises(MarketDataUnavailable):
-        build_facts(_snapshot(quotes={}, last_close={}), [_gen(SHORT_PUT)])
+        build_facts(_snapshot(quotes={}, last_close={}), [_gen(SHORT_PUT)], params=PARAMS)
 
 
 def test_a_watched_symbol_with_no_price_is_left_out_with_a_finding():
-    facts = build_facts(_snapshot(), [], symbols=["ZZZ"])
+    facts = build_facts(_snapshot(), [], symbols=["ZZZ"], params=PARAMS)
 
     assert "ZZZ" not in facts.market.underlyings
     assert "no-price" in _codes(facts, "ZZZ")
@@ -192,8 +198,8 @@ def test_a_watched_symbol_with_no_price_is_left_out_with_a_finding():
 def test_atr_fallbacks_reach_the_facts():
     stale = AtrReading(4.62, "stale_fallback", date(2026, 11, 16))
 
-    facts = build_facts(_snapshot(atr5={"AAPL": stale}), [])
-    none = build_facts(_snapshot(atr5={}), [])
+    facts = build_facts(_snapshot(atr5={"AAPL": stale}), [], params=PARAMS)
+    none = build_facts(_snapshot(atr5={}), [], params=PARAMS)
 
     assert facts.market.underlyings["AAPL"].atr_source == "stale_fallback"
     assert none.market.underlyings["AAPL"].atr_source == "price_fallback"
@@ -202,7 +208,7 @@ def test_atr_fallbacks_reach_the_facts():
 
 
 def test_unknown_market_indicators_are_defaulted_visibly():
-    facts = build_facts(_snapshot(spx_drawdown=None, breadth_above_50dma=NAN), [])
+    facts = build_facts(_snapshot(spx_drawdown=None, breadth_above_50dma=NAN), [], params=PARAMS)
 
     assert {"spx_drawdown", "breadth_above_50dma"} <= {
         q.subject for q in facts.quality if q.code == "indicator-defaulted"
@@ -213,7 +219,7 @@ def test_inconsistent_account_state_is_facts_invalid():
     expired = SHORT_PUT.model_copy(update={"expiry": date(2026, 11, 13)})
 
     with pytest.raises(FactsInvalid) as exc:
-        build_facts(_snapshot(), [_gen(expired)])
+        build_facts(_snapshot(), [_gen(expired)], params=PARAMS)
 
     assert [p.code for p in exc.value.problems] == ["expired"]
 
@@ -224,7 +230,7 @@ def test_early_close_flag_comes_from_the_calendar():
         as_of=friday, quotes={"AAPL": Quote("AAPL", 230.0, friday)}, vix=Quote("VIX", 18.0, friday)
     )
 
-    assert build_facts(snap, []).market.early_close is True
+    assert build_facts(snap, [], params=PARAMS).market.early_close is True
 
 
 def test_the_entry_candidates_liquidity_is_reported_for_the_entering_sleeve():
@@ -232,11 +238,11 @@ def test_the_entry_candidates_liquidity_is_reported_for_the_entering_sleeve():
     snap = _snapshot(
         quotes={"SPY": Quote("SPY", 600.0, AT)}, chains={"SPY": chain}, atr5={}, last_close={}
     )
-    candidates = candidates_for_day(AT.date(), {"gen": ["SPY"], "rev": ["NVDA"]})
+    candidates = candidates_for_day(AT.date(), with_tickers({"gen": ["SPY"], "rev": ["NVDA"]}))
 
-    u = build_facts(snap, [], candidates=candidates).market.underlyings["SPY"]
+    u = build_facts(snap, [], candidates=candidates, params=PARAMS).market.underlyings["SPY"]
 
-    assert set(candidates) == {"SPY"} and candidates["SPY"] == SLEEVE_CANDIDATES["gen"]
+    assert set(candidates) == {"SPY"} and candidates["SPY"] == PARAMS.candidates["gen"]
     dte = (chain.expiry - np.datetime64(AT.date())).astype(int)
     band = (
         ~chain.is_call & (np.abs(chain.delta) >= 0.40) & (np.abs(chain.delta) <= 0.45) & (dte <= 1)
@@ -251,7 +257,7 @@ def test_the_entry_candidates_liquidity_is_reported_for_the_entering_sleeve():
 
 def test_no_candidate_fields_on_a_day_without_an_entry():
     candidates = candidates_for_day(
-        date(2026, 11, 17), {"gen": ["SPY"], "rev": ["NVDA"], "com": ["AAPL"]}
+        date(2026, 11, 17), with_tickers({"gen": ["SPY"], "rev": ["NVDA"], "com": ["AAPL"]})
     )
 
     assert candidates == {}
@@ -280,7 +286,11 @@ def test_gaps_in_history_appear_in_the_facts():
     days = _sessions(date(2026, 11, 19), 30)
     keep = [d for i, d in enumerate(days) if i not in (10, 11)]
 
-    facts = build_facts(_market(_bars("AAPL", keep, np.full(28, 230.0))).snapshot(AT, ["AAPL"]), [])
+    facts = build_facts(
+        _market(_bars("AAPL", keep, np.full(28, 230.0))).snapshot(AT, ["AAPL"], PARAMS),
+        [],
+        params=PARAMS,
+    )
 
     gap = [q for q in facts.quality if q.code == "history-gap" and q.subject == "AAPL"]
     assert gap and "2 sessions missing" in gap[0].detail
@@ -304,7 +314,7 @@ def test_bad_bars_appear_in_the_facts(col, value, code):
     arr[-5] = value
     bad = replace(h, **{col: arr})
 
-    facts = build_facts(_market(bad).snapshot(AT, ["AAPL"]), [])
+    facts = build_facts(_market(bad).snapshot(AT, ["AAPL"], PARAMS), [], params=PARAMS)
 
     assert code in _codes(facts, "AAPL") and "history-gap" in _codes(facts, "AAPL")
     assert facts.market.underlyings["AAPL"].atr5 == pytest.approx(2.0)
@@ -314,7 +324,9 @@ def test_close_only_history_is_flagged_and_uses_close_to_close():
     days = _sessions(date(2026, 11, 19), 30)
     closes = 230.0 + np.where(np.arange(30) % 2, 1.5, -1.5)
 
-    facts = build_facts(_market(history("AAPL", days, closes)).snapshot(AT, ["AAPL"]), [])
+    facts = build_facts(
+        _market(history("AAPL", days, closes)).snapshot(AT, ["AAPL"], PARAMS), [], params=PARAMS
+    )
 
     u = facts.market.underlyings["AAPL"]
     assert u.atr_source == "close_to_close" and u.atr5 == pytest.approx(3.0)
@@ -324,7 +336,11 @@ def test_close_only_history_is_flagged_and_uses_close_to_close():
 def test_history_ending_days_ago_gives_a_stale_atr_and_the_last_close():
     days = _sessions(date(2026, 11, 16), 30)  # nothing after Monday
 
-    facts = build_facts(_market(_bars("AAPL", days, np.full(30, 230.0))).snapshot(AT, ["AAPL"]), [])
+    facts = build_facts(
+        _market(_bars("AAPL", days, np.full(30, 230.0))).snapshot(AT, ["AAPL"], PARAMS),
+        [],
+        params=PARAMS,
+    )
 
     u = facts.market.underlyings["AAPL"]
     assert u.atr_source == "stale_fallback" and u.atr5 == pytest.approx(2.2)

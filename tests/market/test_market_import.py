@@ -16,6 +16,7 @@ from constitution.errors import InvalidInput
 from engine.market.facts_builder import build_facts
 from engine.market.snapshot import QualityCode
 from scheduler.cli import main
+from tests.bundled_params import PARAMS
 from tests.market.conftest import SHARED_DATA, ny, shared_file
 
 YAHOO = """Date,Open,High,Low,Close,Adj Close,Volume
@@ -200,8 +201,8 @@ def test_data_reads_the_shared_folder_directly_and_takes_the_drawdown_from_the_i
     shared_file("vix-daily.csv")
     market = FileMarketData(SHARED_DATA)
 
-    snap = market.snapshot(ny(date(2020, 3, 23), 10, 0), ["SPX"])
-    facts = build_facts(snap, [])
+    snap = market.snapshot(ny(date(2020, 3, 23), 10, 0), ["SPX"], PARAMS)
+    facts = build_facts(snap, [], params=PARAMS)
 
     # S&P 500 closed at 2,304.92 on 2020-03-20, 32 % under its 52-week high of 3,386.15
     assert facts.market.spx_drawdown == pytest.approx(1 - 2304.92 / 3386.15, abs=1e-4)
@@ -215,7 +216,9 @@ def test_without_index_bars_the_drawdown_comes_from_spy_and_says_so():
 
     market = synthetic_market(5, date(2024, 3, 1), ("SPY",))
 
-    facts = build_facts(market.snapshot(ny(date(2024, 3, 1), 10, 0), ["SPY"]), [])
+    facts = build_facts(
+        market.snapshot(ny(date(2024, 3, 1), 10, 0), ["SPY"], PARAMS), [], params=PARAMS
+    )
 
     proxy = [q for q in facts.quality if q.code == "index-proxy"]
     assert [(q.subject, "SPY" in q.detail) for q in proxy] == [("spx_drawdown", True)]

@@ -23,6 +23,7 @@ from engine.market.options import (
     years_to_expiry,
 )
 from engine.market.snapshot import OptionChain, OptionContract
+from tests.bundled_params import LIQUIDITY
 from tests.market.conftest import ny
 
 THURSDAY = ny(date(2026, 11, 19), 10, 0)
@@ -196,7 +197,7 @@ def test_selection_takes_the_delta_closest_to_the_middle_of_the_band():
         (100, -0.47, 1.40, 1.42, 900, 300),
     )
 
-    choice = select_strike(ch, "put", (0.40, 0.45))
+    choice = select_strike(ch, "put", (0.40, 0.45), **LIQUIDITY)
 
     assert choice.contract.strike == 99 and choice.reason == "ok" and choice.in_band == 2
 
@@ -204,7 +205,7 @@ def test_selection_takes_the_delta_closest_to_the_middle_of_the_band():
 def test_selection_never_leaves_the_band():
     ch = _chain_of((97, -0.30, 1.0, 1.02, 900, 300), (100, -0.50, 1.4, 1.42, 900, 300))
 
-    choice = select_strike(ch, "put", (0.40, 0.45))
+    choice = select_strike(ch, "put", (0.40, 0.45), **LIQUIDITY)
 
     assert choice.contract is None and choice.reason == "none-in-band"
 
@@ -224,7 +225,7 @@ def test_selection_never_leaves_the_band():
 def test_illiquid_candidates_are_filtered_out(row, kwargs):
     ch = _chain_of(row)
 
-    choice = select_strike(ch, "put", (0.40, 0.45), **kwargs)
+    choice = select_strike(ch, "put", (0.40, 0.45), **{**LIQUIDITY, **kwargs})
 
     assert choice.contract is None and choice.reason == "none-liquid" and choice.in_band == 1
 
@@ -232,13 +233,13 @@ def test_illiquid_candidates_are_filtered_out(row, kwargs):
 def test_a_less_central_but_liquid_strike_beats_a_central_illiquid_one():
     ch = _chain_of((99, -0.425, 1.0, 1.02, 10, 300), (98, -0.405, 0.9, 0.92, 900, 300))
 
-    assert select_strike(ch, "put", (0.40, 0.45)).contract.strike == 98
+    assert select_strike(ch, "put", (0.40, 0.45), **LIQUIDITY).contract.strike == 98
 
 
 def test_selection_on_a_real_sized_chain_respects_band_and_liquidity(chain):
     expiry = date(2026, 11, 27)  # the next week's Friday
 
-    choice = select_strike(chain, "put", (0.30, 0.35), expiry=expiry)
+    choice = select_strike(chain, "put", (0.30, 0.35), expiry=expiry, **LIQUIDITY)
 
     c = choice.contract
     assert c is not None and c.expiry == expiry and c.right == "put"

@@ -20,9 +20,10 @@ import pytest
 from adapters.market_data.files import BarMarketData
 from adapters.market_data.synthetic import generate
 from engine.market import calendar
-from engine.market.facts_builder import SLEEVE_CANDIDATES, build_facts, candidates_for_day
+from engine.market.facts_builder import build_facts, candidates_for_day
 from engine.market.snapshot import DailyHistory, MarketSnapshot
 from scheduler.cli.data_cmds import demo_accounts
+from tests.bundled_params import PARAMS, with_tickers
 from tests.market.conftest import ny
 
 LAST = date(2024, 12, 6)
@@ -93,11 +94,12 @@ def _truncated(bars: dict[str, DailyHistory], t: datetime) -> dict[str, DailyHis
 def _picture(bars: dict[str, DailyHistory], t: datetime) -> str:
     """Everything the market says at t, as text: the facts document and every chain's columns."""
     market = BarMarketData(bars, index_symbol="SPX")
-    snap = market.snapshot(t, [*SYMBOLS, "SPX"])
+    snap = market.snapshot(t, [*SYMBOLS, "SPX"], PARAMS)
     facts = build_facts(
         snap,
         demo_accounts(t, snap),
-        candidates=candidates_for_day(calendar.new_york_date(t), TICKERS, SLEEVE_CANDIDATES),
+        candidates=candidates_for_day(calendar.new_york_date(t), with_tickers(TICKERS)),
+        params=PARAMS,
     )
     return json.dumps({"facts": facts.model_dump(mode="json"), "chains": _chains(snap)})
 
@@ -138,7 +140,7 @@ def test_close_only_bars_show_the_last_close_until_the_session_closes():
     spx = bars["SPX"]
     i = int(np.flatnonzero(spx.days == np.datetime64("2024-11-27"))[0])
 
-    at_open = market.snapshot(ny(date(2024, 11, 27), 9, 30), ["SPX"]).quotes["SPX"].last
-    at_close = market.snapshot(ny(date(2024, 11, 27), 16, 0), ["SPX"]).quotes["SPX"].last
+    at_open = market.snapshot(ny(date(2024, 11, 27), 9, 30), ["SPX"], PARAMS).quotes["SPX"].last
+    at_close = market.snapshot(ny(date(2024, 11, 27), 16, 0), ["SPX"], PARAMS).quotes["SPX"].last
 
     assert at_open == spx.close[i - 1] and at_close == spx.close[i]

@@ -24,6 +24,7 @@ from engine.market import calendar
 from engine.market.facts_builder import build_facts
 from engine.rules.evaluate import evaluate
 from scheduler.cli import main
+from tests.bundled_params import PARAMS
 from tests.market.conftest import SHARED_DATA, ny, shared_file
 
 KILL_DAYS = {date(2008, 10, 27), date(2008, 11, 20), date(2020, 3, 16)}
@@ -54,7 +55,7 @@ def tier(vix: float, c) -> str:
 
 
 def _mode_at(constitution, market, at: datetime) -> tuple[float, str]:
-    facts = build_facts(market.snapshot(at, []), [])
+    facts = build_facts(market.snapshot(at, [], PARAMS), [], params=PARAMS)
     decision = evaluate(constitution, facts)
     return facts.market.vix, decision.derived["market"]["mode"]
 
@@ -160,7 +161,7 @@ def test_a_backtest_from_the_first_bar_starts_and_says_what_it_cannot_trade(tmp_
 
 
 def test_the_index_drawdown_at_the_2020_low_comes_from_the_index(market):
-    snap = market.snapshot(ny(date(2020, 3, 24), 10, 0), [])
+    snap = market.snapshot(ny(date(2020, 3, 24), 10, 0), [], PARAMS)
 
     # S&P 500: 3,386.15 on 2020-02-19, 2,237.40 on 2020-03-23 - a 33.9 % fall
     assert snap.spx_drawdown == pytest.approx(1 - 2237.40 / 3386.15, abs=1e-4)

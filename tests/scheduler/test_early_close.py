@@ -24,6 +24,7 @@ from scheduler.cadence import (
 from scheduler.journal import MemoryJournal
 from scheduler.replay import replay
 from scheduler.runner import Runner
+from tests.bundled_params import CADENCE
 from tests.scheduler.fake_cycle import FakeCycle
 
 BLACK_FRIDAY = date(2024, 11, 29)  # the day after Thanksgiving: NYSE closes at 13:00
@@ -238,9 +239,9 @@ def test_the_1245_tick_is_never_quiet_after_the_1240_one(bundled):
 
     cuts = clock_cuts(bundled.rules)
     shift = bundled.model.cadence.early_close_shift_minutes
-    assert clock_signature(cuts, _ny(BLACK_FRIDAY, 12, 40), shift) != clock_signature(
-        cuts, _ny(BLACK_FRIDAY, 12, 45), shift
+    assert clock_signature(cuts, _ny(BLACK_FRIDAY, 12, 40), shift, CADENCE) != clock_signature(
+        cuts, _ny(BLACK_FRIDAY, 12, 45), shift, CADENCE
     )
-    assert clock_signature(cuts, _ny(BLACK_FRIDAY, 12, 45), shift) == clock_signature(
-        cuts, _ny(BLACK_FRIDAY, 12, 50), shift
+    assert clock_signature(cuts, _ny(BLACK_FRIDAY, 12, 45), shift, CADENCE) == clock_signature(
+        cuts, _ny(BLACK_FRIDAY, 12, 50), shift, CADENCE
     )

@@ -16,6 +16,7 @@ from engine.cycle.quiet import QuietTicks, clock_cuts, clock_signature
 from scheduler import compose
 from scheduler.backtest import run_backtest
 from scheduler.cadence import NEW_YORK
+from tests.bundled_params import CADENCE, PARAMS
 
 FIRST, LAST = (
     date(2024, 1, 2),
@@ -48,7 +49,9 @@ def test_ticks_inside_one_window_share_a_signature_and_a_boundary_splits_them(bu
     cuts = clock_cuts(bundled.rules)
 
     def sig(hh, mm, day=date(2024, 1, 4)):  # a Thursday: Gen's entry day
-        return clock_signature(cuts, datetime.combine(day, time(hh, mm), tzinfo=NEW_YORK), 120)
+        return clock_signature(
+            cuts, datetime.combine(day, time(hh, mm), tzinfo=NEW_YORK), 120, CADENCE
+        )
 
     assert sig(9, 50) == sig(10, 55)  # both inside the 09:45-11:00 entry window
     assert sig(10, 55) != sig(11, 0)  # the window's end is a cut
@@ -183,7 +186,9 @@ def test_bar_snapshots_share_a_content_key_within_a_session_phase_only():
     day = date(2024, 1, 4)
 
     def snap(h, m):
-        return market.snapshot(datetime.combine(day, time(h, m), tzinfo=NEW_YORK), ["SPY", "AAPL"])
+        return market.snapshot(
+            datetime.combine(day, time(h, m), tzinfo=NEW_YORK), ["SPY", "AAPL"], PARAMS
+        )
 
     a, b, close = snap(10, 0), snap(10, 5), snap(16, 0)
     assert a.content_key is not None and a.content_key == b.content_key
@@ -204,6 +209,6 @@ def test_a_snapshot_with_a_stale_atr_claims_no_shared_content():
     bars = {"SPY": hist.bars["SPY"].until(date(2024, 1, 10)), "VIX": hist.bars["VIX"]}
     market = BarMarketData(bars)
     at = datetime.combine(date(2024, 1, 16), time(10, 0), tzinfo=NEW_YORK)
-    snap = market.snapshot(at, ["SPY"])
+    snap = market.snapshot(at, ["SPY"], PARAMS)
     assert snap.atr5["SPY"].source == "stale_fallback"
     assert snap.content_key is None
