@@ -89,6 +89,10 @@ def _pending(applied: dict[str, int], components: Iterable[str]) -> list[Migrati
     return out
 
 
+# pg_advisory_xact_lock key of schema migrations ("alluse" in ASCII: no other lock of ours uses it)
+_MIGRATION_LOCK = 0x616C6C757365
+
+
 def migrate(engine: Engine, components: Iterable[str]) -> list[Migration]:
     """Bring ``components`` up to date; returns the migrations applied (none if current).
     A database that is already current is only read, so read-only databases open fine."""
@@ -97,6 +101,11 @@ def migrate(engine: Engine, components: Iterable[str]) -> list[Migration]:
         if not _pending(current_versions(conn), components):
             return []
     with write_transaction(engine, None, "migrating the database schema") as conn:
+        if engine.dialect.name == "postgresql":
+            # Two processes creating the version table at once collide in PostgreSQL's catalog
+            # (CREATE TABLE IF NOT EXISTS is not atomic: a duplicate pg_type row); one
+            # transaction-scoped advisory lock makes the second wait for the first's migration.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         conn.exec_driver_sql(_CREATE_VERSION_TABLE)
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"LOCK TABLE {VERSION_TABLE} IN SHARE ROW EXCLUSIVE MODE")

@@ -38,7 +38,7 @@ def test_the_rules_see_friday_exactly_where_the_scheduler_fires_fridays_jobs(bun
 def test_weekends_and_holidays_are_not_sessions_for_the_rules(bundled):
     for day in (date(2024, 3, 29), date(2024, 11, 28), date(2024, 11, 30), date(2024, 12, 1)):
         ny = datetime.combine(day, time(10, 0), tzinfo=calendar.NEW_YORK)
-        clock = clock_fields(ny, False, 120)
+        clock = clock_fields(ny, False, 120, calendar.cadence_of(bundled.model))
         assert clock["clock_session"] is False
         assert clock["clock_last_session_of_week"] is False
         assert clock["clock_expiry_session"] is False
