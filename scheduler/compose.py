@@ -134,8 +134,10 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     from engine.rules.evaluate import evaluate
 
     market = paper_market(ctx)
-    store = SqlLedgerStore.open(ctx.db_url)
-    broker = PaperBroker(market, costs=PaperCosts(), store=SqlVenueStore(store.engine))
+    # a backtest writes its ledger and venue once per cycle (D180); paper writes before acting
+    store = SqlLedgerStore.open(ctx.db_url, per_cycle=ctx.mode is RunMode.BACKTEST)
+    venue = SqlVenueStore(store.engine, store.writes)
+    broker = PaperBroker(market, costs=PaperCosts(), store=venue)
     broker.connect()
     log = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
     if ctx.mode is RunMode.BACKTEST:  # one transaction per cycle (D93); paper writes before acting

@@ -10,7 +10,7 @@ of an ``apply`` or none of it, and loading gives back exactly the state that was
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields, is_dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -63,22 +63,61 @@ def op_body(op: LedgerOp) -> str:
     return json.dumps(_jsonable(op), sort_keys=True, separators=(",", ":"))
 
 
-class SqlLedgerStore:
+class CycleWrites:
+    """A backtest's ledger and paper-venue writes of one cycle, kept in order and written in ONE
+    transaction when the cycle ends (D180, like its audit records: D93). Live and paper never
+    use it: they write each ``apply`` in its own durable commit before anything acts."""
+
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._ledger: list[Callable[[Connection], None]] = []
+        self._book: str | None = None  # the venue's row is rewritten whole: the last one counts
+
+    def ledger(self, write: Callable[[Connection], None]) -> None:
+        self._ledger.append(write)
+
+    def book(self, body: str) -> None:
+        self._book = body
+
+    def flush(self) -> None:
+        writes, book = self._ledger, self._book
+        if not writes and book is None:
+            return
+        self._ledger, self._book = [], None
+        with write_transaction(self.engine, "ledger_op", "writing a cycle's ledger") as conn:
+            if book is not None and not is_sqlite(self.engine):
+                conn.exec_driver_sql("LOCK TABLE paper_venue IN SHARE ROW EXCLUSIVE MODE")
+            for write in writes:
+                write(conn)
+            if book is not None:
+                _write_venue(conn, book)
+
+
+class SqlLedgerStore:
+    """``writes``: a backtest's cycle-batched writes (``CycleWrites``, flushed by
+    ``end_cycle``); None (live, paper, tools) writes each ``apply`` in its own transaction."""
+
+    def __init__(self, engine: Engine, writes: CycleWrites | None = None):
+        self.engine = engine
+        self._writes = writes
         self._state = self._load()
 
     @classmethod
-    def open(cls, url: str | None) -> SqlLedgerStore:
+    def open(cls, url: str | None, *, per_cycle: bool = False) -> SqlLedgerStore:
         engine = create_db_engine(resolve_url(url))
         migrate(engine, [ledger_schema.COMPONENT, audit_ledger.COMPONENT, books_schema.COMPONENT])
-        return cls(engine)
+        return cls(engine, CycleWrites(engine) if per_cycle else None)
+
+    @property
+    def writes(self) -> CycleWrites | None:
+        return self._writes
 
     @property
     def state(self) -> LedgerState:
         return self._state
 
     def close(self) -> None:
+        self.end_cycle()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writing
@@ -94,11 +133,10 @@ class SqlLedgerStore:
         if not done:
             return old
         stamp = at.isoformat()
-        with write_transaction(
-            self.engine, "ledger_op", f"applying {len(done)} ledger operation(s)"
-        ) as conn:
+
+        def write(conn: Connection) -> None:
             for op, entries, realised in done:
-                self._write_op(conn, op, entries, stamp)
+                self._write_op(conn, op, entries, stamp, old)
                 _write_realised(conn, realised)
             # the ledger's own hash chain, in the same transaction (docs/decision-log.md)
             audit_ledger.chain_ops(
@@ -106,10 +144,26 @@ class SqlLedgerStore:
             )
             self._write_changes(conn, old, new)
             _write_books(conn, old, new)
+
+        if self._writes is not None:  # a backtest's cycle: written when the cycle ends (D180)
+            self._writes.ledger(write)
+        else:
+            with write_transaction(
+                self.engine, "ledger_op", f"applying {len(done)} ledger operation(s)"
+            ) as conn:
+                write(conn)
         self._state = new
         return new
 
-    def _write_op(self, conn: Connection, op: LedgerOp, entries, stamp: str) -> None:
+    def end_cycle(self) -> None:
+        """Write the cycle's pending ledger and venue writes in one transaction (D180; nothing
+        to do when the store writes each ``apply`` at once)."""
+        if self._writes is not None:
+            self._writes.flush()
+
+    def _write_op(
+        self, conn: Connection, op: LedgerOp, entries, stamp: str, before: LedgerState
+    ) -> None:
         conn.execute(
             text("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
             {"i": op.op_id, "k": type(op).__name__, "b": op_body(op), "a": stamp},
@@ -154,17 +208,14 @@ class SqlLedgerStore:
                 },
             )
         if isinstance(op, MarkEquity):
-            hwm = self._state_after_hwm(op)
+            acct = before.accounts.get(op.account)
+            hwm = max(acct.high_water_mark if acct else 0, op.equity)
             conn.execute(
                 text(
                     "INSERT INTO ledger_equity (account, at, equity, high_water_mark) VALUES (:a, :t, :e, :h)"
                 ),
                 {"a": op.account, "t": stamp, "e": op.equity, "h": hwm},
             )
-
-    def _state_after_hwm(self, op: MarkEquity) -> int:
-        acct = self._state.accounts.get(op.account)
-        return max(acct.high_water_mark if acct else 0, op.equity)
 
     def _write_changes(self, conn: Connection, old: LedgerState, new: LedgerState) -> None:
         for k in _changed(old.accounts, new.accounts):
@@ -320,13 +371,16 @@ class SqlLedgerStore:
 
     def realised_lines(self, account: str | None = None) -> list[Realised]:
         """The tax ledger's lines (closed lots) in the order they were realised."""
+        self.end_cycle()  # a reader sees what this store has applied
         return realised_lines(self.engine, account)
 
     def reload(self) -> LedgerState:
+        self.end_cycle()
         self._state = self._load()
         return self._state
 
     def entries_total(self) -> int:
+        self.end_cycle()
         with read_connection(self.engine, "summing the ledger") as conn:
             return int(
                 conn.execute(text("SELECT COALESCE(SUM(amount), 0) FROM ledger_entry")).scalar_one()
@@ -335,6 +389,7 @@ class SqlLedgerStore:
     def last_at(self) -> datetime | None:
         """The latest time an operation was applied at (the ledger's own timeline: a paper or
         replay cycle's time, not the wall clock); None for an empty ledger."""
+        self.end_cycle()
         with read_connection(self.engine, "reading the ledger's last time") as conn:
             stamps = [r[0] for r in conn.execute(text("SELECT DISTINCT at FROM ledger_op"))]
         return max((datetime.fromisoformat(s) for s in stamps), default=None)
@@ -343,6 +398,7 @@ class SqlLedgerStore:
         """The id of the ``SetMode`` operation that set the current mode (None: never set).
         A latch set by a decision's plan has the id ``mode:DECISION_ID:ACTION``."""
         s = self._state
+        self.end_cycle()
         with read_connection(self.engine, "reading mode changes") as conn:
             rows = conn.execute(
                 text("SELECT op_id, body, at FROM ledger_op WHERE kind = 'SetMode'")
@@ -358,6 +414,7 @@ class SqlLedgerStore:
 
     def notes_of(self, kind: str) -> list[dict[str, str]]:
         """The data of the ledger's ``Note`` operations of ``kind``, oldest first."""
+        self.end_cycle()
         with read_connection(self.engine, f"reading {kind} notes") as conn:
             rows = conn.execute(
                 text("SELECT body, at, op_id FROM ledger_op WHERE kind = 'Note'")
@@ -370,6 +427,7 @@ class SqlLedgerStore:
         ]
 
     def equity_history(self, account: str) -> list[tuple[str, int, int]]:
+        self.end_cycle()
         with read_connection(self.engine, "reading equity") as conn:
             return [
                 tuple(r)
@@ -524,12 +582,17 @@ def _changed(old, new) -> list:
 
 
 class SqlVenueStore:
-    """The paper venue's book in table ``paper_venue`` (one row, rewritten per change)."""
+    """The paper venue's book in table ``paper_venue`` (one row, rewritten per change).
+    ``writes``: a backtest's cycle-batched writes (the ledger store's), where a save waits for
+    the cycle's end; None writes each save at once."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, writes: CycleWrites | None = None):
         self.engine = engine
+        self._writes = writes
 
     def load(self) -> dict | None:
+        if self._writes is not None:
+            self._writes.flush()
         with read_connection(self.engine, "loading the paper venue") as conn:
             row = conn.execute(text("SELECT book FROM paper_venue WHERE id = 1")).first()
         return json.loads(row[0]) if row else None
@@ -542,6 +605,17 @@ class SqlVenueStore:
             if isinstance(book, str)
             else json.dumps(book, sort_keys=True, separators=(",", ":"))
         )
+        if self._writes is not None:
+            self._writes.book(body)
+            return
         with write_transaction(self.engine, "paper_venue", "saving the paper venue") as conn:
-            conn.execute(text("DELETE FROM paper_venue WHERE id = 1"))
-            conn.execute(text("INSERT INTO paper_venue (id, book) VALUES (1, :b)"), {"b": body})
+            _write_venue(conn, body)
+
+
+_VENUE_DELETE = text("DELETE FROM paper_venue WHERE id = 1")
+_VENUE_INSERT = text("INSERT INTO paper_venue (id, book) VALUES (1, :b)")
+
+
+def _write_venue(conn: Connection, body: str) -> None:
+    conn.execute(_VENUE_DELETE)
+    conn.execute(_VENUE_INSERT, {"b": body})

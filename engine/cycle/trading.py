@@ -120,7 +120,11 @@ class TradingCycle:
         try:
             return self._run(at)
         finally:
-            if isinstance(self.log, CycleBatched):  # a backtest's cycle: one transaction (D93)
+            # a backtest's cycle: the ledger's writes in one transaction (D180), then the
+            # records that cite them in another (D93)
+            if isinstance(self.store, CycleBatched):
+                self.store.end_cycle()
+            if isinstance(self.log, CycleBatched):
                 self.log.end_cycle()
 
     def _run(self, at: datetime) -> CycleReport:
