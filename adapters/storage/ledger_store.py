@@ -28,6 +28,7 @@ from adapters.storage.database import (
     write_transaction,
 )
 from adapters.storage.migrations import migrate
+from adapters.storage.raw_sqlite import RawSqliteWriter
 from engine.execution.broker import OrderRequest, OrderState
 from engine.execution.ledger import (
     AccountMode,
@@ -84,13 +85,18 @@ class CycleWrites:
         if not writes and book is None:
             return
         self._ledger, self._book = [], None
-        with write_transaction(self.engine, "ledger_op", "writing a cycle's ledger") as conn:
-            if book is not None and not is_sqlite(self.engine):
-                conn.exec_driver_sql("LOCK TABLE paper_venue IN SHARE ROW EXCLUSIVE MODE")
+        where = "writing a cycle's ledger"
+        with write_transaction(self.engine, "ledger_op", where) as conn:
+            if not is_sqlite(self.engine):
+                if book is not None:
+                    conn.exec_driver_sql("LOCK TABLE paper_venue IN SHARE ROW EXCLUSIVE MODE")
+                target = conn
+            else:
+                target = RawSqliteWriter(conn, where)
             for write in writes:
-                write(conn)
+                write(target)
             if book is not None:
-                _write_venue(conn, book)
+                _write_venue(target, book)
 
 
 class SqlLedgerStore:

@@ -80,3 +80,18 @@ def test_a_store_without_cycle_writes_commits_each_apply(tmp_path):
     assert store.writes is None
     assert "n:1" in SqlLedgerStore.open(url).state.applied
     store.close()
+
+
+def test_a_failed_cycle_write_is_a_storage_error_and_writes_nothing(tmp_path):
+    from adapters.storage.errors import StorageError
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    first, second = (SqlLedgerStore.open(url, per_cycle=True) for _ in range(2))
+    at = datetime(2024, 1, 2, 15, tzinfo=UTC)
+    first.apply([Note("n:1", "test", (("k", "v"),))], at)
+    first.end_cycle()
+    # a second writer that never saw n:1 (the writer lease forbids it; here it is forced)
+    second.apply([Note("n:2", "test", (("k", "w"),)), Note("n:1", "test", (("k", "x"),))], at)
+    with pytest.raises(StorageError, match="writing a cycle's ledger"):
+        second.end_cycle()
+    assert SqlLedgerStore.open(url).state.applied == frozenset({"n:1"})  # n:2 rolled back
