@@ -143,7 +143,7 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     if ctx.mode is RunMode.BACKTEST:  # one transaction per cycle (D93); paper writes before acting
         from scheduler.batched_log import CycleBatchedLog
 
-        log = CycleBatchedLog(log.store, ctx.mode)
+        log = CycleBatchedLog(log.store, ctx.mode, store.writes)
     log, gate = people(log, ctx.clock, ctx.deployment, ctx.approvals, ctx.db_url)
     # Paper runs both evaluators on every decision; a backtest only with --shadow.
     shadow = evaluate if ctx.mode is not RunMode.BACKTEST or ctx.shadow else None

@@ -67,10 +67,15 @@ def op_body(op: LedgerOp) -> str:
 class CycleWrites:
     """A backtest's ledger and paper-venue writes of one cycle, kept in order and written in ONE
     transaction when the cycle ends (D180, like its audit records: D93). Live and paper never
-    use it: they write each ``apply`` in its own durable commit before anything acts."""
+    use it: they write each ``apply`` in its own durable commit before anything acts.
+
+    ``attached``: the cycle's audit log writes them inside its own transaction
+    (``write_into``, scheduler/batched_log.py), so a cycle's ledger, venue book and records
+    commit together; the store's ``end_cycle`` then leaves them to it."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.attached = False
         self._ledger: list[Callable[[Connection], None]] = []
         self._book: str | None = None  # the venue's row is rewritten whole: the last one counts
 
@@ -80,23 +85,33 @@ class CycleWrites:
     def book(self, body: str) -> None:
         self._book = body
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._ledger) or self._book is not None
+
     def flush(self) -> None:
-        writes, book = self._ledger, self._book
-        if not writes and book is None:
+        """Write what is pending in a transaction of its own."""
+        if not self.pending:
             return
-        self._ledger, self._book = [], None
         where = "writing a cycle's ledger"
         with write_transaction(self.engine, "ledger_op", where) as conn:
-            if not is_sqlite(self.engine):
-                if book is not None:
-                    conn.exec_driver_sql("LOCK TABLE paper_venue IN SHARE ROW EXCLUSIVE MODE")
-                target = conn
-            else:
-                target = RawSqliteWriter(conn, where)
-            for write in writes:
-                write(target)
+            self.write_into(conn, where)
+
+    def write_into(self, conn: Connection, where: str) -> None:
+        """Write what is pending inside the caller's write transaction on this database."""
+        writes, book = self._ledger, self._book
+        self._ledger, self._book = [], None
+        if not is_sqlite(self.engine):
+            conn.exec_driver_sql("LOCK TABLE ledger_op IN SHARE ROW EXCLUSIVE MODE")
             if book is not None:
-                _write_venue(target, book)
+                conn.exec_driver_sql("LOCK TABLE paper_venue IN SHARE ROW EXCLUSIVE MODE")
+            target = conn
+        else:
+            target = RawSqliteWriter(conn, where)
+        for write in writes:
+            write(target)
+        if book is not None:
+            _write_venue(target, book)
 
 
 class SqlLedgerStore:
@@ -123,7 +138,7 @@ class SqlLedgerStore:
         return self._state
 
     def close(self) -> None:
-        self.end_cycle()
+        self._flush()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writing
@@ -141,12 +156,18 @@ class SqlLedgerStore:
         stamp = at.isoformat()
 
         def write(conn: Connection) -> None:
-            for op, entries, realised in done:
-                self._write_op(conn, op, entries, stamp, old)
+            bodies = [op_body(op) for op, _, _ in done]  # once: the row and its chain link
+            for (op, entries, realised), body in zip(done, bodies, strict=True):
+                self._write_op(conn, op, body, entries, stamp, old)
                 _write_realised(conn, realised)
             # the ledger's own hash chain, in the same transaction (docs/decision-log.md)
             audit_ledger.chain_ops(
-                conn, [(op.op_id, type(op).__name__, op_body(op), es) for op, es, _ in done], stamp
+                conn,
+                [
+                    (op.op_id, type(op).__name__, body, es)
+                    for (op, es, _), body in zip(done, bodies, strict=True)
+                ],
+                stamp,
             )
             self._write_changes(conn, old, new)
             _write_books(conn, old, new)
@@ -162,17 +183,23 @@ class SqlLedgerStore:
         return new
 
     def end_cycle(self) -> None:
-        """Write the cycle's pending ledger and venue writes in one transaction (D180; nothing
-        to do when the store writes each ``apply`` at once)."""
+        """Write the cycle's pending ledger and venue writes in one transaction (D180): nothing
+        to do when the store writes each ``apply`` at once, or when the cycle's audit log
+        writes them with its records (``CycleWrites.attached``)."""
+        if self._writes is not None and not self._writes.attached:
+            self._writes.flush()
+
+    def _flush(self) -> None:
+        """Before a read of the tables: what this store applied is written first."""
         if self._writes is not None:
             self._writes.flush()
 
     def _write_op(
-        self, conn: Connection, op: LedgerOp, entries, stamp: str, before: LedgerState
+        self, conn: Connection, op: LedgerOp, body: str, entries, stamp: str, before: LedgerState
     ) -> None:
         conn.execute(
             text("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
-            {"i": op.op_id, "k": type(op).__name__, "b": op_body(op), "a": stamp},
+            {"i": op.op_id, "k": type(op).__name__, "b": body, "a": stamp},
         )
         if entries:
             conn.execute(
@@ -377,16 +404,16 @@ class SqlLedgerStore:
 
     def realised_lines(self, account: str | None = None) -> list[Realised]:
         """The tax ledger's lines (closed lots) in the order they were realised."""
-        self.end_cycle()  # a reader sees what this store has applied
+        self._flush()  # a reader sees what this store has applied
         return realised_lines(self.engine, account)
 
     def reload(self) -> LedgerState:
-        self.end_cycle()
+        self._flush()
         self._state = self._load()
         return self._state
 
     def entries_total(self) -> int:
-        self.end_cycle()
+        self._flush()
         with read_connection(self.engine, "summing the ledger") as conn:
             return int(
                 conn.execute(text("SELECT COALESCE(SUM(amount), 0) FROM ledger_entry")).scalar_one()
@@ -395,7 +422,7 @@ class SqlLedgerStore:
     def last_at(self) -> datetime | None:
         """The latest time an operation was applied at (the ledger's own timeline: a paper or
         replay cycle's time, not the wall clock); None for an empty ledger."""
-        self.end_cycle()
+        self._flush()
         with read_connection(self.engine, "reading the ledger's last time") as conn:
             stamps = [r[0] for r in conn.execute(text("SELECT DISTINCT at FROM ledger_op"))]
         return max((datetime.fromisoformat(s) for s in stamps), default=None)
@@ -404,7 +431,7 @@ class SqlLedgerStore:
         """The id of the ``SetMode`` operation that set the current mode (None: never set).
         A latch set by a decision's plan has the id ``mode:DECISION_ID:ACTION``."""
         s = self._state
-        self.end_cycle()
+        self._flush()
         with read_connection(self.engine, "reading mode changes") as conn:
             rows = conn.execute(
                 text("SELECT op_id, body, at FROM ledger_op WHERE kind = 'SetMode'")
@@ -420,7 +447,7 @@ class SqlLedgerStore:
 
     def notes_of(self, kind: str) -> list[dict[str, str]]:
         """The data of the ledger's ``Note`` operations of ``kind``, oldest first."""
-        self.end_cycle()
+        self._flush()
         with read_connection(self.engine, f"reading {kind} notes") as conn:
             rows = conn.execute(
                 text("SELECT body, at, op_id FROM ledger_op WHERE kind = 'Note'")
@@ -433,7 +460,7 @@ class SqlLedgerStore:
         ]
 
     def equity_history(self, account: str) -> list[tuple[str, int, int]]:
-        self.end_cycle()
+        self._flush()
         with read_connection(self.engine, "reading equity") as conn:
             return [
                 tuple(r)

@@ -120,8 +120,8 @@ class TradingCycle:
         try:
             return self._run(at)
         finally:
-            # a backtest's cycle: the ledger's writes in one transaction (D180), then the
-            # records that cite them in another (D93)
+            # a backtest's cycle: its ledger writes and its records in one transaction (D180,
+            # D93; the store leaves its writes to the log when the log takes them along)
             if isinstance(self.store, CycleBatched):
                 self.store.end_cycle()
             if isinstance(self.log, CycleBatched):

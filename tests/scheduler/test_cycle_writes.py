@@ -1,5 +1,6 @@
-"""A backtest writes each cycle's ledger and paper-venue changes in one transaction (D180), and
-the database it leaves is the one per-``apply`` writing leaves: every table, row for row."""
+"""A backtest writes each cycle's ledger and paper-venue changes in one transaction (D180), with
+the cycle's audit records, and the database it leaves is the one per-``apply`` writing leaves:
+every table, row for row."""
 
 from __future__ import annotations
 
@@ -33,14 +34,14 @@ def _tables(path) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 def test_cycle_batched_ledger_leaves_the_same_database(bundled, tmp_path, monkeypatch):
-    flushes = []
-    real_open, real_flush = SqlLedgerStore.open, ledger_store.CycleWrites.flush
+    writes = []  # one entry per transaction that carried ledger or venue writes
+    real_open, real_write = SqlLedgerStore.open, ledger_store.CycleWrites.write_into
 
-    def counted(self):
-        flushes.append(bool(self._ledger or self._book))
-        return real_flush(self)
+    def counted(self, conn, where):
+        writes.append(self.pending)
+        return real_write(self, conn, where)
 
-    monkeypatch.setattr(ledger_store.CycleWrites, "flush", counted)
+    monkeypatch.setattr(ledger_store.CycleWrites, "write_into", counted)
     a, b = tmp_path / "batched.db", tmp_path / "single.db"
     batched = run_backtest(
         bundled, FIRST, LAST, f"sqlite:///{a}", compose.paper_cycle_factory, synthetic_seed=7
@@ -56,7 +57,7 @@ def test_cycle_batched_ledger_leaves_the_same_database(bundled, tmp_path, monkey
     assert ta == tb
     assert len(ta["ledger_fill"]) > 0 and len(ta["ledger_op"]) > 50
     assert batched.decided == single.decided and batched.run == single.run
-    assert 0 < sum(flushes) <= batched.run  # at most one ledger commit per cycle run
+    assert 0 < sum(writes) <= batched.run  # at most one ledger commit per cycle run
 
 
 def test_pending_writes_reach_the_database_only_at_the_cycle_end(tmp_path):
@@ -95,3 +96,35 @@ def test_a_failed_cycle_write_is_a_storage_error_and_writes_nothing(tmp_path):
     with pytest.raises(StorageError, match="writing a cycle's ledger"):
         second.end_cycle()
     assert SqlLedgerStore.open(url).state.applied == frozenset({"n:1"})  # n:2 rolled back
+
+
+def test_an_attached_ledger_commits_with_the_cycle_records(tmp_path):
+    """The log takes the cycle's ledger writes into its own transaction: the ledger waits for
+    the log, and a ledger write that fails takes the cycle's records down with it."""
+    from adapters.storage.audit_store import AuditStore
+    from adapters.storage.errors import StorageError
+    from engine.clock import FixedClock
+    from engine.records.audit import ExecutionLink, RunMode, draft_link
+    from scheduler.batched_log import CycleBatchedLog
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    at = datetime(2024, 1, 2, 15, tzinfo=UTC)
+    store = SqlLedgerStore.open(url, per_cycle=True)
+    audit = AuditStore.open(url, FixedClock(at))
+    log = CycleBatchedLog(audit, RunMode.BACKTEST, store.writes)
+    store.apply([Note("n:1", "test", (("k", "v"),))], at)
+    store.end_cycle()  # attached: left to the log
+    assert "n:1" not in SqlLedgerStore.open(url).state.applied
+    log.end_cycle()  # no records this cycle: the ledger goes alone
+    assert "n:1" in SqlLedgerStore.open(url).state.applied
+
+    other = SqlLedgerStore.open(url)  # forced past the writer lease: takes n:2 first
+    other.apply([Note("n:2", "test", (("k", "x"),))], at)
+    store.apply([Note("n:2", "test", (("k", "w"),))], at)
+    before = audit.count()
+    # a link record in the same cycle (its decision need not exist for the write itself)
+    link = ExecutionLink(decision_id="d-1", kind="note", data={"why": "test"})
+    log._drafts.append(draft_link(link, RunMode.BACKTEST))
+    with pytest.raises(StorageError, match="recording 1 records: database error .*UNIQUE"):
+        log.end_cycle()
+    assert audit.count() == before  # the records rolled back with the ledger
