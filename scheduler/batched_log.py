@@ -1,4 +1,4 @@
-"""A backtest's decision log: one transaction per cycle (issue 18, docs/decisions.md D93).
+"""A backtest's decision log: one transaction per cycle (issue 18, docs/decisions.md D93, D180).
 
 Live and paper write every record in its own durable commit before anything acts (write before
 act). A backtest's broker is the paper venue and its database can be made again by running
@@ -11,6 +11,7 @@ stamps record-by-record writing gives them (tests/scheduler/test_batched_log.py)
 from __future__ import annotations
 
 from adapters.storage.audit_store import AuditStore
+from adapters.storage.ledger_store import CycleWrites
 from engine.records.audit import (
     Draft,
     ExecutionLink,
@@ -31,9 +32,13 @@ class CycleBatchedLog:
     the rows are sealed again inside the cycle's transaction against the head found there, so
     a weekly note written between two cycles by another writer only moves the numbers."""
 
-    def __init__(self, store: AuditStore, mode: RunMode):
+    def __init__(self, store: AuditStore, mode: RunMode, ledger: CycleWrites | None = None):
         self.store = store
         self.mode = RunMode(mode)
+        # the cycle's ledger and venue writes, committed in the records' transaction (D180)
+        self._ledger = ledger
+        if ledger is not None:
+            ledger.attached = True
         self._head: tuple[int, str] | None = None
         self._drafts: list[Draft] = []
         self._this_cycle: dict[str, StoredRow] = {}  # decision id -> its (provisional) row
@@ -73,13 +78,22 @@ class CycleBatchedLog:
         return Receipt(seq=row.seq, hash=row.hash, decision_id=row.decision_id, created=True), row
 
     def end_cycle(self) -> None:
-        """Write the cycle's records in one transaction (nothing to do after a quiet tick)."""
+        """Write the cycle's records, with its ledger's writes, in one transaction (nothing to
+        do after a quiet tick)."""
         if not self._drafts:
+            if self._ledger is not None:
+                self._ledger.flush()
             return
         drafts, texts = self._drafts, self._texts
         self._recorded.update(self._this_cycle)
         self._drafts, self._texts, self._this_cycle = [], {}, {}
-        rows = self.store.append_drafts(drafts, self.mode, texts)
+        ledger, where = self._ledger, f"recording {len(drafts)} records"
+
+        def alongside(conn) -> None:
+            if ledger is not None:
+                ledger.write_into(conn, where)
+
+        rows = self.store.append_drafts(drafts, self.mode, texts, alongside)
         self._head = (rows[-1].seq, rows[-1].hash)
 
     def checkpoint(self, constitution_digest: str) -> None:

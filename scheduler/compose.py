@@ -137,15 +137,17 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     from engine.rules.evaluate import evaluate
 
     market = paper_market(ctx)
-    store = SqlLedgerStore.open(ctx.db_url)
-    broker = PaperBroker(market, costs=PaperCosts(), store=SqlVenueStore(store.engine))
+    # a backtest writes its ledger and venue once per cycle (D180); paper writes before acting
+    store = SqlLedgerStore.open(ctx.db_url, per_cycle=ctx.mode is RunMode.BACKTEST)
+    venue = SqlVenueStore(store.engine, store.writes)
+    broker = PaperBroker(market, costs=PaperCosts(), store=venue)
     broker.connect()
     sql_log = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
     log: DecisionLog = sql_log
     if ctx.mode is RunMode.BACKTEST:  # one transaction per cycle (D93); paper writes before acting
         from scheduler.batched_log import CycleBatchedLog
 
-        log = CycleBatchedLog(sql_log.store, ctx.mode)
+        log = CycleBatchedLog(sql_log.store, ctx.mode, store.writes)
     log, gate = people(log, ctx.clock, ctx.deployment, ctx.approvals, ctx.db_url)
     # Paper runs both evaluators on every decision; a backtest only with --shadow.
     shadow = evaluate if ctx.mode is not RunMode.BACKTEST or ctx.shadow else None

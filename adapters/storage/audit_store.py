@@ -254,11 +254,16 @@ class AuditStore:
         return StoredRow(*row) if row is not None else None
 
     def append_drafts(
-        self, drafts: Sequence[Draft], mode: RunMode, constitutions: Mapping[str, tuple[str, str]]
+        self,
+        drafts: Sequence[Draft],
+        mode: RunMode,
+        constitutions: Mapping[str, tuple[str, str]],
+        alongside: Alongside | None = None,
     ) -> list[StoredRow]:
         """``drafts`` (decisions and links, in order) sealed after the head and written in ONE
-        transaction, with the constitution texts they name (digest -> (version, text)). A
-        decision already in the log refuses the whole batch: nothing is written."""
+        transaction, with the constitution texts they name (digest -> (version, text)) and
+        whatever ``alongside`` writes on the same connection (a backtest cycle's ledger, D180).
+        A decision already in the log refuses the whole batch: nothing is written."""
         where = f"recording {len(drafts)} records"
         with write_transaction(self.engine, "audit_record", where) as conn:
             if self._any_recorded(conn, drafts, RunMode(mode)):
@@ -274,6 +279,8 @@ class AuditStore:
                 prev = rows[-1].hash
             if rows:
                 conn.execute(_INSERT, [r._asdict() for r in rows])
+            if alongside is not None:
+                alongside(conn)
         self._stored_digests.update(constitutions)
         return rows
 

@@ -10,10 +10,10 @@ of an ``apply`` or none of it, and loading gives back exactly the state that was
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from sqlalchemy import bindparam, text
@@ -28,6 +28,7 @@ from adapters.storage.database import (
     write_transaction,
 )
 from adapters.storage.migrations import migrate
+from adapters.storage.raw_sqlite import RawSqliteWriter
 from engine.execution.broker import OrderRequest, OrderState
 from engine.execution.ledger import (
     AccountMode,
@@ -64,22 +65,83 @@ def op_body(op: LedgerOp) -> str:
     return json.dumps(_jsonable(op), sort_keys=True, separators=(",", ":"))
 
 
-class SqlLedgerStore:
+class CycleWrites:
+    """A backtest's ledger and paper-venue writes of one cycle, kept in order and written in ONE
+    transaction when the cycle ends (D180, like its audit records: D93). Live and paper never
+    use it: they write each ``apply`` in its own durable commit before anything acts.
+
+    ``attached``: the cycle's audit log writes them inside its own transaction
+    (``write_into``, scheduler/batched_log.py), so a cycle's ledger, venue book and records
+    commit together; the store's ``end_cycle`` then leaves them to it."""
+
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.attached = False
+        self._ledger: list[Callable[[Connection], None]] = []
+        self._book: str | None = None  # the venue's row is rewritten whole: the last one counts
+
+    def ledger(self, write: Callable[[Connection], None]) -> None:
+        self._ledger.append(write)
+
+    def book(self, body: str) -> None:
+        self._book = body
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._ledger) or self._book is not None
+
+    def flush(self) -> None:
+        """Write what is pending in a transaction of its own."""
+        if not self.pending:
+            return
+        where = "writing a cycle's ledger"
+        with write_transaction(self.engine, "ledger_op", where) as conn:
+            self.write_into(conn, where)
+
+    def write_into(self, conn: Connection, where: str) -> None:
+        """Write what is pending inside the caller's write transaction on this database."""
+        writes, book = self._ledger, self._book
+        self._ledger, self._book = [], None
+        if not is_sqlite(self.engine):
+            conn.exec_driver_sql("LOCK TABLE ledger_op IN SHARE ROW EXCLUSIVE MODE")
+            if book is not None:
+                conn.exec_driver_sql("LOCK TABLE paper_venue IN SHARE ROW EXCLUSIVE MODE")
+            target = conn
+        else:
+            # a stand-in for the Connection: the writers use only execute(text, params) and
+            # .first() on its result, which RawSqliteWriter gives on the driver itself
+            target = cast(Connection, RawSqliteWriter(conn, where))
+        for write in writes:
+            write(target)
+        if book is not None:
+            _write_venue(target, book)
+
+
+class SqlLedgerStore:
+    """``writes``: a backtest's cycle-batched writes (``CycleWrites``, flushed by
+    ``end_cycle``); None (live, paper, tools) writes each ``apply`` in its own transaction."""
+
+    def __init__(self, engine: Engine, writes: CycleWrites | None = None):
+        self.engine = engine
+        self._writes = writes
         self._state = self._load()
 
     @classmethod
-    def open(cls, url: str | None) -> SqlLedgerStore:
+    def open(cls, url: str | None, *, per_cycle: bool = False) -> SqlLedgerStore:
         engine = create_db_engine(resolve_url(url))
         migrate(engine, [ledger_schema.COMPONENT, audit_ledger.COMPONENT, books_schema.COMPONENT])
-        return cls(engine)
+        return cls(engine, CycleWrites(engine) if per_cycle else None)
+
+    @property
+    def writes(self) -> CycleWrites | None:
+        return self._writes
 
     @property
     def state(self) -> LedgerState:
         return self._state
 
     def close(self) -> None:
+        self._flush()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writing
@@ -95,27 +157,58 @@ class SqlLedgerStore:
         if not done:
             return old
         stamp = at.isoformat()
-        with write_transaction(
-            self.engine, "ledger_op", f"applying {len(done)} ledger operation(s)"
-        ) as conn:
-            for op, entries, realised in done:
-                self._write_op(conn, op, entries, stamp)
+
+        def write(conn: Connection) -> None:
+            bodies = [op_body(op) for op, _, _ in done]  # once: the row and its chain link
+            for (op, entries, realised), body in zip(done, bodies, strict=True):
+                self._write_op(conn, op, body, entries, stamp, old)
                 _write_realised(conn, realised)
             # the ledger's own hash chain, in the same transaction (docs/decision-log.md)
             audit_ledger.chain_ops(
-                conn, [(op.op_id, type(op).__name__, op_body(op), es) for op, es, _ in done], stamp
+                conn,
+                [
+                    (op.op_id, type(op).__name__, body, es)
+                    for (op, es, _), body in zip(done, bodies, strict=True)
+                ],
+                stamp,
             )
             self._write_changes(conn, old, new)
             _write_books(conn, old, new)
+
+        if self._writes is not None:  # a backtest's cycle: written when the cycle ends (D180)
+            self._writes.ledger(write)
+        else:
+            with write_transaction(
+                self.engine, "ledger_op", f"applying {len(done)} ledger operation(s)"
+            ) as conn:
+                write(conn)
         self._state = new
         return new
 
+    def end_cycle(self) -> None:
+        """Write the cycle's pending ledger and venue writes in one transaction (D180): nothing
+        to do when the store writes each ``apply`` at once, or when the cycle's audit log
+        writes them with its records (``CycleWrites.attached``)."""
+        if self._writes is not None and not self._writes.attached:
+            self._writes.flush()
+
+    def _flush(self) -> None:
+        """Before a read of the tables: what this store applied is written first."""
+        if self._writes is not None:
+            self._writes.flush()
+
     def _write_op(
-        self, conn: Connection, op: LedgerOp, entries: Iterable[Entry], stamp: str
+        self,
+        conn: Connection,
+        op: LedgerOp,
+        body: str,
+        entries: Iterable[Entry],
+        stamp: str,
+        before: LedgerState,
     ) -> None:
         conn.execute(
             text("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
-            {"i": op.op_id, "k": type(op).__name__, "b": op_body(op), "a": stamp},
+            {"i": op.op_id, "k": type(op).__name__, "b": body, "a": stamp},
         )
         if entries:
             conn.execute(
@@ -157,17 +250,14 @@ class SqlLedgerStore:
                 },
             )
         if isinstance(op, MarkEquity):
-            hwm = self._state_after_hwm(op)
+            acct = before.accounts.get(op.account)
+            hwm = max(acct.high_water_mark if acct else 0, op.equity)
             conn.execute(
                 text(
                     "INSERT INTO ledger_equity (account, at, equity, high_water_mark) VALUES (:a, :t, :e, :h)"
                 ),
                 {"a": op.account, "t": stamp, "e": op.equity, "h": hwm},
             )
-
-    def _state_after_hwm(self, op: MarkEquity) -> int:
-        acct = self._state.accounts.get(op.account)
-        return max(acct.high_water_mark if acct else 0, op.equity)
 
     def _write_changes(self, conn: Connection, old: LedgerState, new: LedgerState) -> None:
         for k in _changed(old.accounts, new.accounts):
@@ -323,13 +413,16 @@ class SqlLedgerStore:
 
     def realised_lines(self, account: str | None = None) -> list[Realised]:
         """The tax ledger's lines (closed lots) in the order they were realised."""
+        self._flush()  # a reader sees what this store has applied
         return realised_lines(self.engine, account)
 
     def reload(self) -> LedgerState:
+        self._flush()
         self._state = self._load()
         return self._state
 
     def entries_total(self) -> int:
+        self._flush()
         with read_connection(self.engine, "summing the ledger") as conn:
             return int(
                 conn.execute(text("SELECT COALESCE(SUM(amount), 0) FROM ledger_entry")).scalar_one()
@@ -338,6 +431,7 @@ class SqlLedgerStore:
     def last_at(self) -> datetime | None:
         """The latest time an operation was applied at (the ledger's own timeline: a paper or
         replay cycle's time, not the wall clock); None for an empty ledger."""
+        self._flush()
         with read_connection(self.engine, "reading the ledger's last time") as conn:
             stamps = [r[0] for r in conn.execute(text("SELECT DISTINCT at FROM ledger_op"))]
         return max((datetime.fromisoformat(s) for s in stamps), default=None)
@@ -346,6 +440,7 @@ class SqlLedgerStore:
         """The id of the ``SetMode`` operation that set the current mode (None: never set).
         A latch set by a decision's plan has the id ``mode:DECISION_ID:ACTION``."""
         s = self._state
+        self._flush()
         with read_connection(self.engine, "reading mode changes") as conn:
             rows = conn.execute(
                 text("SELECT op_id, body, at FROM ledger_op WHERE kind = 'SetMode'")
@@ -361,6 +456,7 @@ class SqlLedgerStore:
 
     def notes_of(self, kind: str) -> list[dict[str, str]]:
         """The data of the ledger's ``Note`` operations of ``kind``, oldest first."""
+        self._flush()
         with read_connection(self.engine, f"reading {kind} notes") as conn:
             rows = conn.execute(
                 text("SELECT body, at, op_id FROM ledger_op WHERE kind = 'Note'")
@@ -373,6 +469,7 @@ class SqlLedgerStore:
         ]
 
     def equity_history(self, account: str) -> list[tuple[str, int, int]]:
+        self._flush()
         with read_connection(self.engine, "reading equity") as conn:
             return [
                 tuple(r)
@@ -527,12 +624,17 @@ def _changed(old: Mapping[Any, object], new: Mapping[Any, object]) -> list:
 
 
 class SqlVenueStore:
-    """The paper venue's book in table ``paper_venue`` (one row, rewritten per change)."""
+    """The paper venue's book in table ``paper_venue`` (one row, rewritten per change).
+    ``writes``: a backtest's cycle-batched writes (the ledger store's), where a save waits for
+    the cycle's end; None writes each save at once."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, writes: CycleWrites | None = None):
         self.engine = engine
+        self._writes = writes
 
     def load(self) -> dict | None:
+        if self._writes is not None:
+            self._writes.flush()
         with read_connection(self.engine, "loading the paper venue") as conn:
             row = conn.execute(text("SELECT book FROM paper_venue WHERE id = 1")).first()
         return json.loads(row[0]) if row else None
@@ -545,6 +647,17 @@ class SqlVenueStore:
             if isinstance(book, str)
             else json.dumps(book, sort_keys=True, separators=(",", ":"))
         )
+        if self._writes is not None:
+            self._writes.book(body)
+            return
         with write_transaction(self.engine, "paper_venue", "saving the paper venue") as conn:
-            conn.execute(text("DELETE FROM paper_venue WHERE id = 1"))
-            conn.execute(text("INSERT INTO paper_venue (id, book) VALUES (1, :b)"), {"b": body})
+            _write_venue(conn, body)
+
+
+_VENUE_DELETE = text("DELETE FROM paper_venue WHERE id = 1")
+_VENUE_INSERT = text("INSERT INTO paper_venue (id, book) VALUES (1, :b)")
+
+
+def _write_venue(conn: Connection, body: str) -> None:
+    conn.execute(_VENUE_DELETE)
+    conn.execute(_VENUE_INSERT, {"b": body})

@@ -118,7 +118,11 @@ class TradingCycle:
         try:
             return self._run(at)
         finally:
-            if isinstance(self.log, CycleBatched):  # a backtest's cycle: one transaction (D93)
+            # a backtest's cycle: its ledger writes and its records in one transaction (D180,
+            # D93; the store leaves its writes to the log when the log takes them along)
+            if isinstance(self.store, CycleBatched):
+                self.store.end_cycle()
+            if isinstance(self.log, CycleBatched):
                 self.log.end_cycle()
 
     def _run(self, at: datetime) -> CycleReport:

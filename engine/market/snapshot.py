@@ -129,10 +129,16 @@ class DailyHistory:
         return self.slice(lo, hi)
 
     def slice(self, lo: int, hi: int) -> DailyHistory:
-        cols = {
-            k: getattr(self, k)[lo:hi] for k in ("days", "open", "high", "low", "close", "volume")
-        }
-        return DailyHistory(self.symbol, close_only=self.close_only, findings=self.findings, **cols)
+        """Rows ``lo:hi`` as views of these columns, not copies: they are read-only already (a
+        view of a read-only array cannot be made writable), and a replay slices decades of
+        bars several times a session (``until``), which copying made cost the whole prefix."""
+        out = object.__new__(DailyHistory)
+        for k in ("days", "open", "high", "low", "close", "volume"):
+            object.__setattr__(out, k, getattr(self, k)[lo:hi])
+        object.__setattr__(out, "symbol", self.symbol)
+        object.__setattr__(out, "close_only", self.close_only)
+        object.__setattr__(out, "findings", self.findings)
+        return out
 
     def bars(self) -> Iterator[DailyBar]:
         for i in range(len(self.days)):

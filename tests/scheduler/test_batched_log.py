@@ -54,9 +54,9 @@ def test_one_transaction_per_cycle_writes_the_same_chain(bundled, tmp_path, monk
     commits = {"batched": 0}
     real = AuditStore.append_drafts
 
-    def counted(self, drafts, mode, constitutions):
+    def counted(self, drafts, mode, constitutions, *alongside):
         commits["batched"] += 1
-        return real(self, drafts, mode, constitutions)
+        return real(self, drafts, mode, constitutions, *alongside)
 
     monkeypatch.setattr(AuditStore, "append_drafts", counted)
     a, b = f"sqlite:///{tmp_path / 'batched.db'}", f"sqlite:///{tmp_path / 'single.db'}"
