@@ -8,6 +8,7 @@ per queued alert), so an unreachable endpoint delays nothing else.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from adapters.notify.slack import SlackNotifier
 from adapters.notify.smtp import SmtpNotifier
 from adapters.notify.webhook import WebhookNotifier
 from adapters.storage.outbox import SqlOutbox
+from constitution.errors import InvalidInput, Problem
 from engine.records.alerts import DeliveryFailed, Notifier
 
 
@@ -30,6 +32,8 @@ def build_notifiers(config: AlertsConfig, secrets: Secrets) -> dict[str, Notifie
     out: dict[str, Notifier] = {}
     for name, d in config.destinations.items():
         where = f"alerts.destinations.{name}"
+        if isinstance(d, SlackDestination | WebhookDestination):
+            _needs_httpx(where)
         if isinstance(d, SlackDestination):
             out[name] = SlackNotifier(name, secrets.get(d.url_env, where), d.timeout_seconds)
         elif isinstance(d, WebhookDestination):
@@ -42,6 +46,24 @@ def build_notifiers(config: AlertsConfig, secrets: Secrets) -> dict[str, Notifie
                 login = (secrets.get(d.username_env, where), secrets.get(d.password_env, where))
             out[name] = SmtpNotifier(name, d, login)
     return out
+
+
+def _needs_httpx(where: str) -> None:
+    """Slack and webhook destinations post with httpx (the 'alerts' extra): say so up front."""
+    if importlib.util.find_spec("httpx") is None:
+        raise InvalidInput(
+            [
+                Problem(
+                    where,
+                    1,
+                    1,
+                    "extra-not-installed",
+                    "",
+                    "posting alerts needs httpx: pip install 'alluse[alerts]'",
+                )
+            ],
+            what="config",
+        )
 
 
 @dataclass

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from engine.records.alerts import DeliveryFailed
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def post(
@@ -22,6 +23,8 @@ def post(
     client: httpx.Client | None = None,
     raw: bytes | None = None,
 ) -> None:
+    import httpx  # the 'alerts' extra: only a Slack or webhook destination needs it
+
     content = raw if raw is not None else json.dumps(body, sort_keys=True).encode()
     all_headers = {"Content-Type": "application/json", **headers}
     try:

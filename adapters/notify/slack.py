@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from adapters.notify.http import post
 from engine.records.alerts import Alert
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class SlackNotifier:

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-
-import httpx
+from typing import TYPE_CHECKING
 
 from adapters.notify.http import post
 from constitution.canonical import canonical_json
 from engine.records.alerts import Alert
+
+if TYPE_CHECKING:
+    import httpx
 
 KEY_HEADER = "X-AllUse-Key"
 SIGNATURE_HEADER = "X-AllUse-Signature"
