@@ -4,10 +4,11 @@ valid facts, under the bundled constitution and under constitutions with random 
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from constitution.errors import InvalidInput
@@ -36,8 +37,28 @@ def test_compiled_and_durable_agree_on_random_portfolios(bundled, facts_with, ov
     assert compiled == durable
 
 
+def _rule(n: int, when: str, salience: int = 1) -> str:
+    then = [{"action": "alert", "with": {"severity": "'info'", "message": "'random'"}}]
+    rule = {"id": f"random.r{n}", "clause": "§0", "salience": salience, "description": "r"}
+    return "\n  - " + json.dumps({**rule, "when": when, "then": then}) + "\n"
+
+
+# Found with a long-lived hypothesis database (P20, docs/architecture.md): a join reference to
+# market.hedge_trigger_off_closes, absent from the base facts, aborted the process; and the
+# comparison reported to disagree (equity 50,000 < VIX 15 fired by durable), beside it.
+P20_WHEN = (
+    "((position.level > 2) or underlying.price <= market.hedge_trigger_off_closes)"
+    " or position.breach_atr > 500"
+)
+SMALL = {"market": {"vix": 15}, "accounts": [{"id": "GEN", "equity": 50000}]}
+
+
 @SETTINGS
 @given(rules=extra_rules(), overlay=overlays())
+@example(rules=_rule(1, P20_WHEN, 31), overlay={})
+@example(rules=_rule(0, "account.equity < market.vix"), overlay=SMALL)
+@example(rules=_rule(0, "account.equity < market.vix") + _rule(1, P20_WHEN, 31), overlay=SMALL)
+@example(rules=_rule(0, "account.forks <= market.hedge_trigger_off_closes * 2"), overlay=SMALL)
 def test_compiled_and_durable_agree_under_random_rules(bundled, facts_with, rules, overlay):
     try:
         constitution = load_constitution_text(with_rules(bundled.text, rules), "<random rules>")
