@@ -30,6 +30,11 @@ tests/engine/test_durable_pitfalls.py:
                                               absent with a join reference.
 * P19 ``==`` with another fact's field is  -> likewise tested in Python (``_Guarded``).
       false across int and float (0.0 vs 0)
+* P20 a join reference to a field absent  -> comparisons naming an optional field with a join
+      from its fact fails the assertion       reference are likewise tested in Python; should an
+      (error 311); deleting that session      assertion still fail, its session is never deleted
+      then aborts the process                 or reused (its id is retired): EngineFailure, not
+                                              an abort.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from typing import Any
 
 from durable import engine as _durable
 
+from constitution import expr as E
+from constitution import vocabulary as V
 from constitution.compile import Atom, CompiledRule, CompiledRules, durable_rule, is_joined
 from constitution.errors import StopError
 
@@ -98,6 +105,7 @@ class Runtime:
         self._sink: list[RawFiring] | None = None
         self._errors: list[str] = []
         self._session = 0
+        self._retired = 0  # sessions abandoned after a failed assertion (P20)
         self._host.register_rulesets(
             {self._ruleset(k): self._definitions(k) for k in range(compiled.strata)}
         )
@@ -150,7 +158,7 @@ class Runtime:
         # session id it has ever seen, even after delete_state, and fails with MemoryError
         # after about 2,048 of them (found by a long backtest; test_long_runs_do_not_exhaust_durable).
         self._session += 1
-        sid = f"s{self._session}"
+        sid = self.last_session
         self._sink, self._errors = [], []
         ruleset = self._ruleset(k)
         try:
@@ -160,8 +168,10 @@ class Runtime:
             self._delete(ruleset, sid)
             return self._split(k, facts)
         except Exception as exc:
+            # P20: a session whose assertion failed is corrupt inside durable and deleting it
+            # (or reusing its id) aborts the process; it is left alone and its id retired.
             self._sink = None
-            self._delete(ruleset, sid)
+            self._retired += 1
             raise EngineFailure(f"durable-rules failed in stratum {k}: {exc}") from exc
         fired, errors = self._sink, self._errors
         self._sink = None
@@ -200,7 +210,7 @@ class Runtime:
 
     @property
     def last_session(self) -> str:
-        return f"s{self._session}"
+        return f"s{self._session}" if not self._retired else f"r{self._retired}s{self._session}"
 
 
 def _ignore(c: Any) -> None:
@@ -209,8 +219,17 @@ def _ignore(c: Any) -> None:
 
 def _is_guarded(atom: Atom) -> bool:
     """A comparison with another fact's field (a join reference, maybe inside arithmetic) on
-    an optional field (P18), or by ``==`` (P19)."""
-    return is_joined(atom.operand) and (atom.optional or atom.op == "==")
+    an optional field (P18), referring to an optional field (P20), or by ``==`` (P19)."""
+    return is_joined(atom.operand) and (
+        atom.optional or atom.op == "==" or _refers_to_optional(atom)
+    )
+
+
+def _refers_to_optional(atom: Atom) -> bool:
+    """Some field the comparison names may be absent from its fact (P20: durable fails a join
+    reference to an absent field with error 311 and then crashes deleting the session)."""
+    fields = (V.lookup(n.dotted) for n in E.names(atom.source) if not n.is_param)
+    return any(f is not None and f.optional for f in fields)
 
 
 def _split_p18(atoms: tuple[Atom, ...]) -> tuple[tuple[Atom, ...], tuple[Atom, ...]]:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from durable import engine as durable
@@ -355,3 +356,133 @@ def test_a_join_on_an_optional_field_decides_as_the_compiled_path(bundled, facts
     probes = [a.account for a in durable.actions if a.rule == "probe.join"]
     assert probes == ["GEN"]  # 5.0 >= atr 4 fires; 3.0 does not; a missing mark is false
     assert durable.to_json() == _evaluate(constitution, facts).to_json()
+
+
+# P20 (found by the random-rules property test) -------------------------------------------
+_RAW_P20 = """
+from durable import engine
+class Q(engine.Host):
+    def _run(self): pass
+h = Q()
+h.register_rulesets({"p20": {
+    "lte": {"all": [{"m": {"t": "m"}}, {"a": {"$and": [{"t": "a"}, {"$lte": {"x": {"m": "n"}}}]}}],
+            "run": lambda c: None},
+    "all": {"all": [{"z": {"$ex": {"t": 1}}}], "pri": 9, "run": lambda c: None}}})
+try:
+    h.assert_facts("p20", [{"sid": "1", "id": "m", "t": "m"}, {"sid": "1", "id": "a", "t": "a", "x": 5}])
+    print("asserted", flush=True)
+except Exception as exc:
+    print("raised", exc, flush=True)
+if MODE == "delete":
+    h.delete_state("p20", "1")
+else:  # leave the failed session alone: fresh sessions still assert, fire and delete
+    fired = 0
+    for n in range(2, 50):
+        h.assert_facts("p20", [{"sid": str(n), "id": "m", "t": "m", "n": 9}, {"sid": str(n), "id": "a", "t": "a", "x": 5}])
+        fired += len(h.get_facts("p20", str(n))) == 2
+        h.delete_state("p20", str(n))
+    print("fresh sessions", fired, flush=True)
+print("survived", flush=True)
+"""
+
+
+def _raw_p20(mode: str) -> subprocess.CompletedProcess:
+    script = f"MODE = {mode!r}\n" + _RAW_P20
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_raw_p20_a_join_reference_to_an_absent_field_fails_and_deleting_the_session_aborts():
+    proc = _raw_p20("delete")
+    assert "raised Could not assert facts, error code: 311" in proc.stdout  # ERR_PROPERTY_NOT_FOUND
+    assert proc.returncode < 0 and "survived" not in proc.stdout  # SIGSEGV / SIGABRT
+
+
+def test_raw_p20_a_failed_session_left_alone_does_not_harm_fresh_ones():
+    proc = _raw_p20("leave")
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "fresh sessions 48" in proc.stdout
+
+
+def test_comparisons_naming_an_optional_field_with_a_join_stay_out_of_durable(bundled):
+    """P20: the optional field on the referenced side (``market.hedge_trigger_off_closes``),
+    alone or inside arithmetic, is never given to durable."""
+    for when in (
+        "underlying.price <= market.hedge_trigger_off_closes",
+        "account.equity < market.hedge_trigger_off_closes * 2",
+    ):
+        constitution = _with_rule(bundled, when)
+        rule = next(r for r in constitution.rules.rules if r.id == "probe.join")
+        assert [len(g) for g in R.guarded_rules(rule)] == [1], when
+        runtime = R.runtime_for(constitution.digest, constitution.rules)
+        registered = json.dumps(runtime._definitions(rule.stratum)["probe.join#0"]["all"])
+        assert "hedge_trigger_off_closes" not in registered, when
+
+
+# Run in a child process: without the P20 workaround the first evaluation aborts the interpreter.
+_P20_CASES = """
+import json
+from constitution.load import load_constitution, bundled_path
+from engine.rules.evaluate import evaluate
+from tests.engine.conftest import BASE
+from tests.engine.test_durable_pitfalls import _with_rule
+from scheduler.scenarios import _overlay
+from constitution.yamlsafe import load_file
+from engine.facts.load import facts_from_data
+
+constitution = _with_rule(load_constitution(bundled_path()), "account.forks <= market.hedge_trigger_off_closes")
+base = load_file(BASE).data
+out = {}
+for case, closes in (("absent", None), ("at", 2), ("past", 1)):
+    market = {} if closes is None else {"hedge_trigger_off_closes": closes}
+    forks = {"GEN": 2, "REV": 3, "COM": 3, "MINI-1": 3}
+    overlay = {"market": market, "accounts": [{"id": k, "forks": n} for k, n in forks.items()]}
+    facts = facts_from_data(_overlay(base, overlay))
+    durable = evaluate(constitution, facts, evaluator="durable")
+    same = durable.to_json() == evaluate(constitution, facts).to_json()
+    out[case] = [[a.account for a in durable.actions if a.rule == "probe.join"], same]
+print(json.dumps(out))
+"""
+
+
+def test_a_join_reference_to_an_absent_field_decides_as_the_compiled_path():
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", _P20_CASES], capture_output=True, text=True, timeout=120, cwd=root
+    )
+    assert proc.returncode == 0, proc.stderr[-800:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    # absent: false (a missing value makes a comparison false); forks 2 <= 2 fires GEN only;
+    # just past it (1) neither.
+    assert got == {"absent": [[], True], "at": [["GEN"], True], "past": [[], True]}
+
+
+def test_a_failed_assertion_retires_its_session_instead_of_deleting_it(
+    bundled, facts_with, monkeypatch
+):
+    """P20: should an assertion still fail inside durable, the evaluation fails loudly
+    (EngineFailure) and the corrupt session is neither deleted nor reused."""
+    facts = facts_with()
+    expected = evaluate(bundled, facts).to_json()
+    runtime = R.runtime_for(bundled.digest, bundled.rules)
+    real_assert, real_delete = runtime._host.assert_facts, runtime._host.delete_state
+    failed, deleted = [], []
+
+    def fail_once(ruleset, facts_):
+        if not failed:
+            failed.append(facts_[0]["sid"])
+            raise Exception("Could not assert facts, error code: 311")
+        return real_assert(ruleset, facts_)
+
+    def record_delete(ruleset, sid):
+        deleted.append(sid)
+        return real_delete(ruleset, sid)
+
+    monkeypatch.setattr(runtime._host, "assert_facts", fail_once)
+    monkeypatch.setattr(runtime._host, "delete_state", record_delete)
+    with pytest.raises(R.EngineFailure, match="311"):
+        evaluate(bundled, facts)
+    assert evaluate(bundled, facts).to_json() == expected
+    assert failed[0] not in deleted and deleted  # later sessions are deleted (P14) ...
+    assert all(sid != failed[0] for sid in deleted)  # ... under ids the failed one never had
