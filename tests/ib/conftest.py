@@ -14,6 +14,7 @@ from engine.execution.broker import BrokerEvent, OrderRequest, OrderSide
 from engine.market import calendar
 from engine.market.instruments import ContractSpec, SecType
 
+from .live_world import FAST
 from .market import Underlying
 from .tws_stub import TwsStub
 
@@ -96,18 +97,6 @@ class Recorder:
                 for e in self.events
                 if e.kind == "status" and e.status.client_order_id == coid
             ]
-
-
-FAST = dict(
-    connect_timeout=2.0,
-    request_timeout=5.0,
-    ack_timeout=1.0,
-    reconnect_initial=0.05,
-    reconnect_max=0.4,
-    pacing_initial=0.05,
-    pacing_max=0.4,
-    commission_grace=0.3,
-)
 
 
 @pytest.fixture

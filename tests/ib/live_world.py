@@ -17,6 +17,7 @@ OPEN_AT = datetime.combine(
 )  # in Gen's 09:45-11:00 window
 ACCOUNTS = {"GEN": "DU111", "REV": "DU222", "COM": "DU333"}
 CASH = {"GEN": 400_000.0, "REV": 300_000.0, "COM": 216_000.0}
+# the IB adapter's timeouts and pacing against the loopback stub: seconds, not minutes
 FAST = dict(
     connect_timeout=2.0,
     request_timeout=5.0,

@@ -16,7 +16,7 @@ from adapters.market_data.synthetic import generate
 from engine.clock import FixedClock
 from scheduler.cli import main
 
-from .conftest import FAST
+from .live_world import FAST
 from .market import Underlying
 from .tws_stub import TwsStub
 
