@@ -150,13 +150,23 @@ def test_no_pickle_or_other_code_loading_serialiser_anywhere():
     assert offenders == []
 
 
+# The one module that turns generated text into code: the rules' matching loops, written from
+# the typed AST with no user value in the text (engine/rules/generated.py, D210); never eval.
+GENERATED_CODE = {"engine/rules/generated.py": {"compile", "exec"}}
+
+
 def test_no_eval_or_exec_and_yaml_is_loaded_safely():
     offenders = []
     for path, tree in _modules():
+        allowed = GENERATED_CODE.get(_rel(path), set())
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 f = node.func
-                if isinstance(f, ast.Name) and f.id in ("eval", "exec", "compile"):
+                if (
+                    isinstance(f, ast.Name)
+                    and f.id in ("eval", "exec", "compile")
+                    and f.id not in allowed
+                ):
                     offenders.append(f"{_rel(path)}:{node.lineno} {f.id}()")
                 if (
                     isinstance(f, ast.Attribute)

@@ -209,7 +209,11 @@ def closed_note(day: date) -> str | None:
 
 def last_session_of_month(day: date) -> date | None:
     """The last session of ``day``'s calendar month (None in a month with no session)."""
-    first = day.replace(day=1)
+    return _last_session_of_month(day.replace(day=1))
+
+
+@lru_cache(maxsize=1024)  # every decision asks (prepare's quarter-end fact); months are few
+def _last_session_of_month(first: date) -> date | None:
     nxt = (first + timedelta(days=32)).replace(day=1)
     month = sessions_between(first, min(nxt - timedelta(days=1), CALENDAR_LAST))
     return month[-1].astype(date) if len(month) else None

@@ -139,7 +139,19 @@ def explainer(cmp: E.Compare | E.Name, scope: Scope) -> Explainer:
     ):
         return _flag(cmp.left, scope)
     left, right, op = _side(cmp.left, scope), _side(cmp.right, scope), cmp.op
+    fixed = _fixed_text(cmp.right, scope)
+    if fixed is not None:  # a constant right side: its text once, not per firing
+        suffix = f" {op} {fixed}"
+        return lambda b: left(b) + suffix
     return lambda b: f"{left(b)} {op} {right(b)}"
+
+
+def _fixed_text(node: E.Node, scope: Scope) -> str | None:
+    """``node``'s explanation text when no binding can change it (a literal, a list, a
+    parameter), else None."""
+    if isinstance(node, E.Literal | E.ListExpr) or (isinstance(node, E.Name) and node.is_param):
+        return _side(node, scope)(_NO_BINDING)
+    return None
 
 
 def _flag(node: E.Name, scope: Scope) -> Explainer:
@@ -166,7 +178,8 @@ def _side(node: E.Node, scope: Scope) -> Explainer:
     if isinstance(node, E.Name) and node.is_param:
         text = f"{label}={show(value(_NO_BINDING))}"
         return lambda b: text
-    return lambda b: f"{label}={show(value(b))}"
+    label += "="
+    return lambda b: label + show(value(b))
 
 
 def _shown(v: Any) -> str:

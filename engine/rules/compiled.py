@@ -55,6 +55,7 @@ from engine.rules.closures import (
     explainer,
     reader,
 )
+from engine.rules.generated import Bind, binder
 from engine.rules.prepare import Prepared, derived_bottoms
 
 Predicate = Callable[[Binding], bool]
@@ -158,6 +159,7 @@ class RuleProgram:
     has_position: bool
     aliases: frozenset[str]
     disjuncts: tuple[Levels, ...]
+    binds: tuple[Bind | None, ...]  # per disjunct, its generated loop (engine.rules.generated)
     explain: tuple[tuple[Explainer, ...], ...]  # per disjunct, every atom as written
     sets: tuple[SetEffect, ...]
     actions: tuple[ActionEffect, ...]
@@ -193,15 +195,24 @@ def _effects(rule: CompiledRule, scope: Scope) -> tuple[list[SetEffect], list[Ac
     return sets, actions
 
 
-def compile_rule(constitution: LoadedConstitution, rule: CompiledRule) -> RuleProgram:
+def compile_rule(
+    constitution: LoadedConstitution, rule: CompiledRule, index: int = 0
+) -> RuleProgram:
     visible = constitution.rules.fields_by_stratum[rule.stratum]
     scope = Scope(constitution.model, frozenset(rule.aliases), visible)
     sets, actions = _effects(rule, scope)
+    has_position = "p" in rule.aliases
     return RuleProgram(
         rule,
-        "p" in rule.aliases,
+        has_position,
         scope.aliases,
         tuple(_levels(atoms) for atoms in rule.disjuncts),
+        tuple(
+            binder(
+                atoms, [predicate(x) for x in atoms], has_position, scope.aliases, f"{index}.{j}"
+            )
+            for j, atoms in enumerate(rule.disjuncts)
+        ),
         tuple(tuple(explainer(x.source, scope) for x in atoms) for atoms in rule.disjuncts),
         tuple(sets),
         tuple(actions),
@@ -222,7 +233,7 @@ class Program:
 def compile_program(constitution: LoadedConstitution) -> Program:
     rules = constitution.rules
     strata = tuple(
-        tuple(compile_rule(constitution, r) for r in rules.rules if r.stratum == k)
+        tuple(compile_rule(constitution, r, i) for i, r in enumerate(rules.rules) if r.stratum == k)
         for k in range(rules.strata)
     )
     bottoms = derived_bottoms()
@@ -376,7 +387,11 @@ def _pool_bindings(d: Levels, w: World, aliases: frozenset[str]) -> list[Binding
     return out
 
 
-def _bindings(rp: RuleProgram, d: Levels, w: World) -> list[Binding]:
+def _bindings(rp: RuleProgram, j: int, w: World) -> list[Binding]:
+    bind = rp.binds[j]
+    if bind is not None:
+        return bind(w)
+    d = rp.disjuncts[j]
     if not _holds(d.m, (w.market, None, None, None)):
         return []
     if rp.has_position:
@@ -387,11 +402,11 @@ def _bindings(rp: RuleProgram, d: Levels, w: World) -> list[Binding]:
 def match(rp: RuleProgram, w: World) -> list[Fired]:
     """Every binding that satisfies the rule, with the first disjunct that holds for it."""
     if len(rp.disjuncts) == 1:
-        return [fired(rp, 0, b) for b in _bindings(rp, rp.disjuncts[0], w)]
+        return [fired(rp, 0, b) for b in _bindings(rp, 0, w)]
     seen: set[tuple[int, int, int]] = set()
     out = []
-    for j, d in enumerate(rp.disjuncts):
-        for b in _bindings(rp, d, w):
+    for j in range(len(rp.disjuncts)):
+        for b in _bindings(rp, j, w):
             key = (id(b[1]), id(b[2]), id(b[3]))
             if key not in seen:
                 seen.add(key)

@@ -73,6 +73,11 @@ def compare(op: str, a: Any, b: Any) -> bool:
 
 
 def fmt(v: Any) -> str:
+    t = type(v)  # the common exact types first (an explanation formats every bound value)
+    if t is float:
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    if t is str:
+        return v
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:

@@ -1,0 +1,193 @@
+"""Each rule disjunct's matching loop as one generated Python function (issue 18).
+
+``engine.rules.compiled`` tests a binding atom by atom through predicate closures; a closure
+call per atom per binding is most of an evaluation's time. Here the same loops - a position
+with its own account and its underlying, or accounts x underlyings - are written out as one
+function per disjunct, with every atom that compares a field with constants inline
+(``a.get('equity') >= C3``). Atoms that read another fact's field (joins, arithmetic) stay the
+compiled module's predicates, called from the loop.
+
+What becomes code, and what cannot (docs/decisions.md D210): the generated text holds only
+this module's own fixed words, generated local names (``C3``, ``P1``) and the physical field
+names of the rule vocabulary (``constitution.vocabulary``, the project's words, checked to be
+plain identifiers). No value a user wrote - a threshold, a string, a rule id - is ever part of
+the text: constants and predicates reach the function through its namespace. The semantics are
+the closures' exactly (a missing value fails every comparison; ``==`` / ``in`` against a
+constant need no missing check, a missing value is never equal to one);
+``tests/engine/test_generated.py`` compares both on every rule and on random facts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from constitution.compile import Atom, is_joined, operand_refs
+from engine.rules.closures import Binding
+
+Bind = Callable[[Any], list[Binding]]  # World -> the bindings that satisfy one disjunct
+Predicate = Callable[[Binding], bool]
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
+_OPERATORS = {"!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "not in": "not in"}
+# the binding a joined atom's predicate is given at each level (what is bound there)
+_LEVEL_BINDING = {
+    "m": "(m, None, None, None)",
+    "a": "(m, a, None, None)",
+    "u": "(m, None, u, None)",
+}
+
+
+class _Namespace:
+    """The generated function's globals: constants and predicates by generated name."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def add(self, prefix: str, value: Any) -> str:
+        name = f"{prefix}{len(self.values)}"
+        self.values[name] = value
+        return name
+
+
+def _field(name: str) -> str:
+    if not _IDENTIFIER.match(name):  # vocabulary names only; never a user's text
+        raise ValueError(f"not a vocabulary field name: {name!r}")
+    return repr(name)
+
+
+def _test(atom: Atom, var: str, binding: str, ns: _Namespace, predicate: Predicate) -> str:
+    """``atom`` as a Python expression over the record ``var`` (or the predicate, joined)."""
+    if is_joined(atom.operand):
+        return f"{ns.add('P', predicate)}({binding})"
+    field = _field(atom.field)
+    if atom.op == "==":
+        return f"{var}.get({field}) == {ns.add('C', atom.operand)}"
+    if atom.op == "in":
+        values = atom.operand if isinstance(atom.operand, tuple) else (atom.operand,)
+        return f"{var}.get({field}) in {ns.add('C', values)}"
+    op = _OPERATORS[atom.op]
+    return f"((v := {var}.get({field})) is not None and v {op} {ns.add('C', atom.operand)})"
+
+
+def _all(tests: Sequence[str]) -> str:
+    return " and ".join(tests)
+
+
+def _reads_account(atom: Atom) -> bool:
+    return any(ref.alias == "a" for ref in operand_refs(atom.operand))
+
+
+class _Levels:
+    """One disjunct's atoms as expressions, by what they need bound (``compiled.Levels``)."""
+
+    def __init__(self, atoms: Sequence[Atom], predicates: Sequence[Predicate], ns: _Namespace):
+        self.m: list[str] = []
+        self.a: list[str] = []
+        self.u: list[str] = []
+        self.rest: list[str] = []
+        rest_u: list[str] = []
+        rest_p: list[str] = []
+        self.joined_rest = False  # a rest atom's predicate needs the binding as a tuple
+        for atom, pred in zip(atoms, predicates, strict=True):
+            rest = atom.alias == "p" or (atom.alias == "u" and _reads_account(atom))
+            if rest:
+                self.joined_rest |= is_joined(atom.operand)
+                (rest_p if atom.alias == "p" else rest_u).append(
+                    _test(atom, atom.alias, "b", ns, pred)
+                )
+            else:
+                level = getattr(self, atom.alias)
+                level.append(_test(atom, atom.alias, _LEVEL_BINDING[atom.alias], ns, pred))
+        self.rest = rest_u + rest_p  # the order compiled.Levels tests them in
+
+
+def _head(levels: _Levels) -> list[str]:
+    lines = ["def bind(w):", "    m = w.market"]
+    if levels.m:
+        lines.append(f"    if not ({_all(levels.m)}):")
+        lines.append("        return []")
+    return [*lines, "    out = []"]
+
+
+def _append(levels: _Levels, indent: str, binding: str) -> list[str]:
+    if not levels.rest:
+        return [f"{indent}out.append({binding})"]
+    lines = [f"{indent}b = {binding}"] if levels.joined_rest else []
+    target = "b" if levels.joined_rest else binding
+    return [*lines, f"{indent}if {_all(levels.rest)}:", f"{indent}    out.append({target})"]
+
+
+def _position_source(levels: _Levels) -> list[str]:
+    lines = [*_head(levels), "    usable = {}", "    underlying = w.underlying"]
+    lines.append("    positions_of = w.positions_of")
+    lines.append("    for a in w.accounts:")
+    if levels.a:
+        lines += [f"        if not ({_all(levels.a)}):", "            continue"]
+    lines += ["        for p in positions_of.get(a['acct'], ()):", "            s = p['sym']"]
+    lines.append("            u = underlying[s]")
+    if levels.u:
+        lines += [
+            "            ok = usable.get(s)",
+            "            if ok is None:",
+            f"                ok = usable[s] = bool({_all(levels.u)})",
+            "            if not ok:",
+            "                continue",
+        ]
+    return [*lines, *_append(levels, "            ", "(m, a, u, p)"), "    return out"]
+
+
+def _pool_source(levels: _Levels, aliases: frozenset[str]) -> list[str]:
+    lines = _head(levels)
+    lines.append("    accounts = w.accounts" if "a" in aliases else "    accounts = (None,)")
+    if "u" not in aliases:
+        lines.append("    underlyings = (None,)")
+    elif levels.u:
+        lines.append(f"    underlyings = [u for u in w.underlyings if {_all(levels.u)}]")
+    else:
+        lines.append("    underlyings = w.underlyings")
+    lines.append("    for a in accounts:")
+    if levels.a:
+        lines += [f"        if not ({_all(levels.a)}):", "            continue"]
+    lines.append("        for u in underlyings:")
+    return [*lines, *_append(levels, "            ", "(m, a, u, None)"), "    return out"]
+
+
+def generated_source(
+    atoms: Sequence[Atom],
+    predicates: Sequence[Predicate],
+    has_position: bool,
+    aliases: frozenset[str],
+) -> tuple[str, dict[str, Any]] | None:
+    """The disjunct's ``bind`` function as text and the namespace it runs in; None when the
+    atoms need an alias the rule does not bind (the closures' path handles that case)."""
+    bound = aliases | {"m"}
+    if any(x.alias not in bound for x in atoms) or any(
+        ref.alias not in bound for x in atoms for ref in operand_refs(x.operand)
+    ):
+        return None
+    ns = _Namespace()
+    levels = _Levels(atoms, predicates, ns)
+    lines = _position_source(levels) if has_position else _pool_source(levels, aliases)
+    return "\n".join(lines) + "\n", ns.values
+
+
+def binder(
+    atoms: Sequence[Atom],
+    predicates: Sequence[Predicate],
+    has_position: bool,
+    aliases: frozenset[str],
+    label: str,
+) -> Bind | None:
+    """The disjunct's generated ``bind(world)``; ``label`` names it in tracebacks (a rule's
+    index, never its text)."""
+    made = generated_source(atoms, predicates, has_position, aliases)
+    if made is None:
+        return None
+    source, namespace = made
+    code = compile(source, f"<generated {label}>", "exec")  # the one compile (D210)
+    scope: dict[str, Any] = {"__builtins__": {"bool": bool}, **namespace}
+    exec(code, scope)  # noqa: S102 - defines bind() in scope, nothing else runs (D210)
+    bind: Bind = scope["bind"]
+    return bind
