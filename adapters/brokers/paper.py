@@ -77,10 +77,21 @@ class EarlyAssignment:
     min_itm: float = 0.05  # in the money by more than this share of the underlying's price
 
 
+@dataclass(frozen=True)
+class BookChanges:
+    """What changed in the venue's book since its last save, as JSON texts: a save costs what
+    changed, not the whole history (a two-year backtest's book is ~1 MB of orders and fills)."""
+
+    orders: tuple[tuple[int, str, str], ...]  # (place in the book, client order id, text)
+    fills: tuple[tuple[int, str], ...]  # (place in the book, text), new since the last save
+    rest: str  # {"positions": ..., "seeds": ..., "seq": ...}, whole each time (small)
+    whole: bool = False  # the book's orders and fills are all here: replace what is stored
+
+
 class VenueStore(Protocol):
     def load(self) -> dict | None: ...
 
-    def save(self, book: str) -> None: ...  # the book as JSON text (see PaperBroker._dump)
+    def save(self, book: BookChanges) -> None: ...  # see PaperBroker._changes
 
 
 @dataclass
@@ -128,8 +139,11 @@ class PaperBroker:
         self._connected = False
         self._orders: dict[str, _Order] = {}
         self._working: dict[str, _Order] = {}  # a subset of _orders that may still be open
-        self._final_text: dict[str, str] = {}  # JSON of final orders (see _dump)
-        self._fill_text: list[str] = []  # JSON of _fills[:len], in order
+        self._saved: dict[str, str] = {}  # client order id -> the text last saved
+        self._place: dict[str, int] = {}  # client order id -> its place in the saved book
+        self._saved_final: set[str] = set()  # final orders saved as such: they never change
+        self._saved_fills = 0  # _fills[:n] are saved
+        self._whole = False  # the next save rewrites the whole book (one loaded in the old form)
         self._fills: list[Fill] = []
         self._positions: dict[tuple[str, str], tuple[ContractSpec, int, float]] = {}
         self._seeds: set[str] = set()
@@ -412,27 +426,38 @@ class PaperBroker:
 
     def _save(self) -> None:
         if self._store is not None:
-            self._store.save(self._dump())
+            self._store.save(self._changes())
 
-    def _dump(self) -> str:
-        """The book as JSON text. Final orders and fills never change, so their text is made
-        once and reused: a save costs the open orders and positions, not the whole history."""
-        orders = [
-            self._final_text.get(coid) or self._order_text(o) for coid, o in self._orders.items()
-        ]
-        fills = self._fill_text
-        fills.extend(_json(f.model_dump(mode="json")) for f in self._fills[len(fills) :])
+    def _changes(self) -> BookChanges:
+        """The orders whose text changed and the fills added since the last save. Final
+        orders never change, so each is written once more at most."""
+        orders = []
+        for coid, o in self._orders.items():
+            if coid in self._saved_final and not self._whole:
+                continue
+            text = self._order_text(o)
+            if self._whole or self._saved.get(coid) != text:
+                place = self._place.setdefault(coid, len(self._place))
+                orders.append((place, coid, text))
+                self._saved[coid] = text
+            if o.state.is_final:
+                self._saved_final.add(coid)
+                self._saved.pop(coid, None)
+        start = 0 if self._whole else self._saved_fills
+        fills = tuple(
+            (n, _json(f.model_dump(mode="json"))) for n, f in enumerate(self._fills) if n >= start
+        )
+        self._saved_fills = len(self._fills)
         positions = [
             {"account": a, "contract": c.model_dump(mode="json"), "quantity": q, "avg": p}
             for (a, _), (c, q, p) in sorted(self._positions.items())
         ]
-        return (
-            f'{{"fills":[{",".join(fills)}],"orders":[{",".join(orders)}],"positions":{_json(positions)},'
-            f'"seeds":{_json(sorted(self._seeds))},"seq":{self._seq}}}'
-        )
+        rest = _json({"positions": positions, "seeds": sorted(self._seeds), "seq": self._seq})
+        whole, self._whole = self._whole, False
+        return BookChanges(tuple(orders), fills, rest, whole)
 
     def _order_text(self, o: _Order) -> str:
-        text = _json(
+        return _json(
             {
                 "request": o.request.model_dump(mode="json"),
                 "broker_id": o.broker_id,
@@ -444,9 +469,6 @@ class PaperBroker:
                 "fills": o.fills,
             }
         )
-        if o.state.is_final:
-            self._final_text[o.request.client_order_id] = text
-        return text
 
     def _load(self) -> None:
         book = self._store.load() if self._store is not None else None
@@ -454,9 +476,12 @@ class PaperBroker:
             return
         self._seq = book["seq"]
         self._seeds = set(book["seeds"])
+        self._whole = bool(book.get("whole"))  # the one-row form of before: rewrite it whole
         for d in book["orders"]:
             req = OrderRequest.model_validate(d["request"])
-            self._orders[req.client_order_id] = self._working[req.client_order_id] = _Order(
+            coid = req.client_order_id
+            self._place[coid] = len(self._place)
+            self._orders[coid] = self._working[coid] = _Order(
                 req,
                 d["broker_id"],
                 OrderState(d["state"]),
@@ -466,7 +491,13 @@ class PaperBroker:
                 datetime.fromisoformat(d["at"]) if d["at"] else None,
                 d["fills"],
             )
+        for coid, o in self._orders.items():  # as saved: only what changes from here is saved
+            if o.state.is_final:
+                self._saved_final.add(coid)
+            else:
+                self._saved[coid] = self._order_text(o)
         self._fills = [Fill.model_validate(f) for f in book["fills"]]
+        self._saved_fills = len(self._fills)
         for p in book["positions"]:
             c = ContractSpec.model_validate(p["contract"])
             self._positions[(p["account"], c.key)] = (c, p["quantity"], p["avg"])

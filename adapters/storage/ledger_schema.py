@@ -9,7 +9,10 @@ audit log). Amounts are integer cents.
 ``ledger_fill``      broker executions (execution_id unique)
 ``ledger_equity``    equity and high-water mark per account per cycle
 ``ledger_mode``      the system mode (active/safe/kill) and whether it is latched
-``paper_venue``      the paper broker's own book (it is "the venue": saved independently)
+``paper_venue``      the paper broker's own book (it is "the venue": saved independently):
+                     positions, seeds and sequence (ledger 2: its orders and fills moved to)
+``paper_venue_order`` the venue's orders by place in its book, rewritten when one changes
+``paper_venue_fill``  the venue's fills by place, appended
 """
 
 from __future__ import annotations
@@ -49,4 +52,20 @@ V1 = Migration(
     postgresql=_TABLES,
 )
 
-register(V1)
+_VENUE_ROWS = (
+    "CREATE TABLE paper_venue_order (place INTEGER PRIMARY KEY, client_order_id TEXT NOT NULL UNIQUE,"
+    " body TEXT NOT NULL)",
+    "CREATE TABLE paper_venue_fill (place INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+)
+
+# A save wrote the whole book as one row: O(history) per change (~1 MB after two years of a
+# backtest). A book in that form is read as before and rewritten in this one at its next save.
+V2 = Migration(
+    component=COMPONENT,
+    version=2,
+    description="paper venue: orders and fills one row each, saved as they change",
+    sqlite=_VENUE_ROWS,
+    postgresql=_VENUE_ROWS,
+)
+
+register(V1, V2)

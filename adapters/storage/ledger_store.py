@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
+from adapters.brokers.paper import BookChanges
 from adapters.storage import audit_ledger, books_schema, ledger_schema
 from adapters.storage.database import (
     create_db_engine,
@@ -78,13 +79,13 @@ class CycleWrites:
         self.engine = engine
         self.attached = False
         self._ledger: list[Callable[[Connection], None]] = []
-        self._book: str | None = None  # the venue's row is rewritten whole: the last one counts
+        self._book: BookChanges | None = None  # the venue's changes of this cycle, merged
 
     def ledger(self, write: Callable[[Connection], None]) -> None:
         self._ledger.append(write)
 
-    def book(self, body: str) -> None:
-        self._book = body
+    def book(self, changes: BookChanges) -> None:
+        self._book = changes if self._book is None else merged(self._book, changes)
 
     @property
     def pending(self) -> bool:
@@ -624,9 +625,10 @@ def _changed(old: Mapping[Any, object], new: Mapping[Any, object]) -> list:
 
 
 class SqlVenueStore:
-    """The paper venue's book in table ``paper_venue`` (one row, rewritten per change).
-    ``writes``: a backtest's cycle-batched writes (the ledger store's), where a save waits for
-    the cycle's end; None writes each save at once."""
+    """The paper venue's book: its orders (``paper_venue_order``) and fills
+    (``paper_venue_fill``) a row each, written as they change, and the rest (positions, seeds,
+    sequence) in ``paper_venue``'s one row. ``writes``: a backtest's cycle-batched writes (the
+    ledger store's), where a save waits for the cycle's end; None writes each save at once."""
 
     def __init__(self, engine: Engine, writes: CycleWrites | None = None):
         self.engine = engine
@@ -637,27 +639,71 @@ class SqlVenueStore:
             self._writes.flush()
         with read_connection(self.engine, "loading the paper venue") as conn:
             row = conn.execute(text("SELECT book FROM paper_venue WHERE id = 1")).first()
-        return json.loads(row[0]) if row else None
+            if row is None:
+                return None
+            book = json.loads(row[0])
+            if "orders" in book:  # the whole book in one row (before ledger 2)
+                return {**book, "whole": True}
+            orders = conn.execute(text("SELECT body FROM paper_venue_order ORDER BY place"))
+            fills = conn.execute(text("SELECT body FROM paper_venue_fill ORDER BY place"))
+            book["orders"] = [json.loads(r[0]) for r in orders]
+            book["fills"] = [json.loads(r[0]) for r in fills]
+        return book
 
-    def save(self, book: str | dict) -> None:
-        """``book`` as JSON text (the venue makes it, reusing the text of what cannot change)
-        or as the loaded dict (tools and tests that edit the book)."""
-        body = (
-            book
-            if isinstance(book, str)
-            else json.dumps(book, sort_keys=True, separators=(",", ":"))
-        )
+    def save(self, book: BookChanges | dict) -> None:
+        """``book``: the venue's changes, or a whole book as the loaded dict (tools and tests
+        that edit the book)."""
+        changes = book if isinstance(book, BookChanges) else changes_of(book)
         if self._writes is not None:
-            self._writes.book(body)
+            self._writes.book(changes)
             return
         with write_transaction(self.engine, "paper_venue", "saving the paper venue") as conn:
-            _write_venue(conn, body)
+            _write_venue(conn, changes)
+
+
+def changes_of(book: dict) -> BookChanges:
+    """A whole book (the loaded form) as the changes that replace what is stored."""
+    rest = {k: book[k] for k in ("positions", "seeds", "seq")}
+    return BookChanges(
+        tuple((n, o["request"]["client_order_id"], _json(o)) for n, o in enumerate(book["orders"])),
+        tuple((n, _json(f)) for n, f in enumerate(book["fills"])),
+        _json(rest),
+        whole=True,
+    )
+
+
+def merged(old: BookChanges, new: BookChanges) -> BookChanges:
+    """Two saves as one: the later text of an order wins, fills add up, the later rest."""
+    if new.whole:
+        return new
+    orders = {place: (place, coid, body) for place, coid, body in old.orders}
+    orders.update({place: (place, coid, body) for place, coid, body in new.orders})
+    return BookChanges(
+        tuple(orders[k] for k in sorted(orders)), old.fills + new.fills, new.rest, old.whole
+    )
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 _VENUE_DELETE = text("DELETE FROM paper_venue WHERE id = 1")
 _VENUE_INSERT = text("INSERT INTO paper_venue (id, book) VALUES (1, :b)")
+_VENUE_CLEAR = (text("DELETE FROM paper_venue_order"), text("DELETE FROM paper_venue_fill"))
+_VENUE_ORDER = text(
+    "INSERT INTO paper_venue_order (place, client_order_id, body) VALUES (:p, :c, :b)"
+    " ON CONFLICT (place) DO UPDATE SET body = excluded.body"
+)
+_VENUE_FILL = text("INSERT INTO paper_venue_fill (place, body) VALUES (:p, :b)")
 
 
-def _write_venue(conn: Connection, body: str) -> None:
+def _write_venue(conn: Connection, changes: BookChanges) -> None:
     conn.execute(_VENUE_DELETE)
-    conn.execute(_VENUE_INSERT, {"b": body})
+    conn.execute(_VENUE_INSERT, {"b": changes.rest})
+    if changes.whole:
+        for clear in _VENUE_CLEAR:
+            conn.execute(clear)
+    for place, coid, body in changes.orders:
+        conn.execute(_VENUE_ORDER, {"p": place, "c": coid, "b": body})
+    for place, body in changes.fills:
+        conn.execute(_VENUE_FILL, {"p": place, "b": body})
