@@ -296,3 +296,38 @@ def test_close_ends_the_worker_and_leaves_no_process(bundled, facts_with):
 def test_describe_exit_names_the_signal():
     assert describe_exit(-11) == "killed by SIGSEGV"
     assert describe_exit(1) == "exit code 1"
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def test_paper_and_live_decide_with_the_child_process_and_backtests_in_this_one():
+    from engine.records.audit import RunMode
+    from scheduler import compose
+
+    assert isinstance(compose.shadow_for(RunMode.PAPER), ShadowProcess)
+    assert isinstance(compose.shadow_for(RunMode.LIVE), ShadowProcess)
+    assert compose.shadow_for(RunMode.BACKTEST) is None
+    assert compose.shadow_for(RunMode.BACKTEST, shadow=True) is evaluate
+
+
+def test_the_paper_daemons_builder_runs_the_child_and_its_close_ends_it(tmp_path, bundled):
+    from engine.clock import FixedClock
+    from engine.records.audit import RunMode
+    from scheduler import compose
+
+    ctx = compose.CycleContext(
+        db_url=f"sqlite:///{tmp_path / 'paper.db'}",
+        mode=RunMode.PAPER,
+        clock=FixedClock(MONDAY_ENTRY),
+        synthetic_seed=helpers.SEED,
+    )
+    build = compose.paper_cycle_factory(ctx)
+    assert build.shadow.pid is None  # nothing started before a decision
+    opening = build(bundled)
+    report = opening.run(MONDAY_ENTRY)
+    pid = build.shadow.pid
+    assert pid is not None and _alive(pid) and pid != os.getpid()
+    assert report.market_mode == "active" and opening.cycle.disagreements == 0
+    build.close()  # what the daemon's shutdown calls
+    assert not _alive(pid)
