@@ -230,8 +230,7 @@ class _Child:
             raise ShadowFailed(
                 ShadowFailure(
                     "timeout",
-                    f"the durable-rules process {self.proc.pid} gave no {what} within "
-                    f"{timeout:g} s; it was killed",
+                    f"the durable-rules process gave no {what} within {timeout:g} s; it was killed",
                     {"pid": self.proc.pid, "seconds": timeout},
                 )
             ) from None
@@ -262,7 +261,7 @@ class _Child:
         return ShadowFailed(
             ShadowFailure(
                 "crash",
-                f"the durable-rules process {self.proc.pid} died ({describe_exit(code)})",
+                f"the durable-rules process died ({describe_exit(code)})",
                 detail,
             )
         )

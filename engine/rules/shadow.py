@@ -141,9 +141,10 @@ def first_difference(a: Any, b: Any, path: str = "") -> str | None:
 def alert_action(disagreement: Disagreement) -> Action:
     """The alert a disagreement raises (§8: a system failure puts the system in SAFE mode)."""
     if disagreement.durable is None:
+        failure = disagreement.failure or ShadowFailure("error", "no result")
         message = (
-            f"durable-rules gave no decision {disagreement.where}: no trading this cycle (SAFE);"
-            " the compiled path's risk-reducing actions stand"
+            f"durable-rules gave no decision ({failure.kind}: {failure.message}): no trading"
+            " this cycle (SAFE); the compiled path's risk-reducing actions stand"
         )
         reason = "Two evaluators must agree before the system acts; durable-rules gave no decision."
     else:
