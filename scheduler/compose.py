@@ -134,7 +134,6 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     from engine.cycle.bootstrap import Portfolio, open_portfolio
     from engine.cycle.trading import TradingCycle
     from engine.market.calendar import new_york_date
-    from engine.rules.evaluate import evaluate
 
     market = paper_market(ctx)
     # a backtest writes its ledger and venue once per cycle (D180); paper writes before acting
@@ -149,8 +148,7 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
 
         log = CycleBatchedLog(sql_log.store, ctx.mode, store.writes)
     log, gate = people(log, ctx.clock, ctx.deployment, ctx.approvals, ctx.db_url)
-    # Paper runs both evaluators on every decision; a backtest only with --shadow.
-    shadow = evaluate if ctx.mode is not RunMode.BACKTEST or ctx.shadow else None
+    shadow = shadow_for(ctx.mode, ctx.shadow)
 
     def build(constitution: LoadedConstitution) -> Cycle:
         cycle = TradingCycle(
@@ -170,7 +168,46 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
             ),
         )
 
-    return build
+    return _Builder(build, shadow)
+
+
+def shadow_for(mode: RunMode, shadow: bool = False) -> Any:
+    """The second evaluator a cycle in ``mode`` decides with (D91, D200): paper and live,
+    durable-rules in a child process (``adapters.shadow_process.ShadowProcess``: a crash of its
+    C core, a hang or an ``EngineFailure`` is a SAFE cycle, never the daemon's end); a backtest,
+    durable-rules in this process with ``shadow`` (``--shadow``: a replay has no wall-clock
+    bound, so it stays reproducible, and a crash ends a command one runs again), else none.
+    A ``ShadowProcess`` is closed by its owner (``close_shadow``)."""
+    if mode is RunMode.BACKTEST:
+        if not shadow:
+            return None
+        from engine.rules.evaluate import evaluate
+
+        return evaluate
+    from adapters.shadow_process import ShadowProcess
+
+    return ShadowProcess()
+
+
+def close_shadow(shadow: Any) -> None:
+    """End a shadow's child process, if it has one (``shadow_for``)."""
+    close = getattr(shadow, "close", None)
+    if close is not None:
+        close()
+
+
+class _Builder:
+    """A ``CycleBuilder`` that owns the cycles' shadow: ``close()`` (the daemon's shutdown, the
+    end of a backtest) ends its child process."""
+
+    def __init__(self, build: CycleBuilder, shadow: Any):
+        self._build, self.shadow = build, shadow
+
+    def __call__(self, constitution: LoadedConstitution) -> Cycle:
+        return self._build(constitution)
+
+    def close(self) -> None:
+        close_shadow(self.shadow)
 
 
 def people(log, clock: Clock, deployment=None, policy=None, db_url: str | None = None):
@@ -352,7 +389,8 @@ def open_paper_cycle(
     """A ``TradingCycle`` on the paper broker: ledger, venue book and audit log all in the
     database at ``db_url`` (a backtest passes ``mode="backtest"`` and a replay clock), with
     the alert outbox and approval gate of ``people`` (``deployment``: the config; ``approvals``:
-    a policy overriding it).
+    a policy overriding it). Its shadow is durable-rules in this process (tests set their
+    own); ``alluse paper step`` gives it the child process of ``shadow_for``.
 
     Returns (cycle, broker, store). Nothing here can reach a live broker."""
     from adapters.brokers.paper import PaperBroker, PaperCosts

@@ -234,11 +234,15 @@ class LiveCycleBuilder:
     validated), then shares broker, market data, ledger and log across constitution swaps."""
 
     def __init__(self, ctx, config, settings=None):
+        from scheduler.compose import shadow_for
+
         self.ctx = ctx
         self.config = config
         self.settings = settings
         self._parts: tuple | None = None
         self._gate = None  # constitution -> ApprovalGate, once connected (compose.people)
+        # durable-rules in a child process (D200); it starts at the first decision
+        self.shadow = shadow_for(ctx.mode)
 
     def __call__(self, constitution: LoadedConstitution):
         from engine.cycle.trading import TradingCycle
@@ -251,6 +255,7 @@ class LiveCycleBuilder:
             store,
             decisions,
             wait=time.sleep,
+            shadow=self.shadow,
             approvals=self._gate(constitution) if self._gate is not None else None,
         )
         return LiveCycle(cycle, broker, lambda at: open_from_broker(store, broker, at))
@@ -267,6 +272,9 @@ class LiveCycleBuilder:
         return self._parts
 
     def close(self) -> None:
+        from scheduler.compose import close_shadow
+
+        close_shadow(self.shadow)
         if self._parts is not None:
             broker, _market, store, decisions = self._parts
             self._parts = None

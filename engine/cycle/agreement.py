@@ -11,6 +11,12 @@ the compiled path and durable-rules disagree, neither result can be trusted to t
   action both evaluators agree on;
 * a critical ``alert`` action is added to the decision, which is recorded (write before act)
   with a ``note`` link holding the durable result and where the two differ.
+
+When durable-rules gave no decision at all (its child process crashed or timed out, or it
+raised ``EngineFailure``: D200) there is nothing to agree with. The cycle is SAFE and trades
+nothing new just the same, but the compiled decision's risk-reducing actions stand: the halt
+is the shadow's failure, and a halt never refuses a risk-reducing action. The note records
+the failure instead of a durable result.
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ def _identity(a: Action) -> tuple:
 
 def refuse(decision: Decision, disagreement: Disagreement) -> Decision:
     """``decision`` (risk-reviewed) as a SAFE cycle that trades nothing the evaluators
-    disagree on, with the alert."""
-    agreed = {_identity(a) for a in disagreement.durable.actions}
+    disagree on, with the alert. Without a durable decision, the compiled decision's own
+    risk-reducing actions are kept (D200)."""
+    second = decision if disagreement.durable is None else disagreement.durable
+    agreed = {_identity(a) for a in second.actions}
     given = {v.action: v for v in decision.verdicts}
     verdicts = []
     for i, action in enumerate(decision.actions):

@@ -83,10 +83,12 @@ class TradingCycle:
         self.venue_sync = venue_sync
         self.approvals = approvals  # None: nothing waits for a person (tests, dry runs)
         # The second evaluator every decision must agree with (engine.rules.shadow): durable-
-        # rules, as paper and live run; None decides with the compiled path alone (backtests
+        # rules (in this process by default; paper and live pass a child process,
+        # adapters.shadow_process, D200); None decides with the compiled path alone (backtests
         # without --shadow).
         self.shadow = shadow
         self.disagreements = 0
+        self._shadow_failed = False  # the last decision's shadow gave no decision
         c = constitution.model
         self.params = market_params(c)  # the constitution's market values, built once
         self.executor = Executor(
@@ -154,7 +156,9 @@ class TradingCycle:
             return self.quiet_report(at)
         report = self._decide(at, snapshot, view, events, fills, market)
         acted = bool(report.orders_submitted or report.fills)
-        self.quiet.settle(key, before, self.store.state, acted)
+        # a shadow that gave no decision (a crash, a timeout: D200) said nothing about these
+        # facts, so this SAFE tick is no quiet reference: the next tick is decided again
+        self.quiet.settle(key, before, self.store.state, acted or self._shadow_failed)
         self._last_report = report
         return report
 
@@ -266,6 +270,7 @@ class TradingCycle:
             return evaluate(self.constitution, facts), None
         decision, disagreement = decide_both(self.constitution, facts, self.shadow)
         self.disagreements += disagreement is not None
+        self._shadow_failed = disagreement is not None and disagreement.durable is None
         return decision, disagreement
 
     def quiet_until(self, at: datetime) -> datetime | None:

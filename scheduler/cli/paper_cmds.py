@@ -168,10 +168,12 @@ def _step(args, url: str, market, at: datetime) -> int:
     from adapters.market_data.facts_market import FactsMarketData
     from engine.cycle.bootstrap import Portfolio, open_portfolio
     from engine.market.calendar import new_york_date
-    from scheduler.compose import open_paper_cycle
+    from engine.records.audit import RunMode
+    from scheduler.compose import close_shadow, open_paper_cycle, shadow_for
 
     alerts = _deliverer(url)  # an unset secret stops here, before the database is touched
     cycle, broker, store = open_paper_cycle(url, market)
+    cycle.shadow = shadow_for(RunMode.PAPER)  # durable-rules in a child process (D200)
     try:
         if isinstance(
             market, FactsMarketData
@@ -195,6 +197,7 @@ def _step(args, url: str, market, at: datetime) -> int:
 
             print(summary(alerts.deliver()))
     finally:
+        close_shadow(cycle.shadow)
         store.close()
         if alerts is not None:
             alerts.close()
