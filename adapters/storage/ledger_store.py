@@ -620,6 +620,8 @@ def _load_books(conn: Connection, holdings: dict) -> dict:
 
 
 def _changed(old: Mapping[Any, object], new: Mapping[Any, object]) -> list:
+    if old is new:  # the operation left this mapping as it was (LedgerState keeps it)
+        return []
     keys = set(old) | set(new)
     return sorted(k for k in keys if old.get(k) is not new.get(k))
 

@@ -179,7 +179,12 @@ class LedgerState:
     def __post_init__(self) -> None:
         names = ("accounts", "balances", "holdings", "orders", "account_modes", "realised", "flags")
         for name in names:
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+            value = getattr(self, name)
+            # A read-only view made here is kept as it is: ``replace`` hands the unchanged
+            # mappings of the state before to the state after, and copying them all on every
+            # operation made each apply cost the whole history (every order ever placed).
+            if type(value) is not MappingProxyType:
+                object.__setattr__(self, name, MappingProxyType(dict(value)))
 
     def balance(self, account: str, bucket: str = CASH) -> int:
         return self.balances.get((account, bucket), 0)
@@ -195,12 +200,25 @@ class LedgerState:
         return tuple(h for (a, _), h in sorted(self.holdings.items()) if a == account)
 
     def open_orders(self, account: str | None = None) -> tuple[OrderRecord, ...]:
-        # Every tick asks; the state is immutable, so the scan of all orders is done once per state.
-        every = self.__dict__.get("_open_orders")
-        if every is None:
-            every = tuple(o for _, o in sorted(self.orders.items()) if o.is_open)
-            object.__setattr__(self, "_open_orders", every)
+        every = _open_orders_of(self.orders)
         return every if account is None else tuple(o for o in every if o.request.account == account)
+
+
+# Every tick asks for the open orders; states that share their orders (most operations change
+# something else) share the answer: the scan of every order ever placed is made once per
+# orders mapping. The mapping is held with its answer, so its id is not reused meanwhile.
+_OPEN_ORDERS: dict[int, tuple[Mapping[str, OrderRecord], tuple[OrderRecord, ...]]] = {}
+
+
+def _open_orders_of(orders: Mapping[str, OrderRecord]) -> tuple[OrderRecord, ...]:
+    found = _OPEN_ORDERS.get(id(orders))
+    if found is not None and found[0] is orders:
+        return found[1]
+    every = tuple(o for _, o in sorted(orders.items()) if o.is_open)
+    if len(_OPEN_ORDERS) >= 8:
+        _OPEN_ORDERS.clear()
+    _OPEN_ORDERS[id(orders)] = (orders, every)
+    return every
 
 
 def total(state: LedgerState) -> int:

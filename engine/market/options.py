@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -219,9 +220,36 @@ def chain_expiries(symbol: str, as_of: datetime, model: ChainModel) -> list[date
 def years_to_expiry(as_of: datetime, expiries: list[date]) -> np.ndarray:
     """Calendar time from ``as_of`` to each expiry's session close, in years (>= 1 minute)."""
     closes = calendar.session_closes_utc(np.array(expiries, dtype="datetime64[D]"))
+    return _years_to(closes, as_of)
+
+
+def _years_to(closes: np.ndarray, as_of: datetime) -> np.ndarray:
     now = np.datetime64(int(as_of.timestamp() * 1e9), "ns")
     secs = (closes - now).astype(np.int64) / 1e9
     return np.maximum(secs / YEAR_SECONDS, MIN_T)
+
+
+@dataclass(frozen=True)
+class _Expiries:
+    """A chain's expiries as listed on one session, with what every chain of that session
+    needs of them: their closes and which are monthlies (made once per session and product
+    kind, not per chain)."""
+
+    dates: tuple[date, ...]
+    days: np.ndarray  # datetime64[D]
+    closes: np.ndarray  # each expiry's session close, UTC, datetime64[ns]
+    monthly: np.ndarray  # bool: the month's standard expiry
+
+
+@lru_cache(maxsize=4096)
+def _expiries(kind: str, first: date, short: int, monthlies: int) -> _Expiries:
+    dates = expiries_from(kind, first, short, monthlies)
+    days = np.array(dates, dtype="datetime64[D]")
+    closes = calendar.session_closes_utc(days)
+    monthly = np.array([d == monthly_expiry(d.year, d.month) for d in dates], dtype=bool)
+    for a in (days, closes, monthly):
+        a.flags.writeable = False  # shared by every chain of the session
+    return _Expiries(dates, days, closes, monthly)
 
 
 @dataclass(frozen=True)
@@ -312,23 +340,25 @@ def synthetic_chain(
 ) -> OptionChain:
     """A chain priced on ``symbol``'s SSVI surface (``surface_for``): the listed expiries, each
     with its listed strikes, put and call. ``scale`` is the underlying's vol over the index's."""
-    exp = chain_expiries(symbol, as_of, model)
-    t = years_to_expiry(as_of, exp)
+    listed = _expiries(
+        product_kind(symbol), _first_session(as_of), model.short_expiries, model.monthlies
+    )
+    t = _years_to(listed.closes, as_of)
     surf = surface_for(symbol, vix, scale)
     grids = _grid(symbol, spot, surf, t, model)
     sizes = np.array([len(g) for g in grids])
     # grid: expiry-major, then strike, then (put, call)
-    T = np.repeat(np.repeat(t, sizes), 2)
+    T = np.repeat(t, sizes * 2)
     K = np.repeat(np.concatenate(grids), 2)
     call = np.tile(np.array([False, True]), int(sizes.sum()))
     forward = spot * np.exp((model.rate - model.dividend_yield) * T)
     sigma = surf.vol(np.log(K / forward), T)
-    mid = bs_price(spot, K, T, model.rate, sigma, call, model.dividend_yield)
-    delta = bs_delta(spot, K, T, model.rate, sigma, call, model.dividend_yield)
+    mid, delta = _price_and_delta(spot, K, T, model.rate, sigma, call, model.dividend_yield)
     z = np.log(K / spot) / (surf.atm_vol(T) * np.sqrt(T))
     bid, ask = _quotes(symbol, mid, spot, K, T, call, z, model)
-    expiry = np.repeat(np.repeat(np.array(exp, dtype="datetime64[D]"), sizes), 2)
-    oi, volume = _liquidity(symbol, z, T, expiry)
+    rows = sizes * 2  # each expiry's rows: its strikes, put and call
+    expiry = np.repeat(listed.days, rows)
+    oi, volume = _liquidity(symbol, z, T, np.repeat(listed.monthly, rows))
     return OptionChain(
         symbol,
         as_of,
@@ -345,24 +375,39 @@ def synthetic_chain(
     )
 
 
+def _price_and_delta(
+    spot: float,
+    strike: np.ndarray,
+    t: np.ndarray,
+    r: float,
+    sigma: np.ndarray,
+    is_call: np.ndarray,
+    q: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``bs_price`` and ``bs_delta`` of one chain with d1 and N(d1) computed once: the same
+    expressions, so the same numbers to the last bit."""
+    s = np.asarray(spot, dtype=float)
+    d1, d2 = _d1_d2(s, strike, t, r, sigma, q)
+    fwd_s, disc_k = s * np.exp(-q * t), strike * np.exp(-r * t)
+    n1 = ndtr(d1)
+    call = fwd_s * n1 - disc_k * ndtr(d2)
+    put = disc_k * ndtr(-d2) - fwd_s * ndtr(-d1)
+    carry = np.exp(-q * t)
+    delta = np.where(is_call, carry * n1, carry * (n1 - 1.0))
+    return np.where(is_call, call, put), delta
+
+
 def _liquidity(
-    symbol: str, z: np.ndarray, T: np.ndarray, expiry: np.ndarray
+    symbol: str, z: np.ndarray, T: np.ndarray, monthly: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Open interest and volume: highest at the money, falling off as exp(-z^2/2) with distance
-    in standard deviations, and with time to expiry; monthly series carry more."""
+    in standard deviations, and with time to expiry; monthly series (``monthly``, per row)
+    carry more."""
     weeks = np.maximum(T * 52.0, 1.0 / 5)
-    monthly = np.isin(expiry, _monthlies(expiry))
     base = BASE_OPEN_INTEREST.get(symbol, DEFAULT_OPEN_INTEREST)
     oi = base * np.exp(-0.5 * z * z) / np.sqrt(weeks) * np.where(monthly, MONTHLY_OI_FACTOR, 1.0)
     volume = oi * 0.4 / np.sqrt(weeks)
     return np.floor(oi).astype(np.int64), np.floor(volume).astype(np.int64)
-
-
-def _monthlies(expiry: np.ndarray) -> np.ndarray:
-    days = np.unique(expiry).astype(date)
-    return np.array(
-        [d for d in days if d == monthly_expiry(d.year, d.month)], dtype="datetime64[D]"
-    )
 
 
 # --- strike selection -----------------------------------------------------------------------
