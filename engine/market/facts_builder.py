@@ -171,13 +171,9 @@ def _usable_chain(symbol: str, chain: OptionChain | None, acc: _Acc) -> OptionCh
             Q.MISSING_CHAIN, symbol, "no option chain" if chain is None else "empty option chain"
         )
         return None
-    with np.errstate(invalid="ignore"):
-        cols = (chain.strike, chain.bid, chain.ask, chain.delta)
-        good = np.logical_and.reduce([np.isfinite(c) for c in cols])
-        good &= (chain.strike > 0) & (chain.bid >= 0) & (chain.ask > 0) & (chain.bid <= chain.ask)
-        good &= (np.abs(chain.delta) <= 1) & (chain.open_interest >= 0) & (chain.volume >= 0)
-    if good.all():
+    if chain.all_well_formed:
         return chain
+    good = chain.well_formed
     acc.note(
         Q.BAD_CHAIN_ROWS,
         symbol,

@@ -17,6 +17,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -252,6 +253,23 @@ class OptionChain:
 
     def __len__(self) -> int:
         return len(self.strike)
+
+    @cached_property
+    def well_formed(self) -> np.ndarray:
+        """Rows whose quote can be used: finite, a positive strike and ask, bid <= ask,
+        |delta| <= 1, no negative interest or volume. Made once per chain: the columns are
+        read-only, and a chain serves every tick of its session phase."""
+        with np.errstate(invalid="ignore"):
+            cols = (self.strike, self.bid, self.ask, self.delta)
+            good = np.logical_and.reduce([np.isfinite(c) for c in cols])
+            good &= (self.strike > 0) & (self.bid >= 0) & (self.ask > 0) & (self.bid <= self.ask)
+            good &= (np.abs(self.delta) <= 1) & (self.open_interest >= 0) & (self.volume >= 0)
+        good.flags.writeable = False
+        return good
+
+    @cached_property
+    def all_well_formed(self) -> bool:
+        return bool(self.well_formed.all())
 
     @property
     def mid(self) -> np.ndarray:
