@@ -226,7 +226,9 @@ class PaperBroker:
         ]
 
     def fills(self, since: datetime | None = None) -> Sequence[Fill]:
-        return [f for f in self._fills if since is None or f.at >= since]
+        if since is None:
+            return list(self._fills)
+        return [f for f in self._fills if f.at >= since]
 
     # ------------------------------------------------------------------ simulation
 

@@ -395,7 +395,7 @@ class Executor:
             return 0
         n = 0
         state = self.store.state
-        for f in fills:
+        for f in fills[self._already_synced(fills) :]:
             if f.execution_id in state.applied:
                 continue
             order = None if f.broker_initiated else state.orders.get(f.client_order_id)
@@ -414,6 +414,17 @@ class Executor:
                 events.extend(_events_of(f, order))
         self._synced_tail = tail
         return n
+
+    def _already_synced(self, fills: Sequence[Fill]) -> int:
+        """How many of ``fills`` the last sync saw: its count, when the broker's list still
+        has the last fill it saw at that place (an append-only list); 0 (look at every fill,
+        each checked against the ledger) when it does not."""
+        if self._synced_tail is None:
+            return 0
+        count, last = self._synced_tail
+        if 0 < count <= len(fills) and fills[count - 1].execution_id == last:
+            return count
+        return 0
 
     def _link_fill(self, did: str, f: Fill) -> None:
         """Link ``f`` to decision ``did`` unless the log has that link already."""
