@@ -162,6 +162,9 @@ class BarMarketData:
         self._memo: dict[tuple, Any] = {}  # values of several kinds, by key
         self._token = object()  # tells this adapter's content keys from any other's
         self._memo_day: date | None = None
+        # a close's trigger readings, kept across days: each day's trigger history reads the
+        # last TRIGGER_HISTORY_CLOSES closes, which the days before it read already
+        self._by_close: dict[tuple, TriggerReading] = {}
 
     def _cached(self, key: tuple, compute: Callable[[], T]) -> T:
         """``compute()`` once per key while the New York date stays the same (bounded memory:
@@ -317,10 +320,19 @@ class BarMarketData:
                 days.append(calendar.previous_session(days[-1]))
             except calendar.CalendarRangeError:
                 break
-        return tuple(
-            TriggerReading(d, self._vix_closes_above(d, vix_above), self._index_drawdown(d))
-            for d in reversed(days)
-        )
+        return tuple(self._reading(d, vix_above) for d in reversed(days))
+
+    def _reading(self, day: date, vix_above: float) -> TriggerReading:
+        key = (day, vix_above)
+        found = self._by_close.get(key)
+        if found is None:
+            found = TriggerReading(
+                day, self._vix_closes_above(day, vix_above), self._index_drawdown(day)
+            )
+            if len(self._by_close) >= 4 * TRIGGER_HISTORY_CLOSES:  # a replay moves forward
+                del self._by_close[next(iter(self._by_close))]
+            self._by_close[key] = found
+        return found
 
     def snapshot(
         self, at: datetime, symbols: Sequence[str], params: MarketParams

@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -207,7 +207,7 @@ class Checkpointer:
     A checkpoint is written only when a head moved since the last one this process wrote, so
     an idle tick costs two small reads. The file is replaced atomically (write, fsync, rename).
     A backtest's database (``database.reproducible``) is a reproducible artefact: it skips
-    the fsync like its commits do, and is checkpointed once per simulated day and at the end
+    the fsync like its commits do, and is checkpointed once per simulated week and at the end
     (``final``), not after every decided cycle (docs/decisions.md D72)."""
 
     def __init__(self, engine: Engine, path: Path, key: Path):
@@ -216,14 +216,15 @@ class Checkpointer:
         self.key_file = key
         self._key: Ed25519PrivateKey | None = None
         self._last: Heads | None = None
-        self._last_day: date | None = None
+        self._last_week: tuple[int, int] | None = None  # ISO (year, week) of the last one
         self.durable = not is_reproducible(engine.url)
 
     def write(
         self, at: datetime, constitution_digest: str, final: bool = False
     ) -> Checkpoint | None:
-        if not (self.durable or final) and at.date() == self._last_day:
-            return None  # a backtest: one checkpoint per simulated day, and the final one
+        week = at.isocalendar()[:2]
+        if not (self.durable or final) and week == self._last_week:
+            return None  # a backtest: one checkpoint per simulated week, and the final one
         with read_connection(self.engine, "reading the log's heads for a checkpoint") as conn:
             heads = read_heads(conn)
         if heads == self._last:
@@ -242,7 +243,7 @@ class Checkpointer:
         if self._key is None:  # load_key creates a missing key: this cannot happen
             raise StorageError(f"no checkpoint key at {self.key_file}")
         self._replace(sign(cp, KEY_NAME, self._key))
-        self._last, self._last_day = heads, at.date()
+        self._last, self._last_week = heads, week
         return cp
 
     def _replace(self, note: str) -> None:
