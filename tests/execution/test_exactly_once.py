@@ -3,6 +3,7 @@ the ledger and audit log in SQLite and PostgreSQL (``backend_url``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -162,3 +163,40 @@ def test_resume_abandons_an_unsent_intent_and_cancels_an_orphan(market, bundled,
     assert reloaded.orders["d-a:0:o0"].state is OrderState.INACTIVE
     notes = sorted(op for op in reloaded.applied if op.startswith(f"reconcile:{THU.isoformat()}:"))
     assert len(notes) == 2 and [n.rsplit(":", 1)[1] for n in notes] == ["0", "1"]
+
+
+class _NewestFirst(PaperBroker):
+    """A venue that lists its fills newest first: not the append-only list the executor's
+    incremental sync reads from where it stopped."""
+
+    def fills(self, since=None):
+        return list(reversed(super().fills(since)))
+
+
+@pytest.mark.parametrize("venue", [PaperBroker, _NewestFirst], ids=["append-only", "newest-first"])
+def test_fill_sync_books_every_fill_once_whatever_order_the_broker_lists_them(
+    market, bundled, stores, venue
+):
+    store, log = stores
+    broker = venue(market, costs=PaperCosts(participation=1.0))
+    broker.connect()
+    snap = market.snapshot(THU, bundled.model.sleeves.gen.tickers, PARAMS)
+    broker.sync(THU, snap)
+    decision, plan = _decide(bundled, store, snap)
+    executor = Executor(broker, log, store, **ORDER_TERMS)
+    starts: list[int] = []
+    read_from = executor._already_synced
+    executor._already_synced = lambda fills: starts.append(read_from(fills)) or starts[-1]
+    receipt = executor.record(decision, bundled.text)
+    executor.execute(decision, receipt, replace(plan, orders=plan.orders[:1]), THU)
+    executor.execute(decision, receipt, replace(plan, orders=plan.orders[1:]), THU)
+    fills = broker.fills()
+    assert len(fills) >= 2 and len(starts) >= 2  # two batches of fills, each synced
+    assert {f.execution_id for f in fills} <= store.state.applied
+    booked = [e for e in store.state.applied if e in {f.execution_id for f in fills}]
+    assert len(booked) == len(fills)
+    if venue is _NewestFirst:
+        assert set(starts) == {0}  # the list moved under the last sync: every fill looked at
+    else:
+        assert max(starts) > 0  # only the fills appended since the last sync
+    assert executor.sync_fills(THU) == 0
