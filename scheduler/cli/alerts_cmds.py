@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from scheduler.cli import SubParsers
+
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("alerts", help="the alert outbox: list, test destinations, deliver now")
     verbs = p.add_subparsers(dest="alerts_verb", metavar="VERB")
     verbs.required = True
@@ -42,7 +48,7 @@ def _common(p) -> None:
     )
 
 
-def _deployment(args):
+def _deployment(args: argparse.Namespace):
     from adapters.storage.database import resolve_url
     from scheduler.alerting import deployment_for
 
@@ -50,7 +56,7 @@ def _deployment(args):
     return url, deployment_for(url, args.config)
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     from adapters.storage.database import sqlite_file_missing
     from adapters.storage.errors import StorageError
     from adapters.storage.outbox import SqlOutbox
@@ -111,7 +117,7 @@ def _as_json(x) -> dict:
     }
 
 
-def cmd_test(args) -> int:
+def cmd_test(args: argparse.Namespace) -> int:
     from adapters.notify.dispatch import build_notifiers
     from adapters.notify.secrets import Secrets
     from constitution.errors import InvalidInput, Problem
@@ -154,7 +160,7 @@ def cmd_test(args) -> int:
     return 3 if failed else 0
 
 
-def cmd_deliver(args) -> int:
+def cmd_deliver(args: argparse.Namespace) -> int:
     from engine.clock import WallClock
     from scheduler.alerting import deliverer_for, summary
 

@@ -9,12 +9,18 @@ request is still in time is judged on the run's clock, at that cycle.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from scheduler.cli import SubParsers
+
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("approvals", help="actions waiting for a person: list, show, approve, deny")
     verbs = p.add_subparsers(dest="approvals_verb", metavar="VERB")
     verbs.required = True
@@ -50,7 +56,7 @@ def _db(p) -> None:
     )
 
 
-def _store(args):
+def _store(args: argparse.Namespace):
     from adapters.storage.approvals_store import SqlApprovalStore
     from adapters.storage.audit_store import AuditStore
     from adapters.storage.database import resolve_url
@@ -77,7 +83,7 @@ def _row(a) -> list[str]:
     return [a.id, a.state, what, a.requested_at.isoformat(), a.expires_at.isoformat(), answered]
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     store, _ = _store(args)
     try:
         found = store.listed(() if args.all else ("pending", "approved"), args.limit)
@@ -96,7 +102,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_show(args) -> int:
+def cmd_show(args: argparse.Namespace) -> int:
     store, _ = _store(args)
     try:
         found = store.get(args.id)
@@ -108,7 +114,7 @@ def cmd_show(args) -> int:
     return 0
 
 
-def cmd_answer(args) -> int:
+def cmd_answer(args: argparse.Namespace) -> int:
     from engine.execution.approvals import alert_of, answer, link_of
 
     reason = args.reason.strip()

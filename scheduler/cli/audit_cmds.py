@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +29,9 @@ from engine.clock import WallClock
 from engine.records.audit import AuditRecord, RunMode
 from engine.records.decision import Decision
 from engine.records.replay import ReplayResult, replay
+
+if TYPE_CHECKING:
+    from scheduler.cli import SubParsers
 
 EXIT_OK, EXIT_BAD, EXIT_NOT_FOUND = 0, 1, 2
 EXIT_DIFFERENT = 4  # replay: the pipeline today decides otherwise than the record says
@@ -47,7 +51,7 @@ CSV_COLUMNS = (
 )
 
 
-def register(subparsers) -> None:
+def register(subparsers: SubParsers) -> None:
     audit = subparsers.add_parser(
         "audit", help="review the decision log: list, show, verify, export, replay"
     )
@@ -186,7 +190,7 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _open(args) -> AuditStore:
+def _open(args: argparse.Namespace) -> AuditStore:
     return AuditStore.open(args.db, WallClock(), create=False)
 
 
@@ -194,7 +198,7 @@ def _console() -> Console:
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 140, highlight=False)
 
 
-def _query(args, **overrides) -> AuditQuery:
+def _query(args: argparse.Namespace, **overrides) -> AuditQuery:
     values = {
         k: getattr(args, k, None) for k in ("since", "until", "account", "rule", "kind", "mode")
     }
@@ -208,7 +212,7 @@ def _print_json(value) -> None:
 # --------------------------------------------------------------------------- list
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         records = store.query(_query(args, limit=args.limit))
@@ -279,7 +283,7 @@ def _not_found(ident: str) -> int:
     return EXIT_NOT_FOUND
 
 
-def cmd_show(args) -> int:
+def cmd_show(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         records = _find(store, args.id)
@@ -417,7 +421,7 @@ def summarise_facts(facts: dict) -> list[str]:
 # --------------------------------------------------------------------------- verify
 
 
-def cmd_verify(args) -> int:
+def cmd_verify(args: argparse.Namespace) -> int:
     from adapters.storage.audit_verify import verify_all
 
     keys = _verifier_keys(args.key)
@@ -529,7 +533,7 @@ def _print_verify(full, problems: list[dict]) -> None:
 # --------------------------------------------------------------------------- checkpoints and keys
 
 
-def cmd_checkpoint_export(args) -> int:
+def cmd_checkpoint_export(args: argparse.Namespace) -> int:
     from adapters.storage.checkpoints import checkpoint_path, read_note
 
     store = _open(args)
@@ -548,7 +552,7 @@ def cmd_checkpoint_export(args) -> int:
     return EXIT_OK
 
 
-def cmd_key_show(args) -> int:
+def cmd_key_show(args: argparse.Namespace) -> int:
     from adapters.storage.checkpoints import KEY_NAME, key_path, load_key
     from engine.records.checkpoint import verifier_key
 
@@ -564,7 +568,7 @@ def cmd_key_show(args) -> int:
     return EXIT_OK
 
 
-def cmd_key_rotate(args) -> int:
+def cmd_key_rotate(args: argparse.Namespace) -> int:
     from adapters.storage.checkpoints import key_path, rotate_key
 
     path = key_path()
@@ -579,7 +583,7 @@ def cmd_key_rotate(args) -> int:
 # --------------------------------------------------------------------------- export
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "parquet" and not args.output:
         print("alluse: Parquet is binary: give --output FILE", file=sys.stderr)
         return EXIT_NOT_FOUND
@@ -691,7 +695,7 @@ def replay_functions() -> tuple[Callable, Callable]:
     return load, redecide
 
 
-def cmd_replay(args) -> int:
+def cmd_replay(args: argparse.Namespace) -> int:
     if bool(args.all) == bool(args.id):
         print("alluse: audit replay needs a decision ID or --all (not both)", file=sys.stderr)
         return EXIT_NOT_FOUND

@@ -19,6 +19,7 @@ import re
 import sys
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -31,11 +32,14 @@ from engine.market import calendar
 from engine.market.facts_builder import build_facts, candidates_for_day
 from engine.market.params import market_params
 
+if TYPE_CHECKING:
+    from scheduler.cli import SubParsers
+
 DEFAULT_STORE = "data/bars"
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 
 
-def register(subparsers) -> None:
+def register(subparsers: SubParsers) -> None:
     data = subparsers.add_parser(
         "data", help="market data: import or fetch daily bars; show the facts for a date"
     )
@@ -122,14 +126,14 @@ def _bad_arg(option: str, code: str, message: str) -> InvalidInput:
     return InvalidInput([Problem("<arguments>", 1, 1, code, option, message)], what="arguments")
 
 
-def _store(args) -> Path:
+def _store(args: argparse.Namespace) -> Path:
     return Path(args.store or os.environ.get("ALLUSE_BARS_DIR") or DEFAULT_STORE)
 
 
 # --- import ---------------------------------------------------------------------------------
 
 
-def _jobs(args) -> list[tuple[str, str | None]]:
+def _jobs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     if args.symbol and len(args.files) > 1:
         raise _bad_arg(
             "--symbol", "ambiguous", "--symbol names one file; name several as SYMBOL=FILE"
@@ -144,7 +148,7 @@ def _jobs(args) -> list[tuple[str, str | None]]:
     return jobs
 
 
-def cmd_import(args) -> int:
+def cmd_import(args: argparse.Namespace) -> int:
     results = store_mod.import_files(_jobs(args), _store(args))
     print_results(results, args.json, _store(args))
     return 0
@@ -197,7 +201,7 @@ def _tickers(c) -> dict[str, tuple[str, ...]]:
     return {k: tuple(getattr(c.sleeves, k).tickers) for k in ("gen", "rev", "com")}
 
 
-def _as_of(args) -> datetime:
+def _as_of(args: argparse.Namespace) -> datetime:
     day = args.date
     try:
         session = calendar.is_session(day)
@@ -211,7 +215,7 @@ def _as_of(args) -> datetime:
     return datetime.combine(day, args.time, tzinfo=NEW_YORK)
 
 
-def _market(args, symbols) -> BarMarketData:
+def _market(args: argparse.Namespace, symbols) -> BarMarketData:
     if args.synthetic is None:
         return FileMarketData(_store(args))
     if args.date < EPOCH:
@@ -219,7 +223,7 @@ def _market(args, symbols) -> BarMarketData:
     return synthetic_market(args.synthetic, args.date, symbols)
 
 
-def cmd_facts(args) -> int:
+def cmd_facts(args: argparse.Namespace) -> int:
     c = _constitution(args.constitution)
     at = _as_of(args)
     tickers = _tickers(c)

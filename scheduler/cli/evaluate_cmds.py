@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from constitution.load import bundled_path, load_constitution
 from engine.cycle.pipeline import after_evaluation
@@ -12,8 +13,13 @@ from engine.market import calendar
 from engine.rules.evaluate import evaluate
 from scheduler.cli import render_decision
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from scheduler.cli import SubParsers
+
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "evaluate", help="one dry-run evaluation: actions with reasons; nothing is sent"
     )
@@ -62,7 +68,7 @@ def _evaluator_options(p, shadow_help: str) -> None:
     p.add_argument("--shadow", action="store_true", help=shadow_help)
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     constitution = load_constitution(args.constitution or bundled_path())
     facts = load_facts(args.facts)
     if args.shadow:
@@ -94,7 +100,7 @@ def _record(decision, constitution, db_url) -> None:
     record_decision(decision, constitution, mode="dry-run", db_url=db_url)
 
 
-def cmd_test(args) -> int:
+def cmd_test(args: argparse.Namespace) -> int:
     from scheduler.scenarios import run_scenarios
 
     constitution = load_constitution(args.constitution or bundled_path())

@@ -9,12 +9,16 @@ import argparse
 import json
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from scheduler.cli import SubParsers
 
-def register(sub) -> None:
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "propose", help="a new constitution version: diff, A/B backtest, the governance gate"
     )
@@ -60,7 +64,7 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def cmd_propose(args) -> int:
+def cmd_propose(args: argparse.Namespace) -> int:
     from adapters.storage.database import resolve_url
     from constitution.diff import diff
     from engine.clock import WallClock
@@ -95,7 +99,7 @@ def _shown(x, unit: str) -> str:
     return f"{100 * x:.2f} %" if unit == "fraction" else f"{x:g}"
 
 
-def cmd_approve(args) -> int:
+def cmd_approve(args: argparse.Namespace) -> int:
     from adapters.storage.database import resolve_url
     from engine.clock import WallClock
     from scheduler import governance
@@ -117,7 +121,7 @@ def cmd_approve(args) -> int:
     return 0
 
 
-def cmd_history(args) -> int:
+def cmd_history(args: argparse.Namespace) -> int:
     from adapters.storage.database import resolve_url
     from scheduler import governance
 

@@ -12,16 +12,20 @@ import argparse
 import logging
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 from constitution.errors import InvalidInput, OperationalError, Problem
 from engine.records.masking import mask_code
+
+if TYPE_CHECKING:
+    from scheduler.cli import SubParsers
 
 PROBES = ("SPY", "SPX", "VIX")  # a stock/ETF, the hedge index, the volatility index
 OPTION_PROBE = "SPY"
 EPOCH, ANY_EXPIRY_DAYS = date(2000, 1, 1), 365 * 100
 
 
-def register(subparsers) -> None:
+def register(subparsers: SubParsers) -> None:
     ib = subparsers.add_parser("ib", help="Interactive Brokers: check the gateway before trading")
     sub = ib.add_subparsers(dest="ib_verb", metavar="IB_VERB")
     sub.required = True

@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from constitution.errors import InvalidInput, Problem
 
+if TYPE_CHECKING:
+    import argparse
+
+    from scheduler.cli import SubParsers
+
 NY = ZoneInfo("America/New_York")
 
 
-def register(sub) -> None:
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("paper", help="paper trading: one cycle at a time against the paper broker")
     verbs = p.add_subparsers(dest="paper_verb", metavar="VERB")
     verbs.required = True
@@ -83,7 +89,7 @@ def _arg_problem(code: str, path: str, message: str) -> InvalidInput:
     return InvalidInput([Problem("<args>", 1, 1, code, path, message)])
 
 
-def _time(args) -> time | None:
+def _time(args: argparse.Namespace) -> time | None:
     if args.time is None:
         return None
     try:
@@ -92,7 +98,7 @@ def _time(args) -> time | None:
         raise _arg_problem("bad-time", "--time", f"expected HH:MM, got {args.time!r}") from None
 
 
-def _market(args):
+def _market(args: argparse.Namespace):
     """(market-data port, cycle time) for ``--synthetic SEED --date D`` or ``--facts FILE``."""
     if args.facts is not None:
         from adapters.market_data.facts_market import FactsMarketData
@@ -135,7 +141,7 @@ def _session(day: date, first: date) -> None:
         )
 
 
-def _capital(args) -> float:
+def _capital(args: argparse.Namespace) -> float:
     """A new portfolio's capital: positive, finite and within what the ledger can hold."""
     import math
 
@@ -149,11 +155,11 @@ def _capital(args) -> float:
     return x
 
 
-def _source_of(args) -> str:
+def _source_of(args: argparse.Namespace) -> str:
     return f"synthetic seed {args.synthetic}" if args.facts is None else "a facts file"
 
 
-def cmd_step(args) -> int:
+def cmd_step(args: argparse.Namespace) -> int:
     from adapters.storage.database import resolve_url
     from scheduler.compose import writer_lease
 
@@ -164,7 +170,7 @@ def cmd_step(args) -> int:
         return _step(args, url, market, at)
 
 
-def _step(args, url: str, market, at: datetime) -> int:
+def _step(args: argparse.Namespace, url: str, market, at: datetime) -> int:
     from adapters.market_data.facts_market import FactsMarketData
     from engine.cycle.bootstrap import Portfolio, open_portfolio
     from engine.market.calendar import new_york_date
@@ -214,7 +220,7 @@ def _deliverer(url: str):
 MARKET_SOURCE = "market-source"
 
 
-def _one_market(args, store, at: datetime) -> None:
+def _one_market(args: argparse.Namespace, store, at: datetime) -> None:
     """A paper ledger stays on the market source it was opened with: another one would reprice
     every holding (a facts file after a synthetic run took AAPL from 228 to about 90 and
     showed a 39 % drawdown). Refused before anything is written, unless ``--new-market``;
@@ -269,7 +275,7 @@ def _print_step(report, cycle, store) -> None:
         print(f"  {acct}: equity ${eq:,.2f}")
 
 
-def cmd_status(args) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     from adapters.storage.ledger_store import SqlLedgerStore
     from engine.execution.ledger import LEAP, TAX
 
@@ -354,7 +360,7 @@ def _print_states(s) -> None:
 # --------------------------------------------------------------------------- resume
 
 
-def cmd_resume(args) -> int:
+def cmd_resume(args: argparse.Namespace) -> int:
     """The constitution's SAFE -> ACTIVE resume sequence on the paper ledger and venue:
     book unbooked fills, reconcile orders and positions (every difference noted), risk check,
     ACTIVE. ``--reset`` also clears a latched SAFE (L3) or kill switch; it is recorded in the
@@ -386,7 +392,7 @@ def cmd_resume(args) -> int:
             store.close()
 
 
-def _resume(args, store, reason: str) -> int:
+def _resume(args: argparse.Namespace, store, reason: str) -> int:
     from adapters.brokers.paper import PaperBroker
     from adapters.storage import audit_schema
     from adapters.storage.audit_store import AuditStore, SqlDecisionLog

@@ -7,6 +7,7 @@ import logging
 import sys
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,8 +21,11 @@ from engine.market import calendar
 from engine.records.audit import RunMode
 from scheduler import compose
 
+if TYPE_CHECKING:
+    from scheduler.cli import SubParsers
 
-def register(subparsers) -> None:
+
+def register(subparsers: SubParsers) -> None:
     run = subparsers.add_parser(
         "run",
         help="the scheduler daemon: evaluate at the constitution's cadence (paper by default)",
@@ -142,7 +146,7 @@ def _seed(text: str) -> int:
     return seed
 
 
-def _history_range(args) -> None:
+def _history_range(args: argparse.Namespace) -> None:
     """--from/--to inside the calendar (and the synthetic market's history): a located
     exit 2, never a traceback."""
     from adapters.market_data.synthetic import EPOCH
@@ -162,7 +166,7 @@ def _bad(option: str, code: str, message: str) -> InvalidInput:
     return InvalidInput([Problem(option, 1, 1, code, "", message)], what="arguments")
 
 
-def _check_factory(args) -> None:
+def _check_factory(args: argparse.Namespace) -> None:
     """An unknown ``--cycle-factory`` name is refused before anything is opened."""
     name = getattr(args, "cycle_factory", None)
     if name and name not in compose.CYCLE_FACTORIES:
@@ -172,7 +176,7 @@ def _check_factory(args) -> None:
         )
 
 
-def _people(args, url: str, ctx: compose.CycleContext) -> compose.CycleContext:
+def _people(args: argparse.Namespace, url: str, ctx: compose.CycleContext) -> compose.CycleContext:
     """The deployment config and the approval policy of this run, in its cycle context."""
     from dataclasses import replace
 
@@ -188,7 +192,7 @@ def _people(args, url: str, ctx: compose.CycleContext) -> compose.CycleContext:
     return replace(ctx, deployment=deployment_for(url, args.config), approvals=policy)
 
 
-def _factory(args, ctx: compose.CycleContext) -> compose.CycleBuilder:
+def _factory(args: argparse.Namespace, ctx: compose.CycleContext) -> compose.CycleBuilder:
     if args.cycle_factory:
         return compose.named_cycle_factory(args.cycle_factory, ctx)
     if getattr(args, "live", False):
@@ -200,7 +204,7 @@ def _factory(args, ctx: compose.CycleContext) -> compose.CycleBuilder:
     return compose.paper_cycle_factory(ctx)
 
 
-def _check_live_arguments(args) -> None:
+def _check_live_arguments(args: argparse.Namespace) -> None:
     """Every problem with the live choice at once, before anything connects (exit 2)."""
     problems = _live_problems(args) if args.live else _paper_problems(args)
     if problems:
@@ -211,7 +215,7 @@ def _argument_problem(option: str, code: str, message: str) -> Problem:
     return Problem(option, 1, 1, code, "", message)
 
 
-def _paper_problems(args) -> list[Problem]:
+def _paper_problems(args: argparse.Namespace) -> list[Problem]:
     return [
         _argument_problem(
             option,
@@ -223,11 +227,11 @@ def _paper_problems(args) -> list[Problem]:
     ]
 
 
-def _live_problems(args) -> list[Problem]:
+def _live_problems(args: argparse.Namespace) -> list[Problem]:
     return _broker_problems(args) + _paper_option_problems(args)
 
 
-def _broker_problems(args) -> list[Problem]:
+def _broker_problems(args: argparse.Namespace) -> list[Problem]:
     from scheduler.live import accounts_from, parse_address
 
     out = []
@@ -255,7 +259,7 @@ def _broker_problems(args) -> list[Problem]:
     return out
 
 
-def _paper_option_problems(args) -> list[Problem]:
+def _paper_option_problems(args: argparse.Namespace) -> list[Problem]:
     """Options that only make sense on paper, given to a live run."""
     out = []
     if args.every:
@@ -285,7 +289,7 @@ def _paper_option_problems(args) -> list[Problem]:
 # --------------------------------------------------------------------------- run
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from scheduler.daemon import Daemon, DaemonConfig
 
     _check_live_arguments(args)
@@ -351,7 +355,7 @@ def _print_summary(summary) -> None:
 # --------------------------------------------------------------------------- backtest
 
 
-def cmd_backtest(args) -> int:
+def cmd_backtest(args: argparse.Namespace) -> int:
     if args.db is None:
         raise _bad(
             "--db",
@@ -417,7 +421,7 @@ def _replay(
     return summary
 
 
-def _coverage(args, constitution, url: str):
+def _coverage(args: argparse.Namespace, constitution, url: str):
     """What the data let the backtest trade, printed before it starts (scheduler.coverage)."""
     from engine.clock import FixedClock
     from scheduler.cadence import NEW_YORK

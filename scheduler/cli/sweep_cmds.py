@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from scheduler.cli import SubParsers
+
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("sweep", help="backtests over a parameter grid, local processes or Ray")
     p.add_argument("grid", metavar="GRID.yaml", help="constitution keys and the values to try")
     p.add_argument(
@@ -39,7 +45,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
-def cmd_sweep(args) -> int:
+def cmd_sweep(args: argparse.Namespace) -> int:
     from scheduler import sweep
 
     grid = sweep.load_grid(args.grid)
