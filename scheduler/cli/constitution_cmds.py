@@ -87,7 +87,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_both(old: str, new: str):
+def _load_both(old: str, new: str) -> list[LoadedConstitution]:
     problems: list[Problem] = []
     loaded: list[LoadedConstitution] = []
     for f in (old, new):
