@@ -16,6 +16,8 @@ from scheduler.cli import render_decision
 if TYPE_CHECKING:
     import argparse
 
+    from constitution.load import LoadedConstitution
+    from engine.records.decision import Decision
     from scheduler.cli import SubParsers
 
 
@@ -58,7 +60,7 @@ def register(sub: SubParsers) -> None:
     p.set_defaults(func=cmd_test)
 
 
-def _evaluator_options(p, shadow_help: str) -> None:
+def _evaluator_options(p: argparse.ArgumentParser, shadow_help: str) -> None:
     p.add_argument(
         "--evaluator",
         choices=["compiled", "durable"],
@@ -94,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record(decision, constitution, db_url) -> None:
+def _record(decision: Decision, constitution: LoadedConstitution, db_url: str | None) -> None:
     from scheduler.compose import record_decision  # the composition root owns storage
 
     record_decision(decision, constitution, mode="dry-run", db_url=db_url)
@@ -120,5 +122,5 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def dumps(obj) -> str:
+def dumps(obj: object) -> str:
     return json.dumps(obj, indent=2, sort_keys=True)

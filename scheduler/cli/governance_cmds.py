@@ -16,6 +16,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from scheduler.cli import SubParsers
+    from scheduler.governance import VersionHistory
 
 
 def register(sub: SubParsers) -> None:
@@ -93,7 +94,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
     return 2
 
 
-def _shown(x, unit: str) -> str:
+def _shown(x: float | None, unit: str) -> str:
     if x is None:
         return "n/a"
     return f"{100 * x:.2f} %" if unit == "fraction" else f"{x:g}"
@@ -153,7 +154,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _as_json(r) -> dict:
+def _as_json(r: VersionHistory) -> dict:
     return {
         "version": r.version,
         "digest": r.digest,

@@ -11,8 +11,10 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from scheduler.cli import SubParsers
+    from scheduler.sweep import Grid
 
 
 def register(sub: SubParsers) -> None:
@@ -60,11 +62,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pct(x) -> str:
+def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
 
-def _print(rows, grid, table: Path) -> None:
+def _print(rows: list[dict[str, Any]], grid: Grid, table: Path) -> None:
     keys = [k for k, _ in grid.axes]
     t = Table(title=f"sweep {grid.first} .. {grid.last}: {len(rows)} runs")
     for col in (
