@@ -16,6 +16,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     import argparse
 
+    from adapters.deployment import DeploymentConfig
+    from adapters.storage.outbox import Delivery, Listed
     from scheduler.cli import SubParsers
 
 
@@ -41,14 +43,14 @@ def register(sub: SubParsers) -> None:
     d.set_defaults(func=cmd_deliver)
 
 
-def _common(p) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help="database URL or SQLite path")
     p.add_argument(
         "--config", metavar="FILE", help="deployment config (default: alluse.yaml beside the db)"
     )
 
 
-def _deployment(args: argparse.Namespace):
+def _deployment(args: argparse.Namespace) -> tuple[str, DeploymentConfig]:
     from adapters.storage.database import resolve_url
     from scheduler.alerting import deployment_for
 
@@ -90,16 +92,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delivery_text(d) -> str:
+def _delivery_text(d: Delivery) -> str:
     if d.state == "sent":
-        return f"{d.destination}: sent {d.sent_at[:19]}"
+        # state is "sent" only when sent_at is set (Delivery.state); mypy cannot see it
+        return f"{d.destination}: sent {d.sent_at[:19]}"  # type: ignore[index]
     tail = f", last error: {d.last_error}" if d.last_error else ""
     return (
         f"{d.destination}: {d.state} (attempts {d.attempts}, next {d.next_attempt_at[:19]}{tail})"
     )
 
 
-def _as_json(x) -> dict:
+def _as_json(x: Listed) -> dict:
     return {
         "alert": x.alert.model_dump(mode="json"),
         "created_at": x.created_at,

@@ -17,6 +17,10 @@ from rich.table import Table
 if TYPE_CHECKING:
     import argparse
 
+    from adapters.storage.approvals_store import SqlApprovalStore
+    from constitution.errors import InvalidInput
+    from engine.clock import WallClock
+    from engine.execution.approvals import Approval
     from scheduler.cli import SubParsers
 
 
@@ -49,14 +53,14 @@ def register(sub: SubParsers) -> None:
         v.set_defaults(func=cmd_answer, approve=verb == "approve")
 
 
-def _db(p) -> None:
+def _db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help="database URL or SQLite path")
     p.add_argument(
         "--config", metavar="FILE", help="deployment config (default: alluse.yaml beside the db)"
     )
 
 
-def _store(args: argparse.Namespace):
+def _store(args: argparse.Namespace) -> tuple[SqlApprovalStore, WallClock]:
     from adapters.storage.approvals_store import SqlApprovalStore
     from adapters.storage.audit_store import AuditStore
     from adapters.storage.database import resolve_url
@@ -71,13 +75,13 @@ def _store(args: argparse.Namespace):
     return SqlApprovalStore(audit, outbox), clock
 
 
-def _close(store) -> None:
+def _close(store: SqlApprovalStore) -> None:
     store.audit.close()
     if store.outbox is not None:
         store.outbox.close()
 
 
-def _row(a) -> list[str]:
+def _row(a: Approval) -> list[str]:
     what = " ".join(x for x in (a.action.kind, a.action.account, a.action.symbol) if x)
     answered = f"{a.by}: {a.reason}" if a.by else ""
     return [a.id, a.state, what, a.requested_at.isoformat(), a.expires_at.isoformat(), answered]
@@ -144,11 +148,11 @@ def _login() -> str:
         return "unknown"
 
 
-def _bad(option: str, code: str, message: str):
+def _bad(option: str, code: str, message: str) -> InvalidInput:
     from constitution.errors import InvalidInput, Problem
 
     return InvalidInput([Problem(option, 1, 1, code, "", message)], what="arguments")
 
 
-def _unknown(approval_id: str):
+def _unknown(approval_id: str) -> InvalidInput:
     return _bad("ID", "unknown-approval", f"no approval {approval_id} (alluse approvals list)")

@@ -33,6 +33,11 @@ from engine.market.facts_builder import build_facts, candidates_for_day
 from engine.market.params import market_params
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from adapters.market_data.store import ImportResult
+    from constitution.models import Constitution
+    from engine.market.snapshot import MarketSnapshot
     from scheduler.cli import SubParsers
 
 DEFAULT_STORE = "data/bars"
@@ -154,7 +159,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_results(results, as_json: bool, into: Path) -> None:
+def print_results(results: Sequence[ImportResult], as_json: bool, into: Path) -> None:
     if as_json:
         print(json.dumps([_result_json(r) for r in results], indent=2))
         return
@@ -163,7 +168,7 @@ def print_results(results, as_json: bool, into: Path) -> None:
     print(f"manifest: {into / store_mod.MANIFEST}")
 
 
-def _result_json(r) -> dict:
+def _result_json(r: ImportResult) -> dict:
     return {
         "symbol": r.symbol,
         "rows_read": r.rows_read,
@@ -178,7 +183,7 @@ def _result_json(r) -> dict:
     }
 
 
-def _print_result(r) -> None:
+def _print_result(r: ImportResult) -> None:
     kind = "closes only" if r.close_only else "OHLC"
     print(
         f"{r.symbol}: {r.rows_stored} of {r.rows_read} rows stored ({kind}, {r.first}..{r.last})"
@@ -191,13 +196,13 @@ def _print_result(r) -> None:
 # --- facts ----------------------------------------------------------------------------------
 
 
-def _constitution(path: str | None):
+def _constitution(path: str | None) -> Constitution:
     from constitution.load import bundled_path, load_constitution
 
     return load_constitution(path or bundled_path()).model
 
 
-def _tickers(c) -> dict[str, tuple[str, ...]]:
+def _tickers(c: Constitution) -> dict[str, tuple[str, ...]]:
     return {k: tuple(getattr(c.sleeves, k).tickers) for k in ("gen", "rev", "com")}
 
 
@@ -215,7 +220,7 @@ def _as_of(args: argparse.Namespace) -> datetime:
     return datetime.combine(day, args.time, tzinfo=NEW_YORK)
 
 
-def _market(args: argparse.Namespace, symbols) -> BarMarketData:
+def _market(args: argparse.Namespace, symbols: Sequence[str]) -> BarMarketData:
     if args.synthetic is None:
         return FileMarketData(_store(args))
     if args.date < EPOCH:
@@ -251,7 +256,7 @@ def _print_facts(facts: Facts, fmt: str) -> None:
         )
 
 
-def demo_accounts(at: datetime, snapshot) -> tuple[Account, ...]:
+def demo_accounts(at: datetime, snapshot: MarketSnapshot) -> tuple[Account, ...]:
     """Three $500K sleeves; Com holds shares. Positions only where a price is known."""
     day = at.astimezone(NEW_YORK).date()
     opened = date(day.year - 1, 1, 2) if day.year > 1990 else day
