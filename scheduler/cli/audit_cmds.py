@@ -31,6 +31,15 @@ from engine.records.decision import Decision
 from engine.records.replay import ReplayResult, replay
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import ModuleType
+    from typing import Any, TextIO
+
+    import pyarrow
+
+    from adapters.storage.audit_verify import CheckpointOutcome, FullReport
+    from constitution.load import LoadedConstitution
+    from engine.records.decision import Action
     from scheduler.cli import SubParsers
 
 EXIT_OK, EXIT_BAD, EXIT_NOT_FOUND = 0, 1, 2
@@ -198,14 +207,14 @@ def _console() -> Console:
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 140, highlight=False)
 
 
-def _query(args: argparse.Namespace, **overrides) -> AuditQuery:
+def _query(args: argparse.Namespace, **overrides: Any) -> AuditQuery:  # AuditQuery's fields
     values = {
         k: getattr(args, k, None) for k in ("since", "until", "account", "rule", "kind", "mode")
     }
     return AuditQuery(**{**values, **overrides})
 
 
-def _print_json(value) -> None:
+def _print_json(value: object) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
 
@@ -251,7 +260,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _action_summary(actions) -> str:
+def _action_summary(actions: Iterable[Action]) -> str:
     """``open_short_put@GEN x7, roll@REV``: kinds per account, counted, in first-seen order."""
     counts: dict[str, int] = {}
     for a in actions:
@@ -447,7 +456,7 @@ def _verifier_keys(path: Path | None) -> list[str]:
         raise OperationalError(f"cannot read the verifier keys {path}: {exc}") from exc
 
 
-def _verify_problems(full, args) -> list[dict]:
+def _verify_problems(full: FullReport, args: argparse.Namespace) -> list[dict]:
     """Every problem found, most fundamental first (chain, ledger, checkpoint)."""
     report, out = full.chain, []
     if report.problem is not None:
@@ -479,7 +488,7 @@ def _verify_problems(full, args) -> list[dict]:
     return out
 
 
-def _no_checkpoint(cp) -> str:
+def _no_checkpoint(cp: CheckpointOutcome) -> str:
     where = cp.path or "(an in-memory database keeps none)"
     return (
         f"no checkpoint at {where}: records cut from the end or a re-chained history "
@@ -487,7 +496,7 @@ def _no_checkpoint(cp) -> str:
     )
 
 
-def _verify_json(full, problems: list[dict]) -> dict:
+def _verify_json(full: FullReport, problems: list[dict]) -> dict:
     r = full.chain
     return {
         "ok": not problems,
@@ -502,7 +511,7 @@ def _verify_json(full, problems: list[dict]) -> dict:
     }
 
 
-def _print_verify(full, problems: list[dict]) -> None:
+def _print_verify(full: FullReport, problems: list[dict]) -> None:
     r = full.chain
     head = f"{r.count} record(s); head #{r.head_seq} {r.head_hash}"
     if not problems:
@@ -515,10 +524,10 @@ def _print_verify(full, problems: list[dict]) -> None:
             "all chained; its tables match them"
         )
     cp = full.checkpoint
-    if cp.status == "matches":
-        since = r.head_seq - cp.checkpoint.size
+    if cp.status == "matches":  # a matching outcome carries its checkpoint; mypy cannot see it
+        since = r.head_seq - cp.checkpoint.size  # type: ignore[union-attr]
         print(
-            f"checkpoint matches: #{cp.checkpoint.size} of {cp.checkpoint.time}, signed by {cp.signer} "
+            f"checkpoint matches: #{cp.checkpoint.size} of {cp.checkpoint.time}, signed by {cp.signer} "  # type: ignore[union-attr]
             f"({cp.path}); {since} record(s) since"
         )
     elif cp.status == "none" and not problems:
@@ -615,7 +624,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _output(path: str | None):
+def _output(path: str | None) -> Iterator[TextIO]:
     if path is None:
         yield sys.stdout
         return
@@ -623,7 +632,7 @@ def _output(path: str | None):
         yield out
 
 
-def _write_rows(rows: list[dict], columns: tuple[str, ...], fmt: str, out) -> None:
+def _write_rows(rows: list[dict], columns: tuple[str, ...], fmt: str, out: TextIO) -> None:
     if fmt == "jsonl":
         for row in rows:
             out.write(canonical_json({c: row.get(c) for c in columns}).decode("utf-8") + "\n")
@@ -648,7 +657,7 @@ def _write_parquet(rows: list[dict], columns: tuple[str, ...], path: str) -> Non
     pq.write_table(table, path)
 
 
-def _schema(pa, rows: list[dict], columns: tuple[str, ...]):
+def _schema(pa: ModuleType, rows: list[dict], columns: tuple[str, ...]) -> pyarrow.Schema:
     """Column types from the values (strings where a column is empty), so an empty table and
     a table of NULLs still have every column."""
     fields = []
@@ -659,13 +668,13 @@ def _schema(pa, rows: list[dict], columns: tuple[str, ...]):
     return pa.schema(fields)
 
 
-def _write_jsonl(records: Iterable[AuditRecord], out) -> None:
+def _write_jsonl(records: Iterable[AuditRecord], out: TextIO) -> None:
     # One record per line, canonical JSON: the line minus "hash" hashes to "hash".
     for r in records:
         out.write(canonical_json(r.to_json_dict()).decode("utf-8") + "\n")
 
 
-def _write_csv(records: Iterable[AuditRecord], out) -> None:
+def _write_csv(records: Iterable[AuditRecord], out: TextIO) -> None:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for r in records:
@@ -689,7 +698,7 @@ def replay_functions() -> tuple[Callable, Callable]:
             f"replay needs the evaluation pipeline, which is not available ({exc})"
         ) from exc
 
-    def load(text: str, source: str):
+    def load(text: str, source: str) -> LoadedConstitution:
         return load_text(text, source, released_check=False)
 
     return load, redecide
@@ -726,7 +735,7 @@ class _Texts:
     def __init__(self, store: AuditStore):
         self.store = store
         self.texts: dict[str, str | None] = {}
-        self.loaded: dict[str, object] = {}
+        self.loaded: dict[str, LoadedConstitution] = {}
         self.load, self.redecide = replay_functions()
 
     def text(self, digest: str) -> str:
@@ -739,7 +748,7 @@ class _Texts:
             )
         return found
 
-    def load_once(self, text: str, source: str):
+    def load_once(self, text: str, source: str) -> LoadedConstitution:
         if source not in self.loaded:
             self.loaded[source] = self.load(text, source)
         return self.loaded[source]
