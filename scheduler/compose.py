@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # imported where used: the CLI starts without loading the eng
 
         store: AuditStore
 
+        def close(self) -> None: ...
+
 
 def record_decision(
     decision: Decision, constitution: LoadedConstitution, mode: str, db_url: str | None
