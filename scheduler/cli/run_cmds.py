@@ -22,7 +22,12 @@ from engine.records.audit import RunMode
 from scheduler import compose
 
 if TYPE_CHECKING:
+    from constitution.load import LoadedConstitution
+    from scheduler.backtest import BacktestSummary
     from scheduler.cli import SubParsers
+    from scheduler.coverage import Coverage
+    from scheduler.daemon import StartupSummary
+    from scheduler.reports.figures import BookFigures
 
 
 def register(subparsers: SubParsers) -> None:
@@ -329,7 +334,7 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary: StartupSummary) -> None:
     out = Console(highlight=False)
     out.print(
         f"[bold]alluse run[/bold] - {summary.mode}, constitution {summary.constitution_version} "
@@ -342,6 +347,7 @@ def _print_summary(summary) -> None:
     out.print(f"monitoring every {summary.monitor_seconds}s now ({levels})")
     out.print("resume: " + " -> ".join(summary.resume.steps))
     table = Table("next (New York)", "event", title="constitution events")
+    at: datetime | None  # an event's time, then a job's next run (None: none)
     for at, kinds in summary.next_events:
         table.add_row(f"{at:%a %Y-%m-%d %H:%M}", ", ".join(kinds))
     out.print(table)
@@ -388,8 +394,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _replay(
-    args, constitution, url: str, sessions: int, people: compose.CycleContext, covered=None
-):
+    args: argparse.Namespace,
+    constitution: LoadedConstitution,
+    url: str,
+    sessions: int,
+    people: compose.CycleContext,
+    covered: Coverage | None = None,
+) -> BacktestSummary:
     from dataclasses import replace
 
     from scheduler.backtest import run_backtest
@@ -421,7 +432,9 @@ def _replay(
     return summary
 
 
-def _coverage(args: argparse.Namespace, constitution, url: str):
+def _coverage(
+    args: argparse.Namespace, constitution: LoadedConstitution, url: str
+) -> Coverage | None:
     """What the data let the backtest trade, printed before it starts (scheduler.coverage)."""
     from engine.clock import FixedClock
     from scheduler.cadence import NEW_YORK
@@ -463,7 +476,7 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
 
-def _print_backtest(s) -> None:
+def _print_backtest(s: BacktestSummary) -> None:
     out = Console(highlight=False)
     t = Table(
         title=f"backtest {s.first} .. {s.last} (constitution {s.constitution_version})",
@@ -503,7 +516,7 @@ def _print_backtest(s) -> None:
         out.print(_sleeve_table(s.book))
 
 
-def _book_rows(t: Table, book, rejections: int) -> None:
+def _book_rows(t: Table, book: BookFigures, rejections: int) -> None:
     t.add_row("orders placed / filled", f"{book.orders_placed} / {book.orders_filled}")
     t.add_row(
         "fills by origin",
@@ -529,7 +542,7 @@ def _book_rows(t: Table, book, rejections: int) -> None:
         t.add_row("not placed, by action", kinds)
 
 
-def _sleeve_table(book) -> Table:
+def _sleeve_table(book: BookFigures) -> Table:
     t = Table("sleeve", "P&L", "premium collected", "trades closed", "win rate", title="per sleeve")
     for name, f in book.sleeves.items():
         t.add_row(
