@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING
 
 from adapters.storage.audit_store import AuditQuery, AuditStore
 from adapters.storage.database import display_url, reproducible
@@ -43,6 +44,10 @@ from scheduler.reports.figures import BookFigures, read_book_figures
 from scheduler.runner import Runner
 from scheduler.tally import RunningJournal, Totals
 from scheduler.weekly import WeekReport
+
+if TYPE_CHECKING:
+    from engine.records.audit import ExecutionLink
+    from engine.records.log import Receipt
 
 DISAGREEMENT_RULE = "engine.evaluators_disagree"  # engine.rules.shadow.alert_action
 
@@ -220,5 +225,5 @@ class _Notes:
     def __init__(self, store: AuditStore):
         self.store = store
 
-    def link(self, link):
+    def link(self, link: ExecutionLink) -> Receipt:
         return self.store.append_link(link, RunMode.BACKTEST)

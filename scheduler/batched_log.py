@@ -10,6 +10,8 @@ stamps record-by-record writing gives them (tests/scheduler/test_batched_log.py)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from adapters.storage.audit_store import AuditStore
 from adapters.storage.ledger_store import CycleWrites
 from engine.records.audit import (
@@ -23,6 +25,9 @@ from engine.records.audit import (
 )
 from engine.records.decision import Decision
 from engine.records.log import Receipt, existing_receipt
+
+if TYPE_CHECKING:
+    from adapters.storage.database import Connection  # sqlalchemy stays in adapters.storage
 
 
 class CycleBatchedLog:
@@ -89,7 +94,7 @@ class CycleBatchedLog:
         self._drafts, self._texts, self._this_cycle = [], {}, {}
         ledger, where = self._ledger, f"recording {len(drafts)} records"
 
-        def alongside(conn) -> None:
+        def alongside(conn: Connection) -> None:
             if ledger is not None:
                 ledger.write_into(conn, where)
 

@@ -22,7 +22,29 @@ from engine.records.decision import Decision
 from engine.records.log import DecisionLog, Receipt
 
 if TYPE_CHECKING:  # imported where used: the CLI starts without loading the engine
+    from datetime import datetime
+    from typing import Protocol
+
+    from adapters.brokers.paper import PaperBroker, PaperCosts
+    from adapters.deployment import DeploymentConfig
+    from adapters.market_data.files import BarMarketData
+    from adapters.storage.audit_store import AuditStore
+    from adapters.storage.ledger_store import SqlLedgerStore
+    from engine.cycle.approval_gate import ApprovalGate
+    from engine.cycle.report import CycleReport
     from engine.cycle.trading import TradingCycle
+    from engine.execution.approvals import Policy
+    from engine.execution.broker import BrokerPort
+    from engine.execution.executor import Executor, LedgerStore
+    from engine.market.snapshot import MarketDataPort
+
+    class AuditedLog(DecisionLog, Protocol):
+        """A decision log over an ``AuditStore``: ``SqlDecisionLog``, a backtest's
+        ``CycleBatchedLog``, ``AlertingDecisionLog`` (what ``people`` takes and returns)."""
+
+        store: AuditStore
+
+        def close(self) -> None: ...
 
 
 def record_decision(
@@ -142,7 +164,7 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     broker = PaperBroker(market, costs=PaperCosts(), store=venue)
     broker.connect()
     sql_log = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
-    log: DecisionLog = sql_log
+    log: AuditedLog = sql_log
     if ctx.mode is RunMode.BACKTEST:  # one transaction per cycle (D93); paper writes before acting
         from scheduler.batched_log import CycleBatchedLog
 
@@ -210,7 +232,13 @@ class _Builder:
         close_shadow(self.shadow)
 
 
-def people(log, clock: Clock, deployment=None, policy=None, db_url: str | None = None):
+def people(
+    log: AuditedLog,
+    clock: Clock,
+    deployment: DeploymentConfig | None = None,
+    policy: Policy | None = None,
+    db_url: str | None = None,
+) -> tuple[AuditedLog, Callable[[LoadedConstitution], ApprovalGate]]:
     """The human in the loop around a SQL decision log (docs/operations.md): paper and live
     decisions write their alerts to the outbox in the same transaction as their record; every
     cycle gets an approval gate whose requests live in the same database, answered by
@@ -229,7 +257,8 @@ def people(log, clock: Clock, deployment=None, policy=None, db_url: str | None =
     if mode in (RunMode.PAPER, RunMode.LIVE):
         outbox = SqlOutbox(log.store.engine, clock, config.alerts)
         migrate(outbox.engine, [COMPONENT])
-        log = AlertingDecisionLog(log, outbox)
+        # paper and live: a SqlDecisionLog (only a backtest batches, and it has no outbox)
+        log = AlertingDecisionLog(log, outbox)  # type: ignore[arg-type]
     store = SqlApprovalStore(
         log.store, outbox, exclusive=mode is RunMode.BACKTEST, flush=getattr(log, "end_cycle", None)
     )
@@ -247,24 +276,26 @@ class _OpeningCycle:
     def __init__(self, cycle: TradingCycle, open_at: Callable):
         self.cycle, self._open_at, self._opened = cycle, open_at, False
 
-    def run(self, at):
+    def run(self, at: datetime) -> CycleReport:
         if not self._opened:
             self._open_at(at)
             self._opened = True
         return self.cycle.run(at)
 
-    def period_books(self, at):
+    def period_books(self, at: datetime) -> dict:
         """The quarter's books (``TradingCycle.period_books``) for the quarterly report."""
         return self.cycle.period_books(at)
 
-    def quiet_until(self, at):  # scheduler.replay skips the ticks before it
+    def quiet_until(
+        self, at: datetime
+    ) -> datetime | None:  # scheduler.replay skips the ticks before it
         return self.cycle.quiet_until(at) if self._opened else None
 
-    def quiet_report(self, at):
+    def quiet_report(self, at: datetime) -> CycleReport:
         return self.cycle.quiet_report(at)
 
 
-def paper_market(ctx: CycleContext):
+def paper_market(ctx: CycleContext) -> BarMarketData:
     """Daily bars from ``ctx.data_dir`` (``alluse data import``, or bar files in any layout the
     import reads), else seeded synthetic data
     through ``ctx.until`` (default: a year past the clock's today)."""
@@ -359,7 +390,12 @@ def named_cycle_factory(name: str, ctx: CycleContext) -> CycleBuilder:
 # --------------------------------------------------------------------------- paper trading
 
 
-def paper_executor(broker, log, store, constitution: LoadedConstitution | None = None):
+def paper_executor(
+    broker: BrokerPort,
+    log: DecisionLog,
+    store: LedgerStore,
+    constitution: LoadedConstitution | None = None,
+) -> Executor:
     """An ``Executor`` outside a cycle (resume, an operator's account change) working orders
     by ``constitution``'s order terms (default: the bundled one, as ``open_paper_cycle``)."""
     from constitution.load import bundled_path, load_constitution
@@ -377,15 +413,15 @@ def paper_executor(broker, log, store, constitution: LoadedConstitution | None =
 
 def open_paper_cycle(
     db_url: str | None,
-    market,
+    market: MarketDataPort,
     *,
     mode: str = "paper",
-    clock=None,
-    costs=None,
+    clock: Clock | None = None,
+    costs: PaperCosts | None = None,
     constitution: LoadedConstitution | None = None,
-    deployment=None,
-    approvals=None,
-):
+    deployment: DeploymentConfig | None = None,
+    approvals: Policy | None = None,
+) -> tuple[TradingCycle, PaperBroker, SqlLedgerStore]:
     """A ``TradingCycle`` on the paper broker: ledger, venue book and audit log all in the
     database at ``db_url`` (a backtest passes ``mode="backtest"`` and a replay clock), with
     the alert outbox and approval gate of ``people`` (``deployment``: the config; ``approvals``:

@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -54,6 +54,12 @@ from scheduler.cadence import (
 from scheduler.journal import SqlJournal
 from scheduler.runner import CycleFactory, ResumeReport, Runner
 from scheduler.watch import ConstitutionWatcher
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scheduler.alerting import Deliverer
+    from scheduler.watch import Gate
 
 log = logging.getLogger("alluse.daemon")
 
@@ -156,7 +162,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ jobs
 
-    def _cycle_trigger(self, spec: CadenceSpec, seconds: int):
+    def _cycle_trigger(self, spec: CadenceSpec, seconds: int) -> IntervalTrigger | CycleTrigger:
         if self.config.every:
             return IntervalTrigger(seconds=self.config.every, timezone=NEW_YORK)
         return CycleTrigger(spec, seconds)
@@ -303,7 +309,7 @@ class Daemon:
             self.alerts.close()
         return self.outcome.exit_code
 
-    def serve(self, on_started=None) -> int:
+    def serve(self, on_started: Callable[[StartupSummary], None] | None = None) -> int:
         """Run until SIGINT/SIGTERM (or a fatal cycle error); the exit code."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(
@@ -324,7 +330,7 @@ class Daemon:
         return self.shutdown()
 
 
-def _approval_gate(config: DaemonConfig):
+def _approval_gate(config: DaemonConfig) -> Gate | None:
     """Live always, paper unless ``allow_unapproved``: constitution -> refusal or None."""
     if config.mode is not RunMode.LIVE and config.allow_unapproved:
         return None
@@ -333,7 +339,7 @@ def _approval_gate(config: DaemonConfig):
     return lambda constitution: unapproved_problem(constitution, config.db_url)
 
 
-def _deliverer(config: DaemonConfig, clock: Clock):
+def _deliverer(config: DaemonConfig, clock: Clock) -> Deliverer | None:
     from scheduler.alerting import deliverer_for
 
     return deliverer_for(config.db_url, clock, config.deployment)

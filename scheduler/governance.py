@@ -21,7 +21,7 @@ from datetime import date, datetime
 from functools import cache
 from hashlib import sha256
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +32,9 @@ from constitution.load import LoadedConstitution, bundled_path, load_constitutio
 from constitution.versions import read_lock
 from engine.clock import Clock
 from scheduler.proposal_gate import Check, Figures, figures_of, gate_checks
+
+if TYPE_CHECKING:
+    from scheduler.backtest import BacktestSummary
 
 
 class _Frozen(BaseModel):
@@ -136,7 +139,9 @@ def propose(
     return proposal
 
 
-def load_pair(new_file, against_file) -> tuple[LoadedConstitution, LoadedConstitution]:
+def load_pair(
+    new_file: str | Path, against_file: str | Path | None
+) -> tuple[LoadedConstitution, LoadedConstitution]:
     problems: list[Problem] = []
     loaded: list[LoadedConstitution] = []
     for f in (new_file, against_file or bundled_path()):
@@ -180,7 +185,7 @@ def _fresh_dir(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _backtest(constitution: LoadedConstitution, history: History, db: Path):
+def _backtest(constitution: LoadedConstitution, history: History, db: Path) -> BacktestSummary:
     from dataclasses import replace
 
     from engine.execution.approvals import parse_policy

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from adapters.storage.database import display_url
 from constitution.errors import OperationalError
@@ -46,6 +47,18 @@ from engine.execution.ledger import (
 from engine.execution.resume import resume
 from engine.market.calendar import new_york_date
 from engine.market.instruments import SecType
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from adapters.ib.broker import IBBroker, IBConfig
+    from adapters.ib.market_data import IBMarketData, IBMarketDataSettings
+    from adapters.storage.audit_store import AuditStore, SqlDecisionLog
+    from adapters.storage.ledger_store import SqlLedgerStore
+    from engine.cycle.approval_gate import ApprovalGate
+    from engine.cycle.trading import TradingCycle
+    from engine.execution.ledger import LedgerState
+    from scheduler.compose import AuditedLog, CycleContext
 
 log = logging.getLogger("alluse.live")
 
@@ -166,7 +179,9 @@ def _cash_flow(f: Fill) -> int:
 class LiveCycle:
     """``TradingCycle`` on IB, opened from the broker and guarded against a lost connection."""
 
-    def __init__(self, cycle, broker, open_ledger):
+    def __init__(
+        self, cycle: TradingCycle, broker: IBBroker, open_ledger: Callable[[datetime], bool]
+    ) -> None:
         self.cycle = cycle
         self.broker = broker
         self._open_ledger = open_ledger
@@ -210,7 +225,7 @@ class LiveCycle:
 
 
 @contextmanager
-def _connection_guard(at: datetime):
+def _connection_guard(at: datetime) -> Iterator[None]:
     """The IB client raises ``ConnectionError`` for a request on a dropped socket: the same
     transient failure as ``IBUnavailable``, so the daemon retries instead of stopping."""
     from adapters.ib.broker import IBUnavailable
@@ -233,18 +248,22 @@ class LiveCycleBuilder:
     """The ``CycleBuilder`` for live: connects on first use (after the constitution has been
     validated), then shares broker, market data, ledger and log across constitution swaps."""
 
-    def __init__(self, ctx, config, settings=None):
+    def __init__(
+        self, ctx: CycleContext, config: IBConfig, settings: IBMarketDataSettings | None = None
+    ) -> None:
         from scheduler.compose import shadow_for
 
         self.ctx = ctx
         self.config = config
         self.settings = settings
-        self._parts: tuple | None = None
-        self._gate = None  # constitution -> ApprovalGate, once connected (compose.people)
+        self._parts: tuple[IBBroker, IBMarketData, SqlLedgerStore, AuditedLog] | None = None
+        self._gate: Callable[[LoadedConstitution], ApprovalGate] | None = (
+            None  # constitution -> ApprovalGate, once connected (compose.people)
+        )
         # durable-rules in a child process (D200); it starts at the first decision
         self.shadow = shadow_for(ctx.mode)
 
-    def __call__(self, constitution: LoadedConstitution):
+    def __call__(self, constitution: LoadedConstitution) -> LiveCycle:
         from engine.cycle.trading import TradingCycle
 
         broker, market, store, decisions = self._connect()
@@ -260,10 +279,11 @@ class LiveCycleBuilder:
         )
         return LiveCycle(cycle, broker, lambda at: open_from_broker(store, broker, at))
 
-    def _connect(self):
+    def _connect(self) -> tuple[IBBroker, IBMarketData, SqlLedgerStore, AuditedLog]:
         if self._parts is None:
             from scheduler.compose import people
 
+            decisions: AuditedLog  # people's: alerting around the SQL log
             broker, market, store, decisions = connect_live(self.ctx, self.config, self.settings)
             decisions, self._gate = people(
                 decisions, self.ctx.clock, self.ctx.deployment, self.ctx.approvals, self.ctx.db_url
@@ -283,7 +303,9 @@ class LiveCycleBuilder:
             store.close()
 
 
-def connect_live(ctx, config, settings=None):
+def connect_live(
+    ctx: CycleContext, config: IBConfig, settings: IBMarketDataSettings | None = None
+) -> tuple[IBBroker, IBMarketData, SqlLedgerStore, SqlDecisionLog]:
     """(broker, market data, ledger store, decision log) for ``ctx``; ``LiveRefused`` (exit 3)
     when the database is not a live one or the gateway cannot be reached."""
     from adapters.ib.broker import IBBroker, IBSession, IBUnavailable
@@ -333,7 +355,7 @@ def connect_live(ctx, config, settings=None):
 
 
 @contextmanager
-def _quiet_client():
+def _quiet_client() -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in ("ib_async.client", "ib_insync.client")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -345,7 +367,7 @@ def _quiet_client():
             lg.setLevel(level)
 
 
-def unrouted_accounts(state, broker) -> list[str]:
+def unrouted_accounts(state: LedgerState, broker: IBBroker) -> list[str]:
     """Open ledger accounts the broker cannot route an order for (D28): a fork's new Mini or
     ALL-USE before its IB sub-account is mapped. They are not refused at start: the executor
     refuses their orders (a ``no-broker-account`` rejection in the audit log) and trades the rest."""
@@ -354,7 +376,7 @@ def unrouted_accounts(state, broker) -> list[str]:
     )
 
 
-def refuse_foreign_records(store, audit, url: str) -> None:
+def refuse_foreign_records(store: SqlLedgerStore, audit: AuditStore, url: str) -> None:
     """A live ledger never shares a database with paper or backtest records: their invented
     positions would be taken for the broker's."""
     from adapters.storage.audit_store import AuditQuery
@@ -375,7 +397,7 @@ def refuse_foreign_records(store, audit, url: str) -> None:
         )
 
 
-def open_from_broker(store, broker, at: datetime) -> bool:
+def open_from_broker(store: SqlLedgerStore, broker: IBBroker, at: datetime) -> bool:
     """D25: open an empty live ledger from IB's cash and positions (nothing is invented).
     Returns whether it opened; a ledger with accounts is left to the resume sequence."""
     if store.state.accounts:
@@ -392,7 +414,7 @@ def open_from_broker(store, broker, at: datetime) -> bool:
     return True
 
 
-def broker_accounts(broker) -> list[BrokerAccount]:
+def broker_accounts(broker: IBBroker) -> list[BrokerAccount]:
     mapped = sorted(broker.accounts.codes)
     cash = broker.cash_balances()
     missing = [a for a in mapped if a not in cash]

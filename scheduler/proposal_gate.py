@@ -3,11 +3,14 @@ checks of the current version's ``governance.proposals`` thresholds. Pure: no I/
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from constitution.models import ProposalGate
+
+if TYPE_CHECKING:
+    from scheduler.backtest import BacktestSummary
 
 
 class _Frozen(BaseModel):
@@ -41,7 +44,7 @@ class Check(_Frozen):
     detail: str
 
 
-def figures_of(summary) -> Figures:
+def figures_of(summary: BacktestSummary) -> Figures:
     """From a ``scheduler.backtest.BacktestSummary``."""
     return Figures(
         cagr=summary.cagr,

@@ -8,9 +8,14 @@ module only renders them; the full side-by-side of the two runs is ``alluse repo
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from constitution.diff import Diff
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from scheduler.backtest import BacktestSummary
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
@@ -29,11 +34,17 @@ def _cell(x: Any) -> str:
     return f"<td>{escape(str(x))}</td>"
 
 
-def _rows(pairs) -> str:
+def _rows(pairs: Iterable[tuple[str, str | int, str | int]]) -> str:
     return "".join(f"<tr><th>{escape(k)}</th>{_cell(a)}{_cell(b)}</tr>" for k, a, b in pairs)
 
 
-def render(draft: dict, d: Diff, current, new, compared: tuple[str, str] | None = None) -> str:
+def render(
+    draft: dict,
+    d: Diff,
+    current: BacktestSummary,
+    new: BacktestSummary,
+    compared: tuple[str, str] | None = None,
+) -> str:
     """``draft``: the proposal's fields (governance.propose); ``current``/``new``: summaries;
     ``compared``: (file, sha256) of the full side-by-side comparison, when written."""
     verdict = draft["verdict"]

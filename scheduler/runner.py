@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from constitution.load import LoadedConstitution
 from engine.cycle.report import Cycle, CycleReport
@@ -28,11 +28,14 @@ from scheduler.journal import Journal
 from scheduler.watch import ConstitutionWatcher, Refusal, Swap
 from scheduler.weekly import WeekReport, build_report, week_start
 
+if TYPE_CHECKING:
+    from engine.records.log import Receipt
+
 CycleFactory = Callable[[LoadedConstitution], Cycle]
 
 
 class NoteLog(Protocol):
-    def link(self, link: ExecutionLink): ...
+    def link(self, link: ExecutionLink) -> Receipt: ...
 
 
 @runtime_checkable

@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import import_module
+from typing import TYPE_CHECKING, NoReturn
 
 from constitution.errors import AllUseError, InvalidInput
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
 # Verb -> (module that registers it, one-line help). Only the chosen verb's module is
 # imported, so `alluse validate` does not pay for pandas, SciPy or SQLAlchemy at start-up.
@@ -63,10 +67,16 @@ _VERBS: dict[str, tuple[str, str]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's default exits 2 too; keep the message short
+    def error(self, message: str) -> NoReturn:  # argparse's default exits 2 too; keep it short
         self.print_usage(sys.stderr)
         print(f"alluse: error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+
+if TYPE_CHECKING:
+    # What a verb module's register(sub) takes: the action add_subparsers returns. Typed with
+    # the base parser, so a verb's own argparse.ArgumentParser(add_help=False) can be a parent.
+    SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _chosen_verb(argv: list[str]) -> str | None:
@@ -88,7 +98,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _register(module_name: str, sub) -> None:
+def _register(module_name: str, sub: argparse._SubParsersAction[_Parser]) -> None:
     try:
         module = import_module(module_name)
     except ModuleNotFoundError as exc:

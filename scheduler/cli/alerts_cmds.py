@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from adapters.deployment import DeploymentConfig
+    from adapters.storage.outbox import Delivery, Listed
+    from scheduler.cli import SubParsers
+
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("alerts", help="the alert outbox: list, test destinations, deliver now")
     verbs = p.add_subparsers(dest="alerts_verb", metavar="VERB")
     verbs.required = True
@@ -35,14 +43,14 @@ def register(sub) -> None:
     d.set_defaults(func=cmd_deliver)
 
 
-def _common(p) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help="database URL or SQLite path")
     p.add_argument(
         "--config", metavar="FILE", help="deployment config (default: alluse.yaml beside the db)"
     )
 
 
-def _deployment(args):
+def _deployment(args: argparse.Namespace) -> tuple[str, DeploymentConfig]:
     from adapters.storage.database import resolve_url
     from scheduler.alerting import deployment_for
 
@@ -50,7 +58,7 @@ def _deployment(args):
     return url, deployment_for(url, args.config)
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     from adapters.storage.database import sqlite_file_missing
     from adapters.storage.errors import StorageError
     from adapters.storage.outbox import SqlOutbox
@@ -84,16 +92,17 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _delivery_text(d) -> str:
+def _delivery_text(d: Delivery) -> str:
     if d.state == "sent":
-        return f"{d.destination}: sent {d.sent_at[:19]}"
+        # state is "sent" only when sent_at is set (Delivery.state); mypy cannot see it
+        return f"{d.destination}: sent {d.sent_at[:19]}"  # type: ignore[index]
     tail = f", last error: {d.last_error}" if d.last_error else ""
     return (
         f"{d.destination}: {d.state} (attempts {d.attempts}, next {d.next_attempt_at[:19]}{tail})"
     )
 
 
-def _as_json(x) -> dict:
+def _as_json(x: Listed) -> dict:
     return {
         "alert": x.alert.model_dump(mode="json"),
         "created_at": x.created_at,
@@ -111,7 +120,7 @@ def _as_json(x) -> dict:
     }
 
 
-def cmd_test(args) -> int:
+def cmd_test(args: argparse.Namespace) -> int:
     from adapters.notify.dispatch import build_notifiers
     from adapters.notify.secrets import Secrets
     from constitution.errors import InvalidInput, Problem
@@ -154,7 +163,7 @@ def cmd_test(args) -> int:
     return 3 if failed else 0
 
 
-def cmd_deliver(args) -> int:
+def cmd_deliver(args: argparse.Namespace) -> int:
     from engine.clock import WallClock
     from scheduler.alerting import deliverer_for, summary
 

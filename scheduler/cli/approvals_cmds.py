@@ -9,12 +9,22 @@ request is still in time is judged on the run's clock, at that cycle.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from adapters.storage.approvals_store import SqlApprovalStore
+    from constitution.errors import InvalidInput
+    from engine.clock import WallClock
+    from engine.execution.approvals import Approval
+    from scheduler.cli import SubParsers
+
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("approvals", help="actions waiting for a person: list, show, approve, deny")
     verbs = p.add_subparsers(dest="approvals_verb", metavar="VERB")
     verbs.required = True
@@ -43,14 +53,14 @@ def register(sub) -> None:
         v.set_defaults(func=cmd_answer, approve=verb == "approve")
 
 
-def _db(p) -> None:
+def _db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help="database URL or SQLite path")
     p.add_argument(
         "--config", metavar="FILE", help="deployment config (default: alluse.yaml beside the db)"
     )
 
 
-def _store(args):
+def _store(args: argparse.Namespace) -> tuple[SqlApprovalStore, WallClock]:
     from adapters.storage.approvals_store import SqlApprovalStore
     from adapters.storage.audit_store import AuditStore
     from adapters.storage.database import resolve_url
@@ -65,19 +75,19 @@ def _store(args):
     return SqlApprovalStore(audit, outbox), clock
 
 
-def _close(store) -> None:
+def _close(store: SqlApprovalStore) -> None:
     store.audit.close()
     if store.outbox is not None:
         store.outbox.close()
 
 
-def _row(a) -> list[str]:
+def _row(a: Approval) -> list[str]:
     what = " ".join(x for x in (a.action.kind, a.action.account, a.action.symbol) if x)
     answered = f"{a.by}: {a.reason}" if a.by else ""
     return [a.id, a.state, what, a.requested_at.isoformat(), a.expires_at.isoformat(), answered]
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     store, _ = _store(args)
     try:
         found = store.listed(() if args.all else ("pending", "approved"), args.limit)
@@ -96,7 +106,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_show(args) -> int:
+def cmd_show(args: argparse.Namespace) -> int:
     store, _ = _store(args)
     try:
         found = store.get(args.id)
@@ -108,7 +118,7 @@ def cmd_show(args) -> int:
     return 0
 
 
-def cmd_answer(args) -> int:
+def cmd_answer(args: argparse.Namespace) -> int:
     from engine.execution.approvals import alert_of, answer, link_of
 
     reason = args.reason.strip()
@@ -138,11 +148,11 @@ def _login() -> str:
         return "unknown"
 
 
-def _bad(option: str, code: str, message: str):
+def _bad(option: str, code: str, message: str) -> InvalidInput:
     from constitution.errors import InvalidInput, Problem
 
     return InvalidInput([Problem(option, 1, 1, code, "", message)], what="arguments")
 
 
-def _unknown(approval_id: str):
+def _unknown(approval_id: str) -> InvalidInput:
     return _bad("ID", "unknown-approval", f"no approval {approval_id} (alluse approvals list)")

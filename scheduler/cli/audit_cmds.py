@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +29,18 @@ from engine.clock import WallClock
 from engine.records.audit import AuditRecord, RunMode
 from engine.records.decision import Decision
 from engine.records.replay import ReplayResult, replay
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import ModuleType
+    from typing import Any, TextIO
+
+    import pyarrow
+
+    from adapters.storage.audit_verify import CheckpointOutcome, FullReport
+    from constitution.load import LoadedConstitution
+    from engine.records.decision import Action
+    from scheduler.cli import SubParsers
 
 EXIT_OK, EXIT_BAD, EXIT_NOT_FOUND = 0, 1, 2
 EXIT_DIFFERENT = 4  # replay: the pipeline today decides otherwise than the record says
@@ -47,7 +60,7 @@ CSV_COLUMNS = (
 )
 
 
-def register(subparsers) -> None:
+def register(subparsers: SubParsers) -> None:
     audit = subparsers.add_parser(
         "audit", help="review the decision log: list, show, verify, export, replay"
     )
@@ -186,7 +199,7 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _open(args) -> AuditStore:
+def _open(args: argparse.Namespace) -> AuditStore:
     return AuditStore.open(args.db, WallClock(), create=False)
 
 
@@ -194,21 +207,21 @@ def _console() -> Console:
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 140, highlight=False)
 
 
-def _query(args, **overrides) -> AuditQuery:
+def _query(args: argparse.Namespace, **overrides: Any) -> AuditQuery:  # AuditQuery's fields
     values = {
         k: getattr(args, k, None) for k in ("since", "until", "account", "rule", "kind", "mode")
     }
     return AuditQuery(**{**values, **overrides})
 
 
-def _print_json(value) -> None:
+def _print_json(value: object) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------- list
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         records = store.query(_query(args, limit=args.limit))
@@ -247,7 +260,7 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
-def _action_summary(actions) -> str:
+def _action_summary(actions: Iterable[Action]) -> str:
     """``open_short_put@GEN x7, roll@REV``: kinds per account, counted, in first-seen order."""
     counts: dict[str, int] = {}
     for a in actions:
@@ -279,7 +292,7 @@ def _not_found(ident: str) -> int:
     return EXIT_NOT_FOUND
 
 
-def cmd_show(args) -> int:
+def cmd_show(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         records = _find(store, args.id)
@@ -417,7 +430,7 @@ def summarise_facts(facts: dict) -> list[str]:
 # --------------------------------------------------------------------------- verify
 
 
-def cmd_verify(args) -> int:
+def cmd_verify(args: argparse.Namespace) -> int:
     from adapters.storage.audit_verify import verify_all
 
     keys = _verifier_keys(args.key)
@@ -443,7 +456,7 @@ def _verifier_keys(path: Path | None) -> list[str]:
         raise OperationalError(f"cannot read the verifier keys {path}: {exc}") from exc
 
 
-def _verify_problems(full, args) -> list[dict]:
+def _verify_problems(full: FullReport, args: argparse.Namespace) -> list[dict]:
     """Every problem found, most fundamental first (chain, ledger, checkpoint)."""
     report, out = full.chain, []
     if report.problem is not None:
@@ -475,7 +488,7 @@ def _verify_problems(full, args) -> list[dict]:
     return out
 
 
-def _no_checkpoint(cp) -> str:
+def _no_checkpoint(cp: CheckpointOutcome) -> str:
     where = cp.path or "(an in-memory database keeps none)"
     return (
         f"no checkpoint at {where}: records cut from the end or a re-chained history "
@@ -483,7 +496,7 @@ def _no_checkpoint(cp) -> str:
     )
 
 
-def _verify_json(full, problems: list[dict]) -> dict:
+def _verify_json(full: FullReport, problems: list[dict]) -> dict:
     r = full.chain
     return {
         "ok": not problems,
@@ -498,7 +511,7 @@ def _verify_json(full, problems: list[dict]) -> dict:
     }
 
 
-def _print_verify(full, problems: list[dict]) -> None:
+def _print_verify(full: FullReport, problems: list[dict]) -> None:
     r = full.chain
     head = f"{r.count} record(s); head #{r.head_seq} {r.head_hash}"
     if not problems:
@@ -511,10 +524,10 @@ def _print_verify(full, problems: list[dict]) -> None:
             "all chained; its tables match them"
         )
     cp = full.checkpoint
-    if cp.status == "matches":
-        since = r.head_seq - cp.checkpoint.size
+    if cp.status == "matches":  # a matching outcome carries its checkpoint; mypy cannot see it
+        since = r.head_seq - cp.checkpoint.size  # type: ignore[union-attr]
         print(
-            f"checkpoint matches: #{cp.checkpoint.size} of {cp.checkpoint.time}, signed by {cp.signer} "
+            f"checkpoint matches: #{cp.checkpoint.size} of {cp.checkpoint.time}, signed by {cp.signer} "  # type: ignore[union-attr]
             f"({cp.path}); {since} record(s) since"
         )
     elif cp.status == "none" and not problems:
@@ -529,7 +542,7 @@ def _print_verify(full, problems: list[dict]) -> None:
 # --------------------------------------------------------------------------- checkpoints and keys
 
 
-def cmd_checkpoint_export(args) -> int:
+def cmd_checkpoint_export(args: argparse.Namespace) -> int:
     from adapters.storage.checkpoints import checkpoint_path, read_note
 
     store = _open(args)
@@ -548,7 +561,7 @@ def cmd_checkpoint_export(args) -> int:
     return EXIT_OK
 
 
-def cmd_key_show(args) -> int:
+def cmd_key_show(args: argparse.Namespace) -> int:
     from adapters.storage.checkpoints import KEY_NAME, key_path, load_key
     from engine.records.checkpoint import verifier_key
 
@@ -564,7 +577,7 @@ def cmd_key_show(args) -> int:
     return EXIT_OK
 
 
-def cmd_key_rotate(args) -> int:
+def cmd_key_rotate(args: argparse.Namespace) -> int:
     from adapters.storage.checkpoints import key_path, rotate_key
 
     path = key_path()
@@ -579,7 +592,7 @@ def cmd_key_rotate(args) -> int:
 # --------------------------------------------------------------------------- export
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "parquet" and not args.output:
         print("alluse: Parquet is binary: give --output FILE", file=sys.stderr)
         return EXIT_NOT_FOUND
@@ -611,7 +624,7 @@ def cmd_export(args) -> int:
 
 
 @contextmanager
-def _output(path: str | None):
+def _output(path: str | None) -> Iterator[TextIO]:
     if path is None:
         yield sys.stdout
         return
@@ -619,7 +632,7 @@ def _output(path: str | None):
         yield out
 
 
-def _write_rows(rows: list[dict], columns: tuple[str, ...], fmt: str, out) -> None:
+def _write_rows(rows: list[dict], columns: tuple[str, ...], fmt: str, out: TextIO) -> None:
     if fmt == "jsonl":
         for row in rows:
             out.write(canonical_json({c: row.get(c) for c in columns}).decode("utf-8") + "\n")
@@ -644,7 +657,7 @@ def _write_parquet(rows: list[dict], columns: tuple[str, ...], path: str) -> Non
     pq.write_table(table, path)
 
 
-def _schema(pa, rows: list[dict], columns: tuple[str, ...]):
+def _schema(pa: ModuleType, rows: list[dict], columns: tuple[str, ...]) -> pyarrow.Schema:
     """Column types from the values (strings where a column is empty), so an empty table and
     a table of NULLs still have every column."""
     fields = []
@@ -655,13 +668,13 @@ def _schema(pa, rows: list[dict], columns: tuple[str, ...]):
     return pa.schema(fields)
 
 
-def _write_jsonl(records: Iterable[AuditRecord], out) -> None:
+def _write_jsonl(records: Iterable[AuditRecord], out: TextIO) -> None:
     # One record per line, canonical JSON: the line minus "hash" hashes to "hash".
     for r in records:
         out.write(canonical_json(r.to_json_dict()).decode("utf-8") + "\n")
 
 
-def _write_csv(records: Iterable[AuditRecord], out) -> None:
+def _write_csv(records: Iterable[AuditRecord], out: TextIO) -> None:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for r in records:
@@ -685,13 +698,13 @@ def replay_functions() -> tuple[Callable, Callable]:
             f"replay needs the evaluation pipeline, which is not available ({exc})"
         ) from exc
 
-    def load(text: str, source: str):
+    def load(text: str, source: str) -> LoadedConstitution:
         return load_text(text, source, released_check=False)
 
     return load, redecide
 
 
-def cmd_replay(args) -> int:
+def cmd_replay(args: argparse.Namespace) -> int:
     if bool(args.all) == bool(args.id):
         print("alluse: audit replay needs a decision ID or --all (not both)", file=sys.stderr)
         return EXIT_NOT_FOUND
@@ -722,7 +735,7 @@ class _Texts:
     def __init__(self, store: AuditStore):
         self.store = store
         self.texts: dict[str, str | None] = {}
-        self.loaded: dict[str, object] = {}
+        self.loaded: dict[str, LoadedConstitution] = {}
         self.load, self.redecide = replay_functions()
 
     def text(self, digest: str) -> str:
@@ -735,7 +748,7 @@ class _Texts:
             )
         return found
 
-    def load_once(self, text: str, source: str):
+    def load_once(self, text: str, source: str) -> LoadedConstitution:
         if source not in self.loaded:
             self.loaded[source] = self.load(text, source)
         return self.loaded[source]

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from constitution.diff import diff
 from constitution.errors import InvalidInput, Problem
 from constitution.load import LoadedConstitution, bundled_path, load_constitution
 from scheduler.cli import render
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from scheduler.cli import SubParsers
+
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "validate", help="check constitution files; every problem at once (exit 2 if invalid)"
     )
@@ -35,7 +41,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_diff)
 
 
-def cmd_validate(args) -> int:
+def cmd_validate(args: argparse.Namespace) -> int:
     files = args.files or [str(bundled_path())]
     problems: list[Problem] = []
     ok: list[LoadedConstitution] = []
@@ -61,13 +67,13 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def cmd_show(args) -> int:
+def cmd_show(args: argparse.Namespace) -> int:
     loaded = load_constitution(args.file or bundled_path())
     render.constitution_tables(loaded, with_rules=args.rules)
     return 0
 
 
-def cmd_diff(args) -> int:
+def cmd_diff(args: argparse.Namespace) -> int:
     a, b = _load_both(args.old, args.new)
     d = diff(a.model, b.model)
     if args.json:
@@ -81,7 +87,7 @@ def cmd_diff(args) -> int:
     return 0
 
 
-def _load_both(old: str, new: str):
+def _load_both(old: str, new: str) -> list[LoadedConstitution]:
     problems: list[Problem] = []
     loaded: list[LoadedConstitution] = []
     for f in (old, new):

@@ -19,6 +19,7 @@ import re
 import sys
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -31,11 +32,19 @@ from engine.market import calendar
 from engine.market.facts_builder import build_facts, candidates_for_day
 from engine.market.params import market_params
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from adapters.market_data.store import ImportResult
+    from constitution.models import Constitution
+    from engine.market.snapshot import MarketSnapshot
+    from scheduler.cli import SubParsers
+
 DEFAULT_STORE = "data/bars"
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 
 
-def register(subparsers) -> None:
+def register(subparsers: SubParsers) -> None:
     data = subparsers.add_parser(
         "data", help="market data: import or fetch daily bars; show the facts for a date"
     )
@@ -122,14 +131,14 @@ def _bad_arg(option: str, code: str, message: str) -> InvalidInput:
     return InvalidInput([Problem("<arguments>", 1, 1, code, option, message)], what="arguments")
 
 
-def _store(args) -> Path:
+def _store(args: argparse.Namespace) -> Path:
     return Path(args.store or os.environ.get("ALLUSE_BARS_DIR") or DEFAULT_STORE)
 
 
 # --- import ---------------------------------------------------------------------------------
 
 
-def _jobs(args) -> list[tuple[str, str | None]]:
+def _jobs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     if args.symbol and len(args.files) > 1:
         raise _bad_arg(
             "--symbol", "ambiguous", "--symbol names one file; name several as SYMBOL=FILE"
@@ -144,13 +153,13 @@ def _jobs(args) -> list[tuple[str, str | None]]:
     return jobs
 
 
-def cmd_import(args) -> int:
+def cmd_import(args: argparse.Namespace) -> int:
     results = store_mod.import_files(_jobs(args), _store(args))
     print_results(results, args.json, _store(args))
     return 0
 
 
-def print_results(results, as_json: bool, into: Path) -> None:
+def print_results(results: Sequence[ImportResult], as_json: bool, into: Path) -> None:
     if as_json:
         print(json.dumps([_result_json(r) for r in results], indent=2))
         return
@@ -159,7 +168,7 @@ def print_results(results, as_json: bool, into: Path) -> None:
     print(f"manifest: {into / store_mod.MANIFEST}")
 
 
-def _result_json(r) -> dict:
+def _result_json(r: ImportResult) -> dict:
     return {
         "symbol": r.symbol,
         "rows_read": r.rows_read,
@@ -174,7 +183,7 @@ def _result_json(r) -> dict:
     }
 
 
-def _print_result(r) -> None:
+def _print_result(r: ImportResult) -> None:
     kind = "closes only" if r.close_only else "OHLC"
     print(
         f"{r.symbol}: {r.rows_stored} of {r.rows_read} rows stored ({kind}, {r.first}..{r.last})"
@@ -187,17 +196,17 @@ def _print_result(r) -> None:
 # --- facts ----------------------------------------------------------------------------------
 
 
-def _constitution(path: str | None):
+def _constitution(path: str | None) -> Constitution:
     from constitution.load import bundled_path, load_constitution
 
     return load_constitution(path or bundled_path()).model
 
 
-def _tickers(c) -> dict[str, tuple[str, ...]]:
+def _tickers(c: Constitution) -> dict[str, tuple[str, ...]]:
     return {k: tuple(getattr(c.sleeves, k).tickers) for k in ("gen", "rev", "com")}
 
 
-def _as_of(args) -> datetime:
+def _as_of(args: argparse.Namespace) -> datetime:
     day = args.date
     try:
         session = calendar.is_session(day)
@@ -211,7 +220,7 @@ def _as_of(args) -> datetime:
     return datetime.combine(day, args.time, tzinfo=NEW_YORK)
 
 
-def _market(args, symbols) -> BarMarketData:
+def _market(args: argparse.Namespace, symbols: Sequence[str]) -> BarMarketData:
     if args.synthetic is None:
         return FileMarketData(_store(args))
     if args.date < EPOCH:
@@ -219,7 +228,7 @@ def _market(args, symbols) -> BarMarketData:
     return synthetic_market(args.synthetic, args.date, symbols)
 
 
-def cmd_facts(args) -> int:
+def cmd_facts(args: argparse.Namespace) -> int:
     c = _constitution(args.constitution)
     at = _as_of(args)
     tickers = _tickers(c)
@@ -247,7 +256,7 @@ def _print_facts(facts: Facts, fmt: str) -> None:
         )
 
 
-def demo_accounts(at: datetime, snapshot) -> tuple[Account, ...]:
+def demo_accounts(at: datetime, snapshot: MarketSnapshot) -> tuple[Account, ...]:
     """Three $500K sleeves; Com holds shares. Positions only where a price is known."""
     day = at.astimezone(NEW_YORK).date()
     opened = date(day.year - 1, 1, 2) if day.year > 1990 else day

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from constitution.load import bundled_path, load_constitution
 from engine.cycle.pipeline import after_evaluation
@@ -12,8 +13,15 @@ from engine.market import calendar
 from engine.rules.evaluate import evaluate
 from scheduler.cli import render_decision
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from constitution.load import LoadedConstitution
+    from engine.records.decision import Decision
+    from scheduler.cli import SubParsers
+
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "evaluate", help="one dry-run evaluation: actions with reasons; nothing is sent"
     )
@@ -52,7 +60,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_test)
 
 
-def _evaluator_options(p, shadow_help: str) -> None:
+def _evaluator_options(p: argparse.ArgumentParser, shadow_help: str) -> None:
     p.add_argument(
         "--evaluator",
         choices=["compiled", "durable"],
@@ -62,7 +70,7 @@ def _evaluator_options(p, shadow_help: str) -> None:
     p.add_argument("--shadow", action="store_true", help=shadow_help)
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     constitution = load_constitution(args.constitution or bundled_path())
     facts = load_facts(args.facts)
     if args.shadow:
@@ -88,13 +96,13 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _record(decision, constitution, db_url) -> None:
+def _record(decision: Decision, constitution: LoadedConstitution, db_url: str | None) -> None:
     from scheduler.compose import record_decision  # the composition root owns storage
 
     record_decision(decision, constitution, mode="dry-run", db_url=db_url)
 
 
-def cmd_test(args) -> int:
+def cmd_test(args: argparse.Namespace) -> int:
     from scheduler.scenarios import run_scenarios
 
     constitution = load_constitution(args.constitution or bundled_path())
@@ -114,5 +122,5 @@ def cmd_test(args) -> int:
     return 1 if failed else 0
 
 
-def dumps(obj) -> str:
+def dumps(obj: object) -> str:
     return json.dumps(obj, indent=2, sort_keys=True)

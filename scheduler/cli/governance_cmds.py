@@ -9,12 +9,17 @@ import argparse
 import json
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from scheduler.cli import SubParsers
+    from scheduler.governance import VersionHistory
 
-def register(sub) -> None:
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "propose", help="a new constitution version: diff, A/B backtest, the governance gate"
     )
@@ -60,7 +65,7 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def cmd_propose(args) -> int:
+def cmd_propose(args: argparse.Namespace) -> int:
     from adapters.storage.database import resolve_url
     from constitution.diff import diff
     from engine.clock import WallClock
@@ -89,13 +94,13 @@ def cmd_propose(args) -> int:
     return 2
 
 
-def _shown(x, unit: str) -> str:
+def _shown(x: float | None, unit: str) -> str:
     if x is None:
         return "n/a"
     return f"{100 * x:.2f} %" if unit == "fraction" else f"{x:g}"
 
 
-def cmd_approve(args) -> int:
+def cmd_approve(args: argparse.Namespace) -> int:
     from adapters.storage.database import resolve_url
     from engine.clock import WallClock
     from scheduler import governance
@@ -117,7 +122,7 @@ def cmd_approve(args) -> int:
     return 0
 
 
-def cmd_history(args) -> int:
+def cmd_history(args: argparse.Namespace) -> int:
     from adapters.storage.database import resolve_url
     from scheduler import governance
 
@@ -149,7 +154,7 @@ def cmd_history(args) -> int:
     return 0
 
 
-def _as_json(r) -> dict:
+def _as_json(r: VersionHistory) -> dict:
     return {
         "version": r.version,
         "digest": r.digest,

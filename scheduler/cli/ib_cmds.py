@@ -12,16 +12,22 @@ import argparse
 import logging
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 from constitution.errors import InvalidInput, OperationalError, Problem
 from engine.records.masking import mask_code
+
+if TYPE_CHECKING:
+    from adapters.ib.broker import IBBroker
+    from adapters.ib.market_data import IBMarketData
+    from scheduler.cli import SubParsers
 
 PROBES = ("SPY", "SPX", "VIX")  # a stock/ETF, the hedge index, the volatility index
 OPTION_PROBE = "SPY"
 EPOCH, ANY_EXPIRY_DAYS = date(2000, 1, 1), 365 * 100
 
 
-def register(subparsers) -> None:
+def register(subparsers: SubParsers) -> None:
     ib = subparsers.add_parser("ib", help="Interactive Brokers: check the gateway before trading")
     sub = ib.add_subparsers(dest="ib_verb", metavar="IB_VERB")
     sub.required = True
@@ -124,7 +130,7 @@ def run_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_accounts(report: Report, broker, managed: list[str]) -> None:
+def _check_accounts(report: Report, broker: IBBroker, managed: list[str]) -> None:
     # account codes are secrets: shown masked (docs/ib.md), enough to tell them apart
     report.ok(f"managed accounts: {', '.join(mask_code(m) for m in managed)}")
     amap = broker.accounts
@@ -138,7 +144,7 @@ def _check_accounts(report: Report, broker, managed: list[str]) -> None:
         )
 
 
-def _check_positions(report: Report, broker) -> None:
+def _check_positions(report: Report, broker: IBBroker) -> None:
     amap = broker.accounts
     positions = broker.positions()
     report.ok(f"positions: {len(positions)}")
@@ -147,7 +153,7 @@ def _check_positions(report: Report, broker) -> None:
         report.lines.append(f"           {account:8} {p.contract.key:28} {p.quantity:>8}")
 
 
-def _check_data(report: Report, data) -> None:
+def _check_data(report: Report, data: IBMarketData) -> None:
     quotes, findings = data.quotes(list(PROBES))
     for f in findings:
         report.miss(f"market data for {f.subject}: {f.detail}")

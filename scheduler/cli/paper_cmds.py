@@ -4,14 +4,32 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from constitution.errors import InvalidInput, Problem
 
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+    from adapters.market_data.facts_market import FactsMarketData
+    from adapters.market_data.files import BarMarketData
+    from adapters.storage.audit_store import AuditStore
+    from adapters.storage.ledger_store import SqlLedgerStore
+    from adapters.storage.readers import MarkedPosition
+    from engine.cycle.report import CycleReport
+    from engine.cycle.trading import TradingCycle
+    from engine.execution.ledger import LedgerState
+    from engine.execution.resume import ResumeReport
+    from engine.records.log import DecisionLog
+    from scheduler.alerting import Deliverer
+    from scheduler.cli import SubParsers
+
 NY = ZoneInfo("America/New_York")
 
 
-def register(sub) -> None:
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("paper", help="paper trading: one cycle at a time against the paper broker")
     verbs = p.add_subparsers(dest="paper_verb", metavar="VERB")
     verbs.required = True
@@ -83,7 +101,7 @@ def _arg_problem(code: str, path: str, message: str) -> InvalidInput:
     return InvalidInput([Problem("<args>", 1, 1, code, path, message)])
 
 
-def _time(args) -> time | None:
+def _time(args: argparse.Namespace) -> time | None:
     if args.time is None:
         return None
     try:
@@ -92,7 +110,7 @@ def _time(args) -> time | None:
         raise _arg_problem("bad-time", "--time", f"expected HH:MM, got {args.time!r}") from None
 
 
-def _market(args):
+def _market(args: argparse.Namespace) -> tuple[FactsMarketData | BarMarketData, datetime]:
     """(market-data port, cycle time) for ``--synthetic SEED --date D`` or ``--facts FILE``."""
     if args.facts is not None:
         from adapters.market_data.facts_market import FactsMarketData
@@ -135,7 +153,7 @@ def _session(day: date, first: date) -> None:
         )
 
 
-def _capital(args) -> float:
+def _capital(args: argparse.Namespace) -> float:
     """A new portfolio's capital: positive, finite and within what the ledger can hold."""
     import math
 
@@ -149,11 +167,11 @@ def _capital(args) -> float:
     return x
 
 
-def _source_of(args) -> str:
+def _source_of(args: argparse.Namespace) -> str:
     return f"synthetic seed {args.synthetic}" if args.facts is None else "a facts file"
 
 
-def cmd_step(args) -> int:
+def cmd_step(args: argparse.Namespace) -> int:
     from adapters.storage.database import resolve_url
     from scheduler.compose import writer_lease
 
@@ -164,7 +182,9 @@ def cmd_step(args) -> int:
         return _step(args, url, market, at)
 
 
-def _step(args, url: str, market, at: datetime) -> int:
+def _step(
+    args: argparse.Namespace, url: str, market: FactsMarketData | BarMarketData, at: datetime
+) -> int:
     from adapters.market_data.facts_market import FactsMarketData
     from engine.cycle.bootstrap import Portfolio, open_portfolio
     from engine.market.calendar import new_york_date
@@ -204,7 +224,7 @@ def _step(args, url: str, market, at: datetime) -> int:
     return 0
 
 
-def _deliverer(url: str):
+def _deliverer(url: str) -> Deliverer | None:
     from engine.clock import WallClock
     from scheduler.alerting import deliverer_for
 
@@ -214,7 +234,7 @@ def _deliverer(url: str):
 MARKET_SOURCE = "market-source"
 
 
-def _one_market(args, store, at: datetime) -> None:
+def _one_market(args: argparse.Namespace, store: SqlLedgerStore, at: datetime) -> None:
     """A paper ledger stays on the market source it was opened with: another one would reprice
     every holding (a facts file after a synthetic run took AAPL from 228 to about 90 and
     showed a 39 % drawdown). Refused before anything is written, unless ``--new-market``;
@@ -237,7 +257,7 @@ def _one_market(args, store, at: datetime) -> None:
     store.apply([Note(f"{MARKET_SOURCE}:{len(notes)}", MARKET_SOURCE, data)], at)
 
 
-def _print_step(report, cycle, store) -> None:
+def _print_step(report: CycleReport, cycle: TradingCycle, store: SqlLedgerStore) -> None:
     if cycle.resumed is not None and cycle.resumed.differences:
         print(f"resumed: {len(cycle.resumed.differences)} difference(s) reconciled")
         _print_differences(cycle.resumed)
@@ -269,7 +289,7 @@ def _print_step(report, cycle, store) -> None:
         print(f"  {acct}: equity ${eq:,.2f}")
 
 
-def cmd_status(args) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     from adapters.storage.ledger_store import SqlLedgerStore
     from engine.execution.ledger import LEAP, TAX
 
@@ -324,7 +344,9 @@ def cmd_status(args) -> int:
     return 0
 
 
-def _equity_at_marks(state, account: str, marked) -> float | None:
+def _equity_at_marks(
+    state: LedgerState, account: str, marked: Sequence[MarkedPosition]
+) -> float | None:
     """The account's equity as the positions table shows it (ledger_view.equity_of's sum:
     cash + LEAP fund + holdings at their marks); None when a holding has no mark."""
     from engine.execution.ledger import CASH, LEAP
@@ -332,10 +354,11 @@ def _equity_at_marks(state, account: str, marked) -> float | None:
     values = [m.market_value for m in marked if m.position.account == account]
     if any(v is None for v in values):
         return None
-    return (state.balance(account, CASH) + state.balance(account, LEAP)) / 100 + sum(values)
+    # every value is a float here (the None check above); mypy cannot narrow the list
+    return (state.balance(account, CASH) + state.balance(account, LEAP)) / 100 + sum(values)  # type: ignore[arg-type]
 
 
-def _print_states(s) -> None:
+def _print_states(s: LedgerState) -> None:
     """§9 state, account holds (L3, a user's pause) and §2 stress-test mode."""
     from engine.execution import states
 
@@ -354,7 +377,7 @@ def _print_states(s) -> None:
 # --------------------------------------------------------------------------- resume
 
 
-def cmd_resume(args) -> int:
+def cmd_resume(args: argparse.Namespace) -> int:
     """The constitution's SAFE -> ACTIVE resume sequence on the paper ledger and venue:
     book unbooked fills, reconcile orders and positions (every difference noted), risk check,
     ACTIVE. ``--reset`` also clears a latched SAFE (L3) or kill switch; it is recorded in the
@@ -386,7 +409,7 @@ def cmd_resume(args) -> int:
             store.close()
 
 
-def _resume(args, store, reason: str) -> int:
+def _resume(args: argparse.Namespace, store: SqlLedgerStore, reason: str) -> int:
     from adapters.brokers.paper import PaperBroker
     from adapters.storage import audit_schema
     from adapters.storage.audit_store import AuditStore, SqlDecisionLog
@@ -398,7 +421,9 @@ def _resume(args, store, reason: str) -> int:
     from engine.records.audit import RunMode
     from scheduler.compose import paper_executor
 
-    at = store.last_at()  # the paper timeline's now: the venue is not moved, nothing trades
+    # the paper timeline's now: the venue is not moved, nothing trades (not None: the caller
+    # checked the ledger has accounts, so it has operations)
+    at: datetime = store.last_at()  # type: ignore[assignment]
     broker = PaperBroker(store=SqlVenueStore(store.engine))
     broker.sync(at, MarketSnapshot(as_of=at))
     migrate(store.engine, [audit_schema.COMPONENT])
@@ -456,18 +481,18 @@ def _resume(args, store, reason: str) -> int:
     return 0
 
 
-def _print_differences(report) -> None:
+def _print_differences(report: ResumeReport) -> None:
     """What reconciliation found, and what it did about it."""
     for d in report.differences:
         did = f"; did: {d.did}" if d.did else ""
         print(f"  {d.kind}: {d.ref} found: {d.detail}{did}")
 
 
-def _mode(state) -> str:
+def _mode(state: LedgerState) -> str:
     return f"{state.mode}{' (latched)' if state.latched else ''}{': ' + state.mode_reason if state.mode_reason else ''}"
 
 
-def _print_resume(report, state) -> None:
+def _print_resume(report: ResumeReport, state: LedgerState) -> None:
     _print_differences(report)
     print(
         f"reconciled: {len(report.differences)} difference(s), {report.fills_booked} fill(s) booked"
@@ -497,13 +522,13 @@ def _login() -> str:
         return "unknown"
 
 
-def _note(log, decision_id: str, data: dict) -> None:
+def _note(log: DecisionLog, decision_id: str, data: dict) -> None:
     from engine.records.audit import ExecutionLink
 
     log.link(ExecutionLink(decision_id=decision_id, kind="note", ref="operator-reset", data=data))
 
 
-def _reset_anchor(store, audit) -> str | None:
+def _reset_anchor(store: SqlLedgerStore, audit: AuditStore) -> str | None:
     """The decision a reset is recorded on: the one whose plan latched the mode (its
     ``SetMode`` op is ``mode:DECISION_ID:ACTION``), else the latest paper decision."""
     from adapters.storage.audit_store import AuditQuery

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
 from constitution import expr as E
+
+if TYPE_CHECKING:
+    from datetime import time
+
+    from constitution.diff import Diff
+    from constitution.load import LoadedConstitution
+    from constitution.models import Constitution, Range
 
 
 def console() -> Console:
@@ -17,15 +26,15 @@ def _pct(x: float) -> str:
     return f"{x * 100:g} %"
 
 
-def _band(r) -> str:
+def _band(r: Range) -> str:
     return f"{r.min:g}–{r.max:g}"
 
 
-def _hm(t) -> str:
+def _hm(t: time) -> str:
     return t.strftime("%H:%M")
 
 
-def constitution_tables(loaded, with_rules: bool = False) -> None:
+def constitution_tables(loaded: LoadedConstitution, with_rules: bool = False) -> None:
     c, out = loaded.model, console()
     out.print(
         f"[bold]{c.meta.name} {c.meta.version}[/bold]  effective {c.meta.effective}  "
@@ -51,7 +60,7 @@ def constitution_tables(loaded, with_rules: bool = False) -> None:
         )
 
 
-def _sleeves(c) -> Table:
+def _sleeves(c: Constitution) -> Table:
     t = Table(title="Sleeves", title_justify="left")
     for col in (
         "sleeve",
@@ -94,7 +103,7 @@ def _sleeves(c) -> Table:
     return t
 
 
-def _levels(c) -> Table:
+def _levels(c: Constitution) -> Table:
     t = Table(title="Protocol levels (breach in ATR(5) multiples)", title_justify="left")
     for col in ("level", "name", "from", "monitor", "does"):
         t.add_column(col)
@@ -107,7 +116,7 @@ def _levels(c) -> Table:
     return t
 
 
-def _vix(c) -> Table:
+def _vix(c: Constitution) -> Table:
     t = Table(title="VIX tiers (strict >)", title_justify="left")
     t.add_column("VIX above")
     t.add_column("mode")
@@ -119,7 +128,7 @@ def _vix(c) -> Table:
     return t
 
 
-def _schedule(c) -> Table:
+def _schedule(c: Constitution) -> Table:
     cad = c.cadence
     t = Table(title=f"Schedule ({cad.timezone})", title_justify="left")
     t.add_column("when")
@@ -140,7 +149,7 @@ def _schedule(c) -> Table:
     return t
 
 
-def _limits(c) -> Table:
+def _limits(c: Constitution) -> Table:
     lq, o = c.liquidity, c.orders
     t = Table(title="Liquidity and orders", title_justify="left")
     t.add_column("rule")
@@ -158,13 +167,14 @@ def _limits(c) -> Table:
     return t
 
 
-def _rules(loaded) -> Table:
+def _rules(loaded: LoadedConstitution) -> Table:
     t = Table(title="Rules (lower salience acts first)", title_justify="left")
     for col in ("id", "clause", "sal.", "stratum", "when", "then"):
         t.add_column(col, overflow="fold")
     by_id = {r.id: r for r in loaded.rules.rules}
     for rule in sorted(loaded.model.rules, key=lambda r: (r.salience, r.id)):
-        then = ", ".join(e.action or "set " + ", ".join(e.set) for e in rule.then)
+        # Effect._one_kind: an effect without an action has its set (mypy cannot see it).
+        then = ", ".join(e.action or "set " + ", ".join(e.set) for e in rule.then)  # type: ignore[arg-type]
         t.add_row(
             rule.id,
             rule.clause,
@@ -176,7 +186,7 @@ def _rules(loaded) -> Table:
     return t
 
 
-def diff_text(d, a, b) -> None:
+def diff_text(d: Diff, a: LoadedConstitution, b: LoadedConstitution) -> None:
     out = console()
     out.print(f"{a.source} ({d.old_version}) → {b.source} ({d.new_version})")
     if d.empty:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from scheduler.cli.render import console
 
+if TYPE_CHECKING:
+    from engine.records.decision import Decision
 
-def decision_table(decision) -> None:
+
+def decision_table(decision: Decision) -> None:
     out = console()
     out.print(
         f"[bold]decision {decision.decision_id}[/bold]  as of {decision.as_of}  "

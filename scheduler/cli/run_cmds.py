@@ -7,6 +7,7 @@ import logging
 import sys
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,8 +21,16 @@ from engine.market import calendar
 from engine.records.audit import RunMode
 from scheduler import compose
 
+if TYPE_CHECKING:
+    from constitution.load import LoadedConstitution
+    from scheduler.backtest import BacktestSummary
+    from scheduler.cli import SubParsers
+    from scheduler.coverage import Coverage
+    from scheduler.daemon import StartupSummary
+    from scheduler.reports.figures import BookFigures
 
-def register(subparsers) -> None:
+
+def register(subparsers: SubParsers) -> None:
     run = subparsers.add_parser(
         "run",
         help="the scheduler daemon: evaluate at the constitution's cadence (paper by default)",
@@ -142,7 +151,7 @@ def _seed(text: str) -> int:
     return seed
 
 
-def _history_range(args) -> None:
+def _history_range(args: argparse.Namespace) -> None:
     """--from/--to inside the calendar (and the synthetic market's history): a located
     exit 2, never a traceback."""
     from adapters.market_data.synthetic import EPOCH
@@ -162,7 +171,7 @@ def _bad(option: str, code: str, message: str) -> InvalidInput:
     return InvalidInput([Problem(option, 1, 1, code, "", message)], what="arguments")
 
 
-def _check_factory(args) -> None:
+def _check_factory(args: argparse.Namespace) -> None:
     """An unknown ``--cycle-factory`` name is refused before anything is opened."""
     name = getattr(args, "cycle_factory", None)
     if name and name not in compose.CYCLE_FACTORIES:
@@ -172,7 +181,7 @@ def _check_factory(args) -> None:
         )
 
 
-def _people(args, url: str, ctx: compose.CycleContext) -> compose.CycleContext:
+def _people(args: argparse.Namespace, url: str, ctx: compose.CycleContext) -> compose.CycleContext:
     """The deployment config and the approval policy of this run, in its cycle context."""
     from dataclasses import replace
 
@@ -188,7 +197,7 @@ def _people(args, url: str, ctx: compose.CycleContext) -> compose.CycleContext:
     return replace(ctx, deployment=deployment_for(url, args.config), approvals=policy)
 
 
-def _factory(args, ctx: compose.CycleContext) -> compose.CycleBuilder:
+def _factory(args: argparse.Namespace, ctx: compose.CycleContext) -> compose.CycleBuilder:
     if args.cycle_factory:
         return compose.named_cycle_factory(args.cycle_factory, ctx)
     if getattr(args, "live", False):
@@ -200,7 +209,7 @@ def _factory(args, ctx: compose.CycleContext) -> compose.CycleBuilder:
     return compose.paper_cycle_factory(ctx)
 
 
-def _check_live_arguments(args) -> None:
+def _check_live_arguments(args: argparse.Namespace) -> None:
     """Every problem with the live choice at once, before anything connects (exit 2)."""
     problems = _live_problems(args) if args.live else _paper_problems(args)
     if problems:
@@ -211,7 +220,7 @@ def _argument_problem(option: str, code: str, message: str) -> Problem:
     return Problem(option, 1, 1, code, "", message)
 
 
-def _paper_problems(args) -> list[Problem]:
+def _paper_problems(args: argparse.Namespace) -> list[Problem]:
     return [
         _argument_problem(
             option,
@@ -223,11 +232,11 @@ def _paper_problems(args) -> list[Problem]:
     ]
 
 
-def _live_problems(args) -> list[Problem]:
+def _live_problems(args: argparse.Namespace) -> list[Problem]:
     return _broker_problems(args) + _paper_option_problems(args)
 
 
-def _broker_problems(args) -> list[Problem]:
+def _broker_problems(args: argparse.Namespace) -> list[Problem]:
     from scheduler.live import accounts_from, parse_address
 
     out = []
@@ -255,7 +264,7 @@ def _broker_problems(args) -> list[Problem]:
     return out
 
 
-def _paper_option_problems(args) -> list[Problem]:
+def _paper_option_problems(args: argparse.Namespace) -> list[Problem]:
     """Options that only make sense on paper, given to a live run."""
     out = []
     if args.every:
@@ -285,7 +294,7 @@ def _paper_option_problems(args) -> list[Problem]:
 # --------------------------------------------------------------------------- run
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from scheduler.daemon import Daemon, DaemonConfig
 
     _check_live_arguments(args)
@@ -325,7 +334,7 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary: StartupSummary) -> None:
     out = Console(highlight=False)
     out.print(
         f"[bold]alluse run[/bold] - {summary.mode}, constitution {summary.constitution_version} "
@@ -338,6 +347,7 @@ def _print_summary(summary) -> None:
     out.print(f"monitoring every {summary.monitor_seconds}s now ({levels})")
     out.print("resume: " + " -> ".join(summary.resume.steps))
     table = Table("next (New York)", "event", title="constitution events")
+    at: datetime | None  # an event's time, then a job's next run (None: none)
     for at, kinds in summary.next_events:
         table.add_row(f"{at:%a %Y-%m-%d %H:%M}", ", ".join(kinds))
     out.print(table)
@@ -351,7 +361,7 @@ def _print_summary(summary) -> None:
 # --------------------------------------------------------------------------- backtest
 
 
-def cmd_backtest(args) -> int:
+def cmd_backtest(args: argparse.Namespace) -> int:
     if args.db is None:
         raise _bad(
             "--db",
@@ -384,8 +394,13 @@ def cmd_backtest(args) -> int:
 
 
 def _replay(
-    args, constitution, url: str, sessions: int, people: compose.CycleContext, covered=None
-):
+    args: argparse.Namespace,
+    constitution: LoadedConstitution,
+    url: str,
+    sessions: int,
+    people: compose.CycleContext,
+    covered: Coverage | None = None,
+) -> BacktestSummary:
     from dataclasses import replace
 
     from scheduler.backtest import run_backtest
@@ -417,7 +432,9 @@ def _replay(
     return summary
 
 
-def _coverage(args, constitution, url: str):
+def _coverage(
+    args: argparse.Namespace, constitution: LoadedConstitution, url: str
+) -> Coverage | None:
     """What the data let the backtest trade, printed before it starts (scheduler.coverage)."""
     from engine.clock import FixedClock
     from scheduler.cadence import NEW_YORK
@@ -459,7 +476,7 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
 
-def _print_backtest(s) -> None:
+def _print_backtest(s: BacktestSummary) -> None:
     out = Console(highlight=False)
     t = Table(
         title=f"backtest {s.first} .. {s.last} (constitution {s.constitution_version})",
@@ -499,7 +516,7 @@ def _print_backtest(s) -> None:
         out.print(_sleeve_table(s.book))
 
 
-def _book_rows(t: Table, book, rejections: int) -> None:
+def _book_rows(t: Table, book: BookFigures, rejections: int) -> None:
     t.add_row("orders placed / filled", f"{book.orders_placed} / {book.orders_filled}")
     t.add_row(
         "fills by origin",
@@ -525,7 +542,7 @@ def _book_rows(t: Table, book, rejections: int) -> None:
         t.add_row("not placed, by action", kinds)
 
 
-def _sleeve_table(book) -> Table:
+def _sleeve_table(book: BookFigures) -> Table:
     t = Table("sleeve", "P&L", "premium collected", "trades closed", "win rate", title="per sleeve")
     for name, f in book.sleeves.items():
         t.add_row(

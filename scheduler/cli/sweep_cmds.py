@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
-def register(sub) -> None:
+    from scheduler.cli import SubParsers
+    from scheduler.sweep import Grid
+
+
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("sweep", help="backtests over a parameter grid, local processes or Ray")
     p.add_argument("grid", metavar="GRID.yaml", help="constitution keys and the values to try")
     p.add_argument(
@@ -39,7 +47,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
-def cmd_sweep(args) -> int:
+def cmd_sweep(args: argparse.Namespace) -> int:
     from scheduler import sweep
 
     grid = sweep.load_grid(args.grid)
@@ -54,11 +62,11 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _pct(x) -> str:
+def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
 
-def _print(rows, grid, table: Path) -> None:
+def _print(rows: list[dict[str, Any]], grid: Grid, table: Path) -> None:
     keys = [k for k, _ in grid.axes]
     t = Table(title=f"sweep {grid.first} .. {grid.last}: {len(rows)} runs")
     for col in (
