@@ -1,6 +1,6 @@
 """mypy over constitution, engine, adapters and scheduler: 0 errors (pyproject [tool.mypy]).
 
-``constitution.*``, ``engine.*`` and ``adapters.*`` are checked with ``disallow_untyped_defs``:
+All four (``constitution.*``, ``engine.*``, ``adapters.*``, ``scheduler.*``) are checked with ``disallow_untyped_defs``:
 every function says what it takes and returns. The cache (.mypy_cache, git-ignored) keeps a rerun to seconds.
 """
 
