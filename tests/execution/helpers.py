@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from adapters.market_data.files import BarMarketData
 from adapters.market_data.synthetic import generate
 from engine.market.snapshot import DailyHistory
+from engine.records.decision import Action, ConstitutionRef, Decision
 
 NY = ZoneInfo("America/New_York")
 SEED = 7
@@ -70,3 +71,17 @@ def facts_file(directory: Path, name: str, *edits: tuple[str, str]) -> Path:
     path = directory / name
     path.write_text(text)
     return path
+
+
+def one_action_decision(action: Action, as_of: str, decision_id: str) -> Decision:
+    """A decision holding ``action`` alone, for planner tests that start from one intent."""
+    return Decision(
+        decision_id=decision_id,
+        as_of=as_of,
+        constitution=ConstitutionRef(version="1.3.1", digest="x"),
+        facts_digest="f",
+        facts={},
+        derived={},
+        fired=(),
+        actions=(action,),
+    )

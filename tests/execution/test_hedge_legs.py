@@ -15,7 +15,8 @@ from engine.execution.plan import Context
 from engine.execution.risk import Limits
 from engine.market.quotes import MarketView
 from engine.market.snapshot import MarketSnapshot, Quote
-from engine.records.decision import Action, ConstitutionRef, Decision
+from engine.records.decision import Action
+from tests.execution import helpers
 
 NY = ZoneInfo("America/New_York")
 AT = datetime(2024, 5, 14, 10, tzinfo=NY)
@@ -27,16 +28,7 @@ def _ctx(bundled, quotes: dict[str, float], vix: float | None, action: Action) -
         quotes={s: Quote(s, p, AT) for s, p in quotes.items()},
         vix=Quote("VIX", vix, AT) if vix else None,
     )
-    decision = Decision(
-        decision_id="d-9",
-        as_of=AT.isoformat(),
-        constitution=ConstitutionRef(version="1.3.1", digest="x"),
-        facts_digest="f",
-        facts={},
-        derived={},
-        fired=(),
-        actions=(action,),
-    )
+    decision = helpers.one_action_decision(action, AT.isoformat(), "d-9")
     ops = [OpenAccount("o", "GEN", "gen", date(2024, 1, 2)), Deposit("d", "GEN", 4_000_000_00)]
     state, _ = apply_all(LedgerState(), ops)
     accounts = {"GEN": {"equity": 4_000_000.0, "quarter_gains": 0.0}}

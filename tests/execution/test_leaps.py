@@ -24,7 +24,8 @@ from engine.execution.plan import Context, option
 from engine.execution.risk import Limits
 from engine.market.quotes import MarketView
 from engine.market.snapshot import MarketSnapshot, Quote
-from engine.records.decision import Action, ConstitutionRef, Decision
+from engine.records.decision import Action
+from tests.execution import helpers
 
 NY = ZoneInfo("America/New_York")
 DAY = date(2024, 5, 14)
@@ -38,16 +39,7 @@ def _view() -> MarketView:
 
 
 def _ctx(bundled, state: LedgerState, action: Action, by_key=None) -> Context:
-    decision = Decision(
-        decision_id="d-7",
-        as_of=AT.isoformat(),
-        constitution=ConstitutionRef(version="1.3.1", digest="x"),
-        facts_digest="f",
-        facts={},
-        derived={},
-        fired=(),
-        actions=(action,),
-    )
+    decision = helpers.one_action_decision(action, AT.isoformat(), "d-7")
     return Context(bundled.model, decision, state, _view(), Limits("active", 1.0), {}, by_key or {})
 
 

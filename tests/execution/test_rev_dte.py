@@ -17,7 +17,8 @@ from engine.market.listings import short_term_weekdays
 from engine.market.options import synthetic_chain
 from engine.market.quotes import MarketView
 from engine.market.snapshot import MarketSnapshot, Quote
-from engine.records.decision import Action, ConstitutionRef, Decision
+from engine.records.decision import Action
+from tests.execution import helpers
 
 NY = ZoneInfo("America/New_York")
 
@@ -50,16 +51,7 @@ def _plan(bundled, account: str, kind: str, style: str, symbol: str, spot: float
         vix=Quote("VIX", 18.0, at),
         chains={symbol: synthetic_chain(symbol, spot, 18.0, at)},
     )
-    decision = Decision(
-        decision_id="d-dte",
-        as_of=at.isoformat(),
-        constitution=ConstitutionRef(version="1.3.1", digest="x"),
-        facts_digest="f",
-        facts={},
-        derived={},
-        fired=(),
-        actions=(action,),
-    )
+    decision = helpers.one_action_decision(action, at.isoformat(), "d-dte")
     ctx = Context(
         bundled.model,
         decision,

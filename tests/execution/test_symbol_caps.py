@@ -15,7 +15,8 @@ from engine.execution.risk import Limits
 from engine.market.options import synthetic_chain
 from engine.market.quotes import MarketView
 from engine.market.snapshot import MarketSnapshot, Quote
-from engine.records.decision import Action, ConstitutionRef, Decision
+from engine.records.decision import Action
+from tests.execution import helpers
 
 NY = ZoneInfo("America/New_York")
 THURSDAY = datetime(2026, 11, 19, 10, 0, tzinfo=NY)  # Gen's window; 0-1 DTE is Friday 11-20
@@ -39,16 +40,7 @@ def _state(account: str, kind: str, cash: int, *holdings: Holding) -> LedgerStat
 
 
 def _ctx(bundled, state: LedgerState, action: Action, equity: float) -> Context:
-    decision = Decision(
-        decision_id="d-cap",
-        as_of=THURSDAY.isoformat(),
-        constitution=ConstitutionRef(version="1.3.1", digest="x"),
-        facts_digest="f",
-        facts={},
-        derived={},
-        fired=(),
-        actions=(action,),
-    )
+    decision = helpers.one_action_decision(action, THURSDAY.isoformat(), "d-cap")
     return Context(
         bundled.model,
         decision,
