@@ -16,10 +16,10 @@ import pytest
 from adapters.shadow_process import ShadowProcess, describe_exit
 from constitution.load import load_constitution_text
 from engine.cycle import agreement
-from engine.records.decision import Action
 from engine.rules.durable import EngineFailure
 from engine.rules.evaluate import evaluate
 from engine.rules.shadow import Disagreement, ShadowFailure, decide_both
+from tests.engine.test_shadow_cycle import _action
 from tests.execution import helpers
 
 MONDAY_ENTRY = helpers.at(helpers.WEEK, 10, 0)  # Com's covered-call window: entries to trade
@@ -252,20 +252,6 @@ def test_an_engine_failure_in_process_is_a_disagreement_not_a_stopped_cycle(tmp_
 
 
 # --------------------------------------------------------------------------- risk-reducing, close
-
-
-def _action(kind, rule, position=None, **params):
-    return Action(
-        kind=kind,
-        account="GEN",
-        symbol="AAPL",
-        position=position,
-        rule=rule,
-        clause="§6",
-        salience=10,
-        params=params,
-        reason="r",
-    )
 
 
 def test_without_a_durable_result_the_compiled_risk_reducing_actions_stand():
