@@ -191,16 +191,23 @@ def run_backtest(
         synthetic_seed=synthetic_seed,
         until=last,
         shadow=shadow,
+        audit=store,  # the notes and the cycles' batched records go through one store (D211)
     )
     journal = RunningJournal()
     notes = _Notes(store)
-    runner = Runner(constitution, factory(ctx), journal, notes=notes)
+    build = factory(ctx)
+    runner = Runner(constitution, build, journal, notes=notes)
     try:
         result = replay(runner, first, last, clock, on_session, skip_quiet=skip_quiet)
         store.checkpoint(runner.state.constitution.digest, final=True)  # after the last note too
         disagreements = _disagreements(store) if shadow else 0
     finally:
-        store.close()
+        try:
+            close = getattr(build, "close", None)  # its shadow and its ledger store
+            if close is not None:
+                close()
+        finally:
+            store.close()  # the cycles' kept records first (D211)
     summary = summarise(
         journal.totals, list(result.weeks), result.sessions, constitution, first, last, db_url
     )

@@ -135,6 +135,9 @@ class CycleContext:
     deployment: Any = None  # adapters.deployment.DeploymentConfig (None: the defaults)
     approvals: Any = None  # an engine.execution.approvals.Policy overriding the config's
     shadow: bool = False  # a backtest runs durable-rules beside the compiled path too
+    # the run's AuditStore, shared by the cycles' log (a backtest: its notes and its batched
+    # cycles then write through one store, in order, D211); None: the log opens its own
+    audit: Any = None
 
 
 class CycleNotAvailable(OperationalError):
@@ -151,7 +154,7 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     constitution gets its own ``TradingCycle``. The three sleeves are opened (idempotently) at
     the first cycle."""
     from adapters.brokers.paper import PaperBroker, PaperCosts
-    from adapters.storage.audit_store import open_decision_log
+    from adapters.storage.audit_store import SqlDecisionLog, open_decision_log
     from adapters.storage.ledger_store import SqlLedgerStore, SqlVenueStore
     from engine.cycle.bootstrap import Portfolio, open_portfolio
     from engine.cycle.trading import TradingCycle
@@ -163,7 +166,11 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
     venue = SqlVenueStore(store.engine, store.writes)
     broker = PaperBroker(market, costs=PaperCosts(), store=venue)
     broker.connect()
-    sql_log = open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
+    sql_log = (
+        open_decision_log(ctx.db_url, ctx.mode, ctx.clock)
+        if ctx.audit is None
+        else SqlDecisionLog(ctx.audit, ctx.mode)
+    )
     log: AuditedLog = sql_log
     if ctx.mode is RunMode.BACKTEST:  # one transaction per cycle (D93); paper writes before acting
         from scheduler.batched_log import CycleBatchedLog
@@ -190,7 +197,7 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
             ),
         )
 
-    return _Builder(build, shadow)
+    return _Builder(build, shadow, store)
 
 
 def shadow_for(mode: RunMode, shadow: bool = False) -> Any:
@@ -219,17 +226,20 @@ def close_shadow(shadow: Any) -> None:
 
 
 class _Builder:
-    """A ``CycleBuilder`` that owns the cycles' shadow: ``close()`` (the daemon's shutdown, the
-    end of a backtest) ends its child process."""
+    """A ``CycleBuilder`` that owns the cycles' shadow and ledger store: ``close()`` (the
+    daemon's shutdown, the end of a backtest) ends the shadow's child process and closes the
+    store (an SQLite database's last connection folds its write-ahead log into the file)."""
 
-    def __init__(self, build: CycleBuilder, shadow: Any):
-        self._build, self.shadow = build, shadow
+    def __init__(self, build: CycleBuilder, shadow: Any, store: Any = None):
+        self._build, self.shadow, self._store = build, shadow, store
 
     def __call__(self, constitution: LoadedConstitution) -> Cycle:
         return self._build(constitution)
 
     def close(self) -> None:
         close_shadow(self.shadow)
+        if self._store is not None:
+            self._store.close()
 
 
 def people(
@@ -259,9 +269,7 @@ def people(
         migrate(outbox.engine, [COMPONENT])
         # paper and live: a SqlDecisionLog (only a backtest batches, and it has no outbox)
         log = AlertingDecisionLog(log, outbox)  # type: ignore[arg-type]
-    store = SqlApprovalStore(
-        log.store, outbox, exclusive=mode is RunMode.BACKTEST, flush=getattr(log, "end_cycle", None)
-    )
+    store = SqlApprovalStore(log.store, outbox, exclusive=mode is RunMode.BACKTEST)
     chosen = policy or config.approvals.for_mode(mode.value)
 
     def gate(constitution: LoadedConstitution) -> ApprovalGate:

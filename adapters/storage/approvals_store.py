@@ -10,7 +10,7 @@ approves it) is refused with ``ApprovalClosed`` and leaves nothing behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -44,14 +44,12 @@ class SqlApprovalStore:
         outbox: SqlOutbox | None = None,
         *,
         exclusive: bool = False,
-        flush: Callable[[], None] | None = None,
     ):
-        """``flush`` writes what the decision log holds back (a backtest's log writes a cycle's
-        records at its end): the request's link must follow its decision in the chain."""
+        """A request's link follows its decision in the chain: ``audit`` writes what a
+        backtest's log holds back first (``AuditStore.holds_back``)."""
         self.audit = audit
         self.outbox = outbox
         self.exclusive = exclusive
-        self._flush = flush
         migrate(audit.engine, [COMPONENT])
         self._cache: dict[str, Approval] | None = None
 
@@ -75,8 +73,6 @@ class SqlApprovalStore:
     def save(
         self, approval: Approval, prior: State | None, link: ExecutionLink, alerts: Sequence[Alert]
     ) -> None:
-        if self._flush is not None:
-            self._flush()
         self.audit.append_link(
             link,
             RunMode(approval.mode),

@@ -103,6 +103,17 @@ class AuditStore:
         self.secrets = tuple(secrets)  # masked by value wherever they appear (IB account codes)
         self._stored_digests: set[str] = set()
         self._checkpointer: Checkpointer | None | Literal[False] = False  # False: not built yet
+        self._held_back: Callable[[], None] | None = None  # a batched log's flush (D211)
+
+    def holds_back(self, flush: Callable[[], None]) -> None:
+        """A log writing through this store keeps records back (a backtest's batched cycles,
+        D211): every other append, checkpoint, read and close here calls its ``flush`` first,
+        so the chain keeps the order things happened in and a reader sees them all."""
+        self._held_back = flush
+
+    def _settle(self) -> None:
+        if self._held_back is not None:
+            self._held_back()
 
     @classmethod
     def open(
@@ -133,6 +144,7 @@ class AuditStore:
         return cls(engine, clock, masks)
 
     def close(self) -> None:
+        self._settle()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writing
@@ -147,6 +159,7 @@ class AuditStore:
     ) -> Receipt:
         """Append ``decision``; ``alongside(conn)`` runs in the same transaction when the
         record is new (a decision recorded before already has what came with it)."""
+        self._settle()
         draft = draft_decision(decision, mode, self.masks, self.secrets)  # outside the lock
         with write_transaction(
             self.engine, "audit_record", f"recording decision {decision.decision_id}"
@@ -170,6 +183,7 @@ class AuditStore:
     ) -> list[Receipt]:
         """Many decisions in ONE durable commit (backtests, imports): the fsync that bounds
         single appends is paid once. ``constitution_texts`` maps digest -> source text."""
+        self._settle()
         drafts = [draft_decision(d, mode, self.masks, self.secrets) for d in decisions]
         where = f"recording {len(drafts)} decisions"
         with write_transaction(self.engine, "audit_record", where) as conn:
@@ -224,6 +238,7 @@ class AuditStore:
         self, link: ExecutionLink, mode: RunMode, *, alongside: Alongside | None = None
     ) -> Receipt:
         """Append ``link``; ``alongside(conn)`` runs in the same transaction."""
+        self._settle()
         draft = draft_link(link, mode, self.masks, self.secrets)
         with write_transaction(
             self.engine, "audit_record", f"recording a {link.kind} link of {link.decision_id}"
@@ -255,27 +270,28 @@ class AuditStore:
 
     def append_drafts(
         self,
-        drafts: Sequence[Draft],
+        drafts: Sequence[tuple[Draft, datetime]],
         mode: RunMode,
         constitutions: Mapping[str, tuple[str, str]],
         alongside: Alongside | None = None,
     ) -> list[StoredRow]:
-        """``drafts`` (decisions and links, in order) sealed after the head and written in ONE
-        transaction, with the constitution texts they name (digest -> (version, text)) and
-        whatever ``alongside`` writes on the same connection (a backtest cycle's ledger, D180).
-        A decision already in the log refuses the whole batch: nothing is written."""
+        """``drafts`` (decisions and links, in order, each with the time it was made) sealed
+        after the head and written in ONE transaction, with the constitution texts they name
+        (digest -> (version, text)) and whatever ``alongside`` writes on the same connection
+        (a backtest's ledger, D180). A decision already in the log refuses the whole batch:
+        nothing is written."""
         where = f"recording {len(drafts)} records"
         with write_transaction(self.engine, "audit_record", where) as conn:
-            if self._any_recorded(conn, drafts, RunMode(mode)):
-                raise StorageError("a decision of this cycle is already in the log")
+            if self._any_recorded(conn, [d for d, _ in drafts], RunMode(mode)):
+                raise StorageError("a decision of this batch is already in the log")
             for digest, (version, source) in constitutions.items():
                 self._put_constitution(conn, digest, version, source)
             head = conn.execute(_HEAD).first()
             seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
-            now, rows = self.clock.now(), []
-            for draft in drafts:
+            rows = []
+            for draft, made_at in drafts:
                 seq += 1
-                rows.append(draft.seal(seq, prev, now))
+                rows.append(draft.seal(seq, prev, made_at))
                 prev = rows[-1].hash
             if rows:
                 conn.execute(_INSERT, [r._asdict() for r in rows])
@@ -286,7 +302,7 @@ class AuditStore:
 
     def _any_recorded(self, conn: Connection, drafts: Sequence[Draft], mode: RunMode) -> bool:
         decisions = [d for d in drafts if d.record_type is RecordType.DECISION]
-        if len(decisions) == 1:  # the usual cycle: one plain lookup, no expanding IN list
+        if len(decisions) == 1:  # one cycle: one plain lookup, no expanding IN list
             args = {"d": decisions[0].decision_id, "m": mode.value}
             return conn.execute(_SAME_DECISION, args).first() is not None
         return bool(decisions) and bool(self._existing(conn, decisions, mode))
@@ -315,16 +331,27 @@ class AuditStore:
     def checkpoint(self, constitution_digest: str, final: bool = False) -> Checkpoint | None:
         """Write the signed checkpoint (outside the database) if a head moved since the last;
         ``final``: the writer is finishing (shutdown, the end of a backtest)."""
+        self._settle()
+        checkpointer = self._the_checkpointer()
+        if checkpointer is None:
+            return None  # an in-memory database: nothing outlives the process anyway
+        return checkpointer.write(self.clock.now(), constitution_digest, final)
+
+    def checkpoint_due(self) -> bool:
+        """Whether ``checkpoint`` now would read the heads (a backtest: once per week, D72)."""
+        checkpointer = self._the_checkpointer()
+        return checkpointer is not None and checkpointer.due(self.clock.now())
+
+    def _the_checkpointer(self) -> Checkpointer | None:
         if self._checkpointer is False:
             self._checkpointer = checkpointer_for(self.engine)
-        if self._checkpointer is None:
-            return None  # an in-memory database: nothing outlives the process anyway
-        return self._checkpointer.write(self.clock.now(), constitution_digest, final)
+        return self._checkpointer
 
     # ------------------------------------------------------------------ reading
 
     def rows(self) -> Generator[StoredRow, None, None]:
         """Every row in seq order, streamed (a server-side cursor on PostgreSQL)."""
+        self._settle()
         with read_connection(self.engine, "reading the audit log") as conn:
             result = conn.execution_options(stream_results=True, yield_per=2000).exec_driver_sql(
                 f"{_SELECT_ALL} ORDER BY seq"
@@ -340,16 +367,19 @@ class AuditStore:
             rows.close()  # verify may stop at the first problem: release the connection now
 
     def count(self) -> int:
+        self._settle()
         with read_connection(self.engine, "counting audit records") as conn:
             return int(conn.execute(text("SELECT COUNT(*) FROM audit_record")).scalar_one())
 
     def get(self, seq: int) -> AuditRecord | None:
+        self._settle()
         with read_connection(self.engine, f"reading record {seq}") as conn:
             row = conn.execute(text(f"{_SELECT_ALL} WHERE seq = :s"), {"s": seq}).first()
         return AuditRecord.from_row(row) if row else None
 
     def for_decision(self, decision_id: str) -> list[AuditRecord]:
         """The decision's records (one per mode it was recorded in) and its links, in order."""
+        self._settle()
         with read_connection(self.engine, f"reading decision {decision_id}") as conn:
             rows = conn.execute(
                 text(f"{_SELECT_ALL} WHERE decision_id = :d ORDER BY seq"), {"d": decision_id}
@@ -358,6 +388,7 @@ class AuditStore:
 
     def query(self, q: AuditQuery) -> list[AuditRecord]:
         """Matching records, the most recent ``limit``, oldest first."""
+        self._settle()
         stmt = select(*(_RECORDS.c[c] for c in COLUMNS))
         for condition in _conditions(q):
             stmt = stmt.where(condition)
@@ -370,6 +401,7 @@ class AuditStore:
 
     def iter_records(self, q: AuditQuery) -> Iterator[AuditRecord]:
         """Matching records oldest first, streamed (export)."""
+        self._settle()
         stmt = select(*(_RECORDS.c[c] for c in COLUMNS))
         for condition in _conditions(q):
             stmt = stmt.where(condition)

@@ -219,12 +219,17 @@ class Checkpointer:
         self._last_week: tuple[int, int] | None = None  # ISO (year, week) of the last one
         self.durable = not is_reproducible(engine.url)
 
+    def due(self, at: datetime, final: bool = False) -> bool:
+        """Whether ``write`` at ``at`` would read the heads: always, except a backtest's
+        cycles after the first of a simulated week (one checkpoint per week, and the final)."""
+        return self.durable or final or at.isocalendar()[:2] != self._last_week
+
     def write(
         self, at: datetime, constitution_digest: str, final: bool = False
     ) -> Checkpoint | None:
+        if not self.due(at, final):
+            return None
         week = at.isocalendar()[:2]
-        if not (self.durable or final) and week == self._last_week:
-            return None  # a backtest: one checkpoint per simulated week, and the final one
         with read_connection(self.engine, "reading the log's heads for a checkpoint") as conn:
             heads = read_heads(conn)
         if heads == self._last:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -158,11 +158,13 @@ class SqlLedgerStore:
         if not done:
             return old
         stamp = at.isoformat()
+        marked = {op.account for op, _, _ in done if isinstance(op, MarkEquity)}
+        before, after = _side(old, new, marked), _side(new, old)  # see _Side
 
         def write(conn: Connection) -> None:
             bodies = [op_body(op) for op, _, _ in done]  # once: the row and its chain link
             for (op, entries, realised), body in zip(done, bodies, strict=True):
-                self._write_op(conn, op, body, entries, stamp, old)
+                self._write_op(conn, op, body, entries, stamp, before)
                 _write_realised(conn, realised)
             # the ledger's own hash chain, in the same transaction (docs/decision-log.md)
             audit_ledger.chain_ops(
@@ -173,8 +175,8 @@ class SqlLedgerStore:
                 ],
                 stamp,
             )
-            self._write_changes(conn, old, new)
-            _write_books(conn, old, new)
+            self._write_changes(conn, before, after)
+            _write_books(conn, before, after)
 
         if self._writes is not None:  # a backtest's cycle: written when the cycle ends (D180)
             self._writes.ledger(write)
@@ -205,7 +207,7 @@ class SqlLedgerStore:
         body: str,
         entries: Iterable[Entry],
         stamp: str,
-        before: LedgerState,
+        before: _Side,
     ) -> None:
         conn.execute(
             text("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
@@ -260,7 +262,7 @@ class SqlLedgerStore:
                 {"a": op.account, "t": stamp, "e": op.equity, "h": hwm},
             )
 
-    def _write_changes(self, conn: Connection, old: LedgerState, new: LedgerState) -> None:
+    def _write_changes(self, conn: Connection, old: _Side, new: _Side) -> None:
         for k in _changed(old.accounts, new.accounts):
             conn.execute(text("DELETE FROM ledger_account WHERE id = :i"), {"i": k})
             a = new.accounts[k]
@@ -559,7 +561,7 @@ def _write_realised(conn: Connection, realised: Sequence[Realised]) -> None:
     )
 
 
-def _write_books(conn: Connection, old: LedgerState, new: LedgerState) -> None:
+def _write_books(conn: Connection, old: _Side, new: _Side) -> None:
     for acct, key in _changed(old.holdings, new.holdings):
         conn.execute(
             text("DELETE FROM ledger_lot WHERE account = :a AND contract_key = :k"),
@@ -617,6 +619,42 @@ def _load_books(conn: Connection, holdings: dict) -> dict:
         )
     }
     return {"account_modes": modes, "flags": flags, "realised": realised}
+
+
+@dataclass(frozen=True)
+class _Side:
+    """What the table writes of one ``apply`` read of a state: the entries that differ from
+    the other state, and the scalars. A backtest keeps a week of writes before it writes them
+    (D211); whole states would keep every order ever placed, once per operation."""
+
+    accounts: Mapping[str, AccountState]
+    holdings: Mapping[tuple[str, str], Holding]
+    orders: Mapping[str, OrderRecord]
+    account_modes: Mapping[str, AccountMode]
+    flags: Mapping[str, Flag]
+    mode: str
+    mode_reason: str
+    latched: bool
+
+
+def _side(state: LedgerState, other: LedgerState, accounts: Iterable[str] = ()) -> _Side:
+    """``state``'s side of the change to or from ``other`` (``accounts``: kept whole too)."""
+
+    def differing(name: str, also: Iterable = ()) -> dict:
+        mine, theirs = getattr(state, name), getattr(other, name)
+        keys = set(_changed(mine, theirs)) | set(also)
+        return {k: mine[k] for k in keys if k in mine}
+
+    return _Side(
+        accounts=differing("accounts", accounts),
+        holdings=differing("holdings"),
+        orders=differing("orders"),
+        account_modes=differing("account_modes"),
+        flags=differing("flags"),
+        mode=state.mode,
+        mode_reason=state.mode_reason,
+        latched=state.latched,
+    )
 
 
 def _changed(old: Mapping[Any, object], new: Mapping[Any, object]) -> list:

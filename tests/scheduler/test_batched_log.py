@@ -76,19 +76,75 @@ def test_a_cycle_written_after_another_writer_still_chains(tmp_path, bundled, fa
     from engine.rules.evaluate import evaluate
 
     clock = FixedClock(datetime(2026, 11, 17, 17, tzinfo=UTC))
-    store = AuditStore.open(f"sqlite:///{tmp_path / 'a.db'}", clock)
-    log = CycleBatchedLog(store, RunMode.BACKTEST)
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    log = CycleBatchedLog(AuditStore.open(url, clock), RunMode.BACKTEST)
+    elsewhere = AuditStore.open(url, clock)  # another store on the database (not this log's)
     decision = evaluate(bundled, facts_with())
     receipt = log.record(decision, bundled.text)
-    assert receipt.seq == 1 and store.count() == 0  # kept, not yet written
+    assert receipt.seq == 1 and elsewhere.count() == 0  # kept, not yet written
     again = log.record(decision, bundled.text)  # idempotent within the cycle
     assert (again.seq, again.hash, again.created) == (receipt.seq, receipt.hash, False)
-    other = SqlDecisionLog(store, RunMode.BACKTEST)  # e.g. the weekly note's writer
+    other = SqlDecisionLog(elsewhere, RunMode.BACKTEST)  # a writer the log does not know of
     other.record(evaluate(bundled, facts_with({"market": {"vix": 52}})), bundled.text)
     log.link(ExecutionLink(decision_id=decision.decision_id, kind="note", ref="x"))
+    log.flush()
+    assert elsewhere.count() == 3 and elsewhere.verify().ok
+    assert [r.decision_id for r in elsewhere.rows()][1] == decision.decision_id
+
+
+def test_cycles_are_kept_until_a_write_is_due_and_a_writer_on_the_store_goes_after(
+    tmp_path, bundled, facts_with, monkeypatch
+):
+    """D211: ended cycles wait (one commit for many); a note on the same store, a read, or
+    CYCLES_PER_COMMIT ended cycles write them first, in the order they happened."""
+    from engine.records.audit import ExecutionLink, RunMode
+    from engine.rules.evaluate import evaluate
+    from scheduler import batched_log
+
+    monkeypatch.setattr(batched_log, "CYCLES_PER_COMMIT", 3)
+    clock = FixedClock(datetime(2026, 11, 17, 17, tzinfo=UTC))
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    store = AuditStore.open(url, clock)
+    log = CycleBatchedLog(store, RunMode.BACKTEST)
+    elsewhere = AuditStore.open(url, clock)
+    decisions = [evaluate(bundled, facts_with({"market": {"vix": v}})) for v in (14, 15, 16, 17)]
+    for d in decisions[:2]:
+        log.record(d, bundled.text)
+        log.end_cycle()
+    assert elsewhere.count() == 0  # two ended cycles kept
+    note = ExecutionLink(decision_id=decisions[0].decision_id, kind="note", ref="weekly")
+    SqlDecisionLog(store, RunMode.BACKTEST).link(note)  # the weekly note's writer
+    assert [(r.decision_id, r.record_type) for r in elsewhere.rows()] == [
+        (decisions[0].decision_id, "decision"),
+        (decisions[1].decision_id, "decision"),
+        (decisions[0].decision_id, "link"),
+    ]
+    log.record(decisions[2], bundled.text)
     log.end_cycle()
-    assert store.count() == 3 and store.verify().ok
-    assert [r.decision_id for r in store.rows()][1] == decision.decision_id
+    log.record(decisions[3], bundled.text)
+    log.end_cycle()
+    assert elsewhere.count() == 3  # two more kept: the limit is three
+    assert store.count() == 5  # a read on the log's own store sees everything
+    log.record(decisions[0], bundled.text)  # written before: found, not recorded again
+    for _ in range(3):
+        log.end_cycle()  # quiet ticks that change nothing count for no write
+    assert elsewhere.count() == 5 and elsewhere.verify().ok
+
+
+def test_the_third_kept_cycle_writes_all_three(tmp_path, bundled, facts_with, monkeypatch):
+    from engine.records.audit import RunMode
+    from engine.rules.evaluate import evaluate
+    from scheduler import batched_log
+
+    monkeypatch.setattr(batched_log, "CYCLES_PER_COMMIT", 3)
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    clock = FixedClock(datetime(2026, 11, 17, 17, tzinfo=UTC))
+    log = CycleBatchedLog(AuditStore.open(url, clock), RunMode.BACKTEST)
+    elsewhere = AuditStore.open(url, clock)
+    for vix, written in ((14, 0), (15, 0), (16, 3)):  # at the limit, and not before it
+        log.record(evaluate(bundled, facts_with({"market": {"vix": vix}})), bundled.text)
+        log.end_cycle()
+        assert elsewhere.count() == written
 
 
 def test_a_decision_already_in_the_log_refuses_the_cycle(tmp_path, bundled, facts_with):
@@ -101,7 +157,7 @@ def test_a_decision_already_in_the_log_refuses_the_cycle(tmp_path, bundled, fact
     log = CycleBatchedLog(store, RunMode.BACKTEST)  # a log that has not seen it
     log.record(decision, bundled.text)
     with pytest.raises(StorageError, match="already in the log"):
-        log.end_cycle()
+        log.flush()
     assert store.count() == 1
 
 

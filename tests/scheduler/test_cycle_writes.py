@@ -115,16 +115,18 @@ def test_an_attached_ledger_commits_with_the_cycle_records(tmp_path):
     store.apply([Note("n:1", "test", (("k", "v"),))], at)
     store.end_cycle()  # attached: left to the log
     assert "n:1" not in SqlLedgerStore.open(url).state.applied
-    log.end_cycle()  # no records this cycle: the ledger goes alone
+    log.end_cycle()  # kept for the next write, with the cycles after it (D211)
+    assert "n:1" not in SqlLedgerStore.open(url).state.applied
+    log.flush()  # no records kept: the ledger goes alone
     assert "n:1" in SqlLedgerStore.open(url).state.applied
 
+    before = audit.count()
     other = SqlLedgerStore.open(url)  # forced past the writer lease: takes n:2 first
     other.apply([Note("n:2", "test", (("k", "x"),))], at)
     store.apply([Note("n:2", "test", (("k", "w"),))], at)
-    before = audit.count()
     # a link record in the same cycle (its decision need not exist for the write itself)
     link = ExecutionLink(decision_id="d-1", kind="note", data={"why": "test"})
-    log._drafts.append(draft_link(link, RunMode.BACKTEST))
+    log._drafts.append((draft_link(link, RunMode.BACKTEST), at))
     with pytest.raises(StorageError, match="recording 1 records: database error .*UNIQUE"):
-        log.end_cycle()
+        log.flush()
     assert audit.count() == before  # the records rolled back with the ledger
