@@ -28,6 +28,7 @@ from constitution.load import LoadedConstitution
 from engine.facts.model import Facts
 from engine.market import calendar as nyse
 from engine.records.decision import Action, ConstitutionRef, Decision, Firing, decision_id_for
+from engine.rules.collector import collector_paused
 from engine.rules.compiled import program_for, run, world_of
 from engine.rules.durable import MAX_FACTS_PER_SESSION, RawFiring, runtime_for
 from engine.rules.explained import Evaluation, FactsIdentity, facts_identity
@@ -111,7 +112,8 @@ def evaluate(
         return evaluation(constitution, facts, identity).decision
     if evaluator not in EVALUATORS:
         raise ValueError(f"unknown evaluator {evaluator!r} (known: {', '.join(EVALUATORS)})")
-    return _evaluate_sessions(constitution, facts, matcher, identity)
+    with collector_paused():  # as the compiled path's (engine.rules.collector)
+        return _evaluate_sessions(constitution, facts, matcher, identity)
 
 
 def evaluation(
@@ -119,8 +121,9 @@ def evaluation(
 ) -> Evaluation:
     """The compiled evaluator's firings; ``.decision`` explains them when first asked."""
     program = program_for(constitution)
-    world = world_of(program, prepare(facts, program.shift, program.cadence))
-    return Evaluation(program, constitution, facts, run(program, world), world, identity)
+    with collector_paused():
+        world = world_of(program, prepare(facts, program.shift, program.cadence))
+        return Evaluation(program, constitution, facts, run(program, world), world, identity)
 
 
 def _evaluate_sessions(

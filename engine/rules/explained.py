@@ -19,6 +19,7 @@ from constitution.load import LoadedConstitution
 from engine.facts.model import Facts
 from engine.records.decision import Action, ConstitutionRef, Decision, Firing, decision_id_for
 from engine.rules.closures import Record
+from engine.rules.collector import collector_paused
 from engine.rules.compiled import Fired, Program, World
 
 FactsIdentity = tuple[dict[str, Any], str]  # (the facts as JSON data, their digest)
@@ -46,9 +47,10 @@ class Evaluation:
     @property
     def decision(self) -> Decision:
         if self._decision is None:
-            if self.identity is None:
-                self.identity = facts_identity(self.facts)
-            self._decision = decision_of(self)
+            with collector_paused():
+                if self.identity is None:
+                    self.identity = facts_identity(self.facts)
+                self._decision = decision_of(self)
         return self._decision
 
 
