@@ -80,8 +80,11 @@ def short_term_weekdays(symbol: str, day: date) -> tuple[int, ...]:
     return days
 
 
-def _week_sessions(monday: date) -> list[date]:
-    return [d.astype(date) for d in calendar.sessions_between(monday, monday + timedelta(days=6))]
+@lru_cache(maxsize=2048)  # every chain of a session looks twelve weeks ahead
+def _week_sessions(monday: date) -> tuple[date, ...]:
+    return tuple(
+        d.astype(date) for d in calendar.sessions_between(monday, monday + timedelta(days=6))
+    )
 
 
 def _listed_in_week(monday: date, weekdays: tuple[int, ...]) -> list[date]:
@@ -155,28 +158,37 @@ def short_term_increment(symbol: str, spot: float) -> float:
     return 10.0
 
 
-def strike_grid(
+def strike_grids(
     symbol: str,
     spot: float,
-    sd: float,
-    days: float,
+    sd: np.ndarray,
+    days: np.ndarray,
     *,
     strike_sds: float = 4.0,
     min_each_side: int = 10,
     max_strikes: int = 81,
-) -> np.ndarray:
-    """Listed strikes of one expiry: ``sd`` is the underlying's standard deviation to it in
-    dollars, ``days`` the days to it."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The listed strikes of several expiries at once (``sd`` and ``days`` per expiry), one
+    after the other, and how many each has."""
     near = days <= NEAR_TERM_DAYS
-    step = short_term_increment(symbol, spot) if near else strike_increment(symbol, spot)
-    half = max(strike_sds * sd, min_each_side * step)
-    rungs = [r for r in LADDER if r >= step]
-    for rung in rungs:
-        step = rung
-        if 2 * int(half // step) + 1 <= max_strikes:
-            break
-    n = max(int(half // step), min_each_side)
-    n = min(n, (max_strikes - 1) // 2)
-    centre = round(spot / step) * step
-    strikes = centre + np.arange(-n, n + 1) * step
-    return strikes[strikes > 0]
+    first = np.where(near, short_term_increment(symbol, spot), strike_increment(symbol, spot))
+    half = np.maximum(strike_sds * sd, min_each_side * first)
+    if not np.isfinite(half).all():
+        raise ValueError(f"{symbol}: no strike grid for a standard deviation of {sd}")
+    step = np.full(len(sd), LADDER[-1])  # a grid no rung fits takes the widest
+    open_ = np.ones(len(sd), dtype=bool)
+    for rung in LADDER:  # the first rung at or above the interval whose grid fits
+        fits = open_ & (rung >= first) & (2 * np.floor_divide(half, rung) + 1 <= max_strikes)
+        step = np.where(fits, rung, step)
+        open_ &= ~fits
+    n = np.minimum(
+        np.maximum(np.floor_divide(half, step).astype(np.int64), min_each_side),
+        (max_strikes - 1) // 2,
+    )
+    centre = np.round(spot / step) * step
+    count = 2 * n + 1
+    offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count + n, count)
+    strikes = np.repeat(centre, count) + offset * np.repeat(step, count)
+    listed = strikes > 0
+    expiry = np.repeat(np.arange(len(sd)), count)
+    return strikes[listed], np.bincount(expiry[listed], minlength=len(sd))

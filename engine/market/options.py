@@ -29,7 +29,7 @@ from engine.market.listings import (
     expiries_from,
     monthly_expiry,
     product_kind,
-    strike_grid,  # re-exported: part of this module's interface
+    strike_grids,
 )
 from engine.market.snapshot import OptionChain, OptionContract, Right
 from engine.market.surface import (
@@ -314,20 +314,20 @@ def _quotes(
     return np.round(bid, 2), np.round(bid + ticks * tick, 2)
 
 
-def _grid(symbol: str, spot: float, surf: Surface, t: np.ndarray, model: ChainModel) -> list:
+def _grid(
+    symbol: str, spot: float, surf: Surface, t: np.ndarray, model: ChainModel
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every expiry's listed strikes, one after the other, and how many each has."""
     sd = spot * surf.atm_vol(t) * np.sqrt(t)
-    return [
-        strike_grid(
-            symbol,
-            spot,
-            float(sd_i),
-            float(t_i * 365),
-            strike_sds=model.strike_sds,
-            min_each_side=model.min_strikes_each_side,
-            max_strikes=model.max_strikes,
-        )
-        for sd_i, t_i in zip(sd, t, strict=True)
-    ]
+    return strike_grids(
+        symbol,
+        spot,
+        sd,
+        t * 365,
+        strike_sds=model.strike_sds,
+        min_each_side=model.min_strikes_each_side,
+        max_strikes=model.max_strikes,
+    )
 
 
 def synthetic_chain(
@@ -345,11 +345,10 @@ def synthetic_chain(
     )
     t = _years_to(listed.closes, as_of)
     surf = surface_for(symbol, vix, scale)
-    grids = _grid(symbol, spot, surf, t, model)
-    sizes = np.array([len(g) for g in grids])
+    strikes, sizes = _grid(symbol, spot, surf, t, model)
     # grid: expiry-major, then strike, then (put, call)
     T = np.repeat(t, sizes * 2)
-    K = np.repeat(np.concatenate(grids), 2)
+    K = np.repeat(strikes, 2)
     call = np.tile(np.array([False, True]), int(sizes.sum()))
     forward = spot * np.exp((model.rate - model.dividend_yield) * T)
     sigma = surf.vol(np.log(K / forward), T)
