@@ -256,6 +256,8 @@ def missing_sessions(days: np.ndarray) -> np.ndarray:
     if len(days) < 2:
         return np.array([], dtype="datetime64[D]")
     expected = sessions_between(days[0].astype(date), days[-1].astype(date))
+    if len(expected) == len(days) and (expected == days).all():
+        return expected[:0]  # the usual history: every session there (isin costs ~30 µs)
     return expected[~np.isin(expected, days)]
 
 
