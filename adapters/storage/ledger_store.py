@@ -159,7 +159,7 @@ class SqlLedgerStore:
             return old
         stamp = at.isoformat()
         marked = {op.account for op, _, _ in done if isinstance(op, MarkEquity)}
-        before, after = _side(old, new, marked), _side(new, old)  # see _Side
+        before, after = _sides(old, new, marked)  # see _Side
 
         def write(conn: Connection) -> None:
             bodies = [op_body(op) for op, _, _ in done]  # once: the row and its chain link
@@ -637,24 +637,32 @@ class _Side:
     latched: bool
 
 
-def _side(state: LedgerState, other: LedgerState, accounts: Iterable[str] = ()) -> _Side:
-    """``state``'s side of the change to or from ``other`` (``accounts``: kept whole too)."""
+def _sides(old: LedgerState, new: LedgerState, accounts: Iterable[str]) -> tuple[_Side, _Side]:
+    """Both sides of the change from ``old`` to ``new`` (``accounts``: kept on the old side
+    too, for the equity marks' high-water marks)."""
+    changed = {
+        name: _changed(getattr(old, name), getattr(new, name))
+        for name in ("accounts", "holdings", "orders", "account_modes", "flags")
+    }
+    also = {"accounts": set(accounts)}
 
-    def differing(name: str, also: Iterable = ()) -> dict:
-        mine, theirs = getattr(state, name), getattr(other, name)
-        keys = set(_changed(mine, theirs)) | set(also)
-        return {k: mine[k] for k in keys if k in mine}
+    def side(state: LedgerState, extra: Mapping[str, set]) -> _Side:
+        def kept(name: str) -> dict:
+            mine = getattr(state, name)
+            return {k: mine[k] for k in (*changed[name], *extra.get(name, ())) if k in mine}
 
-    return _Side(
-        accounts=differing("accounts", accounts),
-        holdings=differing("holdings"),
-        orders=differing("orders"),
-        account_modes=differing("account_modes"),
-        flags=differing("flags"),
-        mode=state.mode,
-        mode_reason=state.mode_reason,
-        latched=state.latched,
-    )
+        return _Side(
+            accounts=kept("accounts"),
+            holdings=kept("holdings"),
+            orders=kept("orders"),
+            account_modes=kept("account_modes"),
+            flags=kept("flags"),
+            mode=state.mode,
+            mode_reason=state.mode_reason,
+            latched=state.latched,
+        )
+
+    return side(old, also), side(new, {})
 
 
 def _changed(old: Mapping[Any, object], new: Mapping[Any, object]) -> list:

@@ -34,6 +34,7 @@ widens along the listing ladder ($1 -> $2.50 -> $5 ...), as far-dated series are
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from functools import lru_cache
 
@@ -168,27 +169,45 @@ def strike_grids(
     min_each_side: int = 10,
     max_strikes: int = 81,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The listed strikes of several expiries at once (``sd`` and ``days`` per expiry), one
-    after the other, and how many each has."""
-    near = days <= NEAR_TERM_DAYS
-    first = np.where(near, short_term_increment(symbol, spot), strike_increment(symbol, spot))
-    half = np.maximum(strike_sds * sd, min_each_side * first)
-    if not np.isfinite(half).all():
-        raise ValueError(f"{symbol}: no strike grid for a standard deviation of {sd}")
-    step = np.full(len(sd), LADDER[-1])  # a grid no rung fits takes the widest
-    open_ = np.ones(len(sd), dtype=bool)
-    for rung in LADDER:  # the first rung at or above the interval whose grid fits
-        fits = open_ & (rung >= first) & (2 * np.floor_divide(half, rung) + 1 <= max_strikes)
-        step = np.where(fits, rung, step)
-        open_ &= ~fits
-    n = np.minimum(
-        np.maximum(np.floor_divide(half, step).astype(np.int64), min_each_side),
-        (max_strikes - 1) // 2,
-    )
-    centre = np.round(spot / step) * step
+    """The listed strikes of several expiries (``sd``, the underlying's standard deviation to
+    each in dollars, and ``days``, the days to each), one expiry after the other, and how many
+    each has. Each grid is ``centre + k x step`` for k in -n..n, kept above zero."""
+    shapes = [
+        _grid_shape(symbol, spot, s, d, strike_sds, min_each_side, max_strikes)
+        for s, d in zip(sd.tolist(), days.tolist(), strict=True)
+    ]
+    centre, step = np.array([c for c, _, _ in shapes]), np.array([s for _, s, _ in shapes])
+    n = np.array([k for _, _, k in shapes], dtype=np.int64)
     count = 2 * n + 1
     offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count + n, count)
     strikes = np.repeat(centre, count) + offset * np.repeat(step, count)
     listed = strikes > 0
-    expiry = np.repeat(np.arange(len(sd)), count)
-    return strikes[listed], np.bincount(expiry[listed], minlength=len(sd))
+    expiry = np.repeat(np.arange(len(shapes)), count)
+    return strikes[listed], np.bincount(expiry[listed], minlength=len(shapes))
+
+
+def _grid_shape(
+    symbol: str,
+    spot: float,
+    sd: float,
+    days: float,
+    strike_sds: float,
+    min_each_side: int,
+    max_strikes: int,
+) -> tuple[float, float, int]:
+    """One expiry's grid as (centre, step, n): the interval for its term, widened along the
+    ladder until the grid fits, at least ``min_each_side`` strikes either side."""
+    step = (
+        short_term_increment(symbol, spot)
+        if days <= NEAR_TERM_DAYS
+        else strike_increment(symbol, spot)
+    )
+    half = max(strike_sds * sd, min_each_side * step)
+    if not math.isfinite(half):
+        raise ValueError(f"{symbol}: no strike grid for a standard deviation of {sd}")
+    for rung in [r for r in LADDER if r >= step]:
+        step = rung
+        if 2 * int(half // step) + 1 <= max_strikes:
+            break
+    n = min(max(int(half // step), min_each_side), (max_strikes - 1) // 2)
+    return round(spot / step) * step, step, n
