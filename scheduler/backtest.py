@@ -203,11 +203,11 @@ def run_backtest(
         disagreements = _disagreements(store) if shadow else 0
     finally:
         try:
+            store.close()  # writes the cycles' kept records with their ledger's writes (D211)
+        finally:
             close = getattr(build, "close", None)  # its shadow and its ledger store
             if close is not None:
                 close()
-        finally:
-            store.close()  # the cycles' kept records first (D211)
     summary = summarise(
         journal.totals, list(result.weeks), result.sessions, constitution, first, last, db_url
     )

@@ -168,3 +168,45 @@ def test_a_link_to_an_unknown_decision_is_refused(tmp_path):
     log = CycleBatchedLog(store, RunMode.BACKTEST)
     with pytest.raises(UnknownDecision):
         log.link(ExecutionLink(decision_id="d-none", kind="note", ref="x"))
+
+
+@pytest.mark.slow
+def test_a_backtest_that_fails_keeps_the_cycles_that_ended(bundled, tmp_path):
+    """D211: the kept cycles are written when a cycle raises; the log is the uninterrupted
+    run's up to the failing cycle's decision, and it verifies with its ledger."""
+    from scheduler.cli import main
+
+    full, cut = tmp_path / "full.db", tmp_path / "cut.db"
+    run_backtest(
+        bundled, FIRST, LAST, f"sqlite:///{full}", compose.paper_cycle_factory, synthetic_seed=7
+    )
+    failed: list[str] = []
+
+    def failing(ctx):
+        build = compose.paper_cycle_factory(ctx)
+
+        def make(constitution):
+            opening = build(constitution)
+            executor = opening.cycle.executor
+            real, calls = executor.execute, []
+
+            def execute(decision, *args):
+                calls.append(decision.decision_id)
+                if len(calls) == 20:
+                    failed.append(decision.decision_id)
+                    raise RuntimeError("the broker fell over")
+                return real(decision, *args)
+
+            executor.execute = execute
+            return opening
+
+        make.close = build.close  # type: ignore[attr-defined]
+        return make
+
+    with pytest.raises(RuntimeError, match="fell over"):
+        run_backtest(bundled, FIRST, LAST, f"sqlite:///{cut}", failing, synthetic_seed=7)
+    rows_full, rows_cut = _rows(f"sqlite:///{full}"), _rows(f"sqlite:///{cut}")
+    assert rows_cut == rows_full[: len(rows_cut)]
+    decisions = [r.decision_id for r in rows_cut if r.record_type == "decision"]
+    assert len(decisions) >= 20 and decisions[-1] == failed[0]
+    assert main(["audit", "verify", "--db", str(cut)]) == 0  # chain and ledger tables agree
