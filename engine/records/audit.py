@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from constitution.canonical import canonical_json
 from constitution.errors import StopError
+from engine.records import facts_text
 from engine.records.decision import Action, Decision, Firing
 from engine.records.masking import DEFAULT_MASKS, mask, mask_values
 
@@ -263,7 +264,6 @@ def draft_decision(
     masks: Iterable[str] = DEFAULT_MASKS,
     secrets: Iterable[str] = (),
 ) -> Draft:
-    document, masked = _masked({"decision": decision.model_dump(mode="json")}, masks, secrets)
     return Draft(
         record_type=RecordType.DECISION,
         mode=RunMode(mode),
@@ -272,8 +272,27 @@ def draft_decision(
         constitution_version=decision.constitution.version,
         constitution_digest=decision.constitution.digest,
         search=search_keys(decision),
-        body=canonical_json({**document, "masked": list(masked)}).decode("utf-8"),
+        body=_decision_body(decision, masks, secrets),
     )
+
+
+_FACTS_SLOT = "\u0000facts\u0000"  # stands for the facts' text while the rest is encoded
+
+
+def _decision_body(decision: Decision, masks: Iterable[str], secrets: Iterable[str]) -> str:
+    """The record's JSON text: the decision, masked, and which paths were. The facts' text is
+    the one made for their digest (``facts_text``) when nothing in them is masked."""
+    text = facts_text.text_of(decision.facts_digest, decision.facts)
+    if text is not None:
+        head = decision.model_dump(mode="json", exclude={"facts"})
+        document, masked = _masked({"decision": {**head, "facts": decision.facts}}, masks, secrets)
+        if document["decision"]["facts"] is decision.facts:  # nothing in them masked
+            document = {**document, "decision": {**document["decision"], "facts": _FACTS_SLOT}}
+            body, slot = canonical_json({**document, "masked": masked}), canonical_json(_FACTS_SLOT)
+            if body.count(slot) == 1:
+                return body.replace(slot, text).decode("utf-8")
+    document, masked = _masked({"decision": decision.model_dump(mode="json")}, masks, secrets)
+    return canonical_json({**document, "masked": list(masked)}).decode("utf-8")
 
 
 def draft_link(
