@@ -14,7 +14,7 @@ no value at all, ``fallback_pct_of_price`` of the price (``price_fallback``). v1
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import numpy as np
@@ -85,7 +85,7 @@ def clean_history(h: DailyHistory, check_gaps: bool = True) -> DailyHistory:
                 QualityCode.CLOSE_ONLY, h.symbol, "closes only: close-to-close true range"
             )
         )
-    return replace(kept, findings=tuple(findings))
+    return kept.with_findings(tuple(findings))
 
 
 def last_valid_close(h: DailyHistory) -> tuple[date, float] | None:

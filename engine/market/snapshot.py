@@ -141,6 +141,12 @@ class DailyHistory:
         object.__setattr__(out, "findings", self.findings)
         return out
 
+    def with_findings(self, findings: tuple[DataQualityFinding, ...]) -> DailyHistory:
+        """These bars with ``findings`` instead (no copy, no second check of the columns)."""
+        out = self.slice(0, len(self))
+        object.__setattr__(out, "findings", findings)
+        return out
+
     def bars(self) -> Iterator[DailyBar]:
         for i in range(len(self.days)):
             o, h, lo, v = self.open[i], self.high[i], self.low[i], self.volume[i]
