@@ -27,8 +27,8 @@ from engine.market.indicators import (
     AtrBasis,
     atr_basis,
     clean_history,
-    last_valid_close,
     reading_at,
+    usable_rows,
 )
 from engine.market.options import DEFAULT_CHAIN_MODEL, ChainModel, synthetic_chain
 from engine.market.params import AtrParams, MarketParams
@@ -165,6 +165,7 @@ class BarMarketData:
         # a close's trigger readings, kept across days: each day's trigger history reads the
         # last TRIGGER_HISTORY_CLOSES closes, which the days before it read already
         self._by_close: dict[tuple, TriggerReading] = {}
+        self._usable: dict[str, np.ndarray] = {}  # symbol -> _last_usable's index
 
     def _cached(self, key: tuple, compute: Callable[[], T]) -> T:
         """``compute()`` once per key while the New York date stays the same (bounded memory:
@@ -225,14 +226,26 @@ class BarMarketData:
         completed = _completed(at)
 
         def compute() -> tuple[date, float] | None:  # _recent(symbol, completed)'s last close,
-            # without cleaning it all
+            # without cleaning it: the last usable row of its window
             h = self._h.get(symbol)
             if h is None:
                 return None
-            upto = h.until(completed)
-            return last_valid_close(upto.slice(max(len(upto) - self._lookback, 0), len(upto)))
+            n = int(np.searchsorted(h.days, np.datetime64(completed, "D"), side="right"))
+            i = int(self._last_usable(symbol, h)[n - 1]) if n else -1
+            if i < max(n - self._lookback, 0):
+                return None
+            return h.days[i].astype(date), float(h.close[i])
 
         return self._cached(("last_close", symbol, completed), compute)
+
+    def _last_usable(self, symbol: str, h: DailyHistory) -> np.ndarray:
+        """Per row of ``h``, the index of the last usable row up to it (-1: none yet); made
+        once per symbol (``usable_rows`` judges each row on its own)."""
+        found = self._usable.get(symbol)
+        if found is None:
+            rows = np.where(usable_rows(h), np.arange(len(h)), -1)
+            found = self._usable[symbol] = np.maximum.accumulate(rows) if len(h) else rows
+        return found
 
     def _atr(
         self, symbol: str, at: datetime, cutoff: date, price: float | None, p: AtrParams

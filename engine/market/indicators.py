@@ -88,17 +88,12 @@ def clean_history(h: DailyHistory, check_gaps: bool = True) -> DailyHistory:
     return kept.with_findings(tuple(findings))
 
 
-def last_valid_close(h: DailyHistory) -> tuple[date, float] | None:
-    """(day, close) of the last bar ``clean_history(h)`` would keep, without the gap check
-    and the findings (a replay asks for it twice a session per symbol)."""
+def usable_rows(h: DailyHistory) -> np.ndarray:
+    """The rows ``clean_history(h)`` keeps (each row is judged on its own)."""
     bad = np.zeros(len(h), dtype=bool)
     for mask, _, _ in _bad_rows(h):
         bad |= mask
-    good = np.flatnonzero(~bad)
-    if not len(good):
-        return None
-    i = int(good[-1])
-    return h.days[i].astype(date), float(h.close[i])
+    return ~bad
 
 
 def _missing(days: np.ndarray) -> np.ndarray:

@@ -239,11 +239,14 @@ def test_synthetic_market_serves_facts_for_every_sleeve_ticker():
     assert {q.code for q in facts.quality} == {"indicator-defaulted", "index-proxy"}
 
 
-def test_last_valid_close_is_the_last_bar_clean_history_keeps():
+def test_the_last_close_is_the_last_bar_clean_history_keeps_in_the_window():
+    """The adapter's last close (``_last_usable``, made once per symbol) is the last bar that
+    ``clean_history`` keeps of the ``lookback`` bars through the last completed session."""
+    from datetime import timedelta
+
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from engine.market.indicators import last_valid_close
     from engine.market.snapshot import DailyHistory
 
     days = calendar.sessions_between(date(2024, 1, 2), date(2024, 2, 29))[:20]
@@ -253,13 +256,22 @@ def test_last_valid_close_is_the_last_bar_clean_history_keeps():
     )
 
     @settings(max_examples=200, deadline=None)
-    @given(st.lists(st.tuples(value, value, value, value), min_size=1, max_size=20), st.booleans())
-    def check(rows, close_only):
+    @given(
+        st.lists(st.tuples(value, value, value, value), min_size=1, max_size=20),
+        st.booleans(),
+        st.integers(1, 8),
+        st.data(),
+    )
+    def check(rows, close_only, lookback, data):
         n = len(rows)
         o, hi, lo, c = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
         h = DailyHistory("X", days[:n], o, hi, lo, c, np.zeros(n), close_only=close_only)
-        kept = clean_history(h)
+        market = BarMarketData({"X": h}, lookback_sessions=lookback)
+        k = data.draw(st.integers(0, n - 1))  # the last completed session
+        day = days[k].astype(date)
+        kept = clean_history(h.slice(max(k + 1 - lookback, 0), k + 1))
         expected = (kept.days[-1].astype(date), float(kept.close[-1])) if len(kept) else None
-        assert last_valid_close(h) == expected
+        after_close = calendar.session_close(day) + timedelta(hours=1)
+        assert market._last_close("X", after_close) == expected
 
     check()
