@@ -172,8 +172,17 @@ def strike_grids(
     """The listed strikes of several expiries (``sd``, the underlying's standard deviation to
     each in dollars, and ``days``, the days to each), one expiry after the other, and how many
     each has. Each grid is ``centre + k x step`` for k in -n..n, kept above zero."""
+    near, far = short_term_increment(symbol, spot), strike_increment(symbol, spot)
     shapes = [
-        _grid_shape(symbol, spot, s, d, strike_sds, min_each_side, max_strikes)
+        _grid_shape(
+            symbol,
+            spot,
+            s,
+            near if d <= NEAR_TERM_DAYS else far,
+            strike_sds,
+            min_each_side,
+            max_strikes,
+        )
         for s, d in zip(sd.tolist(), days.tolist(), strict=True)
     ]
     centre, step = np.array([c for c, _, _ in shapes]), np.array([s for _, s, _ in shapes])
@@ -190,18 +199,14 @@ def _grid_shape(
     symbol: str,
     spot: float,
     sd: float,
-    days: float,
+    step: float,
     strike_sds: float,
     min_each_side: int,
     max_strikes: int,
 ) -> tuple[float, float, int]:
-    """One expiry's grid as (centre, step, n): the interval for its term, widened along the
-    ladder until the grid fits, at least ``min_each_side`` strikes either side."""
-    step = (
-        short_term_increment(symbol, spot)
-        if days <= NEAR_TERM_DAYS
-        else strike_increment(symbol, spot)
-    )
+    """One expiry's grid as (centre, step, n): ``step``, the interval for its term (near-term
+    or standard), widened along the ladder until the grid fits, at least ``min_each_side``
+    strikes either side."""
     half = max(strike_sds * sd, min_each_side * step)
     if not math.isfinite(half):
         raise ValueError(f"{symbol}: no strike grid for a standard deviation of {sd}")

@@ -284,13 +284,14 @@ def _quotes(
     symbol: str,
     mid: np.ndarray,
     spot: float,
-    K: np.ndarray,
-    T: np.ndarray,
+    strike: np.ndarray,
+    t: np.ndarray,
     call: np.ndarray,
     z: np.ndarray,
     model: ChainModel,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bid/ask on the tick grid around the model mid.
+    """Bid/ask on the tick grid around the model mid (``mid`` and ``call`` per row, a put then
+    a call per strike; ``strike``, ``t`` and ``z`` per strike).
 
     The spread is a share of the *time value* (the out-of-the-money twin's price, by put-call
     parity) growing with distance from the money and as expiry nears, plus 0.2 % of intrinsic
@@ -298,16 +299,18 @@ def _quotes(
     is quoted like its cheap twin, not at a huge percentage of its price. A price below half
     the spread is quoted 0 bid.
     """
-    parity = spot * np.exp(-model.dividend_yield * T) - K * np.exp(-model.rate * T)
+    parity = np.repeat(
+        spot * np.exp(-model.dividend_yield * t) - strike * np.exp(-model.rate * t), 2
+    )
     twin = np.where(call, mid - parity, mid + parity)
     time_value = np.clip(np.minimum(mid, twin), 0.0, None)
     product = model.index_spread_factor if symbol in INDEX_PRODUCTS else 1.0
-    days = np.maximum(T * 365.0, 1.0 / 24)
+    days = np.maximum(t * 365.0, 1.0 / 24)
     pct = (
         model.base_spread_pct * product + model.wing_spread_pct * np.minimum(np.abs(z), 10.0)
     ) * (1 + model.short_time_spread / np.sqrt(days))
     tick = tick_size(symbol, mid)
-    spread = pct * time_value + 0.002 * (mid - time_value)
+    spread = np.repeat(pct, 2) * time_value + 0.002 * (mid - time_value)
     ticks = np.maximum(1.0, np.round(spread / tick))  # the spread in whole ticks
     bid = np.round((mid - ticks * tick / 2) / tick) * tick  # centred on the model mid
     bid = np.maximum(bid, 0.0)
@@ -346,45 +349,46 @@ def synthetic_chain(
     t = _years_to(listed.closes, as_of)
     surf = surface_for(symbol, vix, scale)
     strikes, sizes = _grid(symbol, spot, surf, t, model)
-    # grid: expiry-major, then strike, then (put, call)
-    T = np.repeat(t, sizes * 2)
-    K = np.repeat(strikes, 2)
-    call = np.tile(np.array([False, True]), int(sizes.sum()))
-    forward = spot * np.exp((model.rate - model.dividend_yield) * T)
-    sigma = surf.vol(np.log(K / forward), T)
-    mid, delta = _price_and_delta(spot, K, T, model.rate, sigma, call, model.dividend_yield)
-    z = np.log(K / spot) / (surf.atm_vol(T) * np.sqrt(T))
-    bid, ask = _quotes(symbol, mid, spot, K, T, call, z, model)
-    rows = sizes * 2  # each expiry's rows: its strikes, put and call
-    expiry = np.repeat(listed.days, rows)
-    oi, volume = _liquidity(symbol, z, T, np.repeat(listed.monthly, rows))
+    # A put and a call share their strike's inputs (T, K, the smile's vol, d1, d2, N(d1)),
+    # so those are computed once per strike and each row takes its strike's: the same numbers
+    # as computing them per row, at half the cost. Rows: expiry-major, then strike, then
+    # (put, call).
+    t1 = np.repeat(t, sizes)
+    forward = spot * np.exp((model.rate - model.dividend_yield) * t1)
+    vol = surf.vol(np.log(strikes / forward), t1)
+    (put, call_price), (put_delta, call_delta) = _prices_and_deltas(
+        spot, strikes, t1, model.rate, vol, model.dividend_yield
+    )
+    z1 = np.log(strikes / spot) / (surf.atm_vol(t1) * np.sqrt(t1))
+    call = np.tile(np.array([False, True]), len(strikes))
+    mid = _pairs(put, call_price)
+    delta = _pairs(put_delta, call_delta)
+    bid, ask = _quotes(symbol, mid, spot, strikes, t1, call, z1, model)
+    expiry = np.repeat(listed.days, sizes * 2)
+    oi1, volume1 = _liquidity(symbol, z1, t1, np.repeat(listed.monthly, sizes))
+    oi, volume = np.repeat(oi1, 2), np.repeat(volume1, 2)
     return OptionChain(
         symbol,
         as_of,
         float(spot),
         expiry=expiry,
-        strike=K,
+        strike=np.repeat(strikes, 2),
         is_call=call,
         bid=bid,
         ask=ask,
         delta=delta,
-        iv=sigma,
+        iv=np.repeat(vol, 2),
         open_interest=oi,
         volume=volume,
     )
 
 
-def _price_and_delta(
-    spot: float,
-    strike: np.ndarray,
-    t: np.ndarray,
-    r: float,
-    sigma: np.ndarray,
-    is_call: np.ndarray,
-    q: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``bs_price`` and ``bs_delta`` of one chain with d1 and N(d1) computed once: the same
-    expressions, so the same numbers to the last bit."""
+def _prices_and_deltas(
+    spot: float, strike: np.ndarray, t: np.ndarray, r: float, sigma: np.ndarray, q: float
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((put, call) prices, (put, call) deltas) per strike: ``bs_price`` and ``bs_delta``
+    with d1 and N(d1) computed once, the same expressions, so the same numbers to the last
+    bit."""
     s = np.asarray(spot, dtype=float)
     d1, d2 = _d1_d2(s, strike, t, r, sigma, q)
     fwd_s, disc_k = s * np.exp(-q * t), strike * np.exp(-r * t)
@@ -392,8 +396,12 @@ def _price_and_delta(
     call = fwd_s * n1 - disc_k * ndtr(d2)
     put = disc_k * ndtr(-d2) - fwd_s * ndtr(-d1)
     carry = np.exp(-q * t)
-    delta = np.where(is_call, carry * n1, carry * (n1 - 1.0))
-    return np.where(is_call, call, put), delta
+    return (put, call), (carry * (n1 - 1.0), carry * n1)
+
+
+def _pairs(put: np.ndarray, call: np.ndarray) -> np.ndarray:
+    """Per strike, its put's value then its call's."""
+    return np.stack((put, call), axis=1).ravel()
 
 
 def _liquidity(
