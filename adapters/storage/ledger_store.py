@@ -666,10 +666,13 @@ def _sides(old: LedgerState, new: LedgerState, accounts: Iterable[str]) -> tuple
 
 
 def _changed(old: Mapping[Any, object], new: Mapping[Any, object]) -> list:
+    """The keys whose value is not the same object in ``old`` and ``new`` (a missing key reads
+    as None), sorted: one pass over ``new``, and the keys that left it."""
     if old is new:  # the operation left this mapping as it was (LedgerState keeps it)
         return []
-    keys = set(old) | set(new)
-    return sorted(k for k in keys if old.get(k) is not new.get(k))
+    changed = [k for k, v in new.items() if old.get(k) is not v]
+    changed += [k for k in old.keys() - new.keys() if old[k] is not None]
+    return sorted(changed)
 
 
 class SqlVenueStore:

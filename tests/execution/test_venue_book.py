@@ -102,3 +102,22 @@ def test_a_book_saved_in_one_row_is_read_and_rewritten_in_rows(market, backend_u
     assert "orders" not in json.loads(row)
     assert _book(_venue(market, SqlVenueStore(ledger.engine), backend_url)) == _book(old)
     ledger.close()
+
+
+def test_changed_keys_are_those_whose_value_is_another_object():
+    """``_changed`` (the ledger rows a write touches) against its definition."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from adapters.storage.ledger_store import _changed
+
+    values = [object(), object(), object(), None]
+    mapping = st.dictionaries(st.integers(0, 12), st.sampled_from(values), max_size=10)
+
+    @settings(max_examples=500, deadline=None)
+    @given(mapping, mapping)
+    def check(old, new):
+        keys = set(old) | set(new)
+        assert _changed(old, new) == sorted(k for k in keys if old.get(k) is not new.get(k))
+
+    check()
