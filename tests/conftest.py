@@ -27,14 +27,18 @@ def bundled_text() -> str:
 @pytest.fixture(scope="session", autouse=True)
 def checkpoint_key(tmp_path_factory):
     """Every test signs checkpoints with a key of its own session, never the user's key in
-    ~/.config (subprocesses inherit the variable)."""
+    ~/.config, and a server database's checkpoints go to the session's data directory, not
+    ~/.local/share (subprocesses inherit the variables)."""
     import os
 
     path = tmp_path_factory.mktemp("checkpoint-key") / "checkpoint.key"
-    saved = {k: os.environ.pop(k, None) for k in ("ALLUSE_CHECKPOINT_KEY", "ALLUSE_CHECKPOINT_DIR")}
+    names = ("ALLUSE_CHECKPOINT_KEY", "ALLUSE_CHECKPOINT_DIR", "XDG_DATA_HOME")
+    saved = {k: os.environ.pop(k, None) for k in names}
     os.environ["ALLUSE_CHECKPOINT_KEY"] = str(path)
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
     yield path
-    os.environ.pop("ALLUSE_CHECKPOINT_KEY", None)
+    for k in names:
+        os.environ.pop(k, None)
     os.environ.update({k: v for k, v in saved.items() if v is not None})
 
 

@@ -29,14 +29,19 @@ from tests.execution.helpers import EXAMPLE_FACTS
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _env() -> dict[str, str]:
+    """The environment as the session's fixtures left it (their checkpoint key and data
+    directory), read when a child starts, not when this module is imported."""
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def _alluse(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "scheduler", *args],
         cwd=ROOT,
-        env=ENV,
+        env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -86,7 +91,7 @@ def _crash_holding(url: str) -> int:
     child = subprocess.run(
         [sys.executable, "-c", HOLD_AND_DIE, url],
         cwd=ROOT,
-        env=ENV,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=60,
