@@ -44,4 +44,10 @@ def sha256_hex(data: bytes) -> str:
 
 def digest(value: Any) -> str:
     """``sha256:<hex>`` of the canonical JSON of ``value``."""
-    return "sha256:" + sha256_hex(canonical_json(value))
+    return encoded(value)[1]
+
+
+def encoded(value: Any) -> tuple[bytes, str]:
+    """The canonical JSON of ``value`` and its digest, for a caller that needs both."""
+    text = canonical_json(value)
+    return text, "sha256:" + sha256_hex(text)

@@ -124,8 +124,7 @@ class CycleBatchedLog:
 
     def checkpoint(self, constitution_digest: str) -> None:
         """The signed checkpoint of the head the kept records make, when one is due (D72):
-        they are written first."""
-        self.end_cycle()
+        they are written first. (The cycle's end, ``end_cycle``, comes after it.)"""
         if self.store.checkpoint_due():
             self.store.checkpoint(constitution_digest)  # the store writes what is kept first
 

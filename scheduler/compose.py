@@ -172,7 +172,9 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
         else SqlDecisionLog(ctx.audit, ctx.mode)
     )
     log: AuditedLog = sql_log
-    if ctx.mode is RunMode.BACKTEST:  # one transaction per cycle (D93); paper writes before acting
+    if (
+        ctx.mode is RunMode.BACKTEST
+    ):  # whole cycles per transaction (D93, D211); paper writes before acting
         from scheduler.batched_log import CycleBatchedLog
 
         log = CycleBatchedLog(sql_log.store, ctx.mode, store.writes)

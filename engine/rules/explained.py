@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from constitution.canonical import canonical_json, sha256_hex
+from constitution.canonical import canonical_json, encoded
 from constitution.load import LoadedConstitution
 from engine.facts.model import Facts
 from engine.records import facts_text
@@ -30,8 +30,7 @@ def facts_identity(facts: Facts) -> FactsIdentity:
     """The facts as JSON data and their digest: made once per decision, and shared by both
     evaluators when they run side by side."""
     data = facts.model_dump(mode="json")
-    text = canonical_json(data)
-    facts_digest = "sha256:" + sha256_hex(text)  # constitution.canonical.digest(data)
+    text, facts_digest = encoded(data)
     facts_text.keep(facts_digest, data, text)  # for the decision's record to reuse
     return data, facts_digest
 
