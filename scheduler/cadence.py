@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from types import MappingProxyType
 from typing import NoReturn
 
 from apscheduler.triggers.base import BaseTrigger
@@ -82,7 +81,7 @@ class CadenceSpec:
             atr_refresh=self.atr_refresh,
             entry_start=start,
             entry_end=end,
-            entry_weekday=MappingProxyType({s: wd for s, wd, _, _ in self.entry}),
+            entry_weekday=tuple(sorted((s, wd) for s, wd, _, _ in self.entry)),
             management_start=self.management[0],
             management_end=self.management[1],
             weekly_report=self.weekly_report,

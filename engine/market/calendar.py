@@ -129,6 +129,7 @@ def session_close(day: date) -> datetime | None:
     return None if i is None else _to_ny(_tables().closes[i])
 
 
+@lru_cache(maxsize=8192)  # pure over the fixed tables; a run asks about each day many times
 def previous_session(day: date) -> date:
     """The last session strictly before ``day``."""
     t = _tables()
@@ -138,6 +139,7 @@ def previous_session(day: date) -> date:
     return t.sessions[i].astype(date)
 
 
+@lru_cache(maxsize=8192)
 def next_session(day: date) -> date:
     """The first session strictly after ``day``."""
     t = _tables()
@@ -159,6 +161,7 @@ def sessions_between(first: date, last: date) -> np.ndarray:
     return t.sessions[lo:hi]
 
 
+@lru_cache(maxsize=8192)
 def last_session_of_week(day: date) -> date | None:
     """The last session of ``day``'s Monday-Sunday week (None in a week with no session)."""
     monday = day - timedelta(days=day.weekday())
@@ -166,6 +169,7 @@ def last_session_of_week(day: date) -> date | None:
     return week[-1].astype(date) if len(week) else None
 
 
+@lru_cache(maxsize=8192)
 def expiry_session(day: date) -> date | None:
     """The session on which ``day``'s week's Friday options expire: the Friday, or the last
     session before it in the same week when the Friday is a holiday (Good Friday: Thursday).
@@ -226,6 +230,7 @@ def last_session_of_quarter(day: date) -> date | None:
     return last_session_of_month(date(day.year, end_month, 1))
 
 
+@lru_cache(maxsize=8192)
 def period_ends(day: date) -> tuple[str, ...]:
     """Which reporting periods ``day`` closes, of ``week``, ``month``, ``quarter`` (§11)."""
     ends = (
@@ -272,7 +277,7 @@ class Cadence:
     atr_refresh: time
     entry_start: time
     entry_end: time
-    entry_weekday: MappingProxyType  # sleeve -> weekday (0 = Monday)
+    entry_weekday: tuple[tuple[str, int], ...]  # (sleeve, weekday: 0 = Monday), by sleeve
     management_start: time
     management_end: time
     weekly_report: time
@@ -292,7 +297,7 @@ def cadence_of(constitution: Constitution) -> Cadence:
         atr_refresh=c.protocol.atr.refresh,
         entry_start=entry["gen"].start,
         entry_end=entry["gen"].end,
-        entry_weekday=MappingProxyType({k: _WEEKDAY_INDEX[w.day] for k, w in entry.items()}),
+        entry_weekday=tuple(sorted((k, _WEEKDAY_INDEX[w.day]) for k, w in entry.items())),
         management_start=c.cadence.friday_management.start,
         management_end=c.cadence.friday_management.end,
         weekly_report=c.cadence.weekly_report.at,
@@ -340,6 +345,7 @@ def _clip(start: datetime, end: datetime, close: datetime) -> Window | None:
     return Window(start, end) if start < end else None
 
 
+@lru_cache(maxsize=4096)  # every tick of a day asks; a Cadence is a frozen, hashable value
 def windows_for(day: date, cadence: Cadence) -> DayWindows:
     i = _index(day)
     if i is None:
@@ -349,7 +355,7 @@ def windows_for(day: date, cadence: Cadence) -> DayWindows:
     opened, closed = _to_ny(t.opens[i]), _to_ny(t.closes[i])
     entry = {
         sleeve: w
-        for sleeve, wd in sorted(cadence.entry_weekday.items())
+        for sleeve, wd in cadence.entry_weekday
         if wd == day.weekday()
         and (w := _clip(_at(day, cadence.entry_start), _at(day, cadence.entry_end), closed))
     }
