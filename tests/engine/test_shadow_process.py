@@ -6,14 +6,17 @@ decides again with a new child. Real processes throughout (tests/engine/shadow_f
 from __future__ import annotations
 
 import os
+import select
 import signal
+import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from adapters.shadow_process import ShadowProcess, describe_exit
+from adapters.shadow_process import ORPHANED_EXIT, PARENT_ENV, ShadowProcess, describe_exit
 from constitution.load import load_constitution_text
 from engine.cycle import agreement
 from engine.rules.durable import EngineFailure
@@ -317,3 +320,124 @@ def test_the_paper_daemons_builder_runs_the_child_and_its_close_ends_it(tmp_path
     assert report.market_mode == "active" and opening.cycle.disagreements == 0
     build.close()  # what the daemon's shutdown calls
     assert not _alive(pid)
+
+
+# --------------------------------------------------------------------------- parent death
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="the parent-death signal is Linux's prctl(PR_SET_PDEATHSIG); elsewhere the child's "
+    "life is its stdin alone",
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+# A daemon in miniature: the production class starts the child (from this main thread), whose
+# evaluation hangs (the ``hang`` fault: it reads no more stdin, as one stuck in durable's C
+# code); its pid is printed once the child has taken the fault.
+PARENT = """
+import sys, threading, time
+from pathlib import Path
+from adapters.shadow_process import ShadowProcess
+from constitution.load import bundled_path, load_constitution
+from constitution.yamlsafe import load_file
+from engine.facts.load import facts_from_data
+
+fault, base = Path(sys.argv[1]), Path(sys.argv[2])
+shadow = ShadowProcess(
+    timeout=600, command=[sys.executable, "-m", "tests.engine.shadow_faults", str(fault)]
+)
+constitution, facts = load_constitution(bundled_path()), facts_from_data(load_file(base).data)
+
+def report():
+    while shadow.pid is None or fault.exists():
+        time.sleep(0.01)
+    print(shadow.pid, flush=True)
+
+fault.write_text("hang")
+threading.Thread(target=report, daemon=True).start()
+shadow(constitution, facts)
+"""
+
+
+def _running(pid: int) -> bool:
+    """A process that has not ended: it exists and is not a zombie (an orphan's reaper may be
+    slow or absent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _ended_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _line_within(proc: subprocess.Popen, seconds: float) -> bytes:
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    return proc.stdout.readline() if ready else b""
+
+
+@linux_only
+def test_a_hung_worker_dies_with_its_sigkilled_parent(tmp_path):
+    from tests.engine.conftest import BASE
+
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    errors = tmp_path / "parent.stderr"
+    with errors.open("wb") as err:
+        parent = subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "fault"), str(BASE)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+    child = None
+    try:
+        line = _line_within(parent, 120)  # two interpreters' imports and a constitution
+        assert line.strip().isdigit(), f"no child pid: {errors.read_text()[-2000:]}"
+        child = int(line)
+        assert _running(child) and child != parent.pid
+
+        parent.kill()
+        assert parent.wait(timeout=10) == -signal.SIGKILL
+
+        assert _ended_within(child, 10), f"the child {child} outlived its SIGKILLed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        parent.wait()
+        parent.stdout.close()
+        if child is not None and _running(child):
+            os.kill(child, signal.SIGKILL)  # not ours to reap: its parent is gone
+
+
+@linux_only
+def test_a_worker_whose_named_parent_is_not_its_parent_exits_at_once():
+    """The parent died before the child's prctl: the child, re-parented, exits with
+    ORPHANED_EXIT and serves nothing (no ready line), its stdin still open."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a parent that has ended, by its pid
+    child = subprocess.Popen(
+        [sys.executable, "-m", "adapters.shadow_process"],
+        cwd=ROOT,
+        env={**os.environ, PARENT_ENV: str(gone.pid)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert child.wait(timeout=60) == ORPHANED_EXIT  # 1: it did not serve
+        assert child.stdout.read() == b""
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdin.close()
+        child.stdout.close()
