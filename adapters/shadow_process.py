@@ -56,6 +56,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from adapters.children import child_env, die_with_parent
 from constitution.load import LoadedConstitution
 from engine.facts.model import Facts
 from engine.records.decision import Decision
@@ -75,9 +76,6 @@ START_SECONDS = 60.0
 _STDERR_LINES = 20  # the tail of the child's stderr kept for a crash's note
 _ROOT = Path(__file__).resolve().parents[1]  # the directory holding adapters/, engine/, ...
 _DEFAULT_COMMAND = (sys.executable, "-m", "adapters.shadow_process")
-PARENT_ENV = "ALLUSE_SHADOW_PARENT"  # the parent's pid, given to the child (die_with_parent)
-ORPHANED_EXIT = 1  # a child whose parent died before it asked to die with it exits with this
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class ShadowProcess:
@@ -199,7 +197,7 @@ class _Child:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, PARENT_ENV: str(os.getpid())},
+            env=child_env(),
         )
         self.loaded: str | None = None  # the constitution digest this child holds
         self.answers: queue.Queue[bytes | None] = queue.Queue()
@@ -325,29 +323,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 # --------------------------------------------------------------------------- the child
-
-
-def die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this child when its parent dies; elsewhere nothing.
-
-    A closed stdin ends a child waiting for a request, not one stuck in durable's C code: that
-    child would outlive a SIGKILLed daemon. A parent that died before the ``prctl`` call (the
-    child already re-parented) is seen by its pid, which it put in ``PARENT_ENV``: the child
-    exits at once (``ORPHANED_EXIT``). The kernel watches the parent *thread* that started the
-    child: the deciding threads (the daemon's main thread and its one cycle worker, ``paper
-    step``'s main thread) live as long as their process."""
-    if not sys.platform.startswith("linux"):
-        return  # no prctl: the child's life is its stdin alone, as before
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        print(f"prctl(PR_SET_PDEATHSIG): {os.strerror(ctypes.get_errno())}", file=sys.stderr)
-    parent = os.environ.get(PARENT_ENV)
-    if parent is not None and int(parent) != os.getppid():
-        print(f"parent {parent} is gone (parent now {os.getppid()}); exiting", file=sys.stderr)
-        sys.exit(ORPHANED_EXIT)
 
 
 def durable_decision(constitution: LoadedConstitution, facts: Facts) -> Decision:

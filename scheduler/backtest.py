@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
+from adapters.market_data.chain_feed import available as chain_feeds
 from adapters.storage.audit_store import AuditQuery, AuditStore
 from adapters.storage.database import display_url, reproducible
 from constitution.errors import InvalidInput, Problem
@@ -171,10 +172,13 @@ def run_backtest(
     shadow: bool = False,
     skip_quiet: bool = True,
     coverage: Coverage | None = None,
+    chain_feed: bool | None = None,
 ) -> BacktestSummary:
     """Replay first..last through ``factory``'s cycles. ``shadow``: durable-rules decides every
     decision beside the compiled path (a disagreement is recorded and counted);
-    ``skip_quiet=False``: every tick is run (the event-driven replay's reference)."""
+    ``skip_quiet=False``: every tick is run (the event-driven replay's reference);
+    ``chain_feed``: option chains are made ahead in a second process (default: when this
+    machine has a second core; the records are the same either way)."""
     if last < first:
         raise InvalidInput(
             [Problem("--to", 1, 1, "range", "", f"--to {last} is before --from {first}")],
@@ -192,6 +196,7 @@ def run_backtest(
         until=last,
         shadow=shadow,
         audit=store,  # the notes and the cycles' batched records go through one store (D211)
+        chain_feed=chain_feeds() if chain_feed is None else chain_feed,
     )
     journal = RunningJournal()
     notes = _Notes(store)

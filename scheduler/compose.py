@@ -138,6 +138,8 @@ class CycleContext:
     # the run's AuditStore, shared by the cycles' log (a backtest: its notes and its batched
     # cycles then write through one store, in order, D211); None: the log opens its own
     audit: Any = None
+    # a backtest's chains are made ahead in a second process (adapters.market_data.chain_feed)
+    chain_feed: bool = False
 
 
 class CycleNotAvailable(OperationalError):
@@ -199,7 +201,7 @@ def paper_cycle_factory(ctx: CycleContext) -> CycleBuilder:
             ),
         )
 
-    return _Builder(build, shadow, store)
+    return _Builder(build, shadow, store, market)
 
 
 def shadow_for(mode: RunMode, shadow: bool = False) -> Any:
@@ -228,20 +230,25 @@ def close_shadow(shadow: Any) -> None:
 
 
 class _Builder:
-    """A ``CycleBuilder`` that owns the cycles' shadow and ledger store: ``close()`` (the
-    daemon's shutdown, the end of a backtest) ends the shadow's child process and closes the
-    store (an SQLite database's last connection folds its write-ahead log into the file)."""
+    """A ``CycleBuilder`` that owns the cycles' shadow, ledger store and market: ``close()``
+    (the daemon's shutdown, the end of a backtest) ends the shadow's child process, closes the
+    store (an SQLite database's last connection folds its write-ahead log into the file) and
+    ends the market's chain feed."""
 
-    def __init__(self, build: CycleBuilder, shadow: Any, store: Any = None):
-        self._build, self.shadow, self._store = build, shadow, store
+    def __init__(self, build: CycleBuilder, shadow: Any, store: Any = None, market: Any = None):
+        self._build, self.shadow, self._store, self._market = build, shadow, store, market
 
     def __call__(self, constitution: LoadedConstitution) -> Cycle:
         return self._build(constitution)
 
     def close(self) -> None:
         close_shadow(self.shadow)
-        if self._store is not None:
-            self._store.close()
+        try:
+            if self._store is not None:
+                self._store.close()
+        finally:
+            if self._market is not None:
+                self._market.close()
 
 
 def people(
@@ -307,17 +314,24 @@ class _OpeningCycle:
 
 def paper_market(ctx: CycleContext) -> BarMarketData:
     """Daily bars from ``ctx.data_dir`` (``alluse data import``, or bar files in any layout the
-    import reads), else seeded synthetic data
-    through ``ctx.until`` (default: a year past the clock's today)."""
+    import reads), else seeded synthetic data through ``ctx.until`` (default: a year past the
+    clock's today). With ``ctx.chain_feed``, its chains are made ahead in a second process
+    (``adapters.market_data.chain_feed``); ``market.close()`` ends it."""
+    from functools import partial
+
+    from adapters.market_data.chain_feed import ChainFeed, replay_market
+
+    until = _market_until(ctx)
+    market = replay_market(ctx.data_dir, ctx.synthetic_seed, until)
+    if ctx.chain_feed:
+        market.feed_chains(partial(ChainFeed.start, ctx.data_dir, ctx.synthetic_seed, until))
+    return market
+
+
+def _market_until(ctx: CycleContext) -> date:
     from datetime import timedelta
 
-    from adapters.market_data.files import FileMarketData
-    from adapters.market_data.synthetic import synthetic_market
-
-    if ctx.data_dir:  # a bar store, or a folder of bar files such as ../shared/data
-        return FileMarketData(ctx.data_dir)
-    until = ctx.until or (ctx.clock.now().date() + timedelta(days=365))
-    return synthetic_market(ctx.synthetic_seed if ctx.synthetic_seed is not None else 1, until)
+    return ctx.until or (ctx.clock.now().date() + timedelta(days=365))
 
 
 def live_cycle_factory(

@@ -218,6 +218,7 @@ def run_one(run: Run) -> dict[str, Any]:
         compose.paper_cycle_factory,
         data_dir=run.data,
         synthetic_seed=run.seed,
+        chain_feed=False,  # the sweep's processes use the cores already
     )
     return row(run, s)
 

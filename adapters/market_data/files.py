@@ -10,12 +10,14 @@ date/close columns) is ``InvalidInput``. ``alluse data import`` is stricter: see
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -109,6 +111,24 @@ def load_store(path: str | Path) -> dict[str, DailyHistory]:
     return store.open_bars(path)
 
 
+# --- chains made elsewhere -----------------------------------------------------------------
+
+
+class ChainSource(Protocol):
+    """Chains made ahead (``adapters.market_data.chain_feed.ChainFeed``)."""
+
+    def take(self, key: str, priced_at: datetime) -> OptionChain | None: ...
+
+    def close(self) -> None: ...
+
+
+def feed_key(key: tuple) -> str:
+    """A chain's cache key as text both ends of a feed make alike: the symbol, the exact
+    spot, VIX and scale (JSON floats round-trip), and the pricing instant."""
+    _, symbol, spot, vix, priced_at, scale = key
+    return json.dumps([symbol, spot, vix, priced_at.isoformat(), scale])
+
+
 # --- snapshots from bars --------------------------------------------------------------------
 
 
@@ -166,6 +186,9 @@ class BarMarketData:
         # last TRIGGER_HISTORY_CLOSES closes, which the days before it read already
         self._by_close: dict[tuple, TriggerReading] = {}
         self._usable: dict[str, np.ndarray] = {}  # symbol -> _last_usable's index
+        self._feed: ChainSource | None = None  # chains made ahead (feed_chains)
+        self._feed_start: Callable[[date, time, tuple[str, ...]], ChainSource] | None = None
+        self._refresh: time | None = None  # the ATR refresh of the last snapshot's params
 
     def _cached(self, key: tuple, compute: Callable[[], T]) -> T:
         """``compute()`` once per key while the New York date stays the same (bounded memory:
@@ -271,15 +294,72 @@ class BarMarketData:
         priced_at: datetime | None,
         scale: float | None,
     ) -> OptionChain | None:
+        key = self._chain_key(symbol, quote, vix, priced_at, scale)
+        return None if key is None else self._cached(key, lambda: self._made_chain(key))
+
+    def _chain_key(
+        self,
+        symbol: str,
+        quote: Quote | None,
+        vix: Quote | None,
+        priced_at: datetime | None,
+        scale: float | None,
+    ) -> tuple | None:
+        """What ``symbol``'s chain is priced from, or None when it has none."""
         if not self._chains or quote is None or vix is None or priced_at is None:
             return None
         if not all(math.isfinite(v) and v > 0 for v in (quote.last, vix.last)):
             return None
-        key = ("chain", symbol, quote.last, vix.last, priced_at, scale)
-        return self._cached(
-            key,
-            lambda: synthetic_chain(symbol, quote.last, vix.last, priced_at, self._model, scale),
-        )
+        return ("chain", symbol, quote.last, vix.last, priced_at, scale)
+
+    def _made_chain(self, key: tuple) -> OptionChain:
+        _, symbol, spot, vix, priced_at, scale = key
+        feed = self._feed_for(priced_at)
+        made = None if feed is None else feed.take(feed_key(key), priced_at)
+        if made is None:
+            made = synthetic_chain(symbol, spot, vix, priced_at, self._model, scale)
+        return made
+
+    # --- a chain feed: the chains made ahead, in another process (a backtest's) -------------
+
+    def feed_chains(self, start: Callable[[date, time, tuple[str, ...]], ChainSource]) -> None:
+        """Take chains from ``start(first day, ATR refresh, symbols)``'s source (a backtest's
+        ``adapters.market_data.chain_feed``), started when the first chain is needed; a chain
+        it does not have is made here. Only for the documented chain model, the one a feed
+        makes."""
+        if self._model == DEFAULT_CHAIN_MODEL:
+            self._feed_start = start
+
+    def _feed_for(self, priced_at: datetime) -> ChainSource | None:
+        if self._feed is None and self._feed_start is not None and self._refresh is not None:
+            symbols = tuple(sorted(set(self._h) - {self._vix}))
+            start, self._feed_start = self._feed_start, None  # one attempt
+            self._feed = start(calendar.new_york_date(priced_at), self._refresh, symbols)
+        return self._feed
+
+    def chains_at(
+        self, at: datetime, symbols: Sequence[str], refresh: time
+    ) -> list[tuple[str, OptionChain]]:
+        """The chains a snapshot at ``at`` prices, with their feed keys (``feed_key``): what a
+        chain feed sends ahead. The same quotes, volatility scales and cache as ``snapshot``."""
+        day = calendar.new_york_date(at)
+        self._start_day(day)
+        cutoff, _ = calendar.atr_bar_cutoff(at, refresh)
+        priced_at = _priced_at(at, day)
+        vix = self._quote(self._vix, at, day, priced_at)
+        out = []
+        for s in symbols:
+            q = self._quote(s, at, day, priced_at)
+            key = self._chain_key(s, q, vix, priced_at, self._vol_scale(s, cutoff))
+            if key is not None:
+                out.append((feed_key(key), self._cached(key, partial(self._made_chain, key))))
+        return out
+
+    def close(self) -> None:
+        """End the chain feed, if one runs."""
+        feed, self._feed, self._feed_start = self._feed, None, None
+        if feed is not None:
+            feed.close()
 
     def _vol_scale(self, symbol: str, cutoff: date) -> float | None:
         """``symbol``'s realised volatility over the index's, from the ``lookback`` sessions
@@ -352,6 +432,7 @@ class BarMarketData:
     ) -> MarketSnapshot:
         day = calendar.new_york_date(at)
         self._start_day(day)
+        self._refresh = params.atr.refresh
         cutoff, _ = calendar.atr_bar_cutoff(at, params.atr.refresh)
         completed = _completed(at)
         priced_at = _priced_at(at, day)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.shadow_process import ORPHANED_EXIT, PARENT_ENV, ShadowProcess, describe_exit
+from adapters.children import ORPHANED_EXIT, PARENT_ENV
+from adapters.shadow_process import ShadowProcess, describe_exit
 from constitution.load import load_constitution_text
 from engine.cycle import agreement
 from engine.rules.durable import EngineFailure

@@ -1,0 +1,44 @@
+"""What every child process of ALL-USE does first: die with its parent.
+
+The durable-rules shadow (``adapters.shadow_process``) and a backtest's chain feed
+(``adapters.market_data.chain_feed``) run in child processes. A child whose parent is gone is
+of no use to anyone, and one stuck in C code reads no pipe that would tell it so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+PARENT_ENV = "ALLUSE_SHADOW_PARENT"  # the parent's pid, given to the child (die_with_parent)
+ORPHANED_EXIT = 1  # a child whose parent died before it asked to die with it exits with this
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def child_env() -> dict[str, str]:
+    """The environment a child is started with: this one, and this process's pid."""
+    return {**os.environ, PARENT_ENV: str(os.getpid())}
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this child when its parent dies; elsewhere nothing.
+
+    A closed stdin ends a child waiting for a request, not one stuck in durable's C code: that
+    child would outlive a SIGKILLed daemon. A parent that died before the ``prctl`` call (the
+    child already re-parented) is seen by its pid, which it put in ``PARENT_ENV``: the child
+    exits at once (``ORPHANED_EXIT``). The kernel watches the parent *thread* that started the
+    child: the threads that start children (the daemon's main thread and its one cycle
+    worker, ``paper step``'s and a backtest's main thread) live as long as their process."""
+    if not sys.platform.startswith("linux"):
+        return  # no prctl: the child's life is its pipes alone
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        print(f"prctl(PR_SET_PDEATHSIG): {os.strerror(ctypes.get_errno())}", file=sys.stderr)
+    parent = os.environ.get(PARENT_ENV)
+    if parent is not None and int(parent) != os.getppid():
+        print(f"parent {parent} is gone (parent now {os.getppid()}); exiting", file=sys.stderr)
+        sys.exit(ORPHANED_EXIT)

@@ -1,0 +1,130 @@
+"""The chain feed (adapters/market_data/chain_feed.py, D212): the chains a backtest's second
+process makes ahead are bit for bit the ones the run makes itself, a key it did not make is the
+run's to make, a feed that dies or hangs leaves the run its own chains, and a backtest leaves
+the same database with the feed as without it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+
+import numpy as np
+import pytest
+
+from adapters.market_data import chain_feed
+from adapters.market_data.chain_feed import COLUMNS, ChainFeed, instants, replay_market
+from adapters.market_data.files import feed_key
+from engine.market import calendar
+from engine.market.snapshot import OptionChain
+
+SEED, FIRST, UNTIL = 7, date(2024, 1, 2), date(2024, 1, 12)
+
+
+@pytest.fixture(scope="module")
+def refresh(bundled):
+    return bundled.model.protocol.atr.refresh
+
+
+def _symbols(market) -> tuple[str, ...]:
+    return tuple(sorted(set(market._h) - {"VIX"}))
+
+
+def _same(a: OptionChain, b: OptionChain) -> bool:
+    return (a.underlying, a.as_of, a.spot) == (b.underlying, b.as_of, b.spot) and all(
+        getattr(a, c).dtype == getattr(b, c).dtype
+        and getattr(a, c).tobytes() == getattr(b, c).tobytes()
+        for c, _ in COLUMNS
+    )
+
+
+def _expected(refresh) -> list[tuple[str, OptionChain]]:
+    """Every chain of the span as the run makes it (no feed), in session order."""
+    market = replay_market(None, SEED, UNTIL)
+    out = []
+    for day in calendar.sessions_between(FIRST, UNTIL).astype(date):
+        for at in instants(day, refresh):
+            out += market.chains_at(at, _symbols(market), refresh)
+    return out
+
+
+def _feed(refresh, first: date = FIRST) -> ChainFeed:
+    return ChainFeed.start(
+        None, SEED, UNTIL, first, refresh, _symbols(replay_market(None, SEED, UNTIL))
+    )
+
+
+def test_the_feed_sends_the_chains_the_run_would_make(refresh):
+    expected = _expected(refresh)
+    feed = _feed(refresh)
+    try:
+        for key, chain in expected:
+            taken = feed.take(key, chain.as_of)
+            assert taken is not None, key
+            assert _same(taken, chain), key
+    finally:
+        feed.close()
+    assert len(expected) > 100  # 8 sessions, 10 symbols with quotes, open and close
+    assert (feed.taken, feed.missed) == (len(expected), 0)
+
+
+def test_a_key_the_feed_did_not_make_is_the_runs_to_make(refresh):
+    key, chain = _expected(refresh)[0]
+    symbol, spot, vix, _, scale = json.loads(key)
+    nudged = feed_key(("chain", symbol, np.nextafter(spot, np.inf), vix, chain.as_of, scale))
+    feed = _feed(refresh)
+    try:
+        assert feed.take(nudged, chain.as_of) is None  # the spot one ulp above: not this chain
+        assert feed.missed == 1
+        found = feed.take(key, chain.as_of)  # the session's chains are still there
+        assert found is not None and _same(found, chain)
+    finally:
+        feed.close()
+
+
+def test_a_session_the_feed_has_passed_is_the_runs_to_make(refresh):
+    expected = _expected(refresh)
+    later = date(2024, 1, 9)
+    feed = _feed(refresh, first=later)
+    try:
+        before = [(k, c) for k, c in expected if calendar.new_york_date(c.as_of) < later]
+        after = [(k, c) for k, c in expected if calendar.new_york_date(c.as_of) >= later]
+        assert before and after
+        (first_key, first_chain), (old_key, old_chain) = after[0], before[0]
+        assert feed.take(first_key, first_chain.as_of) is not None
+        assert feed.take(old_key, old_chain.as_of) is None  # sent from `later` on only
+    finally:
+        feed.close()
+
+
+def test_a_feed_that_dies_leaves_the_run_its_chains(refresh):
+    key, chain = _expected(refresh)[0]
+    feed = ChainFeed({}, command=(sys.executable, "-c", "import sys; sys.exit(3)"))
+    try:
+        assert feed.take(key, chain.as_of) is None
+        assert feed.take(key, chain.as_of) is None  # and it is not waited on again
+    finally:
+        feed.close()
+    assert feed.missed == 2 and feed._proc.returncode == 3
+
+
+def test_a_feed_that_hangs_is_given_up_and_ended(refresh, monkeypatch):
+    monkeypatch.setattr(chain_feed, "WAIT_SECONDS", 0.5)
+    key, chain = _expected(refresh)[0]
+    feed = ChainFeed({}, command=(sys.executable, "-c", "import time; time.sleep(60)"))
+    try:
+        assert feed.take(key, chain.as_of) is None
+        assert feed._proc.poll() is not None  # killed, not left running
+    finally:
+        feed.close()
+
+
+def test_a_broken_message_ends_the_feed(refresh):
+    key, chain = _expected(refresh)[0]
+    garbage = "import sys; sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x05{oops')"
+    feed = ChainFeed({}, command=(sys.executable, "-c", garbage))
+    try:
+        assert feed.take(key, chain.as_of) is None
+    finally:
+        feed.close()
+    assert feed.missed == 1

@@ -1,0 +1,51 @@
+"""A backtest leaves the same database with its chains made ahead in a second process as
+when it makes them itself (D212), and the feed is what made them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from adapters.market_data.chain_feed import ChainFeed
+from scheduler import compose
+from scheduler.backtest import run_backtest
+from tests.scheduler.test_cycle_writes import _tables
+
+FIRST, LAST = date(2024, 1, 2), date(2024, 1, 12)
+
+
+@pytest.mark.slow
+def test_a_backtest_with_its_chain_feed_leaves_the_same_database(bundled, tmp_path, monkeypatch):
+    counts = []
+    real_close = ChainFeed.close
+
+    def counted(self):
+        counts.append((self.taken, self.missed))
+        real_close(self)
+
+    monkeypatch.setattr(ChainFeed, "close", counted)
+    fed, own = tmp_path / "fed.db", tmp_path / "own.db"
+    a = run_backtest(
+        bundled,
+        FIRST,
+        LAST,
+        f"sqlite:///{fed}",
+        compose.paper_cycle_factory,
+        synthetic_seed=7,
+        chain_feed=True,
+    )
+    b = run_backtest(
+        bundled,
+        FIRST,
+        LAST,
+        f"sqlite:///{own}",
+        compose.paper_cycle_factory,
+        synthetic_seed=7,
+        chain_feed=False,
+    )
+    assert _tables(fed) == _tables(own)
+    assert (a.decided, a.run, a.trades) == (b.decided, b.run, b.trades) and a.trades > 0
+    assert len(counts) == 1  # one feed, for the fed run only, closed at its end
+    taken, missed = counts[0]
+    assert taken > 100 and missed == 0
