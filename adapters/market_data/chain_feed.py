@@ -39,7 +39,8 @@ import numpy as np
 from adapters.children import child_env, die_with_parent
 from adapters.market_data.files import BarMarketData, FileMarketData
 from engine.market import calendar
-from engine.market.snapshot import OptionChain
+from engine.market.indicators import AtrBasis
+from engine.market.snapshot import DataQualityFinding, OptionChain, QualityCode
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class ChainFeed:
         until: date,
         first: date,
         refresh: time,
+        period: int,
         symbols: tuple[str, ...],
     ) -> ChainFeed:
         work = {
@@ -118,19 +120,28 @@ class ChainFeed:
             "until": until.isoformat(),
             "first": first.isoformat(),
             "refresh": refresh.isoformat(),
+            "period": period,
             "symbols": list(symbols),
         }
         return cls(work)
 
-    def take(self, key: str, priced_at: datetime) -> OptionChain | None:
+    def chain(self, key: str, priced_at: datetime) -> OptionChain | None:
         """The chain sent under ``key`` (priced at ``priced_at``), or None when the feed has
         not made it: then the caller makes it."""
-        day = calendar.new_york_date(priced_at)
+        found = self._take(key, calendar.new_york_date(priced_at))
+        return None if found is None else _chain(found[0], found[1], priced_at)
+
+    def value(self, key: str, day: date) -> tuple[bool, Any]:
+        """(True, the ATR basis or volatility scale sent under ``key``) or (False, None)."""
+        found = self._take(key, day)
+        return (False, None) if found is None else (True, _value(found[0]))
+
+    def _take(self, key: str, day: date) -> tuple[dict, bytes] | None:
         while True:
             found = self._ready.pop(key, None)
             if found is not None:
                 self.taken += 1
-                return _chain(found[1], found[2], priced_at)
+                return found[1], found[2]
             if self._ended or (self._done is not None and self._done >= day):
                 self.missed += 1
                 return None
@@ -176,6 +187,7 @@ class _Pipe:
 
     def __init__(self, stream: IO[bytes]):
         self._stream, self._fd, self._buf = stream, stream.fileno(), bytearray()
+        self._at = 0  # where the unread bytes of ``_buf`` start
         try:
             import fcntl
 
@@ -186,24 +198,29 @@ class _Pipe:
     def message(self, timeout: float) -> tuple[dict, bytes] | None:
         """The next message, None at its end (or a broken one); TimeoutError when nothing
         came for ``timeout`` seconds."""
+        if self._at > PIPE_BYTES:  # drop what was read, now and then (not per message)
+            del self._buf[: self._at]
+            self._at = 0
         if not self._fill(4, timeout):
             return None
-        size = 4 + int.from_bytes(self._buf[:4], "big")
+        at = self._at  # _fill only appends: offsets from here hold for this message
+        size = 4 + int.from_bytes(self._buf[at : at + 4], "big")
         if not self._fill(size, timeout):
             return None
         try:
-            header = json.loads(self._buf[4:size])
-            end = size + (header["rows"] * _ROW_BYTES if "key" in header else 0)
+            header = json.loads(self._buf[at + 4 : at + size])
+            end = size + (header["rows"] * _ROW_BYTES if "rows" in header else 0)
         except (ValueError, KeyError, TypeError):
             return None
         if not self._fill(end, timeout):
             return None
-        body = bytes(self._buf[size:end])
-        del self._buf[:end]
+        body = bytes(self._buf[at + size : at + end])
+        self._at += end
         return header, body
 
     def _fill(self, n: int, timeout: float) -> bool:
-        while len(self._buf) < n:
+        """At least ``n`` unread bytes in the buffer; False at the end of the stream."""
+        while len(self._buf) - self._at < n:
             ready, _, _ = select.select([self._fd], [], [], timeout)
             if not ready:
                 raise TimeoutError
@@ -223,6 +240,37 @@ def _chain(header: dict, body: bytes, priced_at: datetime) -> OptionChain:
         columns[name] = np.frombuffer(body, dtype=dtype, count=n, offset=offset)
         offset += n * np.dtype(dtype).itemsize
     return OptionChain(header["symbol"], priced_at, header["spot"], **columns)
+
+
+def _value(header: dict) -> Any:
+    value = header["value"]
+    if header["kind"] != "atr" or value is None:
+        return value  # a volatility scale: a float or None
+    findings = tuple(DataQualityFinding(QualityCode(c), s, d) for c, s, d in value["findings"])
+    return AtrBasis(
+        value["symbol"],
+        date.fromisoformat(value["cutoff"]),
+        value["value"],
+        None if value["last_bar"] is None else date.fromisoformat(value["last_bar"]),
+        value["close_only"],
+        findings,
+        value["period"],
+    )
+
+
+def _value_message(header: dict, value: AtrBasis | float | None) -> bytes:
+    if isinstance(value, AtrBasis):
+        body: Any = {
+            "symbol": value.symbol,
+            "cutoff": value.cutoff.isoformat(),
+            "value": value.value,
+            "last_bar": None if value.last_bar is None else value.last_bar.isoformat(),
+            "close_only": value.close_only,
+            "findings": [[f.code.value, f.subject, f.detail] for f in value.findings],
+            "period": value.period,
+        }
+        return _message({**header, "kind": "atr", "value": body})
+    return _message({**header, "kind": "scale", "value": value})
 
 
 def _message(header: dict, chain: OptionChain | None = None) -> bytes:
@@ -254,16 +302,22 @@ def serve() -> None:
     work = json.loads(sys.stdin.readline())
     until, day = date.fromisoformat(work["until"]), date.fromisoformat(work["first"])
     refresh, symbols = time.fromisoformat(work["refresh"]), tuple(work["symbols"])
+    period = int(work["period"])
     market = replay_market(work["data_dir"], work["synthetic_seed"], until)
     out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)
     try:
         while day <= until:
             sent: set[str] = set()
             for at in instants(day, refresh):
-                for key, chain in market.chains_at(at, symbols, refresh):
+                for key, made in market.made_ahead(at, symbols, refresh, period):
                     if key not in sent:
                         sent.add(key)
-                        out.write(_message({"key": key, "day": day.isoformat()}, chain))
+                        header = {"key": key, "day": day.isoformat()}
+                        out.write(
+                            _message(header, made)
+                            if isinstance(made, OptionChain)
+                            else _value_message(header, made)
+                        )
                 out.flush()
             out.write(_message({"done": day.isoformat()}))
             out.flush()

@@ -115,18 +115,26 @@ def load_store(path: str | Path) -> dict[str, DailyHistory]:
 
 
 class ChainSource(Protocol):
-    """Chains made ahead (``adapters.market_data.chain_feed.ChainFeed``)."""
+    """What the bars give, made ahead (``adapters.market_data.chain_feed.ChainFeed``)."""
 
-    def take(self, key: str, priced_at: datetime) -> OptionChain | None: ...
+    def chain(self, key: str, priced_at: datetime) -> OptionChain | None: ...
+
+    def value(self, key: str, day: date) -> tuple[bool, Any]: ...
 
     def close(self) -> None: ...
 
 
+FeedStart = Callable[[date, time, int, tuple[str, ...]], ChainSource]
+
+
 def feed_key(key: tuple) -> str:
-    """A chain's cache key as text both ends of a feed make alike: the symbol, the exact
-    spot, VIX and scale (JSON floats round-trip), and the pricing instant."""
-    _, symbol, spot, vix, priced_at, scale = key
-    return json.dumps([symbol, spot, vix, priced_at.isoformat(), scale])
+    """A cache key (a chain's, an ATR basis', a volatility scale's) as text both ends of a
+    feed make alike: exact floats (JSON's round-trip), dates and instants in ISO form."""
+    return json.dumps(list(key), default=_iso)
+
+
+def _iso(value: date) -> str:  # date and datetime
+    return value.isoformat()
 
 
 # --- snapshots from bars --------------------------------------------------------------------
@@ -187,8 +195,8 @@ class BarMarketData:
         self._by_close: dict[tuple, TriggerReading] = {}
         self._usable: dict[str, np.ndarray] = {}  # symbol -> _last_usable's index
         self._feed: ChainSource | None = None  # chains made ahead (feed_chains)
-        self._feed_start: Callable[[date, time, tuple[str, ...]], ChainSource] | None = None
-        self._refresh: time | None = None  # the ATR refresh of the last snapshot's params
+        self._feed_start: FeedStart | None = None
+        self._atr_params: AtrParams | None = None  # the last snapshot's (what a feed is told)
 
     def _cached(self, key: tuple, compute: Callable[[], T]) -> T:
         """``compute()`` once per key while the New York date stays the same (bounded memory:
@@ -273,12 +281,16 @@ class BarMarketData:
     def _atr(
         self, symbol: str, at: datetime, cutoff: date, price: float | None, p: AtrParams
     ) -> AtrReading | None:
+        basis = self._atr_basis(symbol, cutoff, p.period)
+        return None if basis is None else reading_at(basis, at, price, p)
+
+    def _atr_basis(self, symbol: str, cutoff: date, period: int) -> AtrBasis | None:
         def compute() -> AtrBasis | None:
             recent = self._recent(symbol, cutoff)
-            return None if recent is None else atr_basis(recent, cutoff, p.period)
+            return None if recent is None else atr_basis(recent, cutoff, period)
 
-        basis = self._cached(("atr", symbol, cutoff, p.period), compute)
-        return None if basis is None else reading_at(basis, at, price, p)
+        key = ("atr", symbol, cutoff, period)
+        return self._cached(key, partial(self._fed, key, compute))
 
     def _earnings_week(self, day: date) -> frozenset[str]:
         monday = np.datetime64(day - timedelta(days=day.weekday()), "D")
@@ -315,42 +327,56 @@ class BarMarketData:
     def _made_chain(self, key: tuple) -> OptionChain:
         _, symbol, spot, vix, priced_at, scale = key
         feed = self._feed_for(priced_at)
-        made = None if feed is None else feed.take(feed_key(key), priced_at)
+        made = None if feed is None else feed.chain(feed_key(key), priced_at)
         if made is None:
             made = synthetic_chain(symbol, spot, vix, priced_at, self._model, scale)
         return made
 
+    def _fed(self, key: tuple, compute: Callable[[], T]) -> T:
+        """What the feed made under ``key`` (an ATR basis, a volatility scale), else
+        ``compute()``."""
+        if self._feed is not None and self._memo_day is not None:
+            found, value = self._feed.value(feed_key(key), self._memo_day)
+            if found:
+                return value  # made by the same code under the same key
+        return compute()
+
     # --- a chain feed: the chains made ahead, in another process (a backtest's) -------------
 
-    def feed_chains(self, start: Callable[[date, time, tuple[str, ...]], ChainSource]) -> None:
-        """Take chains from ``start(first day, ATR refresh, symbols)``'s source (a backtest's
-        ``adapters.market_data.chain_feed``), started when the first chain is needed; a chain
-        it does not have is made here. Only for the documented chain model, the one a feed
-        makes."""
+    def feed_chains(self, start: FeedStart) -> None:
+        """Take chains, ATR bases and volatility scales from ``start(first day, ATR refresh,
+        ATR period, symbols)``'s source (a backtest's ``adapters.market_data.chain_feed``),
+        started when the first chain is needed; what it does not have is made here. Only for
+        the documented chain model, the one a feed makes."""
         if self._model == DEFAULT_CHAIN_MODEL:
             self._feed_start = start
 
     def _feed_for(self, priced_at: datetime) -> ChainSource | None:
-        if self._feed is None and self._feed_start is not None and self._refresh is not None:
+        atr = self._atr_params
+        if self._feed is None and self._feed_start is not None and atr is not None:
             symbols = tuple(sorted(set(self._h) - {self._vix}))
             start, self._feed_start = self._feed_start, None  # one attempt
-            self._feed = start(calendar.new_york_date(priced_at), self._refresh, symbols)
+            first = calendar.new_york_date(priced_at)
+            self._feed = start(first, atr.refresh, atr.period, symbols)
         return self._feed
 
-    def chains_at(
-        self, at: datetime, symbols: Sequence[str], refresh: time
-    ) -> list[tuple[str, OptionChain]]:
-        """The chains a snapshot at ``at`` prices, with their feed keys (``feed_key``): what a
-        chain feed sends ahead. The same quotes, volatility scales and cache as ``snapshot``."""
+    def made_ahead(
+        self, at: datetime, symbols: Sequence[str], refresh: time, period: int
+    ) -> list[tuple[str, Any]]:
+        """What a snapshot at ``at`` computes from the bars alone, by feed key (``feed_key``):
+        each symbol's ATR basis and volatility scale, then its chain - what a chain feed
+        sends ahead. The same quotes, cutoffs and cache as ``snapshot``."""
         day = calendar.new_york_date(at)
         self._start_day(day)
         cutoff, _ = calendar.atr_bar_cutoff(at, refresh)
         priced_at = _priced_at(at, day)
         vix = self._quote(self._vix, at, day, priced_at)
-        out = []
+        out: list[tuple[str, Any]] = []
         for s in symbols:
-            q = self._quote(s, at, day, priced_at)
-            key = self._chain_key(s, q, vix, priced_at, self._vol_scale(s, cutoff))
+            scale = self._vol_scale(s, cutoff)
+            out.append((feed_key(("atr", s, cutoff, period)), self._atr_basis(s, cutoff, period)))
+            out.append((feed_key(("scale", s, cutoff)), scale))
+            key = self._chain_key(s, self._quote(s, at, day, priced_at), vix, priced_at, scale)
             if key is not None:
                 out.append((feed_key(key), self._cached(key, partial(self._made_chain, key))))
         return out
@@ -375,7 +401,8 @@ class BarMarketData:
                 return None
             return round(min(max(own / index, MIN_SCALE), MAX_SCALE), 4)
 
-        return self._cached(("scale", symbol, cutoff), compute)
+        key = ("scale", symbol, cutoff)
+        return self._cached(key, partial(self._fed, key, compute))
 
     def _realised(self, symbol: str, cutoff: date) -> float | None:
         def compute() -> float | None:
@@ -432,7 +459,7 @@ class BarMarketData:
     ) -> MarketSnapshot:
         day = calendar.new_york_date(at)
         self._start_day(day)
-        self._refresh = params.atr.refresh
+        self._atr_params = params.atr
         cutoff, _ = calendar.atr_bar_cutoff(at, params.atr.refresh)
         completed = _completed(at)
         priced_at = _priced_at(at, day)

@@ -16,6 +16,7 @@ from adapters.market_data import chain_feed
 from adapters.market_data.chain_feed import COLUMNS, ChainFeed, instants, replay_market
 from adapters.market_data.files import feed_key
 from engine.market import calendar
+from engine.market.indicators import AtrBasis
 from engine.market.snapshot import OptionChain
 
 SEED, FIRST, UNTIL = 7, date(2024, 1, 2), date(2024, 1, 12)
@@ -24,6 +25,11 @@ SEED, FIRST, UNTIL = 7, date(2024, 1, 2), date(2024, 1, 12)
 @pytest.fixture(scope="module")
 def refresh(bundled):
     return bundled.model.protocol.atr.refresh
+
+
+@pytest.fixture(scope="module")
+def period(bundled):
+    return bundled.model.protocol.atr.period
 
 
 def _symbols(market) -> tuple[str, ...]:
@@ -38,93 +44,111 @@ def _same(a: OptionChain, b: OptionChain) -> bool:
     )
 
 
-def _expected(refresh) -> list[tuple[str, OptionChain]]:
-    """Every chain of the span as the run makes it (no feed), in session order."""
+def _made(refresh, period) -> list[tuple[str, date, object]]:
+    """(key, session, what) the run makes of the span's bars alone (no feed), in order."""
     market = replay_market(None, SEED, UNTIL)
     out = []
     for day in calendar.sessions_between(FIRST, UNTIL).astype(date):
         for at in instants(day, refresh):
-            out += market.chains_at(at, _symbols(market), refresh)
+            made = market.made_ahead(at, _symbols(market), refresh, period)
+            out += [(k, day, v) for k, v in made]
     return out
 
 
-def _feed(refresh, first: date = FIRST) -> ChainFeed:
-    return ChainFeed.start(
-        None, SEED, UNTIL, first, refresh, _symbols(replay_market(None, SEED, UNTIL))
-    )
+def _expected(refresh, period) -> list[tuple[str, OptionChain]]:
+    """Every chain of the span as the run makes it, in session order."""
+    return [(k, v) for k, _, v in _made(refresh, period) if isinstance(v, OptionChain)]
 
 
-def test_the_feed_sends_the_chains_the_run_would_make(refresh):
-    expected = _expected(refresh)
-    feed = _feed(refresh)
+def _feed(refresh, period, first: date = FIRST) -> ChainFeed:
+    symbols = _symbols(replay_market(None, SEED, UNTIL))
+    return ChainFeed.start(None, SEED, UNTIL, first, refresh, period, symbols)
+
+
+def test_the_feed_sends_what_the_run_would_make(refresh, period):
+    made = _made(refresh, period)
+    feed = _feed(refresh, period)
+    kinds, asked = set(), set()
     try:
-        for key, chain in expected:
-            taken = feed.take(key, chain.as_of)
-            assert taken is not None, key
-            assert _same(taken, chain), key
+        for key, day, expected in made:
+            if (key, day) in asked:
+                continue  # the run caches a session's: it asks once
+            asked.add((key, day))
+            kind = json.loads(key)[0]
+            kinds.add(kind)
+            if kind == "chain":
+                taken = feed.chain(key, expected.as_of)
+                assert taken is not None and _same(taken, expected), key
+            else:  # an ATR basis (a frozen dataclass: every field) or a volatility scale
+                found, value = feed.value(key, day)
+                assert found and value == expected and type(value) is type(expected), key
     finally:
         feed.close()
-    assert len(expected) > 100  # 8 sessions, 10 symbols with quotes, open and close
-    assert (feed.taken, feed.missed) == (len(expected), 0)
+    chains = sum(isinstance(v, OptionChain) for _, _, v in made)
+    assert chains > 100  # 8 sessions, 10 symbols with quotes, open and close
+    assert kinds == {"chain", "atr", "scale"}
+    assert any(isinstance(v, AtrBasis) and v.value is not None for _, _, v in made)
+    assert any(isinstance(v, float) for _, _, v in made)  # a scale from the bars
+    assert feed.missed == 0 and feed.taken == len(asked) < len(made)  # some made twice
 
 
-def test_a_key_the_feed_did_not_make_is_the_runs_to_make(refresh):
-    key, chain = _expected(refresh)[0]
-    symbol, spot, vix, _, scale = json.loads(key)
+def test_a_key_the_feed_did_not_make_is_the_runs_to_make(refresh, period):
+    key, chain = _expected(refresh, period)[0]
+    _, symbol, spot, vix, _, scale = json.loads(key)
     nudged = feed_key(("chain", symbol, np.nextafter(spot, np.inf), vix, chain.as_of, scale))
-    feed = _feed(refresh)
+    feed = _feed(refresh, period)
     try:
-        assert feed.take(nudged, chain.as_of) is None  # the spot one ulp above: not this chain
+        assert feed.chain(nudged, chain.as_of) is None  # the spot one ulp above: not this chain
         assert feed.missed == 1
-        found = feed.take(key, chain.as_of)  # the session's chains are still there
+        found = feed.chain(key, chain.as_of)  # the session's chains are still there
         assert found is not None and _same(found, chain)
     finally:
         feed.close()
 
 
-def test_a_session_the_feed_has_passed_is_the_runs_to_make(refresh):
-    expected = _expected(refresh)
+def test_a_session_the_feed_has_passed_is_the_runs_to_make(refresh, period):
+    expected = _expected(refresh, period)
     later = date(2024, 1, 9)
-    feed = _feed(refresh, first=later)
+    feed = _feed(refresh, period, first=later)
     try:
         before = [(k, c) for k, c in expected if calendar.new_york_date(c.as_of) < later]
         after = [(k, c) for k, c in expected if calendar.new_york_date(c.as_of) >= later]
         assert before and after
         (first_key, first_chain), (old_key, old_chain) = after[0], before[0]
-        assert feed.take(first_key, first_chain.as_of) is not None
-        assert feed.take(old_key, old_chain.as_of) is None  # sent from `later` on only
+        assert feed.chain(first_key, first_chain.as_of) is not None
+        assert feed.chain(old_key, old_chain.as_of) is None  # sent from `later` on only
     finally:
         feed.close()
 
 
-def test_a_feed_that_dies_leaves_the_run_its_chains(refresh):
-    key, chain = _expected(refresh)[0]
+def test_a_feed_that_dies_leaves_the_run_its_chains(refresh, period):
+    key, chain = _expected(refresh, period)[0]
     feed = ChainFeed({}, command=(sys.executable, "-c", "import sys; sys.exit(3)"))
     try:
-        assert feed.take(key, chain.as_of) is None
-        assert feed.take(key, chain.as_of) is None  # and it is not waited on again
+        assert feed.chain(key, chain.as_of) is None
+        assert feed.chain(key, chain.as_of) is None  # and it is not waited on again
     finally:
         feed.close()
     assert feed.missed == 2 and feed._proc.returncode == 3
 
 
-def test_a_feed_that_hangs_is_given_up_and_ended(refresh, monkeypatch):
+def test_a_feed_that_hangs_is_given_up_and_ended(refresh, period, monkeypatch):
     monkeypatch.setattr(chain_feed, "WAIT_SECONDS", 0.5)
-    key, chain = _expected(refresh)[0]
+    key, chain = _expected(refresh, period)[0]
     feed = ChainFeed({}, command=(sys.executable, "-c", "import time; time.sleep(60)"))
     try:
-        assert feed.take(key, chain.as_of) is None
+        assert feed.chain(key, chain.as_of) is None
         assert feed._proc.poll() is not None  # killed, not left running
     finally:
         feed.close()
 
 
-def test_a_broken_message_ends_the_feed(refresh):
-    key, chain = _expected(refresh)[0]
+def test_a_broken_message_ends_the_feed(refresh, period):
+    key, chain = _expected(refresh, period)[0]
     garbage = "import sys; sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x05{oops')"
     feed = ChainFeed({}, command=(sys.executable, "-c", garbage))
     try:
-        assert feed.take(key, chain.as_of) is None
+        assert feed.chain(key, chain.as_of) is None
     finally:
         feed.close()
     assert feed.missed == 1
