@@ -1,24 +1,25 @@
-"""A backtest's option chains, made ahead in a second process (the chain feed).
+"""A backtest's option chains, ATR bases and volatility scales, made ahead in a second process
+(the chain feed, D212).
 
 A synthetic chain depends on the bars alone (the quote, VIX, the pricing instant, the
-volatility scale), never on the accounts, so a replay's chains can be made before they are
-needed. In the README's two-year backtest they were ~18 % of the run, all on one core of a
-machine with two. The feed is a child process (``python -m adapters.market_data.chain_feed``)
-that builds the same market (``replay_market``) and walks the sessions ahead of the run,
-making each session's chains at its open, ATR refresh and close (``BarMarketData.chains_at``),
-and writes them to its stdout, a pipe of ``PIPE_BYTES`` (~14 chains: the child works ahead
-until it is full); the run's market reads the chain it needs from it when its own cache misses
+volatility scale), never on the accounts, and so do an ATR reading's basis and a volatility
+scale; a replay's can be made before they are needed. In the README's two-year backtest they
+were ~25 % of the run, all on one core of a machine with two. The feed is a child process
+(``python -m adapters.market_data.chain_feed``) that builds the same market (``replay_market``)
+and walks the sessions ahead of the run, making what each session's snapshots make at its open,
+ATR refresh and close (``BarMarketData.made_ahead``), and writes it to its stdout, a pipe of
+``PIPE_BYTES`` (~14 chains: the child works ahead until it is full); the run's market reads what it needs from it when its own cache misses
 (``BarMarketData.feed_chains``). No reader thread: one measured cost the run a third of what
 the feed saved, in handing the interpreter's lock back and forth.
 
-Nothing depends on it: a chain is taken only under the exact key the run would make it from
-(``feed_key``), made by the same code from the same bars - so bit for bit the chain the run
-would make - and any chain the feed has not sent (another instant, a feed that died, was slow
-or never started) is made in the run. A run's records are the same with or without it.
+Nothing depends on it: a value is taken only under the exact key the run caches it under
+(``feed_key``), made by the same code from the same bars - so bit for bit what the run would
+make - and anything the feed has not sent (another instant, a feed that died, was slow or
+never started) is made in the run. A run's records are the same with or without it.
 
-Wire format, per message: a 4-byte big-endian length, a JSON header, then for a chain its
-columns' bytes (``COLUMNS``). No pickle: the child is a fresh interpreter given its work as one
-JSON line on stdin.
+Wire format, per message: a 4-byte big-endian length, a JSON header (an ATR basis or a scale
+in it, exact floats), then for a chain its columns' bytes (``COLUMNS``). No pickle: the child
+is a fresh interpreter given its work as one JSON line on stdin.
 """
 
 from __future__ import annotations
