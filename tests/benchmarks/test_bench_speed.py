@@ -4,8 +4,9 @@
   hand-written v1.3 (tests/benchmarks/handwritten_v13.py); also the compiled matching alone
   (the explanation is built when the decision is asked for);
 * 10,000 accounts: compiled (matching, and the explained decision) vs hand-written;
-* the README's two-year synthetic backtest: event-driven + compiled vs tick by tick +
-  durable-rules (today's path). By default the first quarter of 2024 and a projection;
+* the README's two-year synthetic backtest: event-driven + compiled, with its chain feed (the
+  default on two cores, D212) and in one process, vs tick by tick + durable-rules (the path
+  before issue 18). By default the first quarter of 2024 and a projection;
   ALLUSE_BENCH_FULL=1 for the full two years;
 * real history (../shared/data: VIX and S&P 500 daily bars, 1990-2023), converted to the
   ``--data DIR`` bar store by ``alluse data import``'s ``import_bars``: seconds and peak memory
@@ -129,7 +130,10 @@ def _durable_tick_by_tick(ctx):
     return make
 
 
-@pytest.mark.parametrize("path", ["event-driven+compiled", "tick-by-tick+durable"])
+@pytest.mark.parametrize(
+    "path",
+    ["event-driven+compiled+chain feed", "event-driven+compiled", "tick-by-tick+durable"],
+)
 def test_bench_two_year_synthetic_backtest(benchmark, bundled, tmp_path, path):
     benchmark.group = "README two-year synthetic backtest"
     first, last = date(2024, 1, 2), (date(2025, 12, 31) if FULL else date(2024, 3, 28))
@@ -143,6 +147,7 @@ def test_bench_two_year_synthetic_backtest(benchmark, bundled, tmp_path, path):
             f"sqlite:///{tmp_path}/b{next(runs)}.db",
             factory,
             synthetic_seed=7,
+            chain_feed=path.endswith("chain feed"),  # D212; the reference runs in one process
         ),
         rounds=1,
         iterations=1,
