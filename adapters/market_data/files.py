@@ -11,6 +11,7 @@ date/close columns) is ``InvalidInput``. ``alluse data import`` is stricter: see
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -47,6 +48,7 @@ from engine.market.snapshot import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 OHLCV = formats.OHLCV
 SYMBOL_RE = formats.SYMBOL_RE.pattern
@@ -357,7 +359,10 @@ class BarMarketData:
             symbols = tuple(sorted(set(self._h) - {self._vix}))
             start, self._feed_start = self._feed_start, None  # one attempt
             first = calendar.new_york_date(priced_at)
-            self._feed = start(first, atr.refresh, atr.period, symbols)
+            try:
+                self._feed = start(first, atr.refresh, atr.period, symbols)
+            except OSError as exc:  # no process to be had: the run makes its own, as before
+                log.warning("no chain feed (%s): the chains are made in this process", exc)
         return self._feed
 
     def made_ahead(

@@ -152,3 +152,20 @@ def test_a_broken_message_ends_the_feed(refresh, period):
     finally:
         feed.close()
     assert feed.missed == 1
+
+
+def test_a_feed_that_cannot_start_leaves_the_run_its_chains():
+    from tests.bundled_params import PARAMS
+
+    def cannot(*_):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    fed, own = replay_market(None, SEED, UNTIL), replay_market(None, SEED, UNTIL)
+    fed.feed_chains(cannot)
+    at = calendar.session_open(FIRST)
+    symbols = _symbols(own)
+    a, b = fed.snapshot(at, symbols, PARAMS), own.snapshot(at, symbols, PARAMS)
+    assert len(a.chains) == len(b.chains) > 5
+    assert all(_same(a.chains[s], b.chains[s]) for s in b.chains)
+    assert fed._feed is None  # one attempt, then the run's own chains
+    fed.close()
