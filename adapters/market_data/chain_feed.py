@@ -80,7 +80,7 @@ def replay_market(data_dir: str | None, synthetic_seed: int | None, until: date)
 
 
 class ChainFeed:
-    """The run's end of a feed: ``take`` a chain by its key, ``close`` the child."""
+    """The run's end of a feed: a ``chain`` or a ``value`` by its key; ``close`` ends the child."""
 
     def __init__(self, work: dict[str, Any], command: tuple[str, ...] = _COMMAND):
         self.taken = self.missed = 0

@@ -130,11 +130,27 @@ def _durable_tick_by_tick(ctx):
     return make
 
 
+@pytest.fixture(scope="module")
+def warm(bundled, tmp_path_factory):
+    """One short backtest first, so that no timed one pays for the process's first imports and
+    the constitution's compiled matchers."""
+    db = tmp_path_factory.mktemp("warm") / "w.db"
+    first = date(2024, 1, 2)
+    run_backtest(
+        bundled,
+        first,
+        date(2024, 1, 5),
+        f"sqlite:///{db}",
+        compose.paper_cycle_factory,
+        synthetic_seed=7,
+    )
+
+
 @pytest.mark.parametrize(
     "path",
     ["event-driven+compiled+chain feed", "event-driven+compiled", "tick-by-tick+durable"],
 )
-def test_bench_two_year_synthetic_backtest(benchmark, bundled, tmp_path, path):
+def test_bench_two_year_synthetic_backtest(benchmark, bundled, tmp_path, path, warm):
     benchmark.group = "README two-year synthetic backtest"
     first, last = date(2024, 1, 2), (date(2025, 12, 31) if FULL else date(2024, 3, 28))
     factory = compose.paper_cycle_factory if path.startswith("event") else _durable_tick_by_tick
