@@ -300,16 +300,9 @@ class BarMarketData:
             s for s, d in self._earnings.items() if ((d >= monday) & (d < monday + 7)).any()
         )
 
-    def _chain(
-        self,
-        symbol: str,
-        quote: Quote | None,
-        vix: Quote | None,
-        priced_at: datetime | None,
-        scale: float | None,
-    ) -> OptionChain | None:
-        key = self._chain_key(symbol, quote, vix, priced_at, scale)
-        return None if key is None else self._cached(key, lambda: self._made_chain(key))
+    def _chain(self, key: tuple) -> OptionChain:
+        """The chain priced from ``key`` (``_chain_key``), made once a session."""
+        return self._cached(key, partial(self._made_chain, key))
 
     def _chain_key(
         self,
@@ -383,7 +376,7 @@ class BarMarketData:
             out.append((feed_key(("scale", s, cutoff)), scale))
             key = self._chain_key(s, self._quote(s, at, day, priced_at), vix, priced_at, scale)
             if key is not None:
-                out.append((feed_key(key), self._cached(key, partial(self._made_chain, key))))
+                out.append((feed_key(key), self._chain(key)))
         return out
 
     def close(self) -> None:
@@ -516,8 +509,8 @@ class BarMarketData:
             scale = self._vol_scale(s, cutoff)
             if scale is not None:
                 scales[s] = scale
-            if (c := self._chain(s, q, vix_quote, priced_at, scale)) is not None:
-                chains[s] = c
+            if (key := self._chain_key(s, q, vix_quote, priced_at, scale)) is not None:
+                chains[s] = self._chain(key)
         findings = (
             tuple(
                 DataQualityFinding(QualityCode.MISSING_QUOTE, s, "symbol not in the bar store")
