@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-PARENT_ENV = "ALLUSE_SHADOW_PARENT"  # the parent's pid, given to the child (die_with_parent)
+PARENT_ENV = "ALLUSE_PARENT_PID"  # the parent's pid, given to the child (die_with_parent)
 ORPHANED_EXIT = 1  # a child whose parent died before it asked to die with it exits with this
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 

@@ -6,7 +6,6 @@ decides again with a new child. Real processes throughout (tests/engine/shadow_f
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from engine.rules.evaluate import evaluate
 from engine.rules.shadow import Disagreement, ShadowFailure, decide_both
 from tests.engine.test_shadow_cycle import _action
 from tests.execution import helpers
+from tests.waiting import child_outlives_sigkilled_parent
 
 MONDAY_ENTRY = helpers.at(helpers.WEEK, 10, 0)  # Com's covered-call window: entries to trade
 LATER = MONDAY_ENTRY + timedelta(minutes=5)  # the same window, the same market
@@ -360,63 +360,15 @@ shadow(constitution, facts)
 """
 
 
-def _running(pid: int) -> bool:
-    """A process that has not ended: it exists and is not a zombie (an orphan's reaper may be
-    slow or absent)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _ended_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while _running(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _line_within(proc: subprocess.Popen, seconds: float) -> bytes:
-    ready, _, _ = select.select([proc.stdout], [], [], seconds)
-    return proc.stdout.readline() if ready else b""
-
-
 @linux_only
 def test_a_hung_worker_dies_with_its_sigkilled_parent(tmp_path):
     from tests.engine.conftest import BASE
 
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
-    errors = tmp_path / "parent.stderr"
-    with errors.open("wb") as err:
-        parent = subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path / "fault"), str(BASE)],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE,
-            stderr=err,
-        )
-    child = None
-    try:
-        line = _line_within(parent, 120)  # two interpreters' imports and a constitution
-        assert line.strip().isdigit(), f"no child pid: {errors.read_text()[-2000:]}"
-        child = int(line)
-        assert _running(child) and child != parent.pid
-
-        parent.kill()
-        assert parent.wait(timeout=10) == -signal.SIGKILL
-
-        assert _ended_within(child, 10), f"the child {child} outlived its SIGKILLed parent"
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-        parent.wait()
-        parent.stdout.close()
-        if child is not None and _running(child):
-            os.kill(child, signal.SIGKILL)  # not ours to reap: its parent is gone
+    # two interpreters' imports and a constitution before the pid
+    args = [str(tmp_path / "fault"), str(BASE)]
+    assert not child_outlives_sigkilled_parent(script, args, ROOT, wait=120)
 
 
 @linux_only

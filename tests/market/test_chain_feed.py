@@ -18,6 +18,8 @@ from adapters.market_data.files import feed_key
 from engine.market import calendar
 from engine.market.indicators import AtrBasis
 from engine.market.snapshot import OptionChain
+from tests.engine.test_shadow_process import ROOT, linux_only
+from tests.waiting import child_outlives_sigkilled_parent
 
 SEED, FIRST, UNTIL = 7, date(2024, 1, 2), date(2024, 1, 12)
 
@@ -169,3 +171,24 @@ def test_a_feed_that_cannot_start_leaves_the_run_its_chains():
     assert all(_same(a.chains[s], b.chains[s]) for s in b.chains)
     assert fed._feed is None  # one attempt, then the run's own chains
     fed.close()
+
+
+# A backtest in miniature: the production class starts the real child, which works ahead of a
+# parent that never reads, then the parent says the child's pid and waits to be killed. The
+# child, computing or blocked on its full pipe, must end with it (the parent-death signal, or
+# the broken pipe).
+PARENT = """
+import sys, time
+from datetime import date, time as t
+from adapters.market_data.chain_feed import ChainFeed
+feed = ChainFeed.start(None, 7, date(2025, 12, 31), date(2024, 1, 2), t(9, 45), 5, ("SPY", "QQQ"))
+print(feed._proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@linux_only
+def test_the_feed_child_does_not_outlive_its_sigkilled_parent(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    assert not child_outlives_sigkilled_parent(script, [], ROOT, wait=60)
