@@ -94,6 +94,12 @@ def register(subparsers: SubParsers) -> None:
         help="decide every decision with durable-rules too (slower); a disagreement is recorded",
     )
     bt.add_argument(
+        "--one-process",
+        action="store_true",
+        help="make the option chains in this process too (by default a second core makes them"
+        " ahead; the records are the same either way)",
+    )
+    bt.add_argument(
         "--require-data",
         action="store_true",
         help="refuse to start unless every sleeve ticker and VIX has bars for the whole range",
@@ -428,6 +434,7 @@ def _replay(
             on_session=lambda d: progress.update(task, advance=1, day=d.isoformat()),
             shadow=args.shadow,
             coverage=covered,
+            chain_feed=False if args.one_process else None,
         )
     return summary
 

@@ -49,3 +49,23 @@ def test_a_backtest_with_its_chain_feed_leaves_the_same_database(bundled, tmp_pa
     assert len(counts) == 1  # one feed, for the fed run only, closed at its end
     taken, missed = counts[0]
     assert taken > 100 and missed == 0
+
+
+@pytest.mark.parametrize(("flags", "feeds"), [([], 1), (["--one-process"], 0)])
+def test_alluse_backtest_one_process_starts_no_feed(tmp_path, monkeypatch, capsys, flags, feeds):
+    from scheduler.cli import main
+
+    started = []
+    real_start = ChainFeed.start
+
+    def counted(*args):
+        started.append(args)
+        return real_start(*args)
+
+    monkeypatch.setattr(ChainFeed, "start", counted)
+    monkeypatch.setattr("scheduler.backtest.chain_feeds", lambda: True)  # even on one core
+    db = tmp_path / "bt.db"
+    argv = ["backtest", "--from", "2024-01-02", "--to", "2024-01-05", "--synthetic", "7"]
+    assert main([*argv, "--db", str(db), "--no-progress", *flags]) == 0
+    capsys.readouterr()
+    assert len(started) == feeds
