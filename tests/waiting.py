@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 def wait_until(predicate, timeout: float, what: str, poll: float = 0.05):
     """The first truthy value of ``predicate()`` within ``timeout`` seconds, else a failed test."""
@@ -20,6 +22,13 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 0.05):
             return value
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="the parent-death signal is Linux's prctl(PR_SET_PDEATHSIG); elsewhere the child's "
+    "life is its pipes alone",
+)
 
 
 def running(pid: int) -> bool:

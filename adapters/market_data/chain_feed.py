@@ -298,14 +298,17 @@ def instants(day: date, refresh: time) -> list[datetime]:
 
 
 def serve() -> None:
-    """The child: read the work, send every session's chains from ``first`` to ``until``."""
+    """The child: read the work, send what every session's bars give from ``first`` to
+    ``until``."""
     die_with_parent()
+    out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)  # the protocol's own copy of stdout...
+    os.dup2(2, 1)  # ...and fd 1 is stderr: nothing else printed can break a message
+    sys.stdout = sys.stderr
     work = json.loads(sys.stdin.readline())
     until, day = date.fromisoformat(work["until"]), date.fromisoformat(work["first"])
     refresh, symbols = time.fromisoformat(work["refresh"]), tuple(work["symbols"])
     period = int(work["period"])
     market = replay_market(work["data_dir"], work["synthetic_seed"], until)
-    out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)
     try:
         while day <= until:
             sent: set[str] = set()

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -22,9 +21,10 @@ from engine.cycle import agreement
 from engine.rules.durable import EngineFailure
 from engine.rules.evaluate import evaluate
 from engine.rules.shadow import Disagreement, ShadowFailure, decide_both
+from tests.conftest import ROOT
 from tests.engine.test_shadow_cycle import _action
 from tests.execution import helpers
-from tests.waiting import child_outlives_sigkilled_parent
+from tests.waiting import child_outlives_sigkilled_parent, linux_only
 
 MONDAY_ENTRY = helpers.at(helpers.WEEK, 10, 0)  # Com's covered-call window: entries to trade
 LATER = MONDAY_ENTRY + timedelta(minutes=5)  # the same window, the same market
@@ -325,12 +325,6 @@ def test_the_paper_daemons_builder_runs_the_child_and_its_close_ends_it(tmp_path
 
 # --------------------------------------------------------------------------- parent death
 
-linux_only = pytest.mark.skipif(
-    not sys.platform.startswith("linux"),
-    reason="the parent-death signal is Linux's prctl(PR_SET_PDEATHSIG); elsewhere the child's "
-    "life is its stdin alone",
-)
-ROOT = Path(__file__).resolve().parents[2]
 
 # A daemon in miniature: the production class starts the child (from this main thread), whose
 # evaluation hangs (the ``hang`` fault: it reads no more stdin, as one stuck in durable's C

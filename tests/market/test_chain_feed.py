@@ -18,8 +18,8 @@ from adapters.market_data.files import feed_key
 from engine.market import calendar
 from engine.market.indicators import AtrBasis
 from engine.market.snapshot import OptionChain
-from tests.engine.test_shadow_process import ROOT, linux_only
-from tests.waiting import child_outlives_sigkilled_parent
+from tests.conftest import ROOT
+from tests.waiting import child_outlives_sigkilled_parent, linux_only
 
 SEED, FIRST, UNTIL = 7, date(2024, 1, 2), date(2024, 1, 12)
 
