@@ -578,8 +578,17 @@ def _durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict[str, Any]
         for atom in atoms:
             if atom.alias == alias:
                 conds.extend(_durable_atom(atom))
+        conds.sort(key=_is_alternatives)  # P21: every other condition before any "$or"
         patterns.append({alias: {"$and": conds} if len(conds) > 1 else conds[0]})
     return {"all": patterns, "pri": rule.salience}
+
+
+def _is_alternatives(cond: dict[str, Any]) -> bool:
+    """An ``in`` list's alternatives. durable-rules mis-evaluates a comparison with another
+    fact's field that follows an ``$or`` in the same ``$and`` (P21, docs/architecture.md: it
+    fired ``position.level > market.vix`` at level 0, VIX 15, after ``symbol in [...]``); put
+    after every other condition (the sort is stable), the same pattern decides right."""
+    return "$or" in cond
 
 
 def _durable_atom(atom: Atom) -> list[dict[str, Any]]:

@@ -55,6 +55,14 @@ P20_WHEN = (
 SMALL = {"market": {"vix": 15}, "accounts": [{"id": "GEN", "equity": 50000}]}
 
 
+# Found by the derandomized run when other tests ran before it in the same worker (P21): an
+# ``in`` list's alternatives before a comparison with another fact's field; durable fired the
+# rule at level 0 and VIX 15.
+P21_WHEN = "(position.symbol in ['AAPL', 'AAPL']) and position.level > market.vix"
+STOCK = {"symbol": "AAPL", "right": "stock", "side": "long", "shares": 1, "cost_basis": 50}
+P21_FACTS = {"market": {"vix": 15}, "accounts": [{"id": "MINI-1", "positions": [STOCK]}]}
+
+
 # The same random rules on every run (CI included): durable-rules' C core can still crash the
 # process on rare generated shapes (docs/architecture.md, after P20), so a new exploration is
 # asked for on purpose (ALLUSE_PROPERTY_EXPLORE=1) and what it finds becomes an @example.
@@ -74,6 +82,7 @@ def test_compiled_and_durable_agree_under_random_rules(bundled, facts_with):
     @example(rules=_rule(0, "account.equity < market.vix"), overlay=SMALL)
     @example(rules=_rule(0, "account.equity < market.vix") + _rule(1, P20_WHEN, 31), overlay=SMALL)
     @example(rules=_rule(0, "account.forks <= market.hedge_trigger_off_closes * 2"), overlay=SMALL)
+    @example(rules=_rule(0, P21_WHEN), overlay=P21_FACTS)
     def agree(rules, overlay):
         text = with_rules(bundled.text, rules)
         try:

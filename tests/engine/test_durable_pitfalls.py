@@ -486,3 +486,47 @@ def test_a_failed_assertion_retires_its_session_instead_of_deleting_it(
     assert evaluate(bundled, facts).to_json() == expected
     assert failed[0] not in deleted and deleted  # later sessions are deleted (P14) ...
     assert all(sid != failed[0] for sid in deleted)  # ... under ids the failed one never had
+
+
+# P21 (found by the random-rules property test) -------------------------------------------
+def _raw_p21(conditions: list[dict]) -> list[int]:
+    host, fired = _raw_host(), []
+    host.register_rulesets(
+        {
+            "p21": {
+                "gt": {
+                    "all": [{"m": {"t": "m"}}, {"p": {"$and": [{"t": "p"}, *conditions]}}],
+                    "run": lambda c: fired.append(c.p["level"]),
+                },
+                "all": {"all": [{"z": {"$ex": {"t": 1}}}], "pri": 9, "run": lambda c: None},
+            }
+        }
+    )
+    for n, level in enumerate((15, 16)):  # at the VIX (false), just past it (true)
+        sid = str(n)
+        facts = [
+            {"sid": sid, "id": "m", "t": "m", "vix": 15},
+            {"sid": sid, "id": "p", "t": "p", "sym": "AAPL", "level": level},
+        ]
+        host.assert_facts("p21", facts)
+        host.delete_state("p21", sid)
+    return fired
+
+
+def test_raw_p21_a_join_comparison_after_an_or_is_misjudged():
+    alternatives = {"$or": [{"sym": "AAPL"}, {"sym": "MSFT"}]}
+    above_vix = {"$gt": {"level": {"m": "vix"}}}
+    assert _raw_p21([alternatives, above_vix]) == [15, 16]  # 15 > 15 fired: wrong
+    assert _raw_p21([above_vix, alternatives]) == [16]  # the same conditions, or last: right
+
+
+def test_an_in_list_before_a_join_comparison_decides_as_the_compiled_path(bundled, facts_with):
+    constitution = _with_rule(
+        bundled, "account.kind in ['gen', 'mini'] and account.equity > market.vix"
+    )
+    for equity, fires in ((15, []), (16, ["GEN"])):  # at the VIX, just past it
+        facts = facts_with({"market": {"vix": 15}, "accounts": [{"id": "GEN", "equity": equity}]})
+        durable = evaluate(constitution, facts)
+        fired = [a.account for a in durable.actions if a.rule == "probe.join"]
+        assert [account for account in fired if account == "GEN"] == fires
+        assert durable.to_json() == _evaluate(constitution, facts).to_json()
