@@ -317,14 +317,13 @@ def paper_market(ctx: CycleContext) -> BarMarketData:
     import reads), else seeded synthetic data through ``ctx.until`` (default: a year past the
     clock's today). With ``ctx.chain_feed``, its chains are made ahead in a second process
     (``adapters.market_data.chain_feed``); ``market.close()`` ends it."""
-    from functools import partial
-
-    from adapters.market_data.chain_feed import ChainFeed, replay_market
+    from adapters.market_data.chain_feed import replay_market, spawned
 
     until = _market_until(ctx)
-    market = replay_market(ctx.data_dir, ctx.synthetic_seed, until)
-    if ctx.chain_feed:
-        market.feed_chains(partial(ChainFeed.start, ctx.data_dir, ctx.synthetic_seed, until))
+    feed = spawned(ctx.data_dir, ctx.synthetic_seed, until) if ctx.chain_feed else None
+    market = replay_market(ctx.data_dir, ctx.synthetic_seed, until)  # as the child does
+    if feed is not None:
+        market.feed_chains(feed)
     return market
 
 

@@ -19,7 +19,9 @@ never started) is made in the run. A run's records are the same with or without 
 
 Wire format, per message: a 4-byte big-endian length, a JSON header (an ATR basis or a scale
 in it, exact floats), then for a chain its columns' bytes (``COLUMNS``). No pickle: the child
-is a fresh interpreter given its work as one JSON line on stdin.
+is a fresh interpreter given its work as two JSON lines on stdin: the market's (sent when the
+run builds its own, so the child's start-up and the run's overlap) and where to walk (sent at
+the run's first chain, when its ATR settings are known).
 """
 
 from __future__ import annotations
@@ -79,11 +81,24 @@ def replay_market(data_dir: str | None, synthetic_seed: int | None, until: date)
     return synthetic_market(synthetic_seed if synthetic_seed is not None else 1, until)
 
 
+def spawned(data_dir: str | None, synthetic_seed: int | None, until: date) -> ChainFeed | None:
+    """A feed for the run's market (``ChainFeed.spawn``), or None when no process can be had
+    (the run then makes its own chains, as before)."""
+    try:
+        return ChainFeed.spawn(data_dir, synthetic_seed, until)
+    except OSError as exc:
+        log.warning("no chain feed (%s): the chains are made in this process", exc)
+        return None
+
+
 class ChainFeed:
     """The run's end of a feed: a ``chain`` or a ``value`` by its key; ``close`` ends the child."""
 
-    def __init__(self, work: dict[str, Any], command: tuple[str, ...] = _COMMAND):
+    def __init__(self, market: dict[str, Any], command: tuple[str, ...] = _COMMAND):
         self.taken = self.missed = 0
+        self.starting = 0  # asked before the child's first message: made by the run
+        self._heard = False  # the child has sent a message (it has started)
+        self._told: date | None = None  # the last day the run told the child it is on
         self._ready: dict[str, tuple[date, dict, bytes]] = {}  # key -> (day, header, columns)
         self._done: date | None = None  # the child has sent every chain through this session
         self._ended = False
@@ -98,11 +113,20 @@ class ChainFeed:
         self._finalizer = weakref.finalize(self, _end, self._proc)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._pipe = _Pipe(self._proc.stdout)
-        try:
-            self._proc.stdin.write(json.dumps(work).encode("utf-8") + b"\n")
-            self._proc.stdin.close()
-        except OSError:
-            self._end()
+        self._tell(market)
+
+    @classmethod
+    def spawn(cls, data_dir: str | None, synthetic_seed: int | None, until: date) -> ChainFeed:
+        """A child that builds the run's market now (its start-up beside the run's) and
+        waits to be told where to walk (``begin``)."""
+        market = {"data_dir": data_dir, "synthetic_seed": synthetic_seed}
+        return cls({**market, "until": until.isoformat()})
+
+    def begin(self, first: date, refresh: time, period: int, symbols: tuple[str, ...]) -> None:
+        """Walk the sessions from ``first``, sending what ``symbols``' snapshots make under
+        the ATR ``refresh`` and ``period``."""
+        walk = {"first": first.isoformat(), "refresh": refresh.isoformat(), "period": period}
+        self._tell({**walk, "symbols": list(symbols)})
 
     @classmethod
     def start(
@@ -115,16 +139,20 @@ class ChainFeed:
         period: int,
         symbols: tuple[str, ...],
     ) -> ChainFeed:
-        work = {
-            "data_dir": data_dir,
-            "synthetic_seed": synthetic_seed,
-            "until": until.isoformat(),
-            "first": first.isoformat(),
-            "refresh": refresh.isoformat(),
-            "period": period,
-            "symbols": list(symbols),
-        }
-        return cls(work)
+        feed = cls.spawn(data_dir, synthetic_seed, until)
+        feed.begin(first, refresh, period, symbols)
+        return feed
+
+    def _tell(self, work: dict[str, Any]) -> None:
+        """One line to the child (the market, the walk, the day the run is on); a child that
+        is gone ends the feed."""
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write(json.dumps(work).encode("utf-8") + b"\n")
+            stdin.flush()
+        except OSError:
+            self._end()
 
     def chain(self, key: str, priced_at: datetime) -> OptionChain | None:
         """The chain sent under ``key`` (priced at ``priced_at``), or None when the feed has
@@ -146,19 +174,28 @@ class ChainFeed:
             if self._ended or (self._done is not None and self._done >= day):
                 self.missed += 1
                 return None
-            self._next(day)
+            if not self._next(day, wait=self._heard):
+                # the child is still starting (its imports, its market: ~1 s): the run makes
+                # this one and tells the child where it is, so that it starts there
+                self.starting += 1
+                self._tell_day(day)
+                return None
 
-    def _next(self, day: date) -> None:
+    def _next(self, day: date, *, wait: bool = True) -> bool:
+        """Read the child's next message; False when ``wait`` is off and none is whole yet."""
         try:
-            message = self._pipe.message(WAIT_SECONDS)
+            message = self._pipe.message(WAIT_SECONDS if wait else 0.0)
         except TimeoutError:
+            if not wait:
+                return False
             log.warning(
                 "the chain feed sent nothing for %.0f s: chains are made here", WAIT_SECONDS
             )
             message = None
         if message is None:
             self._end()
-            return
+            return True
+        self._heard = True
         header, body = message
         if "done" in header:
             self._done = date.fromisoformat(header["done"])
@@ -166,6 +203,12 @@ class ChainFeed:
             self._ready = {k: v for k, v in self._ready.items() if v[0] >= day}
         else:
             self._ready[header["key"]] = (date.fromisoformat(header["day"]), header, body)
+        return True
+
+    def _tell_day(self, day: date) -> None:
+        if self._told != day and not self._ended:
+            self._told = day
+            self._tell({"at": day.isoformat()})
 
     def _end(self) -> None:
         self._ended = True
@@ -175,6 +218,10 @@ class ChainFeed:
         self._end()
         self._finalizer.detach()
         self._pipe.close()
+        try:
+            self._proc.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass  # the child is gone: nothing to tell it
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:
@@ -298,19 +345,24 @@ def instants(day: date, refresh: time) -> list[datetime]:
 
 
 def serve() -> None:
-    """The child: read the work, send what every session's bars give from ``first`` to
-    ``until``."""
+    """The child: read the market's line and build it, then the walk's, and send what every
+    session's bars give from ``first`` to ``until``."""
     die_with_parent()
     out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)  # the protocol's own copy of stdout...
     os.dup2(2, 1)  # ...and fd 1 is stderr: nothing else printed can break a message
     sys.stdout = sys.stderr
-    work = json.loads(sys.stdin.readline())
-    until, day = date.fromisoformat(work["until"]), date.fromisoformat(work["first"])
-    refresh, symbols = time.fromisoformat(work["refresh"]), tuple(work["symbols"])
-    period = int(work["period"])
+    told = _Lines(0)
+    work = json.loads(told.next(wait=True) or "{}")
+    until = date.fromisoformat(work["until"])
     market = replay_market(work["data_dir"], work["synthetic_seed"], until)
+    line = told.next(wait=True)
+    if line is None:
+        return  # the run needed no chain
+    walk = json.loads(line)
+    day, refresh = date.fromisoformat(walk["first"]), time.fromisoformat(walk["refresh"])
+    symbols, period = tuple(walk["symbols"]), int(walk["period"])
     try:
-        while day <= until:
+        while (day := max(day, _run_day(told))) <= until:
             sent: set[str] = set()
             for at in instants(day, refresh):
                 for key, made in market.made_ahead(at, symbols, refresh, period):
@@ -333,6 +385,36 @@ def serve() -> None:
             out.close()
         except BrokenPipeError:
             pass
+
+
+def _run_day(told: _Lines) -> date:
+    """The latest day the run said it is on (``date.min``: none said): the sessions before
+    it are made there already, so the child skips them."""
+    latest = date.min
+    while (line := told.next(wait=False)) is not None:
+        latest = max(latest, date.fromisoformat(json.loads(line)["at"]))
+    return latest
+
+
+class _Lines:
+    """Lines from a file descriptor, read whole, waiting for one or not (``select``): a
+    buffered reader would hide from ``select`` lines it has read ahead."""
+
+    def __init__(self, fd: int):
+        self._fd, self._buf, self._eof = fd, b"", False
+
+    def next(self, *, wait: bool) -> str | None:
+        while b"\n" not in self._buf and not self._eof:
+            ready, _, _ = select.select([self._fd], [], [], None if wait else 0.0)
+            if not ready:
+                return None
+            chunk = os.read(self._fd, 1 << 16)
+            self._eof = not chunk
+            self._buf += chunk
+        if b"\n" not in self._buf:
+            return None  # the end (a partial last line is no line)
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line.decode("utf-8")
 
 
 if __name__ == "__main__":

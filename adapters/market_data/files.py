@@ -117,16 +117,16 @@ def load_store(path: str | Path) -> dict[str, DailyHistory]:
 
 
 class ChainSource(Protocol):
-    """What the bars give, made ahead (``adapters.market_data.chain_feed.ChainFeed``)."""
+    """What the bars give, made ahead (``adapters.market_data.chain_feed.ChainFeed``): told
+    where to walk once (``begin``), then asked by key."""
+
+    def begin(self, first: date, refresh: time, period: int, symbols: tuple[str, ...]) -> None: ...
 
     def chain(self, key: str, priced_at: datetime) -> OptionChain | None: ...
 
     def value(self, key: str, day: date) -> tuple[bool, Any]: ...
 
     def close(self) -> None: ...
-
-
-FeedStart = Callable[[date, time, int, tuple[str, ...]], ChainSource]
 
 
 def feed_key(key: tuple) -> str:
@@ -196,8 +196,8 @@ class BarMarketData:
         # last TRIGGER_HISTORY_CLOSES closes, which the days before it read already
         self._by_close: dict[tuple, TriggerReading] = {}
         self._usable: dict[str, np.ndarray] = {}  # symbol -> _last_usable's index
-        self._feed: ChainSource | None = None  # chains made ahead (feed_chains)
-        self._feed_start: FeedStart | None = None
+        self._feed: ChainSource | None = None  # chains made ahead (feed_chains), once begun
+        self._feed_waiting: ChainSource | None = None  # given, not yet told where to walk
         self._atr_params: AtrParams | None = None  # the last snapshot's (what a feed is told)
 
     def _cached(self, key: tuple, compute: Callable[[], T]) -> T:
@@ -338,24 +338,23 @@ class BarMarketData:
 
     # --- a chain feed: the chains made ahead, in another process (a backtest's) -------------
 
-    def feed_chains(self, start: FeedStart) -> None:
-        """Take chains, ATR bases and volatility scales from ``start(first day, ATR refresh,
-        ATR period, symbols)``'s source (a backtest's ``adapters.market_data.chain_feed``),
-        started when the first chain is needed; what it does not have is made here. Only for
-        the documented chain model, the one a feed makes."""
+    def feed_chains(self, feed: ChainSource) -> None:
+        """Take chains, ATR bases and volatility scales from ``feed`` (a backtest's
+        ``adapters.market_data.chain_feed``), told where to walk at the first chain needed
+        (the first day and the ATR settings are known then); what it does not have is made
+        here. Only for the documented chain model, the one a feed makes."""
         if self._model == DEFAULT_CHAIN_MODEL:
-            self._feed_start = start
+            self._feed_waiting = feed
+        else:
+            feed.close()
 
     def _feed_for(self, priced_at: datetime) -> ChainSource | None:
         atr = self._atr_params
-        if self._feed is None and self._feed_start is not None and atr is not None:
+        if self._feed is None and self._feed_waiting is not None and atr is not None:
             symbols = tuple(sorted(set(self._h) - {self._vix}))
-            start, self._feed_start = self._feed_start, None  # one attempt
-            first = calendar.new_york_date(priced_at)
-            try:
-                self._feed = start(first, atr.refresh, atr.period, symbols)
-            except OSError as exc:  # no process to be had: the run makes its own, as before
-                log.warning("no chain feed (%s): the chains are made in this process", exc)
+            feed, self._feed_waiting = self._feed_waiting, None
+            feed.begin(calendar.new_york_date(priced_at), atr.refresh, atr.period, symbols)
+            self._feed = feed
         return self._feed
 
     def made_ahead(
@@ -381,9 +380,10 @@ class BarMarketData:
 
     def close(self) -> None:
         """End the chain feed, if one runs."""
-        feed, self._feed, self._feed_start = self._feed, None, None
-        if feed is not None:
-            feed.close()
+        for feed in (self._feed, self._feed_waiting):
+            if feed is not None:
+                feed.close()
+        self._feed = self._feed_waiting = None
 
     def _vol_scale(self, symbol: str, cutoff: date) -> float | None:
         """``symbol``'s realised volatility over the index's, from the ``lookback`` sessions

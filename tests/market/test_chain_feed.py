@@ -1,12 +1,14 @@
 """The chain feed (adapters/market_data/chain_feed.py, D212): the chains a backtest's second
 process makes ahead are bit for bit the ones the run makes itself, a key it did not make is the
-run's to make, a feed that dies or hangs leaves the run its own chains, and a backtest leaves
-the same database with the feed as without it."""
+run's to make, the run never waits for a child still starting (and the child starts where the
+run is), a feed that dies or hangs leaves the run its own chains, and a backtest leaves the
+same database with the feed as without it."""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -19,7 +21,7 @@ from engine.market import calendar
 from engine.market.indicators import AtrBasis
 from engine.market.snapshot import OptionChain
 from tests.conftest import ROOT
-from tests.waiting import child_outlives_sigkilled_parent, linux_only
+from tests.waiting import child_outlives_sigkilled_parent, linux_only, wait_until
 
 SEED, FIRST, UNTIL = 7, date(2024, 1, 2), date(2024, 1, 12)
 
@@ -67,23 +69,39 @@ def _feed(refresh, period, first: date = FIRST) -> ChainFeed:
     return ChainFeed.start(None, SEED, UNTIL, first, refresh, period, symbols)
 
 
+def _once_started(ask):
+    """``ask()``'s first answer: until its child has started, a feed answers nothing (the run
+    makes its own) and each ask tells the child the day the run is on."""
+    return wait_until(ask, 60, "the feed's child to start", poll=0.01)
+
+
+def _asked(feed: ChainFeed, key: str, day: date, expected):
+    if isinstance(expected, OptionChain):
+        return feed.chain(key, expected.as_of)
+    found, value = feed.value(key, day)
+    return (value,) if found else None
+
+
 def test_the_feed_sends_what_the_run_would_make(refresh, period):
     made = _made(refresh, period)
     feed = _feed(refresh, period)
     kinds, asked = set(), set()
     try:
-        for key, day, expected in made:
+        key, day, expected = made[0]
+        _once_started(lambda: _asked(feed, key, day, expected))
+        asked.add((key, day))
+        for key, day, expected in made[1:]:
             if (key, day) in asked:
                 continue  # the run caches a session's: it asks once
             asked.add((key, day))
             kind = json.loads(key)[0]
             kinds.add(kind)
+            taken = _asked(feed, key, day, expected)
             if kind == "chain":
-                taken = feed.chain(key, expected.as_of)
                 assert taken is not None and _same(taken, expected), key
             else:  # an ATR basis (a frozen dataclass: every field) or a volatility scale
-                found, value = feed.value(key, day)
-                assert found and value == expected and type(value) is type(expected), key
+                assert taken is not None, key
+                assert taken[0] == expected and type(taken[0]) is type(expected), key
     finally:
         feed.close()
     chains = sum(isinstance(v, OptionChain) for _, _, v in made)
@@ -100,6 +118,9 @@ def test_a_key_the_feed_did_not_make_is_the_runs_to_make(refresh, period):
     nudged = feed_key(("chain", symbol, np.nextafter(spot, np.inf), vix, chain.as_of, scale))
     feed = _feed(refresh, period)
     try:
+        day = calendar.new_york_date(chain.as_of)
+        atr = feed_key(("atr", symbol, calendar.previous_session(day), period))
+        _once_started(lambda: feed.value(atr, day)[0])
         assert feed.chain(nudged, chain.as_of) is None  # the spot one ulp above: not this chain
         assert feed.missed == 1
         found = feed.chain(key, chain.as_of)  # the session's chains are still there
@@ -117,8 +138,9 @@ def test_a_session_the_feed_has_passed_is_the_runs_to_make(refresh, period):
         after = [(k, c) for k, c in expected if calendar.new_york_date(c.as_of) >= later]
         assert before and after
         (first_key, first_chain), (old_key, old_chain) = after[0], before[0]
-        assert feed.chain(first_key, first_chain.as_of) is not None
+        assert _once_started(lambda: feed.chain(first_key, first_chain.as_of)) is not None
         assert feed.chain(old_key, old_chain.as_of) is None  # sent from `later` on only
+        assert feed.missed == 1
     finally:
         feed.close()
 
@@ -127,18 +149,65 @@ def test_a_feed_that_dies_leaves_the_run_its_chains(refresh, period):
     key, chain = _expected(refresh, period)[0]
     feed = ChainFeed({}, command=(sys.executable, "-c", "import sys; sys.exit(3)"))
     try:
+        feed._proc.wait(timeout=30)
         assert feed.chain(key, chain.as_of) is None
         assert feed.chain(key, chain.as_of) is None  # and it is not waited on again
     finally:
         feed.close()
-    assert feed.missed == 2 and feed._proc.returncode == 3
+    assert feed.missed == 2 and feed.starting == 0 and feed._proc.returncode == 3
+
+
+def test_a_child_still_starting_is_not_waited_for_and_told_the_runs_day(refresh, period, tmp_path):
+    """Nothing from the child yet: each ask is the run's to make at once, and the child is
+    told, once per day, the day the run is on (it starts there, D212)."""
+    expected = _expected(refresh, period)
+    days = sorted({calendar.new_york_date(c.as_of) for _, c in expected})[:2]
+    asks = [(k, c) for k, c in expected if calendar.new_york_date(c.as_of) in days]
+    heard = tmp_path / "heard.txt"
+    listen = f"import sys, time\nfor line in sys.stdin: open({str(heard)!r}, 'a').write(line)"
+    feed = ChainFeed({"market": 1}, command=(sys.executable, "-c", listen))
+    try:
+        for key, chain in asks:
+            assert feed.chain(key, chain.as_of) is None
+        assert feed.starting == len(asks) > 2 and feed.missed == 0
+        wait_until(lambda: heard.exists() and heard.read_text().count("\n") == 3, 30, "lines")
+    finally:
+        feed.close()
+    told = [json.loads(line) for line in heard.read_text().splitlines()]
+    assert told == [{"market": 1}, *({"at": d.isoformat()} for d in days)]
+
+
+def test_the_starting_child_skips_the_days_the_run_has_passed(refresh, period):
+    """A real child, begun at FIRST, is asked for a later day's chain while it is starting
+    (its imports take ~1 s): it starts at that day."""
+    expected = _expected(refresh, period)
+    later = date(2024, 1, 9)
+    symbols = _symbols(replay_market(None, SEED, UNTIL))
+    feed = ChainFeed.spawn(None, SEED, UNTIL)
+    try:
+        feed.begin(FIRST, refresh, period, symbols)
+        old_key, old_chain = expected[0]
+        key, chain = next((k, c) for k, c in expected if calendar.new_york_date(c.as_of) >= later)
+        assert feed.chain(key, chain.as_of) is None and feed.starting == 1  # told: `later`
+        assert _once_started(lambda: feed.chain(key, chain.as_of)) is not None
+        assert feed.chain(old_key, old_chain.as_of) is None  # FIRST's: skipped
+        assert feed.missed == 1
+    finally:
+        feed.close()
 
 
 def test_a_feed_that_hangs_is_given_up_and_ended(refresh, period, monkeypatch):
+    """A child that has started (it sent a session's end) and then sends nothing is waited
+    for ``WAIT_SECONDS``, then ended."""
     monkeypatch.setattr(chain_feed, "WAIT_SECONDS", 0.5)
     key, chain = _expected(refresh, period)[0]
-    feed = ChainFeed({}, command=(sys.executable, "-c", "import time; time.sleep(60)"))
+    done = chain_feed._message({"done": "2023-12-29"})
+    hangs = (
+        f"import sys, time; sys.stdout.buffer.write({done!r}); sys.stdout.flush(); time.sleep(60)"
+    )
+    feed = ChainFeed({}, command=(sys.executable, "-c", hangs))
     try:
+        assert _once_started(lambda: feed._heard or feed.chain(key, chain.as_of))
         assert feed.chain(key, chain.as_of) is None
         assert feed._proc.poll() is not None  # killed, not left running
     finally:
@@ -150,26 +219,32 @@ def test_a_broken_message_ends_the_feed(refresh, period):
     garbage = "import sys; sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x05{oops')"
     feed = ChainFeed({}, command=(sys.executable, "-c", garbage))
     try:
+        feed._proc.wait(timeout=30)
         assert feed.chain(key, chain.as_of) is None
     finally:
         feed.close()
-    assert feed.missed == 1
+    assert feed.missed == 1 and feed._ended
 
 
-def test_a_feed_that_cannot_start_leaves_the_run_its_chains():
+def test_a_feed_that_cannot_start_leaves_the_run_its_chains(monkeypatch):
+    from engine.clock import FixedClock
+    from scheduler.compose import CycleContext, paper_market
     from tests.bundled_params import PARAMS
 
-    def cannot(*_):
-        raise OSError(11, "Resource temporarily unavailable")
+    def cannot(*_, **__):
+        raise OSError(11, "Resource temporarily unavailable")  # as at a process limit
 
-    fed, own = replay_market(None, SEED, UNTIL), replay_market(None, SEED, UNTIL)
-    fed.feed_chains(cannot)
+    monkeypatch.setattr(chain_feed.subprocess, "Popen", cannot)
+    clock = FixedClock(calendar.session_open(FIRST))
+    ctx = CycleContext("sqlite://", "paper", clock, synthetic_seed=SEED, until=UNTIL)
+    fed = paper_market(replace(ctx, chain_feed=True))
+    own = replay_market(None, SEED, UNTIL)
     at = calendar.session_open(FIRST)
     symbols = _symbols(own)
     a, b = fed.snapshot(at, symbols, PARAMS), own.snapshot(at, symbols, PARAMS)
     assert len(a.chains) == len(b.chains) > 5
     assert all(_same(a.chains[s], b.chains[s]) for s in b.chains)
-    assert fed._feed is None  # one attempt, then the run's own chains
+    assert fed._feed is None and fed._feed_waiting is None  # the run's own chains
     fed.close()
 
 
