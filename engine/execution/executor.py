@@ -467,7 +467,10 @@ def origin_decisions(state: LedgerState, f: Fill) -> tuple[str, ...]:
         candidates = [
             o
             for o in state.orders.values()
-            if o.filled and o.request.side is opening and o.request.contract.key == f.contract.key
+            if o.filled
+            and o.request.side is opening
+            and o.request.contract.symbol == f.contract.symbol  # cheap, before the key's text
+            and o.request.contract.key == f.contract.key
         ]
     own = [o for o in candidates if o.request.account == f.account]
     if not own:

@@ -197,7 +197,10 @@ class LedgerState:
         return tuple(a for _, a in sorted(self.accounts.items()) if a.status == "active")
 
     def holdings_of(self, account: str) -> tuple[Holding, ...]:
-        return tuple(h for (a, _), h in sorted(self.holdings.items()) if a == account)
+        # the account's, then sorted (the keys are unique: the same order as sorting all)
+        return tuple(
+            h for _, h in sorted(kv for kv in self.holdings.items() if kv[0][0] == account)
+        )
 
     def open_orders(self, account: str | None = None) -> tuple[OrderRecord, ...]:
         every = _open_orders_of(self.orders)
@@ -214,7 +217,7 @@ def _open_orders_of(orders: Mapping[str, OrderRecord]) -> tuple[OrderRecord, ...
     found = _OPEN_ORDERS.get(id(orders))
     if found is not None and found[0] is orders:
         return found[1]
-    every = tuple(o for _, o in sorted(orders.items()) if o.is_open)
+    every = tuple(o for _, o in sorted(kv for kv in orders.items() if kv[1].is_open))
     if len(_OPEN_ORDERS) >= 8:
         _OPEN_ORDERS.clear()
     _OPEN_ORDERS[id(orders)] = (orders, every)
