@@ -317,11 +317,15 @@ def paper_market(ctx: CycleContext) -> BarMarketData:
     import reads), else seeded synthetic data through ``ctx.until`` (default: a year past the
     clock's today). With ``ctx.chain_feed``, its chains are made ahead in a second process
     (``adapters.market_data.chain_feed``); ``market.close()`` ends it."""
-    from adapters.market_data.chain_feed import replay_market, spawned
+    from adapters.market_data.chain_feed import LaterFeed, replay_market, spawned
 
     until = _market_until(ctx)
-    feed = spawned(ctx.data_dir, ctx.synthetic_seed, until) if ctx.chain_feed else None
     market = replay_market(ctx.data_dir, ctx.synthetic_seed, until)  # as the child does
+    if not ctx.chain_feed:
+        return market
+    where = (ctx.data_dir, ctx.synthetic_seed, until)
+    # bars a chain is priced from: the child starts now, beside the run's own start-up
+    feed = spawned(*where) if market.has_bars_beyond_the_indices() else LaterFeed(*where)
     if feed is not None:
         market.feed_chains(feed)
     return market

@@ -91,6 +91,32 @@ def spawned(data_dir: str | None, synthetic_seed: int | None, until: date) -> Ch
         return None
 
 
+class LaterFeed:
+    """A feed whose child starts at the run's first chain (``begin``), for bars that may
+    never price one (a store of the VIX and the index alone, as the 33 years of real
+    history): an idle child holding its market was ~180 MB for nothing."""
+
+    def __init__(self, data_dir: str | None, synthetic_seed: int | None, until: date):
+        self._market = (data_dir, synthetic_seed, until)
+        self._feed: ChainFeed | None = None
+        self.begun = False
+
+    def begin(self, first: date, refresh: time, period: int, symbols: tuple[str, ...]) -> None:
+        self.begun, self._feed = True, spawned(*self._market)
+        if self._feed is not None:
+            self._feed.begin(first, refresh, period, symbols)
+
+    def chain(self, key: str, priced_at: datetime) -> OptionChain | None:
+        return None if self._feed is None else self._feed.chain(key, priced_at)
+
+    def value(self, key: str, day: date) -> tuple[bool, Any]:
+        return (False, None) if self._feed is None else self._feed.value(key, day)
+
+    def close(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
+
+
 class ChainFeed:
     """The run's end of a feed: a ``chain`` or a ``value`` by its key; ``close`` ends the child."""
 

@@ -338,6 +338,11 @@ class BarMarketData:
 
     # --- a chain feed: the chains made ahead, in another process (a backtest's) -------------
 
+    def has_bars_beyond_the_indices(self) -> bool:
+        """Whether the bars hold a symbol besides the VIX and the index (a stock's, an
+        ETF's): what a backtest's chains are mostly priced from."""
+        return bool(set(self._h) - {self._vix, self._index})
+
     def feed_chains(self, feed: ChainSource) -> None:
         """Take chains, ATR bases and volatility scales from ``feed`` (a backtest's
         ``adapters.market_data.chain_feed``), told where to walk at the first chain needed

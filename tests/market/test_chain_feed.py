@@ -267,3 +267,55 @@ def test_the_feed_child_does_not_outlive_its_sigkilled_parent(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
     assert not child_outlives_sigkilled_parent(script, [], ROOT, wait=60)
+
+
+def _bar_files(tmp_path, symbols: tuple[str, ...]) -> str:
+    """A folder of daily bar files for ``symbols``, from the synthetic market's bars."""
+    bars, folder = replay_market(None, SEED, UNTIL)._h, tmp_path / "bars"
+    folder.mkdir()
+    for s in symbols:
+        h = bars[s]
+        rows = ["date,open,high,low,close"] + [
+            f"{d},{o},{hi},{lo},{c}"
+            for d, o, hi, lo, c in zip(
+                h.days.astype(str), h.open, h.high, h.low, h.close, strict=True
+            )
+        ]
+        (folder / f"{s}.csv").write_text("\n".join(rows) + "\n")
+    return str(folder)
+
+
+@pytest.mark.parametrize(
+    ("symbols", "at_once"),
+    [(None, True), (("VIX", "SPY", "AAPL"), True), (("VIX", "SPY"), False)],
+    ids=["synthetic", "a ticker's bars", "the VIX and the index alone"],
+)
+def test_the_child_starts_with_the_market_only_where_chains_are_priced(
+    tmp_path, monkeypatch, symbols, at_once, refresh, period
+):
+    """Bars with a ticker's: the child starts when the run builds its market. The VIX and
+    the index alone (the real history's bars) may never price a chain: the child starts at
+    the first chain, if one comes (an idle child was ~180 MB)."""
+    from engine.clock import FixedClock
+    from scheduler.compose import CycleContext, paper_market
+
+    started, real = [], chain_feed.subprocess.Popen
+
+    def counted(*args, **kwargs):
+        started.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chain_feed.subprocess, "Popen", counted)
+    data_dir = None if symbols is None else _bar_files(tmp_path, symbols)
+    clock = FixedClock(calendar.session_open(FIRST))
+    ctx = CycleContext("sqlite://", "paper", clock, data_dir, SEED, UNTIL, chain_feed=True)
+    market = paper_market(ctx)
+    try:
+        assert len(started) == (1 if at_once else 0)
+        later = market._feed_waiting
+        if not at_once:
+            assert isinstance(later, chain_feed.LaterFeed) and not later.begun
+            later.begin(FIRST, refresh, period, ("SPY",))  # the first chain, if one comes
+            assert len(started) == 1
+    finally:
+        market.close()
