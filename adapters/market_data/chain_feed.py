@@ -19,9 +19,11 @@ never started) is made in the run. A run's records are the same with or without 
 
 Wire format, per message: a 4-byte big-endian length, a JSON header (an ATR basis or a scale
 in it, exact floats), then for a chain its columns' bytes (``COLUMNS``). No pickle: the child
-is a fresh interpreter given its work as two JSON lines on stdin: the market's (sent when the
-run builds its own, so the child's start-up and the run's overlap) and where to walk (sent at
-the run's first chain, when its ATR settings are known).
+is a fresh interpreter given its work as JSON lines on stdin: the market's (sent when the
+run builds its own, so the child's start-up and the run's overlap), where to walk (sent at
+the run's first chain, when its ATR settings are known), then, until the child's first message,
+the day the run is on (once a day): the run does not wait for a child still starting, it makes
+those chains itself, and the child starts its walk at the run's day, not behind it.
 """
 
 from __future__ import annotations
