@@ -1,11 +1,12 @@
 """durable-rules in a child process: the shadow paper and live cycles decide with (D200).
 
-durable-rules' C core can still crash the process that calls it (segfault, abort: P18-P20 and
-the open crash in docs/architecture.md). A paper or live daemon must not die with it, so its
-shadow evaluation runs here, in a long-lived child. ``ShadowProcess`` is an ``Evaluate`` for
-``engine.rules.shadow.decide_both``; the child (``python -m adapters.shadow_process``) loads
-the constitution from its text once per digest and evaluates each decision's facts with
-durable-rules (``evaluate(..., evaluator="durable")``, the in-process shadow's code).
+durable-rules' C core can crash the process that calls it (segfault, abort: P18, P20, P22 in
+docs/architecture.md; the shapes found are kept from it, D214, but it is unmaintained). A paper
+or live daemon must not die with it, so its shadow evaluation runs here, in a long-lived child.
+``ShadowProcess`` is an ``Evaluate`` for ``engine.rules.shadow.decide_both``; the child
+(``python -m adapters.shadow_process``) loads the constitution from its text once per digest and
+evaluates each decision's facts with durable-rules (``evaluate(..., evaluator="durable")``, the
+in-process shadow's code).
 
 Why ``subprocess`` and JSON lines, not ``multiprocessing``: the child is a fresh interpreter
 (no fork of a daemon holding APScheduler threads and database connections); nothing is

@@ -563,7 +563,8 @@ def _needs(entity: str) -> str:
 
 def durable_rule(rule: CompiledRule, atoms: tuple[Atom, ...]) -> dict[str, Any]:
     """The durable-rules definition of one disjunct made of ``atoms`` (the durable runtime
-    leaves some atoms out of the pattern and tests them itself: engine/rules/durable.py P18)."""
+    leaves every comparison between two facts' fields out of the pattern and tests it itself:
+    engine/rules/durable.py, P18-P22)."""
     return _durable_rule(rule, atoms)
 
 

@@ -24,17 +24,14 @@ tests/engine/test_durable_pitfalls.py:
 * P13 rulesets immutable, never freed     -> one registration per constitution digest.
 * P14 memory per resident fact            -> every session's state is deleted after use.
 * P15 state re-asserted as a fact         -> no rule uses state.
-* P18 an optional field compared with     -> such atoms are left out of durable's pattern and
-      another fact's field segfaults the      tested in Python on each firing (``_Guarded``):
-      process now and then                    durable never compares a field that may be
-                                              absent with a join reference.
-* P19 ``==`` with another fact's field is  -> likewise tested in Python (``_Guarded``).
-      false across int and float (0.0 vs 0)
-* P20 a join reference to a field absent  -> comparisons naming an optional field with a join
-      from its fact fails the assertion       reference are likewise tested in Python; should an
-      (error 311); deleting that session      assertion still fail, its session is never deleted
-      then aborts the process                 or reused (its id is retired): EngineFailure, not
-                                              an abort.
+* P18-P22 a comparison with another     -> no such comparison is given to durable: each is
+      fact's field inside durable             left out of the pattern and judged on the
+      segfaults (P18, P22), fails the         firing's bound facts in Python (``_Guarded``, by
+      assertion and then aborts the           the interpreter's comparison, engine.rules.interp),
+      process (P20), or is misjudged          so durable matches constants and the entity joins
+      (P19: 0.0 vs 0; P21: after an ``$or``)  (``acct``, ``sym``) only. Should an assertion still
+                                              fail, its session is never deleted or reused (its
+                                              id is retired): EngineFailure, not an abort.
 """
 
 from __future__ import annotations
@@ -48,10 +45,19 @@ from typing import Any
 
 from durable import engine as _durable
 
-from constitution import expr as E
-from constitution import vocabulary as V
-from constitution.compile import Atom, CompiledRule, CompiledRules, durable_rule, is_joined
+from constitution.compile import (
+    Arithmetic,
+    Atom,
+    CompiledRule,
+    CompiledRules,
+    FieldRef,
+    Operand,
+    arith,
+    durable_rule,
+    is_joined,
+)
 from constitution.errors import StopError
+from engine.rules.interp import compare
 
 MAX_FACTS_PER_SESSION = 1500  # P8: keeps the chance of a hash collision per session tiny
 _CATCH_ALL = "~catch_all"
@@ -119,7 +125,7 @@ class Runtime:
             if rule.stratum != k:
                 continue
             for j, atoms in enumerate(rule.disjuncts):
-                matched, guarded = _split_p18(atoms)
+                matched, guarded = _split_joins(atoms)
                 definition = durable_rule(rule, matched)
                 out[f"{rule.id}#{j}"] = {**definition, "run": self._action(index, j, guarded)}
         out[_CATCH_ALL] = {"all": [{"x": {"$ex": {"t": 1}}}], "pri": 100000, "run": _ignore}  # P3
@@ -218,43 +224,48 @@ def _ignore(c: Any) -> None:
 
 
 def _is_guarded(atom: Atom) -> bool:
-    """A comparison with another fact's field (a join reference, maybe inside arithmetic) on
-    an optional field (P18), referring to an optional field (P20), or by ``==`` (P19)."""
-    return is_joined(atom.operand) and (
-        atom.optional or atom.op == "==" or _refers_to_optional(atom)
-    )
+    """A comparison with another fact's field (a join reference, maybe inside arithmetic).
+
+    durable-rules has failed at every kind of one: an optional field (P18, a segfault), ``==``
+    across int and float (P19), a field absent from its fact (P20, an abort), after an ``$or``
+    (P21, misjudged) and in networks of some shapes whatever the fields (P22, a segfault of
+    most fresh processes, docs/architecture.md). None is given to it (D214)."""
+    return is_joined(atom.operand)
 
 
-def _refers_to_optional(atom: Atom) -> bool:
-    """Some field the comparison names may be absent from its fact (P20: durable fails a join
-    reference to an absent field with error 311 and then crashes deleting the session)."""
-    fields = (V.lookup(n.dotted) for n in E.names(atom.source) if not n.is_param)
-    return any(f is not None and f.optional for f in fields)
-
-
-def _split_p18(atoms: tuple[Atom, ...]) -> tuple[tuple[Atom, ...], tuple[Atom, ...]]:
+def _split_joins(atoms: tuple[Atom, ...]) -> tuple[tuple[Atom, ...], tuple[Atom, ...]]:
+    """(what durable's pattern holds, what ``_Guarded`` judges)."""
     return tuple(a for a in atoms if not _is_guarded(a)), tuple(a for a in atoms if _is_guarded(a))
 
 
 class _Guarded:
-    """The atoms durable is not given (P18, P19), tested on a firing's bound facts with the compiled
-    evaluator's predicates (a missing value makes the comparison false, as everywhere)."""
+    """The comparisons durable is not given, judged on a firing's bound facts with the
+    interpreter's comparison (``engine.rules.interp.compare``: a missing value makes it false),
+    as the durable path's set values and explanations are - not with the compiled evaluator's
+    closures, so the shadow stays a second judge of every atom it agrees on."""
 
     def __init__(self, atoms: tuple[Atom, ...]):
-        from engine.rules.compiled import predicate  # one definition of an atom's truth
-
-        self.tests = tuple(predicate(a) for a in atoms)
+        self.atoms = atoms
 
     def __call__(self, bound: dict[str, dict]) -> bool:
-        if not self.tests:
-            return True
-        b = (bound.get("m"), bound.get("a"), bound.get("u"), bound.get("p"))
-        return all(t(b) for t in self.tests)
+        return all(
+            compare(a.op, bound.get(a.alias, {}).get(a.field), _operand(a.operand, bound))
+            for a in self.atoms
+        )
+
+
+def _operand(operand: Operand, bound: dict[str, dict]) -> Any:
+    if isinstance(operand, FieldRef):
+        return bound.get(operand.alias, {}).get(operand.field)
+    if isinstance(operand, Arithmetic):
+        left, right = _operand(operand.left, bound), _operand(operand.right, bound)
+        return None if left is None or right is None else arith(operand.op, left, right)
+    return operand
 
 
 def guarded_rules(rule: CompiledRule) -> list[tuple[Atom, ...]]:
-    """Per disjunct, the atoms left out of durable's patterns (P18, P19)."""
-    return [_split_p18(atoms)[1] for atoms in rule.disjuncts]
+    """Per disjunct, the atoms left out of durable's patterns (P18-P22)."""
+    return [_split_joins(atoms)[1] for atoms in rule.disjuncts]
 
 
 _RUNTIMES: dict[str, Runtime] = {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -63,17 +62,28 @@ STOCK = {"symbol": "AAPL", "right": "stock", "side": "long", "shares": 1, "cost_
 P21_FACTS = {"market": {"vix": 15}, "accounts": [{"id": "MINI-1", "positions": [STOCK]}]}
 
 
-# The same random rules on every run (CI included): durable-rules' C core can still crash the
-# process on rare generated shapes (docs/architecture.md, after P20), so a new exploration is
-# asked for on purpose (ALLUSE_PROPERTY_EXPLORE=1) and what it finds becomes an @example.
+# Found by an exploration (P22): durable segfaulted in about one fresh process in three on
+# this rule, where the comparison with the market's field reached its network. Since D214 no
+# such comparison does.
+P22_WHEN = (
+    "((account.csp_window) or account.forks > market.vix_closes_above_30)"
+    " and not account.csp_window"
+)
+
+
+# The same random rules on every run (CI included): should durable-rules' C core crash on a
+# generated shape again (P18, P20, P22 did, docs/architecture.md), it would end the worker, not
+# the run; a new exploration is asked for on purpose (ALLUSE_PROPERTY_EXPLORE=1) and what it
+# finds becomes an @example.
 EXPLORE = os.environ.get("ALLUSE_PROPERTY_EXPLORE") == "1"
 RANDOM_RULES = SETTINGS if EXPLORE else settings(SETTINGS, derandomize=True, database=None)
 
 
 def test_compiled_and_durable_agree_under_random_rules(bundled, facts_with):
     """Every generated rule set decides the same on both evaluators. durable runs in a child
-    process: a crash of its C core on a generated shape is listed (and fails the test only
-    when exploring), never an abort of the run and never a disagreement."""
+    process: a crash of its C core on a generated shape fails the test with the rule sets it
+    crashed on (none since D214: 0 in 900 explored examples, 3 in 300 before), never an
+    abort of the run and never a disagreement."""
     worker, crashed = DurableWorker(), []
 
     @RANDOM_RULES
@@ -83,6 +93,7 @@ def test_compiled_and_durable_agree_under_random_rules(bundled, facts_with):
     @example(rules=_rule(0, "account.equity < market.vix") + _rule(1, P20_WHEN, 31), overlay=SMALL)
     @example(rules=_rule(0, "account.forks <= market.hedge_trigger_off_closes * 2"), overlay=SMALL)
     @example(rules=_rule(0, P21_WHEN), overlay=P21_FACTS)
+    @example(rules=_rule(0, P22_WHEN, 73), overlay={})
     def agree(rules, overlay):
         text = with_rules(bundled.text, rules)
         try:
@@ -101,10 +112,7 @@ def test_compiled_and_durable_agree_under_random_rules(bundled, facts_with):
         agree()
     finally:
         worker.close()
-    if crashed:  # the open hazard after P20 (docs/architecture.md): shown, and fatal when exploring
-        message = f"durable-rules crashed on {len(crashed)} generated rule set(s): {crashed[:3]}"
-        assert not EXPLORE, message
-        warnings.warn(message, stacklevel=1)
+    assert not crashed, f"durable-rules crashed on {len(crashed)} rule set(s): {crashed[:3]}"
 
 
 @SETTINGS

@@ -530,3 +530,137 @@ def test_an_in_list_before_a_join_comparison_decides_as_the_compiled_path(bundle
         fired = [a.account for a in durable.actions if a.rule == "probe.join"]
         assert [account for account in fired if account == "GEN"] == fires
         assert durable.to_json() == _evaluate(constitution, facts).to_json()
+
+
+# P22 (found by the random-rules property test, isolated 2026-12-03) ------------------------
+# Durable alone: seven rules of the bundled stratum 1, cut down to what still crashes, and the
+# random rule `account.forks > market.vix_closes_above_30 and not account.csp_window`. Every
+# part is needed - the rules' names, the fields' names, each rule: change one and durable lives -
+# except the join's outcome; `JOIN` = the comparison with a constant survives. A fault of the
+# network's layout, not of a pattern a compiler could avoid; measured 10 of 10 fresh processes.
+_RAW_P22 = """
+from durable import engine
+class Q(engine.Host):
+    def _run(self): pass
+SEVEN = [{"sym": s} for s in ("AAPL", "MSFT", "AMZN", "GOOGL", "NVDA", "TSLA", "META")]
+SIX = [{"sym": s} for s in ("AAPL", "MSFT", "AMZN", "GOOG", "SPY", "QQQ", "IWM")]
+window = {"csp_window": True}
+rules = {
+    "skip.earnings#2": {"all": [{"a": {"$and": [{"t": "a"}, window]}}, {"u": {"t": "u"}}]},
+    "skip.symbol_data#2": {"all": [{"a": {"$and": [{"t": "a"}, window]}},
+        {"u": {"$and": [{"t": "u"}, {"quote_ok": False}, {"$or": SEVEN[:1]}]}}]},
+    "skip.symbol_data#5": {"all": [{"a": {"$and": [{"t": "a"}, window, {"kind": "com"}]}},
+        {"u": {"$and": [{"t": "u"}, {"chain_available": False}, {"$or": SEVEN}]}}]},
+    "skip.liquidity#0": {"all": [{"a": {"$and": [{"t": "a"}, {"$or": [{"kind": "gen"}, {"kind": "mini"}]}]}},
+        {"u": {"$and": [{"t": "u"}, {"$lt": {"option_open_interest": 500}}, {"$or": SIX}]}}]},
+    "skip.liquidity#2": {"all": [{"a": {"$and": [{"t": "a"}]}}, {"u": {"$and": [{"t": "u"},
+        {"$ex": {"option_open_interest": 1}}, {"$lt": {"option_open_interest": 500}}, {"$or": SEVEN[:1]}]}}]},
+    "llms.close_hedge_put#0": {"all": [{"m": {"$and": [{"t": "m"}, {"hedge_trigger": False}, {"$lt": {"vix": 20.0}}]}},
+        {"p": {"$and": [{"t": "p"}, {"purpose": "leap"}, {"side": "long"}, {"right": "put"},
+        {"$ex": {"profit_multiple": 1}}, {"$gt": {"profit_multiple": 0}}, {"$ex": {"months_left": 1}},
+        {"$gt": {"months_left": 3}}]}}]},
+    "random.r0#1": {"all": [{"m": {"t": "m"}}, {"a": {"$and": [{"t": "a"},
+        {"$gt": {"forks": JOIN}}, {"csp_window": False}]}}]},
+    "~catch_all": {"all": [{"x": {"$ex": {"t": 1}}}], "pri": 100000},
+}
+for rule in rules.values():
+    rule.setdefault("pri", 1)
+    rule["run"] = lambda c: None
+h = Q()
+h.register_rulesets({"p22": rules})
+h.assert_facts("p22", [{"sid": "1", "id": "m", "t": "m", "vix_closes_above_30": 0},
+                       {"sid": "1", "id": "a", "t": "a", "forks": 0, "csp_window": False}])
+print("survived", flush=True)
+"""
+
+
+def _raw_p22(join: str) -> subprocess.CompletedProcess:
+    script = f"JOIN = {join}\n" + _RAW_P22
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_raw_p22_a_join_comparison_in_a_network_of_this_shape_segfaults():
+    # at most five fresh processes: one that crashes is enough (10 of 10 crashed, measured)
+    crashed = next(
+        (p for p in (_raw_p22('{"m": "vix_closes_above_30"}') for _ in range(5)) if p.returncode),
+        None,
+    )
+    assert crashed is not None and crashed.returncode < 0  # a signal (SIGSEGV), no exception
+    assert "survived" not in crashed.stdout
+    for _ in range(3):  # the same network with a constant in the join's place lives
+        proc = _raw_p22("0")
+        assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-500:]
+
+
+def _join_references(node) -> list[dict]:
+    """Every ``{alias: field}`` reference in a durable definition."""
+    if isinstance(node, list):
+        return [r for item in node for r in _join_references(item)]
+    if not isinstance(node, dict):
+        return []
+    if len(node) == 1 and next(iter(node)) in ("m", "a", "u", "p"):
+        ((alias, body),) = node.items()
+        if isinstance(body, str):
+            return [node]
+    return [r for value in node.values() for r in _join_references(value)]
+
+
+def test_no_comparison_with_another_facts_field_is_given_to_durable(bundled):
+    """D214: durable's patterns hold constants and the entity joins only; every comparison
+    between two facts' fields (bundled ones, a trader's, P22's) is judged by ``_Guarded``."""
+    for constitution in (
+        bundled,
+        _with_rule(
+            bundled, "account.forks > market.vix_closes_above_30 and not account.csp_window"
+        ),
+        _with_rule(bundled, "position.strike < underlying.price - underlying.atr5 * 2"),
+    ):
+        runtime = R.runtime_for(constitution.digest, constitution.rules)
+        for k in range(constitution.rules.strata):
+            for name, definition in runtime._definitions(k).items():
+                refs = _join_references(definition["all"])
+                assert all(r in ({"a": "acct"}, {"u": "sym"}) for r in refs), (name, refs)
+        guarded = [
+            atom
+            for rule in constitution.rules.rules
+            for atoms in R.guarded_rules(rule)
+            for atom in atoms
+        ]
+        assert all(R._is_guarded(a) for a in guarded)
+    probe = next(r for r in constitution.rules.rules if r.id == "probe.join")
+    assert [[a.field for a in g] for g in R.guarded_rules(probe)] == [["strike"]]
+
+
+# Each in a fresh process, as P22 needs: before D214 about one in three crashed here.
+_P22_CASE = """
+import json
+from constitution.load import load_constitution, bundled_path
+from engine.rules.evaluate import evaluate
+from tests.engine.conftest import BASE
+from tests.engine.test_durable_pitfalls import _with_rule
+from scheduler.scenarios import _overlay
+from constitution.yamlsafe import load_file
+from engine.facts.load import facts_from_data
+
+when = "((account.csp_window) or account.forks > market.vix_closes_above_30) and not account.csp_window"
+constitution = _with_rule(load_constitution(bundled_path()), when)
+out = []
+for forks in (0, 1):  # at VIX closes above 30 (0): false; just past it: true
+    facts = facts_from_data(_overlay(load_file(BASE).data, {"accounts": [{"id": "GEN", "forks": forks}]}))
+    durable = evaluate(constitution, facts, evaluator="durable")
+    same = durable.to_json() == evaluate(constitution, facts).to_json()
+    out.append([[a.account for a in durable.actions if a.rule == "probe.join"], same])
+print(json.dumps(out))
+"""
+
+
+def test_the_p22_rule_decides_as_the_compiled_path_in_fresh_processes():
+    root = Path(__file__).resolve().parents[2]
+    for _ in range(6):
+        proc = subprocess.run(
+            [sys.executable, "-c", _P22_CASE], capture_output=True, text=True, timeout=120, cwd=root
+        )
+        assert proc.returncode == 0, proc.stderr[-800:]
+        assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[[], True], [["GEN"], True]]
