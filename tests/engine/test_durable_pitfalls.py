@@ -386,11 +386,18 @@ print("survived", flush=True)
 """
 
 
-def _raw_p20(mode: str) -> subprocess.CompletedProcess:
-    script = f"MODE = {mode!r}\n" + _RAW_P20
+def _raw_script(preamble: str, script: str) -> subprocess.CompletedProcess:
+    """A raw durable script in a fresh interpreter: these pitfalls abort the process."""
     return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", preamble + "\n" + script],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
+
+
+def _raw_p20(mode: str) -> subprocess.CompletedProcess:
+    return _raw_script(f"MODE = {mode!r}", _RAW_P20)
 
 
 def test_raw_p20_a_join_reference_to_an_absent_field_fails_and_deleting_the_session_aborts():
@@ -575,10 +582,7 @@ print("survived", flush=True)
 
 
 def _raw_p22(join: str) -> subprocess.CompletedProcess:
-    script = f"JOIN = {join}\n" + _RAW_P22
-    return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
+    return _raw_script(f"JOIN = {join}", _RAW_P22)
 
 
 def test_raw_p22_a_join_comparison_in_a_network_of_this_shape_segfaults():
