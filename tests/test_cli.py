@@ -79,3 +79,35 @@ def test_paper_step_from_a_facts_file_then_resume_as_console_scripts(tmp_path):
         and "--reason" in refused.stderr
         and "Traceback" not in refused.stderr
     )
+
+
+def test_evaluate_shadow_prints_the_decision_both_evaluators_agree_on(capsys):
+    from scheduler.cli import main
+
+    facts = str(ROOT / "examples" / "facts-calm-thursday.yaml")
+    assert main(["evaluate", "--facts", facts, "--json"]) == 0
+    alone = capsys.readouterr().out
+    assert main(["evaluate", "--facts", facts, "--json", "--shadow"]) == 0
+    both = capsys.readouterr()
+    assert both.out == alone and json.loads(both.out)["actions"]
+    assert "compiled and durable-rules agree" in both.err
+
+
+def test_evaluate_shadow_refuses_a_decision_the_evaluators_disagree_on(capsys, monkeypatch):
+    from engine.rules import shadow
+    from scheduler.cli import main
+
+    real = shadow.evaluate
+
+    def disagreeing(constitution, facts, **kwargs):
+        decision = real(constitution, facts, **kwargs)
+        if kwargs.get("evaluator") == "durable":
+            return decision.model_copy(update={"actions": decision.actions[1:]})
+        return decision
+
+    monkeypatch.setattr(shadow, "evaluate", disagreeing)
+    facts = str(ROOT / "examples" / "facts-calm-thursday.yaml")
+    assert main(["evaluate", "--facts", facts, "--json", "--shadow"]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""  # no decision is shown as if it were agreed
+    assert "the evaluators disagree at actions" in out.err

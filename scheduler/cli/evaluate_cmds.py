@@ -80,6 +80,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if disagreement is not None:
             print(f"alluse: the evaluators disagree at {disagreement.where}", file=sys.stderr)
             return 1
+        # on stderr: --json output stays one document
+        print("alluse: compiled and durable-rules agree, byte for byte", file=sys.stderr)
     else:
         evaluated = evaluate(constitution, facts, evaluator=args.evaluator)
     # one intent per position (arbitration); no risk review in a dry run
