@@ -111,3 +111,19 @@ def test_evaluate_shadow_refuses_a_decision_the_evaluators_disagree_on(capsys, m
     out = capsys.readouterr()
     assert out.out == ""  # no decision is shown as if it were agreed
     assert "the evaluators disagree at actions" in out.err
+
+
+def test_validate_quiet_prints_problems_only(tmp_path, capsys):
+    from constitution.load import bundled_path
+    from scheduler.cli import main
+
+    assert main(["validate", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""  # valid: nothing to say
+    assert main(["validate"]) == 0
+    assert "valid" in capsys.readouterr().out  # without --quiet the summary line
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(bundled_path().read_text().replace("kill_switch: 80", "kill_switch: high", 1))
+    assert main(["validate", "-q", str(bundled_path()), str(bad)]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""  # the valid file's line is left out too
+    assert f"{bad}:" in out.err and "1 problem(s) in 1 file(s)" in out.err

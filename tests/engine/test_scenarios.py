@@ -39,6 +39,16 @@ def test_alluse_test_cli_runs_the_scenarios_on_both_evaluators(capsys, flags):
     assert capsys.readouterr().out.strip().endswith(f"{len(CASES)} passed, 0 failed")
 
 
+def test_alluse_test_verbose_lists_every_scenario_by_name(capsys):
+    from scheduler.cli import main
+
+    assert main(["test", str(SCENARIOS / "vix.yaml"), "--verbose"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    names = [name for name, _, _ in CASES if name.startswith("vix.yaml::")]
+    assert lines[:-1] == [f"PASS {name}" for name in names] and names
+    assert lines[-1] == f"{len(names)} passed, 0 failed"
+
+
 def test_alluse_test_shadow_fails_a_scenario_the_evaluators_disagree_on(capsys, monkeypatch):
     from engine.rules import shadow
     from scheduler.cli import main

@@ -306,3 +306,35 @@ def test_no_secret_is_stored_or_printed_when_deliveries_fail(
     assert "chat: failed:" in out
     listed = json.loads(out[: out.rindex("]") + 1])[0]["deliveries"]
     assert {d["last_error"] for d in listed} == {"chat: ConnectError", "hooks: HTTP 500"}
+
+
+def test_alerts_list_unsent_shows_only_what_a_destination_still_owes(
+    tmp_path, clock, httpserver, capsys, monkeypatch
+):
+    from scheduler.cli import main
+    from tests.notify.conftest import free_port
+
+    cfg = AlertsConfig.model_validate(
+        {
+            "destinations": config(httpserver).destinations,
+            "routes": [
+                {"severities": ["critical"], "to": ["hooks"]},
+                {"severities": ["warning"], "to": ["chat"]},
+            ],
+        }
+    )
+    unreachable = f"http://127.0.0.1:{free_port()}/services/{SLACK_TOKEN}"
+    secrets = Secrets({"HOOK_SECRET": SECRET, "SLACK_URL": unreachable})
+    outbox = outbox_for(tmp_path, clock, cfg)
+    outbox.put([alert("alluse:k:0"), alert("alluse:k:1", severity="warning", kind="stale_data")])
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    report = deliver_due(outbox, build_notifiers(cfg, secrets), secrets)
+    assert [key for key, _ in report.sent] == ["alluse:k:0"] and len(report.failed) == 1
+    monkeypatch.chdir(tmp_path)
+
+    def keys(*flags: str) -> list[str]:
+        assert main(["alerts", "list", "--db", str(tmp_path / "alerts.db"), "--json", *flags]) == 0
+        return sorted(x["alert"]["key"] for x in json.loads(capsys.readouterr().out))
+
+    assert keys() == ["alluse:k:0", "alluse:k:1"]
+    assert keys("--unsent") == ["alluse:k:1"]  # the webhook took k:0; chat still owes k:1
