@@ -277,3 +277,15 @@ def test_after_a_key_rotation_old_checkpoints_still_verify(db, tmp_path, capsys,
     assert f"retired {old}" in out and verifier_key(KEY_NAME, load_key(key).public_key()) != old
     code, result = _verify(capsys, db)
     assert code == 0 and result["checkpoint"]["status"] == "matches"
+
+
+def test_key_show_creates_the_key_only_when_asked(tmp_path, capsys, monkeypatch):
+    key = tmp_path / "keys" / "new.key"
+    monkeypatch.setenv("ALLUSE_CHECKPOINT_KEY", str(key))
+    assert main(["audit", "key", "show"]) == 1 and not key.exists()
+    assert f"no checkpoint key at {key}" in capsys.readouterr().err
+    assert main(["audit", "key", "show", "--create"]) == 0 and key.exists()
+    created = capsys.readouterr().out.splitlines()[1]
+    assert created == verifier_key(KEY_NAME, load_key(key).public_key())
+    assert main(["audit", "key", "show", "--create"]) == 0  # an existing key is kept
+    assert capsys.readouterr().out.splitlines()[1] == created

@@ -92,3 +92,32 @@ def test_run_and_backtest_refuse_a_bad_policy_and_live_refuses_policies(
     code, text = _run(capsys, *argv, "--db", str(tmp_path / "x.db"))
     assert code == 2 and expected in text
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_version_proposed_with_two_contents_is_approved_by_its_digest(tmp_path, capsys):
+    from adapters.storage.governance_store import GovernanceStore
+    from constitution.load import load_constitution
+
+    db = str(tmp_path / "gov.db")
+    common = ("--synthetic", "7", "--from", "2024-01-02", "--to", "2024-01-05", "--db", db)
+    digests = []
+    for volume in (99, 98):  # the same version number, two different texts
+        (tmp_path / "v").mkdir(exist_ok=True)
+        text = bundled_path().read_text("utf-8").replace("min_volume: 100", f"min_volume: {volume}")
+        path = _bumped(tmp_path / "v", text)
+        code, out = _run(capsys, "propose", path, *common, "--out", str(tmp_path / f"o{volume}"))
+        assert code == 0, out
+        digests.append(load_constitution(path).digest)
+    code, text = _run(capsys, "constitution", "approve", "1.3.9", "--reason", "x", "--db", db)
+    assert code == 2 and "ambiguous" in text and "--digest" in text
+    assert all(d[:19] in text for d in digests)  # both named, to choose from
+    chosen = digests[1][: len("sha256:") + 12]  # a prefix is enough
+    code, text = _run(
+        capsys, "constitution", "approve", "1.3.9", "--reason", "x", "--digest", chosen, "--db", db
+    )
+    assert code == 0 and "approval of proposal" in text
+    store = GovernanceStore.open(f"sqlite:///{db}")
+    try:
+        assert [a["digest"] for a in store.approvals()] == [digests[1]]
+    finally:
+        store.close()

@@ -109,3 +109,20 @@ def test_import_needs_a_symbol_when_the_file_name_is_not_one(tmp_path, capsys):
 
     assert main(["data", "import", f"ABC={f}", "--into", str(tmp_path / "s")]) == 0
     assert (tmp_path / "s" / "ABC.csv").is_file()
+
+
+def test_import_symbol_names_a_file_whose_name_does_not_say_it(tmp_path, capsys):
+    bars = tmp_path / "downloaded.csv"  # no symbol in the name
+    rows = ["date,open,high,low,close,volume"]
+    for d in calendar.sessions_between(date(2026, 9, 1), date(2026, 9, 30)).astype(str):
+        rows.append(f"{d},230,232,228,231,1000000")
+    bars.write_text("\n".join(rows) + "\n")
+    store = tmp_path / "bars"
+
+    argv = ["data", "import", str(bars), "--into", str(store), "--json"]
+    assert main([*argv, "--symbol", "msft"]) == 0
+    [report] = json.loads(capsys.readouterr().out)
+    assert report["symbol"] == "MSFT" and report["rows_stored"] == len(rows) - 1
+    two = ["data", "import", str(bars), str(bars), "--into", str(store), "--symbol", "MSFT"]
+    assert main(two) == 2  # two files, one --symbol
+    assert "--symbol names one file" in capsys.readouterr().err

@@ -74,6 +74,14 @@ def test_weekly_reports_are_cut_on_the_weeks_last_session_only(url, capsys):
     assert weeks[1]["cut_at"] == "2026-04-02T16:30:00-04:00"  # Good Friday 2026-04-03
 
 
+def test_report_last_keeps_only_the_most_recent(url, capsys):
+    code, out = _report(capsys, url, "weekly", "--json", "--last", "1")
+    assert code == 0
+    assert [json.loads(line)["week_start"] for line in out.splitlines()] == ["2026-03-30"]
+    _, out = _report(capsys, url, "weekly", "--json", "--last", "5")  # more than there are
+    assert len(out.splitlines()) == 2
+
+
 def test_reports_print_as_text(url, capsys):
     _, out = _report(capsys, url, "quarterly")
     assert out.startswith("quarter 2026Q1") and "tax ledger: 0 line(s)" in out
