@@ -611,30 +611,30 @@ def _join_references(node) -> list[dict]:
     return [r for value in node.values() for r in _join_references(value)]
 
 
+def _registered_join_references(constitution) -> list[tuple[str, dict]]:
+    runtime = R.runtime_for(constitution.digest, constitution.rules)
+    return [
+        (name, ref)
+        for k in range(constitution.rules.strata)
+        for name, definition in runtime._definitions(k).items()
+        for ref in _join_references(definition["all"])
+    ]
+
+
 def test_no_comparison_with_another_facts_field_is_given_to_durable(bundled):
     """D214: durable's patterns hold constants and the entity joins only; every comparison
-    between two facts' fields (bundled ones, a trader's, P22's) is judged by ``_Guarded``."""
-    for constitution in (
-        bundled,
-        _with_rule(
-            bundled, "account.forks > market.vix_closes_above_30 and not account.csp_window"
-        ),
-        _with_rule(bundled, "position.strike < underlying.price - underlying.atr5 * 2"),
+    between two facts' fields (a trader's, P22's) is judged by ``_Guarded`` instead."""
+    entity_joins = ({"a": "acct"}, {"u": "sym"})
+    assert all(ref in entity_joins for _, ref in _registered_join_references(bundled))
+    for when, judged in (
+        ("account.forks > market.vix_closes_above_30 and not account.csp_window", ["forks"]),
+        ("position.strike < underlying.price - underlying.atr5 * 2", ["strike"]),
     ):
-        runtime = R.runtime_for(constitution.digest, constitution.rules)
-        for k in range(constitution.rules.strata):
-            for name, definition in runtime._definitions(k).items():
-                refs = _join_references(definition["all"])
-                assert all(r in ({"a": "acct"}, {"u": "sym"}) for r in refs), (name, refs)
-        guarded = [
-            atom
-            for rule in constitution.rules.rules
-            for atoms in R.guarded_rules(rule)
-            for atom in atoms
-        ]
-        assert all(R._is_guarded(a) for a in guarded)
-    probe = next(r for r in constitution.rules.rules if r.id == "probe.join")
-    assert [[a.field for a in g] for g in R.guarded_rules(probe)] == [["strike"]]
+        constitution = _with_rule(bundled, when)
+        refs = _registered_join_references(constitution)
+        assert all(ref in entity_joins for _, ref in refs), refs
+        probe = next(r for r in constitution.rules.rules if r.id == "probe.join")
+        assert [[a.field for a in g] for g in R.guarded_rules(probe)] == [judged], when
 
 
 # Each in a fresh process, as P22 needs: before D214 about one in three crashed here.
