@@ -17,12 +17,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.sql.elements import TextClause
 from sqlmodel import create_engine
 
 from adapters.storage.errors import StorageError, translated
@@ -35,6 +37,15 @@ _SQLITE_PRAGMAS: Mapping[str, str | int] = {
     "foreign_keys": "ON",
 }
 _REPRODUCIBLE: set[str] = set()  # SQLite files holding backtests (see the module docstring)
+
+
+@lru_cache(maxsize=256)
+def statement(sql: str) -> TextClause:
+    """``text(sql)``, made once per distinct statement. The ledger's writers run the same few
+    statements every cycle, and ``text`` parses the bind parameters out of the string each
+    time (~14 us; ~4,000 statements a quarter of a backtest). A ``TextClause`` is never
+    changed in place (``bindparams`` returns a new one), so one can serve every caller."""
+    return text(sql)
 
 
 def reproducible(url: str) -> None:

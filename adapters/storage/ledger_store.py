@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.brokers.paper import BookChanges
@@ -26,6 +26,7 @@ from adapters.storage.database import (
     is_sqlite,
     read_connection,
     resolve_url,
+    statement,
     write_transaction,
 )
 from adapters.storage.migrations import migrate
@@ -210,12 +211,12 @@ class SqlLedgerStore:
         before: _Side,
     ) -> None:
         conn.execute(
-            text("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
+            statement("INSERT INTO ledger_op (op_id, kind, body, at) VALUES (:i, :k, :b, :a)"),
             {"i": op.op_id, "k": type(op).__name__, "b": body, "a": stamp},
         )
         if entries:
             conn.execute(
-                text(
+                statement(
                     "INSERT INTO ledger_entry (op_id, line, account, bucket, amount, memo, at)"
                     " VALUES (:o, :l, :ac, :b, :am, :m, :a)"
                 ),
@@ -235,7 +236,7 @@ class SqlLedgerStore:
         if isinstance(op, ApplyFill):
             f = op.fill
             conn.execute(
-                text(
+                statement(
                     "INSERT INTO ledger_fill (execution_id, client_order_id, account, contract_key, side, quantity,"
                     " price, commission, at, body) VALUES (:e, :c, :ac, :k, :s, :q, :p, :cm, :a, :b)"
                 ),
@@ -256,7 +257,7 @@ class SqlLedgerStore:
             acct = before.accounts.get(op.account)
             hwm = max(acct.high_water_mark if acct else 0, op.equity)
             conn.execute(
-                text(
+                statement(
                     "INSERT INTO ledger_equity (account, at, equity, high_water_mark) VALUES (:a, :t, :e, :h)"
                 ),
                 {"a": op.account, "t": stamp, "e": op.equity, "h": hwm},
@@ -264,10 +265,10 @@ class SqlLedgerStore:
 
     def _write_changes(self, conn: Connection, old: _Side, new: _Side) -> None:
         for k in _changed(old.accounts, new.accounts):
-            conn.execute(text("DELETE FROM ledger_account WHERE id = :i"), {"i": k})
+            conn.execute(statement("DELETE FROM ledger_account WHERE id = :i"), {"i": k})
             a = new.accounts[k]
             conn.execute(
-                text(
+                statement(
                     "INSERT INTO ledger_account VALUES (:id, :kind, :opened, :base, :hwm, :forks, :parent, :family,"
                     " :status, :quarter, :qse, :rq)"
                 ),
@@ -288,13 +289,15 @@ class SqlLedgerStore:
             )
         for acct, key in _changed(old.holdings, new.holdings):
             conn.execute(
-                text("DELETE FROM ledger_position WHERE account = :a AND contract_key = :k"),
+                statement("DELETE FROM ledger_position WHERE account = :a AND contract_key = :k"),
                 {"a": acct, "k": key},
             )
             h = new.holdings.get((acct, key))
             if h is not None:
                 conn.execute(
-                    text("INSERT INTO ledger_position VALUES (:a, :k, :c, :q, :p, :pu, :o, :r)"),
+                    statement(
+                        "INSERT INTO ledger_position VALUES (:a, :k, :c, :q, :p, :pu, :o, :r)"
+                    ),
                     {
                         "a": acct,
                         "k": key,
@@ -307,10 +310,12 @@ class SqlLedgerStore:
                     },
                 )
         for coid in _changed(old.orders, new.orders):
-            conn.execute(text("DELETE FROM ledger_order WHERE client_order_id = :c"), {"c": coid})
+            conn.execute(
+                statement("DELETE FROM ledger_order WHERE client_order_id = :c"), {"c": coid}
+            )
             o = new.orders[coid]
             conn.execute(
-                text(
+                statement(
                     "INSERT INTO ledger_order VALUES (:c, :d, :a, :i, :k, :p, :f, :w, :r, :s, :fl, :av, :re)"
                 ),
                 {
@@ -330,9 +335,9 @@ class SqlLedgerStore:
                 },
             )
         if (old.mode, old.mode_reason, old.latched) != (new.mode, new.mode_reason, new.latched):
-            conn.execute(text("DELETE FROM ledger_mode WHERE id = 1"))
+            conn.execute(statement("DELETE FROM ledger_mode WHERE id = 1"))
             conn.execute(
-                text("INSERT INTO ledger_mode VALUES (1, :m, :r, :l)"),
+                statement("INSERT INTO ledger_mode VALUES (1, :m, :r, :l)"),
                 {"m": new.mode, "r": new.mode_reason, "l": int(new.latched)},
             )
 
@@ -360,18 +365,18 @@ class SqlLedgerStore:
                     quarter_start_equity=r[10],
                     reinvested_quarter=r[11],
                 )
-                for r in conn.execute(text("SELECT * FROM ledger_account"))
+                for r in conn.execute(statement("SELECT * FROM ledger_account"))
             }
             balances = {
                 (r[0], r[1]): int(r[2])
                 for r in conn.execute(
-                    text(
+                    statement(
                         "SELECT account, bucket, SUM(amount) FROM ledger_entry GROUP BY account, bucket"
                     )
                 )
             }
             holdings = {}
-            for r in conn.execute(text("SELECT * FROM ledger_position")):
+            for r in conn.execute(statement("SELECT * FROM ledger_position")):
                 h = Holding(
                     r[0],
                     ContractSpec.model_validate_json(r[2]),
@@ -395,12 +400,14 @@ class SqlLedgerStore:
                     r[11],
                     r[12],
                 )
-                for r in conn.execute(text("SELECT * FROM ledger_order"))
+                for r in conn.execute(statement("SELECT * FROM ledger_order"))
             }
             orders = _with_ladders(conn, orders)
-            applied = frozenset(r[0] for r in conn.execute(text("SELECT op_id FROM ledger_op")))
+            applied = frozenset(
+                r[0] for r in conn.execute(statement("SELECT op_id FROM ledger_op"))
+            )
             mode = conn.execute(
-                text("SELECT mode, reason, latched FROM ledger_mode WHERE id = 1")
+                statement("SELECT mode, reason, latched FROM ledger_mode WHERE id = 1")
             ).first()
             books = _load_books(conn, holdings)
         m = {"mode": mode[0], "mode_reason": mode[1], "latched": bool(mode[2])} if mode else {}
@@ -428,7 +435,9 @@ class SqlLedgerStore:
         self._flush()
         with read_connection(self.engine, "summing the ledger") as conn:
             return int(
-                conn.execute(text("SELECT COALESCE(SUM(amount), 0) FROM ledger_entry")).scalar_one()
+                conn.execute(
+                    statement("SELECT COALESCE(SUM(amount), 0) FROM ledger_entry")
+                ).scalar_one()
             )
 
     def last_at(self) -> datetime | None:
@@ -436,7 +445,7 @@ class SqlLedgerStore:
         replay cycle's time, not the wall clock); None for an empty ledger."""
         self._flush()
         with read_connection(self.engine, "reading the ledger's last time") as conn:
-            stamps = [r[0] for r in conn.execute(text("SELECT DISTINCT at FROM ledger_op"))]
+            stamps = [r[0] for r in conn.execute(statement("SELECT DISTINCT at FROM ledger_op"))]
         return max((datetime.fromisoformat(s) for s in stamps), default=None)
 
     def mode_op(self) -> str | None:
@@ -446,7 +455,7 @@ class SqlLedgerStore:
         self._flush()
         with read_connection(self.engine, "reading mode changes") as conn:
             rows = conn.execute(
-                text("SELECT op_id, body, at FROM ledger_op WHERE kind = 'SetMode'")
+                statement("SELECT op_id, body, at FROM ledger_op WHERE kind = 'SetMode'")
             ).all()
         current = [
             (datetime.fromisoformat(at), op_id)
@@ -462,7 +471,7 @@ class SqlLedgerStore:
         self._flush()
         with read_connection(self.engine, f"reading {kind} notes") as conn:
             rows = conn.execute(
-                text("SELECT body, at, op_id FROM ledger_op WHERE kind = 'Note'")
+                statement("SELECT body, at, op_id FROM ledger_op WHERE kind = 'Note'")
             ).all()
         notes = [(datetime.fromisoformat(at), op_id, json.loads(body)) for body, at, op_id in rows]
         return [
@@ -477,7 +486,7 @@ class SqlLedgerStore:
             return [
                 tuple(r)
                 for r in conn.execute(
-                    text(
+                    statement(
                         "SELECT at, equity, high_water_mark FROM ledger_equity WHERE account = :a ORDER BY at"
                     ),
                     {"a": account},
@@ -492,7 +501,7 @@ def _with_ladders(conn: Connection, orders: dict[str, OrderRecord]) -> dict[str,
     if not working:
         return orders
     rows = conn.execute(
-        text("SELECT op_id, body FROM ledger_op WHERE op_id IN :ids").bindparams(
+        statement("SELECT op_id, body FROM ledger_op WHERE op_id IN :ids").bindparams(
             bindparam("ids", expanding=True)
         ),
         {"ids": [f"intent:{c}" for c in working]},
@@ -515,7 +524,7 @@ def realised_lines(engine: Engine, account: str | None = None) -> list[Realised]
     with read_connection(engine, "reading realised P&L") as conn:
         rows = [
             json.loads(r[0])
-            for r in conn.execute(text(sql + " ORDER BY closed, op_id, line"), params)
+            for r in conn.execute(statement(sql + " ORDER BY closed, op_id, line"), params)
         ]
     return [_realised_from(b) for b in rows]
 
@@ -541,7 +550,7 @@ def _write_realised(conn: Connection, realised: Sequence[Realised]) -> None:
     if not realised:
         return
     conn.execute(
-        text(
+        statement(
             "INSERT INTO ledger_realised (op_id, line, account, contract_key, quarter, gain, closed, body)"
             " VALUES (:o, :l, :a, :k, :q, :g, :c, :b)"
         ),
@@ -564,35 +573,37 @@ def _write_realised(conn: Connection, realised: Sequence[Realised]) -> None:
 def _write_books(conn: Connection, old: _Side, new: _Side) -> None:
     for acct, key in _changed(old.holdings, new.holdings):
         conn.execute(
-            text("DELETE FROM ledger_lot WHERE account = :a AND contract_key = :k"),
+            statement("DELETE FROM ledger_lot WHERE account = :a AND contract_key = :k"),
             {"a": acct, "k": key},
         )
         h = new.holdings.get((acct, key))
         if h is not None and h.lots:
             conn.execute(
-                text("INSERT INTO ledger_lot VALUES (:a, :k, :b)"),
+                statement("INSERT INTO ledger_lot VALUES (:a, :k, :b)"),
                 {"a": acct, "k": key, "b": json.dumps(_jsonable(list(h.lots)))},
             )
     for acct in _changed(old.account_modes, new.account_modes):
-        conn.execute(text("DELETE FROM ledger_account_mode WHERE account = :a"), {"a": acct})
+        conn.execute(statement("DELETE FROM ledger_account_mode WHERE account = :a"), {"a": acct})
         m = new.account_modes.get(acct)
         if m is not None:
             conn.execute(
-                text("INSERT INTO ledger_account_mode VALUES (:a, :m, :r, :s, :rl)"),
+                statement("INSERT INTO ledger_account_mode VALUES (:a, :m, :r, :s, :rl)"),
                 {"a": acct, "m": m.mode, "r": m.reason, "s": m.since.isoformat(), "rl": m.release},
             )
     for name in _changed(old.flags, new.flags):
-        conn.execute(text("DELETE FROM ledger_flag WHERE name = :n"), {"n": name})
+        conn.execute(statement("DELETE FROM ledger_flag WHERE name = :n"), {"n": name})
         f = new.flags.get(name)
         if f is not None:
             conn.execute(
-                text("INSERT INTO ledger_flag VALUES (:n, :v, :r, :s)"),
+                statement("INSERT INTO ledger_flag VALUES (:n, :v, :r, :s)"),
                 {"n": name, "v": f.value, "r": f.reason, "s": f.since.isoformat()},
             )
 
 
 def _load_books(conn: Connection, holdings: dict) -> dict:
-    for acct, key, body in conn.execute(text("SELECT account, contract_key, body FROM ledger_lot")):
+    for acct, key, body in conn.execute(
+        statement("SELECT account, contract_key, body FROM ledger_lot")
+    ):
         h = holdings.get((acct, key))
         if h is not None:
             lots = tuple(
@@ -603,17 +614,17 @@ def _load_books(conn: Connection, holdings: dict) -> dict:
     modes = {
         r[0]: AccountMode(r[1], r[2], date.fromisoformat(r[3]), r[4])
         for r in conn.execute(
-            text("SELECT account, mode, reason, since, release FROM ledger_account_mode")
+            statement("SELECT account, mode, reason, since, release FROM ledger_account_mode")
         )
     }
     flags = {
         r[0]: Flag(r[1], r[2], date.fromisoformat(r[3]))
-        for r in conn.execute(text("SELECT name, value, reason, since FROM ledger_flag"))
+        for r in conn.execute(statement("SELECT name, value, reason, since FROM ledger_flag"))
     }
     realised = {
         (r[0], r[1]): int(r[2])
         for r in conn.execute(
-            text(
+            statement(
                 "SELECT account, quarter, SUM(gain) FROM ledger_realised GROUP BY account, quarter"
             )
         )
@@ -689,14 +700,14 @@ class SqlVenueStore:
         if self._writes is not None:
             self._writes.flush()
         with read_connection(self.engine, "loading the paper venue") as conn:
-            row = conn.execute(text("SELECT book FROM paper_venue WHERE id = 1")).first()
+            row = conn.execute(statement("SELECT book FROM paper_venue WHERE id = 1")).first()
             if row is None:
                 return None
             book = json.loads(row[0])
             if "orders" in book:  # the whole book in one row (before ledger 2)
                 return {**book, "whole": True}
-            orders = conn.execute(text("SELECT body FROM paper_venue_order ORDER BY place"))
-            fills = conn.execute(text("SELECT body FROM paper_venue_fill ORDER BY place"))
+            orders = conn.execute(statement("SELECT body FROM paper_venue_order ORDER BY place"))
+            fills = conn.execute(statement("SELECT body FROM paper_venue_fill ORDER BY place"))
             book["orders"] = [json.loads(r[0]) for r in orders]
             book["fills"] = [json.loads(r[0]) for r in fills]
         return book
@@ -738,14 +749,17 @@ def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-_VENUE_DELETE = text("DELETE FROM paper_venue WHERE id = 1")
-_VENUE_INSERT = text("INSERT INTO paper_venue (id, book) VALUES (1, :b)")
-_VENUE_CLEAR = (text("DELETE FROM paper_venue_order"), text("DELETE FROM paper_venue_fill"))
-_VENUE_ORDER = text(
+_VENUE_DELETE = statement("DELETE FROM paper_venue WHERE id = 1")
+_VENUE_INSERT = statement("INSERT INTO paper_venue (id, book) VALUES (1, :b)")
+_VENUE_CLEAR = (
+    statement("DELETE FROM paper_venue_order"),
+    statement("DELETE FROM paper_venue_fill"),
+)
+_VENUE_ORDER = statement(
     "INSERT INTO paper_venue_order (place, client_order_id, body) VALUES (:p, :c, :b)"
     " ON CONFLICT (place) DO UPDATE SET body = excluded.body"
 )
-_VENUE_FILL = text("INSERT INTO paper_venue_fill (place, body) VALUES (:p, :b)")
+_VENUE_FILL = statement("INSERT INTO paper_venue_fill (place, body) VALUES (:p, :b)")
 
 
 def _write_venue(conn: Connection, changes: BookChanges) -> None:
