@@ -1,8 +1,10 @@
-"""What every child process of ALL-USE does first: die with its parent.
+"""What every child process of ALL-USE does first: die with its parent, and keep its stdout.
 
-The durable-rules shadow (``adapters.shadow_process``) and a backtest's chain feed
-(``adapters.market_data.chain_feed``) run in child processes. A child whose parent is gone is
-of no use to anyone, and one stuck in C code reads no pipe that would tell it so.
+The durable-rules shadow (``adapters.shadow_process``), a backtest's chain feed
+(``adapters.market_data.chain_feed``) and a sweep's workers (``scheduler.sweep_worker``) run in
+child processes. A child whose parent is gone is of no use to anyone, and one stuck in C code
+reads no pipe that would tell it so. Each speaks JSON lines on its stdout, which nothing else
+it runs may print to.
 """
 
 from __future__ import annotations
@@ -10,10 +12,20 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import BinaryIO
 
 PARENT_ENV = "ALLUSE_PARENT_PID"  # the parent's pid, given to the child (die_with_parent)
 ORPHANED_EXIT = 1  # a child whose parent died before it asked to die with it exits with this
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def protocol_stdout(buffering: int = -1) -> BinaryIO:
+    """The child's own copy of its stdout, for its protocol lines; fd 1 and ``sys.stdout``
+    become stderr, so a print (a library's, C code's) can neither forge nor break a line."""
+    protocol = os.fdopen(os.dup(1), "wb", buffering=buffering)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return protocol
 
 
 def child_env() -> dict[str, str]:

@@ -57,7 +57,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from adapters.children import child_env, die_with_parent
+from adapters.children import child_env, die_with_parent, protocol_stdout
 from constitution.load import LoadedConstitution
 from engine.facts.model import Facts
 from engine.records.decision import Decision
@@ -338,9 +338,7 @@ def serve(decide: Callable[[LoadedConstitution, Facts], Decision] = durable_deci
     die_with_parent()  # first: a parent SIGKILLed from here on takes this child with it
     import faulthandler
 
-    protocol = os.fdopen(os.dup(1), "wb")  # the protocol's own copy of stdout...
-    os.dup2(2, 1)  # ...and fd 1 is stderr, for whatever else prints
-    sys.stdout = sys.stderr
+    protocol = protocol_stdout()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     faulthandler.enable()  # a segfault prints the Python stack to stderr (the crash's note)

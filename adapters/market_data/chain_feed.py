@@ -41,7 +41,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from adapters.children import child_env, die_with_parent
+from adapters.children import child_env, die_with_parent, protocol_stdout
 from adapters.market_data.files import BarMarketData, FileMarketData
 from engine.market import calendar
 from engine.market.indicators import AtrBasis
@@ -376,9 +376,7 @@ def serve() -> None:
     """The child: read the market's line and build it, then the walk's, and send what every
     session's bars give from ``first`` to ``until``."""
     die_with_parent()
-    out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)  # the protocol's own copy of stdout...
-    os.dup2(2, 1)  # ...and fd 1 is stderr: nothing else printed can break a message
-    sys.stdout = sys.stderr
+    out = protocol_stdout(buffering=1 << 20)
     told = _Lines(0)
     work = json.loads(told.next(wait=True) or "{}")
     until = date.fromisoformat(work["until"])

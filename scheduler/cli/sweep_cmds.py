@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -44,6 +46,11 @@ def register(sub: SubParsers) -> None:
     p.add_argument(
         "--ray", metavar="ADDRESS", help="run on a Ray cluster ('local' starts one here)"
     )
+    p.add_argument(
+        "--shadow",
+        action="store_true",
+        help="durable-rules decides every decision beside the compiled path; a disagreement exits 1",
+    )
     p.set_defaults(func=cmd_sweep)
 
 
@@ -56,41 +63,58 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.ray
         else sweep.local(max(1, args.processes))
     )
-    rows = sweep.sweep(grid, args.out, execute)
-    table = sweep.write_table(rows, args.table or args.out / "results.csv")
-    _print(rows, grid, table)
-    return 0
+    swept = sweep.sweep(grid, args.out, execute, shadow=args.shadow)
+    table = sweep.write_table(swept.rows, args.table or args.out / "results.csv")
+    if swept.rows:
+        _print(swept.rows, grid, table)
+    for line in swept.failures:
+        print(f"alluse: sweep {line}", file=sys.stderr)
+    return 1 if swept.failures else 0
 
 
 def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.2f} %"
+    return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
 def _print(rows: list[dict[str, Any]], grid: Grid, table: Path) -> None:
+    """The table whole: a cell is never cut (a narrow terminal wraps the headers only); the
+    digest's first 8 hex digits here, whole in the results file."""
     keys = [k for k, _ in grid.axes]
-    t = Table(title=f"sweep {grid.first} .. {grid.last}: {len(rows)} runs")
-    for col in (
-        "run",
-        *keys,
-        "digest",
-        "CAGR",
-        *(f"max DD {s}" for s in ("GEN", "REV", "COM")),
-        "trades",
-        "kill days",
-        "SAFE days",
-    ):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(
+    cells = [
+        [
             str(r["run"]),
             *(str(r[k]) for k in keys),
-            r["digest"][7:19],
+            r["digest"][7:15],
             _pct(r["cagr"]),
             *(_pct(r[f"max_drawdown_{s}"]) for s in ("GEN", "REV", "COM")),
             str(r["trades"]),
             str(r["kill_days"]),
             str(r["safe_days"]),
+        ]
+        for r in rows
+    ]
+    headers = ["run", *keys, "digest", "CAGR", "max DD GEN", "max DD REV", "max DD COM"]
+    headers += ["trades", "kill days", "SAFE days"]
+    if "disagreements" in rows[0]:  # --shadow
+        headers.append("disagreements")
+        for c, r in zip(cells, rows, strict=True):
+            c.append(str(r["disagreements"]))
+    t = Table(
+        title=f"sweep {grid.first} .. {grid.last}: {len(rows)} runs",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
+    for i, header in enumerate(headers):
+        t.add_column(
+            header, no_wrap=True, min_width=widths[i], justify="right" if i == 0 else "left"
         )
-    out = Console(highlight=False)
+    for c in cells:
+        t.add_row(*c)
+    # never narrower than the table: rich would cut the cells or the columns that do not fit
+    width = max(Console().width, sum(widths) + 2 * len(widths))
+    out = Console(highlight=False, width=width)
     out.print(t)
-    out.print(f"results: {table}; each run's audit log: {grid.first}..{grid.last} in its db column")
+    out.print(f"results: {table} (each run's audit log: the file in its db column)")

@@ -243,7 +243,7 @@ def test_bench_sweep_scales_with_processes(benchmark, tmp_path, processes):
     )
     started = time.perf_counter()
     rows = benchmark.pedantic(
-        lambda: sweep.sweep(sweep.load_grid(grid), tmp_path / "out", sweep.local(processes)),
+        lambda: sweep.sweep(sweep.load_grid(grid), tmp_path / "out", sweep.local(processes)).rows,
         rounds=1,
         iterations=1,
     )
