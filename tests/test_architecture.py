@@ -150,6 +150,29 @@ def test_no_pickle_or_other_code_loading_serialiser_anywhere():
     assert offenders == []
 
 
+# Transports that pickle what crosses between processes (a target, its arguments, its result,
+# an exception): children here are fresh interpreters spoken to in JSON lines (D200, D212,
+# D215). Ray's own transport (cloudpickle) is Ray's; the sweep hands it JSON text.
+PICKLING_TRANSPORTS = {"multiprocessing", "concurrent.futures.ProcessPoolExecutor"}
+
+
+def test_no_process_pool_or_multiprocessing_that_would_pickle_between_processes():
+    offenders = []
+    for path, tree in _modules():
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            offenders += [
+                f"{_rel(path)}: {n}"
+                for n in names
+                if n in PICKLING_TRANSPORTS or n.split(".")[0] == "multiprocessing"
+            ]
+    assert offenders == []
+
+
 # The one module that turns generated text into code: the rules' matching loops, written from
 # the typed AST with no user value in the text (engine/rules/generated.py, D210); never eval.
 GENERATED_CODE = {"engine/rules/generated.py": {"compile", "exec"}}
