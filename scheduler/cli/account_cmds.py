@@ -73,20 +73,19 @@ def _operator_change(args: argparse.Namespace, event: str, change: Callable) -> 
     from engine.clock import WallClock
     from engine.market.snapshot import MarketSnapshot
     from engine.records.audit import RunMode
-    from scheduler.cli.paper_cmds import _login, _note
+    from scheduler.cli.paper_cmds import EMPTY_LEDGER, _login, _note, no_ledger_yet
     from scheduler.compose import paper_executor
 
     reason = args.reason.strip()
     if not reason:
         raise _problem("missing", "--reason", "--reason TEXT must say why: it is recorded")
+    if no_ledger_yet(args.db):
+        return 0
     store = SqlLedgerStore.open(args.db)
     try:
-        if not store.state.accounts:
-            print("the paper ledger is empty (run `alluse paper step` first)")
-            return 0
         at = store.last_at()
-        if at is None:
-            print("the paper ledger is empty (run `alluse paper step` first)")
+        if not store.state.accounts or at is None:
+            print(EMPTY_LEDGER)
             return 0
         migrate(store.engine, [audit_schema.COMPONENT])
         audit = AuditStore(store.engine, WallClock())

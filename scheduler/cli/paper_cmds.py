@@ -289,14 +289,31 @@ def _print_step(report: CycleReport, cycle: TradingCycle, store: SqlLedgerStore)
         print(f"  {acct}: equity ${eq:,.2f}")
 
 
+EMPTY_LEDGER = "the paper ledger is empty (run `alluse paper step` first)"
+
+
+def no_ledger_yet(db: str | None) -> bool:
+    """True (and says so) when ``db`` names a SQLite file that is not there: a command that
+    reads the paper ledger must not leave an empty database behind, which the audit commands
+    would then take for a log that is not ALL-USE's."""
+    from adapters.storage.database import resolve_url, sqlite_file_missing
+
+    missing = sqlite_file_missing(resolve_url(db))
+    if missing is not None:
+        print(f"{EMPTY_LEDGER}: no database at {missing} yet")
+    return missing is not None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from adapters.storage.ledger_store import SqlLedgerStore
     from engine.execution.ledger import LEAP, TAX
 
+    if no_ledger_yet(args.db):
+        return 0
     store = SqlLedgerStore.open(args.db)
     s = store.state
     if not s.accounts:
-        print("the paper ledger is empty (run `alluse paper step` first)")
+        print(EMPTY_LEDGER)
         return 0
     print(
         f"mode {s.mode}{' (latched: needs a reset)' if s.latched else ''}{': ' + s.mode_reason if s.mode_reason else ''}"
@@ -396,6 +413,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from scheduler.compose import writer_lease
 
     url = resolve_url(args.db)
+    if no_ledger_yet(url):
+        return 0
     with writer_lease(url, say=_say):  # resume writes: one writer at a time
         store = SqlLedgerStore.open(url)
         try:

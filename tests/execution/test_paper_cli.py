@@ -328,6 +328,22 @@ def test_resume_on_an_empty_ledger_changes_nothing(url, capsys):
     assert not _ledger(url).accounts and not _decisions(url)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["paper", "status"],
+        ["paper", "resume"],
+        ["account", "pause", "GEN", "--reason", "a holiday"],
+        ["system", "maintenance", "on", "--reason", "a new disk"],
+    ],
+)
+def test_a_paper_command_on_a_database_not_there_yet_creates_none(argv, tmp_path, capsys):
+    db = tmp_path / "not-yet.db"
+    assert main([*argv, "--db", f"sqlite:///{db}"]) == 0
+    assert f"no database at {db} yet" in capsys.readouterr().out
+    assert not db.exists()  # else `alluse audit` would take it for a log that is not ALL-USE's
+
+
 def test_the_kill_switch_blocks_entries_while_vix_is_above_80_and_releases_without_a_reset(
     url, tmp_path, capsys
 ):
