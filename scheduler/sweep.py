@@ -399,33 +399,69 @@ def local(processes: int | None) -> Executor:
 
 
 def _in_workers(runs: Sequence[Run], workers: int) -> list[dict[str, Any]]:
+    """The runs shared by ``workers`` threads, each with its worker process. An interrupt
+    (Ctrl-C) or any other error here ends every worker at once and is raised: no run is
+    started after it, and no worker outlives the command."""
     pending: queue.SimpleQueue[Run] = queue.SimpleQueue()
     for r in runs:
         pending.put(r)
-    outcomes: dict[int, dict[str, Any]] = {}
-    threads = [threading.Thread(target=_work, args=(pending, outcomes)) for _ in range(workers)]
+    pool = _Pool(pending)
+    threads = [threading.Thread(target=pool.work) for _ in range(workers)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
-    return [outcomes[r.index] for r in runs]
-
-
-def _work(pending: queue.SimpleQueue[Run], outcomes: dict[int, dict[str, Any]]) -> None:
-    """One worker process's share: runs from ``pending`` until none is left. Each run is tried
-    once; a worker that died with one is replaced for the next."""
-    worker: _Worker | None = None
     try:
-        while True:
-            try:
-                run = pending.get_nowait()
-            except queue.Empty:
-                return
-            worker = worker if worker is not None and worker.alive() else _Worker()
-            outcomes[run.index] = worker.ask(run)
-    finally:
-        if worker is not None:
-            worker.close()
+        for t in threads:
+            t.join()
+    except BaseException:
+        pool.stop()
+        for t in threads:
+            t.join()
+        raise
+    return [pool.outcomes[r.index] for r in runs]
+
+
+class _Pool:
+    """What the threads share: the runs left, their outcomes, the workers running."""
+
+    def __init__(self, pending: queue.SimpleQueue[Run]) -> None:
+        self.pending = pending
+        self.outcomes: dict[int, dict[str, Any]] = {}
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._running: set[_Worker] = set()
+
+    def work(self) -> None:
+        """One worker process's share: runs until none is left. Each run is tried once; a
+        worker that died with one is replaced for the next."""
+        worker: _Worker | None = None
+        try:
+            while not self._stopped.is_set():
+                try:
+                    run = self.pending.get_nowait()
+                except queue.Empty:
+                    return
+                if worker is None or not worker.alive():
+                    worker = self._started()
+                    if worker is None:
+                        return
+                self.outcomes[run.index] = worker.ask(run)
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def _started(self) -> _Worker | None:
+        with self._lock:  # a stop between the check and the start still ends this worker
+            if self._stopped.is_set():
+                return None
+            worker = _Worker()
+            self._running.add(worker)
+            return worker
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped.set()
+            for w in self._running:
+                w.kill()
 
 
 class _Worker:
@@ -465,6 +501,10 @@ class _Worker:
         last = [x for x in self.stderr.read().decode("utf-8", "replace").splitlines() if x]
         said = f": {last[-1]}" if last else ""
         return f"the worker process ended (exit code {code}){said}"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
 
     def close(self) -> None:
         if self.proc.stdin is not None:

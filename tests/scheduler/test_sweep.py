@@ -247,3 +247,33 @@ def test_a_run_whose_evaluators_disagreed_is_reported_as_a_failure(grid, tmp_pat
     (line,) = swept.failures
     assert line.startswith("run 1 (vix.kill_switch=80, protocol.levels.L2.atr_multiple=2.0):")
     assert "the evaluators disagreed on 2 decisions" in line
+
+
+def test_an_interrupt_ends_every_worker_at_once_and_starts_no_run(grid, tmp_path, monkeypatch):
+    import signal
+    import threading
+    import time
+
+    hangs = (
+        "import os, sys, time, pathlib;"
+        f"pathlib.Path({str(tmp_path)!r}, 'pid-' + str(os.getpid())).touch();"
+        "sys.stdin.readline(); time.sleep(60)"
+    )
+    monkeypatch.setattr(sweep, "_WORKER", (sys.executable, "-c", hangs))
+    runs = sweep.plan(grid, tmp_path / "out") * 2  # four runs, two workers, each stuck in one
+
+    def ctrl_c_once_both_started():
+        while len(list(tmp_path.glob("pid-*"))) < 2:
+            time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # Ctrl-C
+
+    threading.Thread(target=ctrl_c_once_both_started, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sweep._in_workers(runs, 2)
+    assert time.monotonic() - started < 30  # not the workers' 60 s
+    pids = [int(p.name[4:]) for p in tmp_path.glob("pid-*")]
+    assert len(pids) == 2  # no worker was started for the two runs left
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # killed and reaped
