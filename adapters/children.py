@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
-from typing import BinaryIO
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, BinaryIO
 
 PARENT_ENV = "ALLUSE_PARENT_PID"  # the parent's pid, given to the child (die_with_parent)
 ORPHANED_EXIT = 1  # a child whose parent died before it asked to die with it exits with this
@@ -26,6 +29,23 @@ def protocol_stdout(buffering: int = -1) -> BinaryIO:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return protocol
+
+
+_ROOT = Path(__file__).resolve().parents[1]  # the directory holding adapters/, engine/, ...
+
+
+def start_child(command: Sequence[str], stderr: int | IO[bytes]) -> subprocess.Popen[bytes]:
+    """``command`` (``python -m MODULE``) as a child speaking on its stdin and stdout, run from
+    the project's root with ``child_env()``; ``stderr``: a file, ``subprocess.PIPE`` or
+    ``subprocess.DEVNULL``."""
+    return subprocess.Popen(
+        list(command),
+        cwd=_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env=child_env(),
+    )
 
 
 def child_env() -> dict[str, str]:

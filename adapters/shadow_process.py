@@ -52,12 +52,11 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import IO, Any
 
 from pydantic import ValidationError
 
-from adapters.children import child_env, die_with_parent, protocol_stdout
+from adapters.children import die_with_parent, protocol_stdout, start_child
 from constitution.load import LoadedConstitution
 from engine.facts.model import Facts
 from engine.records.decision import Decision
@@ -75,7 +74,6 @@ log = logging.getLogger(__name__)
 EVALUATE_SECONDS = 10.0
 START_SECONDS = 60.0
 _STDERR_LINES = 20  # the tail of the child's stderr kept for a crash's note
-_ROOT = Path(__file__).resolve().parents[1]  # the directory holding adapters/, engine/, ...
 _DEFAULT_COMMAND = (sys.executable, "-m", "adapters.shadow_process")
 
 
@@ -192,14 +190,7 @@ class _Child:
     the tail of its stderr."""
 
     def __init__(self, command: Sequence[str], start_timeout: float):
-        self.proc: subprocess.Popen[bytes] = subprocess.Popen(
-            list(command),
-            cwd=_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=child_env(),
-        )
+        self.proc = start_child(command, stderr=subprocess.PIPE)
         self.loaded: str | None = None  # the constitution digest this child holds
         self.answers: queue.Queue[bytes | None] = queue.Queue()
         self.stderr: deque[str] = deque(maxlen=_STDERR_LINES)

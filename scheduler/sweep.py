@@ -46,7 +46,7 @@ from typing import IO, Any
 
 import yaml
 
-from adapters.children import child_env
+from adapters.children import start_child
 from constitution.errors import InvalidInput, Problem
 from constitution.load import bundled_path, load_constitution_text
 from constitution.yamlsafe import Loaded, load_file
@@ -384,7 +384,6 @@ def row(run: Run, s: Any) -> dict[str, Any]:
 
 Executor = Callable[[Sequence[Run]], list[dict[str, Any]]]  # runs -> their outcomes
 _WORKER = (sys.executable, "-m", "scheduler.sweep_worker")
-_ROOT = Path(__file__).resolve().parents[1]  # the directory holding scheduler/, engine/, ...
 
 
 def local(processes: int | None) -> Executor:
@@ -470,14 +469,7 @@ class _Worker:
 
     def __init__(self) -> None:
         self.stderr: IO[bytes] = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            list(_WORKER),
-            cwd=_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            env=child_env(),
-        )
+        self.proc = start_child(_WORKER, stderr=self.stderr)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

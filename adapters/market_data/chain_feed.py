@@ -36,12 +36,11 @@ import subprocess
 import sys
 import weakref
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from adapters.children import child_env, die_with_parent, protocol_stdout
+from adapters.children import die_with_parent, protocol_stdout, start_child
 from adapters.market_data.files import BarMarketData, FileMarketData
 from engine.market import calendar
 from engine.market.indicators import AtrBasis
@@ -64,7 +63,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 _ROW_BYTES = sum(np.dtype(d).itemsize for _, d in COLUMNS)
 PIPE_BYTES = 1 << 20  # the pipe's size (Linux's default limit for a user): the child's lead
 WAIT_SECONDS = 30.0  # for the child's next message, its start included; then the run goes on
-_ROOT = Path(__file__).resolve().parents[2]
 _COMMAND = (sys.executable, "-m", "adapters.market_data.chain_feed")
 
 
@@ -130,14 +128,8 @@ class ChainFeed:
         self._ready: dict[str, tuple[date, dict, bytes]] = {}  # key -> (day, header, columns)
         self._done: date | None = None  # the child has sent every chain through this session
         self._ended = False
-        self._proc = subprocess.Popen(
-            list(command),
-            cwd=_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,  # it has nothing to say: a failed feed is a slower run
-            env=child_env(),
-        )
+        # stderr to /dev/null: it has nothing to say, a failed feed is a slower run
+        self._proc = start_child(command, stderr=subprocess.DEVNULL)
         self._finalizer = weakref.finalize(self, _end, self._proc)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._pipe = _Pipe(self._proc.stdout)
