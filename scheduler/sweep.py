@@ -55,6 +55,11 @@ KNOWN = ("constitution", "from", "to", "synthetic", "data", "grid")
 SLEEVES = ("GEN", "REV", "COM")
 
 
+def label_of(params: Iterable[tuple[str, Any]]) -> str:
+    """A parameter set as the user reads it: ``vix.kill_switch=75, ...``."""
+    return ", ".join(f"{k}={v}" for k, v in params)
+
+
 @dataclass(frozen=True)
 class Run:
     """One parameter set, as plain data a worker process can be given."""
@@ -72,7 +77,7 @@ class Run:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.params)
+        return label_of(self.params)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -258,7 +263,7 @@ def plan(grid: Grid, out_dir: Path, *, shadow: bool = False) -> list[Run]:
     found: dict[Problem, list[str]] = {}  # each problem, located, and the sets it was in
     combinations = grid.combinations()
     for i, params in enumerate(combinations):
-        label = ", ".join(f"{k}={v}" for k, v in params)
+        label = label_of(params)
         source = f"{grid.base.source} [{label}]"
         text = yaml.safe_dump(apply(grid.base.data, params), sort_keys=False, allow_unicode=True)
         try:
