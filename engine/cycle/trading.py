@@ -49,7 +49,7 @@ from engine.market.params import market_params
 from engine.market.quotes import MarketView
 from engine.market.snapshot import MarketDataPort, MarketSnapshot, Quote
 from engine.records.decision import Decision
-from engine.records.log import CycleBatched, DecisionLog, Receipt
+from engine.records.log import DecisionLog, Receipt, end_cycle_of
 from engine.rules.evaluate import evaluate
 from engine.rules.shadow import Disagreement, Evaluate, decide_both
 
@@ -122,10 +122,8 @@ class TradingCycle:
         finally:
             # a backtest's cycle: its ledger writes and its records in one transaction (D180,
             # D93; the store leaves its writes to the log when the log takes them along)
-            if isinstance(self.store, CycleBatched):
-                self.store.end_cycle()
-            if isinstance(self.log, CycleBatched):
-                self.log.end_cycle()
+            end_cycle_of(self.store)
+            end_cycle_of(self.log)
 
     def _run(self, at: datetime) -> CycleReport:
         snapshot = self._snapshot(at)

@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 import numpy as np
 
@@ -336,5 +337,13 @@ def build_facts(
 
 
 def _quality(findings: list[DataQualityFinding]) -> tuple[QualityFinding, ...]:
-    unique = dict.fromkeys((f.subject, str(f.code), f.detail) for f in findings)
-    return tuple(QualityFinding(code=c, subject=s, detail=d) for s, c, d in sorted(unique))
+    return _findings(
+        tuple(sorted(dict.fromkeys((f.subject, str(f.code), f.detail) for f in findings)))
+    )
+
+
+@lru_cache(maxsize=1024)
+def _findings(unique: tuple[tuple[str, str, str], ...]) -> tuple[QualityFinding, ...]:
+    """The facts' findings, made once per distinct set: a history's ticks repeat the same few
+    (a chain that cannot be priced, an index without options), and the models are frozen."""
+    return tuple(QualityFinding(code=c, subject=s, detail=d) for s, c, d in unique)
