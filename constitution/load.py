@@ -56,6 +56,11 @@ class LoadedConstitution:
     def version(self) -> str:
         return self.model.meta.version
 
+    def where(self, path: tuple[str | int, ...]) -> tuple[int, int]:
+        """The (line, column) of ``path`` in this constitution's text (its nearest ancestor's
+        when the text does not hold it), for a problem found after loading."""
+        return load_text(self.text, self.source).where(path)
+
 
 def load_constitution(
     path: str | Path, display: str | None = None, *, released_check: bool = True

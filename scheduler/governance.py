@@ -153,11 +153,22 @@ def load_pair(
         raise InvalidInput(problems, what="constitution")
     new, current = loaded
     if new.digest == current.digest:
-        raise _bad("NEW", "no-change", f"{new.source} has the same content as {current.source}")
+        raise InvalidInput(
+            [Problem(new.source, 1, 1, "no-change", "", f"the same content as {current.source}")]
+        )
     if new.version == current.version:
-        raise _bad("NEW", "version-not-bumped",
-                   f"{new.source} changes version {new.version}: a change is a new version")  # fmt: skip
+        raise _at_version(
+            new,
+            "version-not-bumped",
+            f"{new.version} is the version of {current.source}: a change is a new version",
+        )
     return new, current
+
+
+def _at_version(c: LoadedConstitution, code: str, message: str) -> InvalidInput:
+    """A problem with the proposed file's version, at its ``meta.version`` (what to edit)."""
+    line, col = c.where(("meta", "version"))
+    return InvalidInput([Problem(c.source, line, col, code, "meta.version", message)])
 
 
 def _comparison(

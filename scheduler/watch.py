@@ -89,8 +89,7 @@ class ConstitutionWatcher:
         if new.version == self.current.version and self.current.model.governance.immutable:
             problem = Problem(
                 str(self.path),
-                1,
-                1,
+                *new.where(("meta", "version")),
                 "version-not-bumped",
                 "meta.version",
                 f"version {new.version} is running with another content; a change needs a new version and a changelog entry",

@@ -41,14 +41,15 @@ def test_propose_refuses_an_invalid_an_unchanged_or_an_unbumped_file_before_any_
     same = tmp_path / "same.yaml"
     same.write_text(bundled_path().read_text("utf-8"))
     code, text = _run(capsys, "propose", str(same), *common)
-    assert code == 2 and "no-change" in text
+    assert code == 2 and f"{same}:1:1: no-change" in text
 
     unbumped = tmp_path / "unbumped.yaml"
     unbumped.write_text(
         bundled_path().read_text("utf-8").replace("min_volume: 100", "min_volume: 99")
     )
     code, text = _run(capsys, "propose", str(unbumped), *common)
-    assert code == 2 and "version-not-bumped" in text
+    version_line = unbumped.read_text().splitlines().index("  version: 1.3.1") + 1
+    assert code == 2 and f"{unbumped}:{version_line}:3: version-not-bumped: meta.version" in text
 
     out = tmp_path / "out"
     out.mkdir()

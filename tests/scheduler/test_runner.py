@@ -124,7 +124,9 @@ def test_changing_a_running_version_without_a_bump_is_refused(env):
     at = _ny(date(2026, 3, 2), 9, 35)
     runner.cycle(at)
     (note,) = _notes(url, clock, runner.state.constitution, at)
-    assert note["event"] == "constitution_refused" and "version-not-bumped" in note["problems"][0]
+    assert note["event"] == "constitution_refused"
+    line = path.read_text("utf-8").splitlines().index("  version: 1.3.1") + 1
+    assert note["problems"][0].startswith(f"{path}:{line}:3: version-not-bumped: meta.version:")
 
 
 class _Reconciling(FakeCycle):
