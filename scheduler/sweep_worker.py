@@ -2,8 +2,9 @@
 
 One JSON line in, one out, until stdin ends: a ``Run`` (``Run.to_json``) in, its outcome
 (``sweep.outcome``: the row, the located problems of a refused input, or what failed) out.
-Nothing is pickled: a worker is a fresh interpreter given plain data, as the shadow and the
-chain feed are (docs/decisions.md D200, D212). It dies with its parent (``die_with_parent``).
+Nothing is pickled (docs/decisions.md D215): a worker is a fresh interpreter given plain data,
+as the shadow and the chain feed are (D200, D212). It dies with its parent
+(``die_with_parent``); the parent kills it on an interrupt.
 """
 
 from __future__ import annotations

@@ -77,8 +77,8 @@ def _pct(x: float | None) -> str:
 
 
 def _print(rows: list[dict[str, Any]], grid: Grid, table: Path) -> None:
-    """The table whole: a cell is never cut (a narrow terminal wraps the headers only); the
-    digest's first 8 hex digits here, whole in the results file."""
+    """The table whole, however narrow the terminal (rich would cut the cells and drop the
+    columns that do not fit); the digest's first 8 hex digits here, whole in the results."""
     keys = [k for k, _ in grid.axes]
     cells = [
         [
