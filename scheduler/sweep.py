@@ -410,17 +410,23 @@ def _in_workers(runs: Sequence[Run], workers: int) -> list[dict[str, Any]]:
     for r in runs:
         pending.put(r)
     pool = _Pool(pending)
-    threads = [threading.Thread(target=pool.work) for _ in range(workers)]
+    done = [threading.Event() for _ in range(workers)]
+    threads = [threading.Thread(target=pool.work, args=(d,)) for d in done]
     for t in threads:
         t.start()
+    # Waited for on events, not by join: a join that an interrupt cuts short marks its thread
+    # as ended while it runs on (CPython 3.11's Thread._wait_for_tstate_lock), and the next
+    # join would not wait for that thread's worker to be ended.
     try:
-        for t in threads:
-            t.join()
+        for d in done:
+            d.wait()
     except BaseException:
         pool.stop()
-        for t in threads:
-            t.join()
+        for d in done:
+            d.wait()
         raise
+    for t in threads:
+        t.join()  # each has finished: this only collects it
     return [pool.outcomes[r.index] for r in runs]
 
 
@@ -434,9 +440,10 @@ class _Pool:
         self._lock = threading.Lock()
         self._running: set[_Worker] = set()
 
-    def work(self) -> None:
+    def work(self, done: threading.Event) -> None:
         """One worker process's share: runs until none is left. Each run is tried once; a
-        worker that died with one is replaced for the next."""
+        worker that died with one is replaced for the next. ``done`` is set when this thread's
+        worker has been ended."""
         worker: _Worker | None = None
         try:
             while not self._stopped.is_set():
@@ -450,8 +457,11 @@ class _Pool:
                         return
                 self.outcomes[run.index] = worker.ask(run)
         finally:
-            if worker is not None:
-                worker.close()
+            try:
+                if worker is not None:
+                    worker.close()
+            finally:
+                done.set()
 
     def _started(self) -> _Worker | None:
         with self._lock:  # a stop between the check and the start still ends this worker
