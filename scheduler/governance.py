@@ -154,7 +154,8 @@ def load_pair(
     new, current = loaded
     if new.digest == current.digest:
         raise InvalidInput(
-            [Problem(new.source, 1, 1, "no-change", "", f"the same content as {current.source}")]
+            [Problem(new.source, 1, 1, "no-change", "", f"the same content as {current.source}")],
+            what="proposal",
         )
     if new.version == current.version:
         raise _at_version(
@@ -168,7 +169,9 @@ def load_pair(
 def _at_version(c: LoadedConstitution, code: str, message: str) -> InvalidInput:
     """A problem with the proposed file's version, at its ``meta.version`` (what to edit)."""
     line, col = c.where(("meta", "version"))
-    return InvalidInput([Problem(c.source, line, col, code, "meta.version", message)])
+    return InvalidInput(
+        [Problem(c.source, line, col, code, "meta.version", message)], what="proposal"
+    )
 
 
 def _comparison(
