@@ -614,6 +614,36 @@ def _refuse_used(runs: Sequence[Run], out_dir: Path) -> None:
 # --- results -----------------------------------------------------------------------------------
 
 
+def output_problems(out_dir: Path, table: Path) -> list[Problem]:
+    """What would stop the sweep from keeping its results, found before any run: an ``--out``
+    that is a file, a table whose directory is not there (``--out`` itself is made), a table
+    that is a directory, Parquet without its engine."""
+    problems = []
+    if out_dir.exists() and not out_dir.is_dir():
+        problems.append(_argument("--out", "not-a-directory", f"{out_dir} is a file"))
+    if table.is_dir():
+        problems.append(_argument("--table", "is-a-directory", f"{table} is a directory"))
+    elif table.parent != out_dir and not table.parent.is_dir():
+        problems.append(
+            _argument("--table", "file-not-found", f"{table.parent} is not a directory")
+        )
+    if table.suffix == ".parquet" and not _parquet_engine():
+        problems.append(
+            _argument("--table", "no-parquet", "writing Parquet needs pyarrow or fastparquet")
+        )
+    return problems
+
+
+def _argument(flag: str, code: str, message: str) -> Problem:
+    return Problem(flag, 1, 1, code, "", message)
+
+
+def _parquet_engine() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("pyarrow", "fastparquet"))
+
+
 def write_table(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """CSV, or Parquet for a ``.parquet`` path (pandas with pyarrow or fastparquet)."""
     if path.suffix == ".parquet":
@@ -623,7 +653,7 @@ def write_table(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
             pd.DataFrame(list(rows)).to_parquet(path, index=False)
         except ImportError as exc:
             raise InvalidInput(
-                [Problem("--out", 1, 1, "no-parquet", "", f"writing Parquet needs pyarrow: {exc}")],
+                [_argument("--table", "no-parquet", f"writing Parquet needs pyarrow: {exc}")],
                 what="arguments",
             ) from None
         return path

@@ -55,18 +55,23 @@ def register(sub: SubParsers) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from constitution.errors import InvalidInput
     from scheduler import sweep
 
     grid = sweep.load_grid(args.grid)
+    table = args.table or args.out / "results.csv"
+    problems = sweep.output_problems(args.out, table)
+    if problems:
+        raise InvalidInput(problems, what="arguments")
     execute = (
         sweep.on_ray(None if args.ray == "local" else args.ray)
         if args.ray
         else sweep.local(max(1, args.processes))
     )
     swept = sweep.sweep(grid, args.out, execute, shadow=args.shadow)
-    table = sweep.write_table(swept.rows, args.table or args.out / "results.csv")
-    if swept.rows:
+    if swept.rows:  # shown before it is written: a failed write loses nothing on the screen
         _print(swept.rows, grid, table)
+    sweep.write_table(swept.rows, table)
     for line in swept.failures:
         print(f"alluse: sweep {line}", file=sys.stderr)
     return 1 if swept.failures else 0

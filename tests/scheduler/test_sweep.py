@@ -277,3 +277,22 @@ def test_an_interrupt_ends_every_worker_at_once_and_starts_no_run(grid, tmp_path
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # killed and reaped
+
+
+def test_where_the_results_go_is_checked_before_any_run(tmp_path, capsys):
+    from scheduler.cli import main
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    argv = ["sweep", str(path), "--processes", "1"]
+    assert main([*argv, "--out", str(a_file)]) == 2
+    assert main([*argv, "--out", str(tmp_path / "o1"), "--table", str(tmp_path / "no/t.csv")]) == 2
+    assert main([*argv, "--out", str(tmp_path / "o2"), "--table", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out:1:1: not-a-directory: {a_file} is a file" in err
+    assert f"--table:1:1: file-not-found: {tmp_path / 'no'} is not a directory" in err
+    assert f"--table:1:1: is-a-directory: {tmp_path} is a directory" in err
+    assert a_file.read_text() == "mine"
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()  # nothing ran
