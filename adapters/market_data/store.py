@@ -276,15 +276,22 @@ def write_store(batch: Sequence[Validated], store: str | Path) -> list[ImportRes
             ],
             what="bar file",
         )
-    store.mkdir(parents=True, exist_ok=True)
-    results = []
-    for v in batch:
-        target = store / f"{v.symbol}.csv"
-        _write_atomic(target, _bars_text(v.history))
-        manifest["symbols"][v.symbol] = _entry(v, target)
-        results.append(_result(v, target))
-    manifest["symbols"] = dict(sorted(manifest["symbols"].items()))
-    _write_atomic(store / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        results = []
+        for v in batch:
+            target = store / f"{v.symbol}.csv"
+            _write_atomic(target, _bars_text(v.history))
+            manifest["symbols"][v.symbol] = _entry(v, target)
+            results.append(_result(v, target))
+        manifest["symbols"] = dict(sorted(manifest["symbols"].items()))
+        _write_atomic(store / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    except OSError as exc:  # each file is replaced whole (_write_atomic), the manifest last
+        reason = exc.strerror or str(exc)
+        raise InvalidInput(
+            [Problem(str(store), 1, 1, "store-unwritable", "", f"cannot write here: {reason}")],
+            what="bar store",
+        ) from None
     return results
 
 

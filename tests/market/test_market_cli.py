@@ -99,6 +99,18 @@ def test_import_of_a_file_with_no_usable_row_exits_2(tmp_path, capsys):
     assert "no-usable-rows" in capsys.readouterr().err
 
 
+def test_import_into_a_store_that_cannot_be_written_is_a_located_exit_2(tmp_path, capsys):
+    f = tmp_path / "ABC.csv"
+    f.write_text("date,close\n2026-11-16,1\n")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+
+    assert main(["data", "import", str(f), "--into", str(a_file / "store")]) == 2
+    err = capsys.readouterr().err
+    assert f"{a_file / 'store'}:1:1: store-unwritable: cannot write here: Not a directory" in err
+    assert a_file.read_text() == "mine"
+
+
 def test_import_needs_a_symbol_when_the_file_name_is_not_one(tmp_path, capsys):
     f = tmp_path / "my prices.csv"
     f.write_text("date,close\n2026-11-16,1\n")
