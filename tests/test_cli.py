@@ -127,3 +127,32 @@ def test_validate_quiet_prints_problems_only(tmp_path, capsys):
     out = capsys.readouterr()
     assert out.out == ""  # the valid file's line is left out too
     assert f"{bad}:" in out.err and "1 problem(s) in 1 file(s)" in out.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["backtest", "--synthetic", "7", "--from", "2024-01-02", "--to", "2024-01-03"],
+        ["evaluate", "--facts", str(ROOT / "examples/facts-calm-thursday.yaml"), "--record"],
+    ],
+)
+def test_a_database_under_a_file_is_exit_2_naming_the_path_without_a_traceback(argv, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    proc = _alluse(*argv, "--db", str(a_file / "x.db"), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"alluse: cannot use {a_file}: a file is there, where a directory is needed"
+    )
+    assert a_file.read_text() == "mine"
+
+
+def test_an_output_under_a_file_is_exit_2_naming_the_path(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    db = tmp_path / "r.db"
+    assert _alluse("evaluate", "--facts", "examples/facts-calm-thursday.yaml", "--record",
+                   "--db", str(db)).returncode == 0  # fmt: skip
+    proc = _alluse("audit", "export", "--db", str(db), "--out", str(a_file / "x.jsonl"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith(f"cannot use {a_file / 'x.jsonl'}: Not a directory")

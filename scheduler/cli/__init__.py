@@ -8,6 +8,8 @@ operational failure. A user's mistake never produces a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, NoReturn
@@ -130,6 +132,33 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a path the system refused: said as such, never a traceback
+        print(f"alluse: {_os_error(exc)}", file=sys.stderr)
+        return 2 if exc.errno in _PATH_ERRNOS else 3
+
+
+# A path the user gave that cannot be used as given (an input problem, exit 2); any other
+# refusal of the system (a full disk, an I/O error) needs an operator (exit 3).
+_PATH_ERRNOS = frozenset(
+    (
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENAMETOOLONG,
+        errno.EROFS,
+    )
+)
+
+
+def _os_error(exc: OSError) -> str:
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EEXIST and exc.filename and os.path.isfile(exc.filename):
+        reason = "a file is there, where a directory is needed"  # mkdir of a path under it
+    return f"cannot use {where}: {reason}" if where else reason
 
 
 if __name__ == "__main__":  # pragma: no cover
