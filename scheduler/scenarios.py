@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from constitution.actions import KINDS
 from constitution.errors import InvalidInput, Problem
 from constitution.load import LoadedConstitution
 from constitution.yamlsafe import Loaded, load_file
@@ -28,6 +29,7 @@ from engine.cycle.pipeline import after_evaluation
 from engine.facts.load import facts_from_data
 from engine.records.decision import Decision
 from engine.rules.evaluate import Evaluator, evaluate
+from engine.rules.prepare import derived_bottoms
 from engine.rules.shadow import decide_both
 
 _ACTION_FIELDS = (
@@ -72,16 +74,18 @@ def load_cases(path: Path) -> list[tuple[str, dict, dict]]:
     if "base" in data:
         base = load_file(path.parent / data["base"]).data
     cases = data.get("scenarios", [data])
+    problems = [p for i, case in enumerate(cases) for p in _shape_problems(doc, case, i)]
+    if problems:
+        raise InvalidInput(problems)  # every scenario's, at once
     out = []
     for i, case in enumerate(cases):
-        _check_shape(doc, case, i)
         facts = _overlay(base, case.get("facts", {}))
         name = f"{path.name}::{case.get('note', f'scenario {i}')}"
         out.append((name, facts, case))
     return out
 
 
-def _check_shape(doc: Loaded, case: Any, i: int) -> None:
+def _shape_problems(doc: Loaded, case: Any, i: int) -> list[Problem]:
     known = {  # "clause": the clause the scenario proves (documentation; rules name their own)
         "note",
         "clause",
@@ -93,22 +97,74 @@ def _check_shape(doc: Loaded, case: Any, i: int) -> None:
     }
     where = ("scenarios", i) if "scenarios" in doc.data else ()
     if not isinstance(case, dict):
-        raise InvalidInput([doc.problem(where, "type", "a scenario is a mapping")])
-    extra = sorted(set(case) - known)
-    if extra:
-        raise InvalidInput(
-            [
-                doc.problem(
-                    (*where, extra[0]),
-                    "unknown-key",
-                    f"unknown scenario key '{extra[0]}' (known: {', '.join(sorted(known))})",
-                )
-            ]
+        return [doc.problem(where, "type", "a scenario is a mapping")]
+    out = [
+        doc.problem(
+            (*where, k),
+            "unknown-key",
+            f"unknown scenario key '{k}' (known: {', '.join(sorted(known))})",
         )
+        for k in sorted(set(case) - known)
+    ]
     if "note" not in case:
-        raise InvalidInput(
-            [doc.problem(where, "missing", "every scenario needs a 'note' saying what it shows")]
+        out.append(
+            doc.problem(where, "missing", "every scenario needs a 'note' saying what it shows")
         )
+    return out + _expectation_problems(doc, case, where) + _derived_problems(doc, case, where)
+
+
+# What an expectation may name. An unknown key or kind never matches an action: an ``expect``
+# with it fails, but an ``expect_not`` with it would pass whatever the rules do.
+_MATCHED_BY = {
+    "expect": frozenset(("kind", "account", "symbol", "position", "rule", "clause", "params")),
+    "expect_not": frozenset(("kind", "account", "symbol", "position", "rule", "clause", "params")),
+    "expect_superseded": frozenset(_ACTION_FIELDS + ("params",)),
+}
+_DERIVED_OF = {"market": "m", "accounts": "a", "underlyings": "u", "positions": "p"}
+
+
+def _expectation_problems(doc: Loaded, case: dict, where: tuple) -> list[Problem]:
+    out = []
+    for key, allowed in _MATCHED_BY.items():
+        items = case.get(key) or []
+        if not isinstance(items, list):
+            out.append(doc.problem((*where, key), "type", f"'{key}' is a list of actions"))
+            continue
+        for j, item in enumerate(items):
+            at = (*where, key, j)
+            if not isinstance(item, dict):
+                out.append(doc.problem(at, "type", "an expected action is a mapping"))
+                continue
+            out += [
+                doc.problem((*at, k), "unknown-key", f"'{k}' (known: {', '.join(sorted(allowed))})")
+                for k in sorted(set(item) - allowed)
+            ]
+            kind = item.get("kind")
+            if kind is not None and kind not in KINDS:
+                out.append(doc.problem((*at, "kind"), "unknown-kind", f"no action kind '{kind}'"))
+    return out
+
+
+def _derived_problems(doc: Loaded, case: dict, where: tuple) -> list[Problem]:
+    expected = case.get("expect_derived") or {}
+    if not isinstance(expected, dict):
+        return [doc.problem((*where, "expect_derived"), "type", "a mapping of path: value")]
+    names = derived_bottoms()
+    out = []
+    for path in expected:
+        entity, _, field = str(path).partition(".")
+        field = field.rpartition(".")[2]
+        alias = _DERIVED_OF.get(entity)
+        if alias is None or field not in names[alias]:
+            known = ", ".join(sorted(names[alias])) if alias else ", ".join(_DERIVED_OF)
+            out.append(
+                doc.problem(
+                    (*where, "expect_derived", path),
+                    "unknown-derived",
+                    f"no derived value {path} (known{' for ' + entity if alias else ''}: {known})",
+                )
+            )
+    return out
 
 
 def _overlay(base: Any, over: Any) -> Any:
@@ -148,8 +204,26 @@ def run_case(
         evaluated = evaluate(constitution, facts, evaluator=evaluator)
     # as a dry run decides: arbitration included
     decision = after_evaluation(constitution, evaluated, None)
-    failures += _unmet(case, decision)
+    failures += _unknown_rules(case, constitution) + _unmet(case, decision)
     return Result(name, not failures, tuple(failures), decision)
+
+
+def _unknown_rules(case: dict, constitution: LoadedConstitution) -> list[str]:
+    """An expectation naming a rule this constitution does not have fails: it could never
+    match, and under ``expect_not`` it would pass whatever the rules do."""
+    ids = {r.id for r in constitution.rules.rules}
+    named = [
+        (key, exp[field])
+        for key in _MATCHED_BY
+        for exp in case.get(key) or []
+        for field in ("rule", "winner_rule")
+        if field in exp
+    ]
+    return [
+        f"{key} names rule {rule!r}, which constitution {constitution.version} does not have"
+        for key, rule in named
+        if rule not in ids
+    ]
 
 
 def _unmet(case: dict, decision: Decision) -> list[str]:

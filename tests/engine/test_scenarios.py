@@ -76,3 +76,51 @@ def test_alluse_test_cli_fails_on_a_wrong_expectation(tmp_path, capsys):
     )
     assert main(["test", str(wrong)]) == 1
     assert "0 passed, 1 failed" in capsys.readouterr().out
+
+
+def test_an_expectation_that_could_never_match_is_a_located_problem_in_every_scenario(tmp_path):
+    """An unknown kind, key or derived value never matches: under expect_not it would pass
+    whatever the rules decide. All of a file's are reported at once, each at its place."""
+    from constitution.errors import InvalidInput
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        f"base: {SCENARIOS / 'base.yaml'}\nscenarios:\n"
+        "  - note: a typo in a kind\n"
+        "    expect_not: [{kind: open_short_puts}]\n"
+        "  - note: a key no action has\n"
+        "    expect_not: [{kindd: open_short_put}]\n"
+        "  - note: a derived value there is not\n"
+        "    expect_derived: {accounts.GEN.csp_windo: false}\n"
+    )
+    with pytest.raises(InvalidInput) as err:
+        load_cases(bad)
+    lines = bad.read_text().splitlines()
+
+    def at(n: int, key: str) -> tuple[int, int]:  # where the key is written (1-based)
+        return n, lines[n - 1].index(key) + 1
+
+    found = [(p.line, p.col, p.code, p.path) for p in err.value.problems]
+    assert found == [
+        (*at(4, "kind"), "unknown-kind", "scenarios[0].expect_not[0].kind"),
+        (*at(6, "kindd"), "unknown-key", "scenarios[1].expect_not[0].kindd"),
+        (
+            *at(8, "accounts."),
+            "unknown-derived",
+            "scenarios[2].expect_derived.accounts.GEN.csp_windo",
+        ),
+    ]
+
+
+def test_an_expectation_naming_a_rule_the_constitution_lacks_fails(bundled, tmp_path):
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        f"base: {SCENARIOS / 'base.yaml'}\nscenarios:\n  - note: a misspelled rule id\n"
+        "    expect_not: [{rule: entry.csp.gne}]\n"
+    )
+    ((name, facts, case),) = load_cases(wrong)
+    result = run_case(name, facts, case, bundled)
+    assert not result.passed
+    assert result.failures == (
+        f"expect_not names rule 'entry.csp.gne', which constitution {bundled.version} does not have",
+    )
