@@ -115,10 +115,11 @@ def _shape_problems(doc: Loaded, case: Any, i: int) -> list[Problem]:
 
 # What an expectation may name. An unknown key or kind never matches an action: an ``expect``
 # with it fails, but an ``expect_not`` with it would pass whatever the rules do.
+_AN_ACTION = frozenset(("kind", "account", "symbol", "position", "rule", "clause", "params"))
 _MATCHED_BY = {
-    "expect": frozenset(("kind", "account", "symbol", "position", "rule", "clause", "params")),
-    "expect_not": frozenset(("kind", "account", "symbol", "position", "rule", "clause", "params")),
-    "expect_superseded": frozenset(_ACTION_FIELDS + ("params",)),
+    "expect": _AN_ACTION,
+    "expect_not": _AN_ACTION,
+    "expect_superseded": frozenset(_ACTION_FIELDS + ("params",)),  # and what set it aside
 }
 _DERIVED_OF = {"market": "m", "accounts": "a", "underlyings": "u", "positions": "p"}
 
