@@ -146,6 +146,43 @@ def explainer(cmp: E.Compare | E.Name, scope: Scope) -> Explainer:
     return lambda b: f"{left(b)} {op} {right(b)}"
 
 
+@dataclass(frozen=True)
+class FieldText:
+    """An explanation that is ``prefix + fmt(record[slot].get(name)) + suffix``: a flag or a
+    comparison of one bound fact's field with a fixed right side - nearly every atom. The
+    generated explainer (``engine.rules.generated.explanation``) writes it inline. (A field's
+    value is never a list - the vocabulary has no list kind - so ``_shown`` is ``fmt`` here.)"""
+
+    slot: int
+    name: str
+    prefix: str
+    suffix: str
+
+
+def field_text(cmp: E.Compare | E.Name, scope: Scope) -> FieldText | None:
+    """``explainer(cmp, scope)``'s text in the ``FieldText`` form, when it has it."""
+    flag = isinstance(cmp, E.Name) or (
+        isinstance(cmp.right, E.Literal) and isinstance(cmp.right.value, bool)
+    )
+    node = cmp if isinstance(cmp, E.Name) else cmp.left
+    if not isinstance(node, E.Name) or node.is_param:
+        return None
+    f = V.lookup(node.dotted)
+    if f is None:
+        return None
+    alias, name = ALIAS[f.entity], V.physical(f)
+    seen = f.origin is V.Origin.DERIVED or name in scope.visible.get(alias, frozenset())
+    if alias not in scope.aliases or not seen:
+        return None  # it reads as missing: the closure's constant text
+    if flag:
+        return FieldText(SLOT[alias], name, f"{node.dotted}=", "")
+    assert isinstance(cmp, E.Compare)
+    fixed = _fixed_text(cmp.right, scope)
+    if fixed is None:
+        return None
+    return FieldText(SLOT[alias], name, f"{node.dotted}=", f" {cmp.op} {fixed}")
+
+
 def _fixed_text(node: E.Node, scope: Scope) -> str | None:
     """``node``'s explanation text when no binding can change it (a literal, a list, a
     parameter), else None."""

@@ -23,6 +23,7 @@ durable path stays the shadow that must agree (``engine.rules.shadow``).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,15 +48,15 @@ from engine.rules.closures import (
     SLOT,
     UNBOUND,
     Binding,
-    Explainer,
     Reader,
     Record,
     Scope,
     arith_reader,
     explainer,
+    field_text,
     reader,
 )
-from engine.rules.generated import Bind, binder
+from engine.rules.generated import Bind, Explanation, binder, explanation, indexed
 from engine.rules.prepare import Prepared, derived_bottoms
 
 Predicate = Callable[[Binding], bool]
@@ -160,7 +161,7 @@ class RuleProgram:
     aliases: frozenset[str]
     disjuncts: tuple[Levels, ...]
     binds: tuple[Bind | None, ...]  # per disjunct, its generated loop (engine.rules.generated)
-    explain: tuple[tuple[Explainer, ...], ...]  # per disjunct, every atom as written
+    explain: tuple[Explanation, ...]  # per disjunct, every atom's text as written
     sets: tuple[SetEffect, ...]
     actions: tuple[ActionEffect, ...]
 
@@ -213,7 +214,14 @@ def compile_rule(
             )
             for j, atoms in enumerate(rule.disjuncts)
         ),
-        tuple(tuple(explainer(x.source, scope) for x in atoms) for atoms in rule.disjuncts),
+        tuple(
+            explanation(
+                [field_text(x.source, scope) for x in atoms],
+                [explainer(x.source, scope) for x in atoms],
+                f"{index}.{j}",
+            )
+            for j, atoms in enumerate(rule.disjuncts)
+        ),
         tuple(sets),
         tuple(actions),
     )
@@ -228,6 +236,7 @@ class Program:
     derived_names: dict[str, tuple[str, ...]]  # derived fields by alias, sorted
     shift: int
     cadence: nyse.Cadence
+    index_fields: dict[str, tuple[str, ...]]  # World.index_fields
 
 
 def compile_program(constitution: LoadedConstitution) -> Program:
@@ -243,6 +252,16 @@ def compile_program(constitution: LoadedConstitution) -> Program:
         {a: tuple(sorted(fields)) for a, fields in bottoms.items()},
         constitution.model.cadence.early_close_shift_minutes,
         nyse.cadence_of(constitution.model),
+        {alias: _index_fields(rules.rules, alias) for alias in ("a", "p")},
+    )
+
+
+def _index_fields(rules: Sequence[CompiledRule], alias: str) -> tuple[str, ...]:
+    """Every field a generated loop's index key may name for ``alias`` (a superset)."""
+    return tuple(
+        sorted(
+            {x.field for r in rules for atoms in r.disjuncts for x in atoms if indexed(x, alias)}
+        )
     )
 
 
@@ -264,9 +283,18 @@ def program_for(constitution: LoadedConstitution) -> Program:
 # --- the world of one evaluation -----------------------------------------------------------------
 
 
+IndexKey = tuple[tuple[str, tuple[Any, ...]], ...]  # ((field, allowed values), ...), sorted
+
+
 @dataclass
 class World:
-    """The fact records of one evaluation, derived fields merged in (they start at bottom)."""
+    """The fact records of one evaluation, derived fields merged in (they start at bottom).
+
+    ``positions_where``/``accounts_where`` are the records whose input or computed fields
+    (never a derived one: a rule may set those between strata) hold one of the allowed values
+    for every field of a key: a generated loop (``engine.rules.generated``) visits only them
+    rather than every record, for each rule. The records are grouped once per evaluation by
+    their values of ``index_fields`` (every field some key names), when a loop first asks."""
 
     market: Record
     accounts: tuple[Record, ...]
@@ -274,6 +302,53 @@ class World:
     positions: tuple[Record, ...]
     underlying: dict[str, Record]  # by symbol
     positions_of: dict[str, list[Record]]  # by account id
+    index_fields: dict[str, tuple[str, ...]]  # by alias ("a", "p"), sorted
+    _groups: dict[str, dict[tuple, list[Record]]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _where: dict[tuple[str, IndexKey], Any] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def positions_where(self, key: IndexKey) -> dict[str, list[Record]]:
+        """By account id, the positions ``key`` allows (in a fixed order: the firings are
+        sorted afterwards)."""
+        found = self._where.get(("p", key))
+        if found is None:
+            found = {}
+            for p in self._allowed("p", key):
+                found.setdefault(p["acct"], []).append(p)
+            self._where["p", key] = found
+        return found
+
+    def accounts_where(self, key: IndexKey) -> list[Record]:
+        """The accounts ``key`` allows (in a fixed order, as ``positions_where``)."""
+        found = self._where.get(("a", key))
+        if found is None:
+            found = self._where["a", key] = self._allowed("a", key)
+        return found
+
+    def _allowed(self, alias: str, key: IndexKey) -> list[Record]:
+        fields = self.index_fields[alias]
+        groups = self._groups.get(alias)
+        if groups is None:
+            groups = self._groups[alias] = _grouped(
+                self.positions if alias == "p" else self.accounts, fields
+            )
+        tests = [(fields.index(name), values) for name, values in key]
+        picked = [
+            records
+            for values, records in groups.items()
+            if all(values[i] in allowed for i, allowed in tests)  # missing (None): never
+        ]
+        return picked[0] if len(picked) == 1 else [r for records in picked for r in records]
+
+
+def _grouped(records: Sequence[Record], fields: tuple[str, ...]) -> dict[tuple, list[Record]]:
+    groups: dict[tuple, list[Record]] = {}
+    for r in records:
+        groups.setdefault(tuple([r.get(name) for name in fields]), []).append(r)
+    return groups
 
 
 def world_of(program: Program, prepared: Prepared) -> World:
@@ -294,6 +369,7 @@ def world_of(program: Program, prepared: Prepared) -> World:
         tuple(positions.values()),
         {r["sym"]: r for r in underlyings},
         positions_of,
+        program.index_fields,
     )
 
 

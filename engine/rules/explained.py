@@ -30,7 +30,7 @@ def facts_identity(facts: Facts) -> FactsIdentity:
     """The facts as JSON data and their digest: made once per decision, and shared by both
     evaluators when they run side by side."""
     data = facts.model_dump(mode="json")
-    text, facts_digest = encoded(data)
+    text, facts_digest = encoded(data, finite=True)  # the model refuses NaN and infinity
     facts_text.keep(facts_digest, data, text)  # for the decision's record to reuse
     return data, facts_digest
 
@@ -87,7 +87,7 @@ def _firing(f: Fired) -> Firing:
         account=f.account,
         symbol=f.symbol,
         position=f.position,
-        bindings=tuple(e(f.binding) for e in f.program.explain[f.disjunct]),
+        bindings=f.program.explain[f.disjunct](f.binding),
     )
 
 

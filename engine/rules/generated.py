@@ -23,10 +23,13 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from constitution.compile import Atom, is_joined, operand_refs
-from engine.rules.closures import Binding
+from constitution import vocabulary as V
+from constitution.compile import ALIAS, Atom, is_joined, operand_refs
+from engine.rules.closures import Binding, Explainer, FieldText
+from engine.rules.interp import fmt
 
 Bind = Callable[[Any], list[Binding]]  # World -> the bindings that satisfy one disjunct
+Explanation = Callable[[Binding], tuple[str, ...]]  # a firing's bindings, one text per atom
 Predicate = Callable[[Binding], bool]
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
@@ -79,10 +82,47 @@ def _reads_account(atom: Atom) -> bool:
     return any(ref.alias == "a" for ref in operand_refs(atom.operand))
 
 
-class _Levels:
-    """One disjunct's atoms as expressions, by what they need bound (``compiled.Levels``)."""
+# Fields no rule can set: a record's value is the same in every stratum, so an index made when
+# a loop first asks for it holds for the whole evaluation (compiled.World.positions_where).
+_UNSET_BY_RULES = frozenset(
+    (ALIAS[f.entity], V.physical(f)) for f in V.FIELDS if f.origin is not V.Origin.DERIVED
+)
 
-    def __init__(self, atoms: Sequence[Atom], predicates: Sequence[Predicate], ns: _Namespace):
+
+def indexed(atom: Atom, alias: str) -> bool:
+    """``atom`` picks records of ``alias`` by constant values of a field no rule sets."""
+    return (
+        atom.alias == alias
+        and atom.op in ("==", "in")
+        and not is_joined(atom.operand)
+        and (alias, atom.field) in _UNSET_BY_RULES
+    )
+
+
+def _allowed(atom: Atom) -> tuple[str, tuple[Any, ...]]:
+    values = atom.operand if isinstance(atom.operand, tuple) else (atom.operand,)
+    return atom.field, values
+
+
+class _Levels:
+    """One disjunct's atoms as expressions, by what they need bound (``compiled.Levels``).
+
+    The atoms that pick the looped-over records (positions, or the accounts of a rule without
+    a position) by constant values of fields no rule sets become the loop's index key
+    (``compiled.World.positions_where``/``accounts_where``): the loop visits only the records
+    they allow, so they are not tested again."""
+
+    def __init__(
+        self,
+        atoms: Sequence[Atom],
+        predicates: Sequence[Predicate],
+        ns: _Namespace,
+        looped: str | None,
+    ):
+        by_index = [x for x in atoms if looped is not None and indexed(x, looped)]
+        self.index: str | None = (
+            ns.add("K", tuple(sorted(_allowed(x) for x in by_index))) if by_index else None
+        )
         self.m: list[str] = []
         self.a: list[str] = []
         self.u: list[str] = []
@@ -91,6 +131,8 @@ class _Levels:
         rest_p: list[str] = []
         self.joined_rest = False  # a rest atom's predicate needs the binding as a tuple
         for atom, pred in zip(atoms, predicates, strict=True):
+            if any(atom is x for x in by_index):
+                continue
             rest = atom.alias == "p" or (atom.alias == "u" and _reads_account(atom))
             if rest:
                 self.joined_rest |= is_joined(atom.operand)
@@ -121,11 +163,19 @@ def _append(levels: _Levels, indent: str, binding: str) -> list[str]:
 
 def _position_source(levels: _Levels) -> list[str]:
     lines = [*_head(levels), "    usable = {}", "    underlying = w.underlying"]
-    lines.append("    positions_of = w.positions_of")
+    if levels.index is None:
+        lines.append("    positions_of = w.positions_of")
+    else:
+        lines.append(f"    positions_of = w.positions_where({levels.index})")
     lines.append("    for a in w.accounts:")
+    lines += [
+        "        ps = positions_of.get(a['acct'])",
+        "        if ps is None:",
+        "            continue",
+    ]
     if levels.a:
         lines += [f"        if not ({_all(levels.a)}):", "            continue"]
-    lines += ["        for p in positions_of.get(a['acct'], ()):", "            s = p['sym']"]
+    lines += ["        for p in ps:", "            s = p['sym']"]
     lines.append("            u = underlying[s]")
     if levels.u:
         lines += [
@@ -140,7 +190,12 @@ def _position_source(levels: _Levels) -> list[str]:
 
 def _pool_source(levels: _Levels, aliases: frozenset[str]) -> list[str]:
     lines = _head(levels)
-    lines.append("    accounts = w.accounts" if "a" in aliases else "    accounts = (None,)")
+    if "a" not in aliases:
+        lines.append("    accounts = (None,)")
+    elif levels.index is None:
+        lines.append("    accounts = w.accounts")
+    else:
+        lines.append(f"    accounts = w.accounts_where({levels.index})")
     if "u" not in aliases:
         lines.append("    underlyings = (None,)")
     elif levels.u:
@@ -168,7 +223,8 @@ def generated_source(
     ):
         return None
     ns = _Namespace()
-    levels = _Levels(atoms, predicates, ns)
+    looped = "p" if has_position else ("a" if "a" in aliases else None)
+    levels = _Levels(atoms, predicates, ns, looped)
     lines = _position_source(levels) if has_position else _pool_source(levels, aliases)
     return "\n".join(lines) + "\n", ns.values
 
@@ -191,3 +247,39 @@ def binder(
     exec(code, scope)  # noqa: S102 - defines bind() in scope, nothing else runs (D210)
     bind: Bind = scope["bind"]
     return bind
+
+
+# --- explanations ---------------------------------------------------------------------------
+
+_RECORD = ("m", "a", "u", "p")  # the binding's slots, as the generated function names them
+
+
+def explanation(
+    texts: Sequence[FieldText | None], explainers: Sequence[Explainer], label: str
+) -> Explanation:
+    """A disjunct's explanations (``closures.explainer`` for each atom, the same text) as one
+    generated function: each ``FieldText`` atom inline, any other through its explainer.
+    The text holds generated names only: the prefixes, suffixes, field names and functions
+    reach it through its namespace, as ``bind``'s constants do (D210)."""
+    ns = _Namespace()
+    show = ns.add("F", fmt)
+    parts = []
+    for text, explain in zip(texts, explainers, strict=True):
+        if text is None:
+            parts.append(f"{ns.add('E', explain)}(b)")
+            continue
+        read = f"{_RECORD[text.slot]}.get({_field(text.name)})"
+        parts.append(
+            f"{ns.add('T', text.prefix)} + {show}({read})"
+            + (f" + {ns.add('T', text.suffix)}" if text.suffix else "")
+        )
+    source = (
+        "def explain(b):\n    m, a, u, p = b\n    return ("
+        + "".join(f"{p}, " for p in parts)
+        + ")\n"
+    )
+    code = compile(source, f"<explanation {label}>", "exec")  # D210
+    scope: dict[str, Any] = {"__builtins__": {}, **ns.values}
+    exec(code, scope)  # noqa: S102 - defines explain() in scope, nothing else runs (D210)
+    made: Explanation = scope["explain"]
+    return made

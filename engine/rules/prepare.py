@@ -162,62 +162,70 @@ def _account(a: Account, today: date) -> dict:
     }
 
 
+_POSITION_OPTIONAL = (
+    "strike",
+    "contracts",
+    "shares",
+    "entry_credit",
+    "entry_debit",
+    "mark",
+    "delta",
+    "cost_basis",
+    "roll_debit",
+)
+
+
 def _position(a: Account, p: Position, u: Underlying, today: date) -> dict:
     key = position_key(a.id, p)
+    right = p.right
     out = {
         "t": "p",
-        "id": f"p:{key}",
+        "id": "p:" + key,
         "key": key,
         "acct": a.id,
         "sym": p.symbol,
-        "right": p.right,
+        "right": right,
         "side": p.side,
         "purpose": p.purpose,
-        "is_option": p.right != "stock",
+        "is_option": right != "stock",
     }
-    for name in (
-        "strike",
-        "contracts",
-        "shares",
-        "entry_credit",
-        "entry_debit",
-        "mark",
-        "delta",
-        "cost_basis",
-        "roll_debit",
-    ):
-        value = getattr(p, name)
+    given = p.__dict__  # the model's field values (one dict read each, not an attribute's)
+    for name in _POSITION_OPTIONAL:
+        value = given[name]
         if value is not None:
             out[name] = value
-    out.update(_option_metrics(p, u, today))
-    out["roll_cost_known"] = "roll_cost_ratio" in out
-    if p.right == "stock":
+    if right != "stock":
+        _option_metrics(out, p, u, today)
+    else:
         covered = sum(
             q.contracts or 0
             for q in a.positions
             if q.symbol == p.symbol and q.right == "call" and q.side == "short"
         )
         out["uncovered_contracts"] = max(0, (p.shares or 0) // 100 - covered)
+    out["roll_cost_known"] = "roll_cost_ratio" in out
     return out
 
 
-def _option_metrics(p: Position, u: Underlying, today: date) -> dict:
-    if p.right == "stock" or p.expiry is None or p.strike is None:  # an option has both
-        return {}
-    out: dict = {"dte": (p.expiry - today).days, "months_left": _r((p.expiry - today).days / MONTH)}
+def _option_metrics(out: dict, p: Position, u: Underlying, today: date) -> None:
+    """An option's computed fields, into ``out``."""
+    if p.expiry is None or p.strike is None:  # an option has both
+        return
+    days = (p.expiry - today).days
+    out["dte"] = days
+    out["months_left"] = round(days / MONTH, PRECISION)
     if p.side == "short":
         breach = (p.strike - u.price) if p.right == "put" else (u.price - p.strike)
-        out["breach_atr"] = _r(breach / u.atr5)
-        out["otm_atr"] = _r(-breach / u.atr5)
+        out["breach_atr"] = round(breach / u.atr5, PRECISION)
+        out["otm_atr"] = round(-breach / u.atr5, PRECISION)
         if p.mark is not None and p.entry_credit:
-            out["decay"] = _r(1 - p.mark / p.entry_credit)
+            out["decay"] = round(1 - p.mark / p.entry_credit, PRECISION)
         if p.roll_debit is not None and p.entry_credit:
-            out["roll_cost_ratio"] = _r(p.roll_debit / p.entry_credit)
+            out["roll_cost_ratio"] = round(p.roll_debit / p.entry_credit, PRECISION)
     elif p.mark is not None and p.entry_debit:
-        out["profit_multiple"] = _r(p.mark / p.entry_debit - 1)
+        out["profit_multiple"] = round(p.mark / p.entry_debit - 1, PRECISION)
     if p.delta is not None:
         out["abs_delta"] = abs(p.delta)
-    return out
 
 
 def derived_bottoms() -> dict[str, dict[str, object]]:
