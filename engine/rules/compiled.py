@@ -284,16 +284,19 @@ def program_for(constitution: LoadedConstitution) -> Program:
 
 
 IndexKey = tuple[tuple[str, tuple[Any, ...]], ...]  # ((field, allowed values), ...), sorted
+INDEXED_FROM = 32  # records of one kind from which a world groups them (World)
 
 
 @dataclass
 class World:
     """The fact records of one evaluation, derived fields merged in (they start at bottom).
 
-    ``positions_where``/``accounts_where`` are the records whose input or computed fields
-    (never a derived one: a rule may set those between strata) hold one of the allowed values
-    for every field of a key: a generated loop (``engine.rules.generated``) visits only them
-    rather than every record, for each rule. The records are grouped once per evaluation by
+    ``positions_where``/``accounts_where`` narrow a generated loop (``engine.rules.generated``)
+    to the records whose input or computed fields (never a derived one: a rule may set those
+    between strata) hold one of a key's allowed values for each of its fields, rather than
+    every record for each rule. The loop still tests every atom, so a superset is always
+    right: a world of fewer than ``INDEXED_FROM`` records answers with all of them (grouping
+    would cost more than it saves); a larger one groups its records once per evaluation by
     their values of ``index_fields`` (every field some key names), when a loop first asks."""
 
     market: Record
@@ -312,7 +315,9 @@ class World:
 
     def positions_where(self, key: IndexKey) -> dict[str, list[Record]]:
         """By account id, the positions ``key`` allows (in a fixed order: the firings are
-        sorted afterwards)."""
+        sorted afterwards), or all of them."""
+        if len(self.positions) < INDEXED_FROM:
+            return self.positions_of
         found = self._where.get(("p", key))
         if found is None:
             found = {}
@@ -321,8 +326,10 @@ class World:
             self._where["p", key] = found
         return found
 
-    def accounts_where(self, key: IndexKey) -> list[Record]:
-        """The accounts ``key`` allows (in a fixed order, as ``positions_where``)."""
+    def accounts_where(self, key: IndexKey) -> Sequence[Record]:
+        """The accounts ``key`` allows (in a fixed order, as ``positions_where``), or all."""
+        if len(self.accounts) < INDEXED_FROM:
+            return self.accounts
         found = self._where.get(("a", key))
         if found is None:
             found = self._where["a", key] = self._allowed("a", key)
@@ -504,7 +511,15 @@ def run(program: Program, w: World) -> list[Fired]:
     """Every firing, stratum by stratum, sorted as the durable path sorts them."""
     out: list[Fired] = []
     for stratum in program.strata:
-        found = [f for rp in stratum for f in match(rp, w)]
+        found: list[Fired] = []
+        for rp in stratum:
+            bind = rp.binds[0] if len(rp.binds) == 1 else None
+            if bind is None:
+                found.extend(match(rp, w))
+                continue
+            bound = bind(w)  # most rules match nothing: no list of firings made for them
+            if bound:
+                found.extend([fired(rp, 0, b) for b in bound])
         found.sort(key=_by_key)
         for f in found:
             if f.program.sets:

@@ -108,9 +108,9 @@ class _Levels:
     """One disjunct's atoms as expressions, by what they need bound (``compiled.Levels``).
 
     The atoms that pick the looped-over records (positions, or the accounts of a rule without
-    a position) by constant values of fields no rule sets become the loop's index key
-    (``compiled.World.positions_where``/``accounts_where``): the loop visits only the records
-    they allow, so they are not tested again."""
+    a position) by constant values of fields no rule sets also make the loop's index key
+    (``compiled.World.positions_where``/``accounts_where``): the loop visits the records they
+    allow, or all of them in a small world, and tests every atom on each as before."""
 
     def __init__(
         self,
@@ -131,8 +131,6 @@ class _Levels:
         rest_p: list[str] = []
         self.joined_rest = False  # a rest atom's predicate needs the binding as a tuple
         for atom, pred in zip(atoms, predicates, strict=True):
-            if any(atom is x for x in by_index):
-                continue
             rest = atom.alias == "p" or (atom.alias == "u" and _reads_account(atom))
             if rest:
                 self.joined_rest |= is_joined(atom.operand)

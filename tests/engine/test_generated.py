@@ -108,3 +108,68 @@ def test_a_field_name_that_is_not_a_plain_identifier_is_refused():
     atom = Atom("a", "equity) or (1", ">", 1.0, False, None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not a vocabulary field name"):
         generated_source([atom], [lambda b: False], False, frozenset("a"))
+
+
+# --- the index (compiled.World.positions_where / accounts_where) ---------------------------------
+
+
+@pytest.fixture
+def index_always(monkeypatch):
+    """Every world groups its records, however small: the random facts exercise the index."""
+    monkeypatch.setattr(C, "INDEXED_FROM", 0)
+
+
+@SETTINGS
+@given(rules=extra_rules(), overlay=overlays())
+def test_the_index_never_changes_a_firing(bundled, facts_with, index_always, rules, overlay):
+    try:
+        constitution = load_constitution_text(with_rules(bundled.text, rules), "<random rules>")
+    except InvalidInput:
+        assume(False)
+    _same_firings(constitution, facts_with(overlay))
+    _same_firings(bundled, facts_with(overlay))
+
+
+def _mixed_world(bundled):
+    program = C.compile_program(bundled)
+    return C.world_of(program, prepare(many_accounts(n_groups=12), program.shift, program.cadence))
+
+
+def test_a_large_world_narrows_each_loop_to_the_records_its_key_allows(bundled):
+    world = _mixed_world(bundled)
+    assert len(world.positions) >= C.INDEXED_FROM and len(world.accounts) >= C.INDEXED_FROM
+    key = (("purpose", ("income",)), ("right", ("put",)), ("side", ("short",)))
+    narrowed = world.positions_where(key)
+    expected = [
+        p for p in world.positions if (p["purpose"], p["right"], p["side"]) == key_values(key)
+    ]
+    assert 0 < len(expected) < len(world.positions)
+    assert sorted(p["key"] for ps in narrowed.values() for p in ps) == sorted(
+        p["key"] for p in expected
+    )
+    assert all(p["acct"] == acct for acct, ps in narrowed.items() for p in ps)
+    kinds = world.accounts_where((("kind", ("gen", "mini")),))
+    assert {a["kind"] for a in kinds} == {"gen"}
+    assert len(kinds) == sum(a["kind"] in ("gen", "mini") for a in world.accounts)
+    assert world.accounts_where((("kind", ("nothing",)),)) == []
+
+
+def key_values(key):
+    return tuple(values[0] for _, values in key)
+
+
+def test_a_small_world_loops_over_every_record(bundled):
+    program = C.compile_program(bundled)
+    world = C.world_of(program, prepare(portfolio(), program.shift, program.cadence))
+    assert len(world.positions) < C.INDEXED_FROM
+    assert world.positions_where((("side", ("long",)),)) is world.positions_of
+    assert world.accounts_where((("kind", ("gen",)),)) is world.accounts
+
+
+def test_no_derived_field_is_ever_an_index_field(bundled):
+    from constitution import vocabulary as V
+
+    derived = {V.physical(f) for f in V.FIELDS if f.origin is V.Origin.DERIVED}
+    fields = C.compile_program(bundled).index_fields
+    assert fields["p"] and fields["a"]
+    assert not (set(fields["p"]) | set(fields["a"])) & derived
