@@ -56,7 +56,15 @@ from engine.rules.closures import (
     field_text,
     reader,
 )
-from engine.rules.generated import Bind, Explanation, binder, explanation, indexed
+from engine.rules.generated import (
+    Bind,
+    Explanation,
+    Firer,
+    binder,
+    explanation,
+    fire_for,
+    indexed,
+)
 from engine.rules.prepare import Prepared, derived_bottoms
 
 Predicate = Callable[[Binding], bool]
@@ -203,17 +211,23 @@ def compile_rule(
     scope = Scope(constitution.model, frozenset(rule.aliases), visible)
     sets, actions = _effects(rule, scope)
     has_position = "p" in rule.aliases
-    return RuleProgram(
+    binds = tuple(
+        binder(
+            atoms,
+            [predicate(x) for x in atoms],
+            has_position,
+            scope.aliases,
+            f"{index}.{j}",
+            Firer(Fired, j, rule.salience, rule.id),
+        )
+        for j, atoms in enumerate(rule.disjuncts)
+    )
+    program = RuleProgram(
         rule,
         has_position,
         scope.aliases,
         tuple(_levels(atoms) for atoms in rule.disjuncts),
-        tuple(
-            binder(
-                atoms, [predicate(x) for x in atoms], has_position, scope.aliases, f"{index}.{j}"
-            )
-            for j, atoms in enumerate(rule.disjuncts)
-        ),
+        binds,
         tuple(
             explanation(
                 [field_text(x.source, scope) for x in atoms],
@@ -225,6 +239,10 @@ def compile_rule(
         tuple(sets),
         tuple(actions),
     )
+    for bind in binds:
+        if bind is not None:
+            fire_for(bind, program)
+    return program
 
 
 @dataclass(frozen=True)
@@ -306,7 +324,7 @@ class World:
     underlying: dict[str, Record]  # by symbol
     positions_of: dict[str, list[Record]]  # by account id
     index_fields: dict[str, tuple[str, ...]]  # by alias ("a", "p"), sorted
-    _groups: dict[str, dict[tuple, list[Record]]] = dataclasses.field(
+    _groups: dict[str, dict[tuple, Any]] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
     _where: dict[tuple[str, IndexKey], Any] = dataclasses.field(
@@ -320,9 +338,8 @@ class World:
             return self.positions_of
         found = self._where.get(("p", key))
         if found is None:
-            found = {}
-            for p in self._allowed("p", key):
-                found.setdefault(p["acct"], []).append(p)
+            picked = self._picked("p", key)
+            found = picked[0] if len(picked) == 1 else _merged(picked)
             self._where["p", key] = found
         return found
 
@@ -332,23 +349,28 @@ class World:
             return self.accounts
         found = self._where.get(("a", key))
         if found is None:
-            found = self._where["a", key] = self._allowed("a", key)
+            picked = self._picked("a", key)
+            found = picked[0] if len(picked) == 1 else [r for group in picked for r in group]
+            self._where["a", key] = found
         return found
 
-    def _allowed(self, alias: str, key: IndexKey) -> list[Record]:
+    def _picked(self, alias: str, key: IndexKey) -> list[Any]:
+        """The groups of ``alias``'s records (positions by account, or accounts) whose values
+        ``key`` allows."""
         fields = self.index_fields[alias]
         groups = self._groups.get(alias)
         if groups is None:
-            groups = self._groups[alias] = _grouped(
-                self.positions if alias == "p" else self.accounts, fields
+            groups = self._groups[alias] = (
+                _grouped_by_account(self.positions, fields)
+                if alias == "p"
+                else _grouped(self.accounts, fields)
             )
         tests = [(fields.index(name), values) for name, values in key]
-        picked = [
-            records
-            for values, records in groups.items()
+        return [
+            group
+            for values, group in groups.items()
             if all(values[i] in allowed for i, allowed in tests)  # missing (None): never
         ]
-        return picked[0] if len(picked) == 1 else [r for records in picked for r in records]
 
 
 def _grouped(records: Sequence[Record], fields: tuple[str, ...]) -> dict[tuple, list[Record]]:
@@ -358,23 +380,53 @@ def _grouped(records: Sequence[Record], fields: tuple[str, ...]) -> dict[tuple, 
     return groups
 
 
+def _grouped_by_account(
+    records: Sequence[Record], fields: tuple[str, ...]
+) -> dict[tuple, dict[str, list[Record]]]:
+    groups: dict[tuple, dict[str, list[Record]]] = {}
+    for r in records:
+        group = groups.setdefault(tuple([r.get(name) for name in fields]), {})
+        group.setdefault(r["acct"], []).append(r)
+    return groups
+
+
+def _merged(groups: Sequence[dict[str, list[Record]]]) -> dict[str, list[Record]]:
+    out: dict[str, list[Record]] = {}
+    for group in groups:
+        for account, records in group.items():
+            mine = out.get(account)
+            if mine is None:
+                out[account] = list(records)
+            else:
+                mine.extend(records)
+    return out
+
+
 def world_of(program: Program, prepared: Prepared) -> World:
+    """The world over ``prepared``'s records, which it takes over (each evaluation prepares
+    its own): the derived fields' bottoms are merged into them."""
     b = program.bottoms
-    market = {**prepared.market, **b["m"]}
-    accounts = tuple({**r, **b["a"]} for r in prepared.accounts)
-    underlyings = tuple({**r, **b["u"]} for r in prepared.underlyings)
+    market = prepared.market
+    market.update(b["m"])
+    for records, alias in (
+        (prepared.accounts, "a"),
+        (prepared.underlyings, "u"),
+        (prepared.positions, "p"),
+    ):
+        for r in records:
+            r.update(b[alias])
     positions: dict[str, Record] = {}
     for r in prepared.positions:  # one record per position key, the first (as durable's ids)
-        positions.setdefault(r["key"], {**r, **b["p"]})
+        positions.setdefault(r["key"], r)
     positions_of: dict[str, list[Record]] = {}
     for r in positions.values():
         positions_of.setdefault(r["acct"], []).append(r)
     return World(
         market,
-        accounts,
-        underlyings,
+        prepared.accounts,
+        prepared.underlyings,
         tuple(positions.values()),
-        {r["sym"]: r for r in underlyings},
+        {r["sym"]: r for r in prepared.underlyings},
         positions_of,
         program.index_fields,
     )
@@ -388,29 +440,19 @@ class Fired(NamedTuple):
     disjunct: int
     binding: Binding
     key: tuple  # (salience, rule id, account, symbol, position, disjunct): the durable order
-
-    @property
-    def account(self) -> str | None:
-        a, p = self.binding[1], self.binding[3]
-        return a["acct"] if a is not None else (p["acct"] if p is not None else None)
-
-    @property
-    def symbol(self) -> str | None:
-        p, u = self.binding[3], self.binding[2]
-        return p["sym"] if p is not None else (u["sym"] if u is not None else None)
-
-    @property
-    def position(self) -> str | None:
-        p = self.binding[3]
-        return None if p is None else p["key"]
+    account: str | None  # the bound account's (or position's account's) id
+    symbol: str | None  # the bound position's (or underlying's) symbol
+    position: str | None  # the bound position's key
 
 
 def fired(rp: RuleProgram, disjunct: int, b: Binding) -> Fired:
     a, u, p = b[1], b[2], b[3]
-    account = a["acct"] if a is not None else (p["acct"] if p is not None else "")
-    symbol = p["sym"] if p is not None else (u["sym"] if u is not None else "")
-    key = (rp.rule.salience, rp.rule.id, account, symbol, p["key"] if p else "", disjunct)
-    return Fired(rp, disjunct, b, key)
+    account = a["acct"] if a is not None else (p["acct"] if p is not None else None)
+    symbol = p["sym"] if p is not None else (u["sym"] if u is not None else None)
+    position = p["key"] if p is not None else None
+    rule = rp.rule
+    key = (rule.salience, rule.id, account or "", symbol or "", position or "", disjunct)
+    return Fired(rp, disjunct, b, key, account, symbol, position)
 
 
 def _by_key(f: Fired) -> tuple:
@@ -470,30 +512,30 @@ def _pool_bindings(d: Levels, w: World, aliases: frozenset[str]) -> list[Binding
     return out
 
 
-def _bindings(rp: RuleProgram, j: int, w: World) -> list[Binding]:
+def _firings(rp: RuleProgram, j: int, w: World) -> list[Fired]:
     bind = rp.binds[j]
     if bind is not None:
-        return bind(w)
+        return bind(w)  # the generated loop makes the firings itself
     d = rp.disjuncts[j]
     if not _holds(d.m, (w.market, None, None, None)):
         return []
-    if rp.has_position:
-        return _position_bindings(d, w)
-    return _pool_bindings(d, w, rp.aliases)
+    bindings = _position_bindings(d, w) if rp.has_position else _pool_bindings(d, w, rp.aliases)
+    return [fired(rp, j, b) for b in bindings]
 
 
 def match(rp: RuleProgram, w: World) -> list[Fired]:
     """Every binding that satisfies the rule, with the first disjunct that holds for it."""
     if len(rp.disjuncts) == 1:
-        return [fired(rp, 0, b) for b in _bindings(rp, 0, w)]
+        return _firings(rp, 0, w)
     seen: set[tuple[int, int, int]] = set()
     out = []
     for j in range(len(rp.disjuncts)):
-        for b in _bindings(rp, j, w):
+        for f in _firings(rp, j, w):
+            b = f.binding
             key = (id(b[1]), id(b[2]), id(b[3]))
             if key not in seen:
                 seen.add(key)
-                out.append(fired(rp, j, b))
+                out.append(f)
     return out
 
 
@@ -511,15 +553,7 @@ def run(program: Program, w: World) -> list[Fired]:
     """Every firing, stratum by stratum, sorted as the durable path sorts them."""
     out: list[Fired] = []
     for stratum in program.strata:
-        found: list[Fired] = []
-        for rp in stratum:
-            bind = rp.binds[0] if len(rp.binds) == 1 else None
-            if bind is None:
-                found.extend(match(rp, w))
-                continue
-            bound = bind(w)  # most rules match nothing: no list of firings made for them
-            if bound:
-                found.extend([fired(rp, 0, b) for b in bound])
+        found = [f for rp in stratum for f in match(rp, w)]
         found.sort(key=_by_key)
         for f in found:
             if f.program.sets:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from constitution import vocabulary as V
@@ -28,7 +29,7 @@ from constitution.compile import ALIAS, Atom, is_joined, operand_refs
 from engine.rules.closures import Binding, Explainer, FieldText
 from engine.rules.interp import fmt
 
-Bind = Callable[[Any], list[Binding]]  # World -> the bindings that satisfy one disjunct
+Bind = Callable[[Any], list[Any]]  # World -> the firings (compiled.Fired) of one disjunct
 Explanation = Callable[[Binding], tuple[str, ...]]  # a firing's bindings, one text per atom
 Predicate = Callable[[Binding], bool]
 
@@ -151,15 +152,45 @@ def _head(levels: _Levels) -> list[str]:
     return [*lines, "    out = []"]
 
 
-def _append(levels: _Levels, indent: str, binding: str) -> list[str]:
+@dataclass(frozen=True)
+class Firer:
+    """What the generated loop needs to make a firing (``compiled.Fired``) for each binding:
+    the type, the disjunct, and the rule's salience and id for the firing's sort key. The
+    rule program itself is given once it exists (``fire_for``)."""
+
+    kind: type
+    disjunct: int
+    salience: int
+    rule_id: str
+
+
+def _firing(
+    ns: _Namespace, firer: Firer, binding: str, account: str, symbol: str, position: str
+) -> str:
+    """The firing of ``binding`` (compiled.fired's fields, in its order): ``account``,
+    ``symbol`` and ``position`` are expressions, or ``None`` where the rule binds none."""
+    j, sal, rid = (
+        ns.add("J", firer.disjunct),
+        ns.add("C", firer.salience),
+        ns.add("C", firer.rule_id),
+    )
+    key = ", ".join(x if x != "None" else '""' for x in (account, symbol, position))
+    return (
+        f"{ns.add('N', tuple.__new__)}({ns.add('T', firer.kind)}, "
+        f"(RP, {j}, {binding}, ({sal}, {rid}, {key}, {j}), {account}, {symbol}, {position}))"
+    )
+
+
+def _append(levels: _Levels, indent: str, binding: str, firing: Callable[[str], str]) -> list[str]:
+    """``firing(binding)`` appended to ``out`` when the remaining atoms hold."""
     if not levels.rest:
-        return [f"{indent}out.append({binding})"]
+        return [f"{indent}out.append({firing(binding)})"]
     lines = [f"{indent}b = {binding}"] if levels.joined_rest else []
     target = "b" if levels.joined_rest else binding
-    return [*lines, f"{indent}if {_all(levels.rest)}:", f"{indent}    out.append({target})"]
+    return [*lines, f"{indent}if {_all(levels.rest)}:", f"{indent}    out.append({firing(target)})"]
 
 
-def _position_source(levels: _Levels) -> list[str]:
+def _position_source(levels: _Levels, ns: _Namespace, firer: Firer) -> list[str]:
     lines = [*_head(levels), "    usable = {}", "    underlying = w.underlying"]
     if levels.index is None:
         lines.append("    positions_of = w.positions_of")
@@ -183,10 +214,16 @@ def _position_source(levels: _Levels) -> list[str]:
             "            if not ok:",
             "                continue",
         ]
-    return [*lines, *_append(levels, "            ", "(m, a, u, p)"), "    return out"]
+
+    def firing(binding: str) -> str:
+        return _firing(ns, firer, binding, "a['acct']", "s", "p['key']")
+
+    return [*lines, *_append(levels, "            ", "(m, a, u, p)", firing), "    return out"]
 
 
-def _pool_source(levels: _Levels, aliases: frozenset[str]) -> list[str]:
+def _pool_source(
+    levels: _Levels, aliases: frozenset[str], ns: _Namespace, firer: Firer
+) -> list[str]:
     lines = _head(levels)
     if "a" not in aliases:
         lines.append("    accounts = (None,)")
@@ -204,7 +241,13 @@ def _pool_source(levels: _Levels, aliases: frozenset[str]) -> list[str]:
     if levels.a:
         lines += [f"        if not ({_all(levels.a)}):", "            continue"]
     lines.append("        for u in underlyings:")
-    return [*lines, *_append(levels, "            ", "(m, a, u, None)"), "    return out"]
+    account = "a['acct']" if "a" in aliases else "None"
+    symbol = "u['sym']" if "u" in aliases else "None"
+
+    def firing(binding: str) -> str:
+        return _firing(ns, firer, binding, account, symbol, "None")
+
+    return [*lines, *_append(levels, "            ", "(m, a, u, None)", firing), "    return out"]
 
 
 def generated_source(
@@ -212,9 +255,12 @@ def generated_source(
     predicates: Sequence[Predicate],
     has_position: bool,
     aliases: frozenset[str],
+    firer: Firer | None = None,
 ) -> tuple[str, dict[str, Any]] | None:
     """The disjunct's ``bind`` function as text and the namespace it runs in; None when the
-    atoms need an alias the rule does not bind (the closures' path handles that case)."""
+    atoms need an alias the rule does not bind (the closures' path handles that case).
+    ``firer``: how it makes each firing (by default plain tuples, for a look at the text)."""
+    firer = firer or Firer(tuple, 0, 0, "")
     bound = aliases | {"m"}
     if any(x.alias not in bound for x in atoms) or any(
         ref.alias not in bound for x in atoms for ref in operand_refs(x.operand)
@@ -223,7 +269,11 @@ def generated_source(
     ns = _Namespace()
     looped = "p" if has_position else ("a" if "a" in aliases else None)
     levels = _Levels(atoms, predicates, ns, looped)
-    lines = _position_source(levels) if has_position else _pool_source(levels, aliases)
+    lines = (
+        _position_source(levels, ns, firer)
+        if has_position
+        else _pool_source(levels, aliases, ns, firer)
+    )
     return "\n".join(lines) + "\n", ns.values
 
 
@@ -233,18 +283,25 @@ def binder(
     has_position: bool,
     aliases: frozenset[str],
     label: str,
+    firer: Firer,
 ) -> Bind | None:
-    """The disjunct's generated ``bind(world)``; ``label`` names it in tracebacks (a rule's
-    index, never its text)."""
-    made = generated_source(atoms, predicates, has_position, aliases)
+    """The disjunct's generated ``bind(world)``, the firings of the bindings that satisfy
+    it; ``label`` names it in tracebacks (a rule's index, never its text). Its firings name
+    their rule program once ``fire_for`` has given it."""
+    made = generated_source(atoms, predicates, has_position, aliases, firer)
     if made is None:
         return None
     source, namespace = made
     code = compile(source, f"<generated {label}>", "exec")  # the one compile (D210)
-    scope: dict[str, Any] = {"__builtins__": {"bool": bool}, **namespace}
+    scope: dict[str, Any] = {"__builtins__": {"bool": bool}, "RP": None, **namespace}
     exec(code, scope)  # noqa: S102 - defines bind() in scope, nothing else runs (D210)
     bind: Bind = scope["bind"]
     return bind
+
+
+def fire_for(bind: Bind, program: Any) -> None:
+    """Give ``bind``'s firings their rule program (made after its loops)."""
+    bind.__globals__["RP"] = program
 
 
 # --- explanations ---------------------------------------------------------------------------

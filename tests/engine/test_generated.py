@@ -29,9 +29,11 @@ SETTINGS = settings(
 
 
 def _worlds(program: C.Program, facts):
-    """Two copies of one world: the derived fields each run merges in stay apart."""
-    prepared = prepare(facts, program.shift, program.cadence)
-    return C.world_of(program, prepared), C.world_of(program, prepared)
+    """Two copies of one world (a world takes its prepared records over): the derived fields
+    each run merges in stay apart."""
+    return tuple(
+        C.world_of(program, prepare(facts, program.shift, program.cadence)) for _ in range(2)
+    )
 
 
 def _closures_only(program: C.Program) -> C.Program:
