@@ -312,10 +312,11 @@ class World:
     ``positions_where``/``accounts_where`` narrow a generated loop (``engine.rules.generated``)
     to the records whose input or computed fields (never a derived one: a rule may set those
     between strata) hold one of a key's allowed values for each of its fields, rather than
-    every record for each rule. The loop still tests every atom, so a superset is always
-    right: a world of fewer than ``INDEXED_FROM`` records answers with all of them (grouping
-    would cost more than it saves); a larger one groups its records once per evaluation by
-    their values of ``index_fields`` (every field some key names), when a loop first asks."""
+    every record for each rule. A world of fewer than ``INDEXED_FROM`` records answers with
+    all of them (grouping would cost more than it saves; the loop then tests the key's atoms
+    itself); a larger one (``narrowed_positions``/``narrowed_accounts``) groups its records
+    once per evaluation by their values of ``index_fields`` (every field some key names),
+    when a loop first asks."""
 
     market: Record
     accounts: tuple[Record, ...]
@@ -324,6 +325,8 @@ class World:
     underlying: dict[str, Record]  # by symbol
     positions_of: dict[str, list[Record]]  # by account id
     index_fields: dict[str, tuple[str, ...]]  # by alias ("a", "p"), sorted
+    narrowed_positions: bool  # positions_where answers with only what a key allows
+    narrowed_accounts: bool  # accounts_where likewise
     _groups: dict[str, dict[tuple, Any]] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
@@ -334,7 +337,7 @@ class World:
     def positions_where(self, key: IndexKey) -> dict[str, list[Record]]:
         """By account id, the positions ``key`` allows (in a fixed order: the firings are
         sorted afterwards), or all of them."""
-        if len(self.positions) < INDEXED_FROM:
+        if not self.narrowed_positions:
             return self.positions_of
         found = self._where.get(("p", key))
         if found is None:
@@ -345,7 +348,7 @@ class World:
 
     def accounts_where(self, key: IndexKey) -> Sequence[Record]:
         """The accounts ``key`` allows (in a fixed order, as ``positions_where``), or all."""
-        if len(self.accounts) < INDEXED_FROM:
+        if not self.narrowed_accounts:
             return self.accounts
         found = self._where.get(("a", key))
         if found is None:
@@ -429,6 +432,8 @@ def world_of(program: Program, prepared: Prepared) -> World:
         {r["sym"]: r for r in prepared.underlyings},
         positions_of,
         program.index_fields,
+        len(positions) >= INDEXED_FROM,
+        len(prepared.accounts) >= INDEXED_FROM,
     )
 
 

@@ -109,9 +109,9 @@ class _Levels:
     """One disjunct's atoms as expressions, by what they need bound (``compiled.Levels``).
 
     The atoms that pick the looped-over records (positions, or the accounts of a rule without
-    a position) by constant values of fields no rule sets also make the loop's index key
+    a position) by constant values of fields no rule sets make the loop's index key
     (``compiled.World.positions_where``/``accounts_where``): the loop visits the records they
-    allow, or all of them in a small world, and tests every atom on each as before."""
+    allow, or all of them in a small world, where (``narrowed`` false) it tests them too."""
 
     def __init__(
         self,
@@ -131,7 +131,11 @@ class _Levels:
         rest_u: list[str] = []
         rest_p: list[str] = []
         self.joined_rest = False  # a rest atom's predicate needs the binding as a tuple
+        picks: list[str] = []  # the index atoms' tests: held by every record a narrowed loop sees
         for atom, pred in zip(atoms, predicates, strict=True):
+            if any(atom is x for x in by_index):
+                picks.append(_test(atom, atom.alias, "", ns, pred))  # never joined: no binding
+                continue
             rest = atom.alias == "p" or (atom.alias == "u" and _reads_account(atom))
             if rest:
                 self.joined_rest |= is_joined(atom.operand)
@@ -142,6 +146,9 @@ class _Levels:
                 level = getattr(self, atom.alias)
                 level.append(_test(atom, atom.alias, _LEVEL_BINDING[atom.alias], ns, pred))
         self.rest = rest_u + rest_p  # the order compiled.Levels tests them in
+        if picks:  # tested only where the world did not narrow the loop (a small world)
+            level = self.rest if looped == "p" else self.a
+            level.insert(0, f"(narrowed or ({_all(picks)}))")
 
 
 def _head(levels: _Levels) -> list[str]:
@@ -196,6 +203,7 @@ def _position_source(levels: _Levels, ns: _Namespace, firer: Firer) -> list[str]
         lines.append("    positions_of = w.positions_of")
     else:
         lines.append(f"    positions_of = w.positions_where({levels.index})")
+        lines.append("    narrowed = w.narrowed_positions")
     lines.append("    for a in w.accounts:")
     lines += [
         "        ps = positions_of.get(a['acct'])",
@@ -231,6 +239,7 @@ def _pool_source(
         lines.append("    accounts = w.accounts")
     else:
         lines.append(f"    accounts = w.accounts_where({levels.index})")
+        lines.append("    narrowed = w.narrowed_accounts")
     if "u" not in aliases:
         lines.append("    underlyings = (None,)")
     elif levels.u:

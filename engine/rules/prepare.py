@@ -140,6 +140,10 @@ def _underlying(symbol: str, u: Underlying) -> dict:
 
 
 def _account(a: Account, today: date) -> dict:
+    hedged = holds_shares = False
+    for p in a.positions:
+        hedged = hedged or (p.purpose == "hedge" and p.side == "long")
+        holds_shares = holds_shares or p.right == "stock"
     return {
         "t": "a",
         "id": f"a:{a.id}",
@@ -157,8 +161,8 @@ def _account(a: Account, today: date) -> dict:
         "gain_over_base": _r(a.equity - a.base_equity),
         "growth_multiple": _r(a.equity / a.base_equity),
         "age_years": _r((today - a.opened).days / 365.25),
-        "hedged": any(p.purpose == "hedge" and p.side == "long" for p in a.positions),
-        "holds_shares": any(p.right == "stock" for p in a.positions),
+        "hedged": hedged,
+        "holds_shares": holds_shares,
     }
 
 
