@@ -143,7 +143,7 @@ def test_a_large_world_narrows_each_loop_to_the_records_its_key_allows(bundled):
     key = (("purpose", ("income",)), ("right", ("put",)), ("side", ("short",)))
     narrowed = world.positions_where(key)
     expected = [
-        p for p in world.positions if (p["purpose"], p["right"], p["side"]) == key_values(key)
+        p for p in world.positions if (p["purpose"], p["right"], p["side"]) == _key_values(key)
     ]
     assert 0 < len(expected) < len(world.positions)
     assert sorted(p["key"] for ps in narrowed.values() for p in ps) == sorted(
@@ -156,7 +156,7 @@ def test_a_large_world_narrows_each_loop_to_the_records_its_key_allows(bundled):
     assert world.accounts_where((("kind", ("nothing",)),)) == []
 
 
-def key_values(key):
+def _key_values(key):
     return tuple(values[0] for _, values in key)
 
 
