@@ -173,8 +173,9 @@ def test_no_process_pool_or_multiprocessing_that_would_pickle_between_processes(
     assert offenders == []
 
 
-# The one module that turns generated text into code: the rules' matching loops, written from
-# the typed AST with no user value in the text (engine/rules/generated.py, D210); never eval.
+# The one module that turns generated text into code: the rules' matching loops and their
+# explanations, written from the typed AST with no user value in the text
+# (engine/rules/generated.py, D210); never eval.
 GENERATED_CODE = {"engine/rules/generated.py": {"compile", "exec"}}
 
 
