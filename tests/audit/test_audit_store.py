@@ -263,3 +263,23 @@ def test_a_receipt_means_the_record_is_committed_for_every_other_reader(store, b
         assert other.get(receipt.seq).hash == receipt.hash
     finally:
         other.close()
+
+
+def _synchronous(url: str) -> int:
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_only_a_backtests_sqlite_file_commits_without_waiting_for_the_disk(tmp_path):
+    """FULL (2) for paper and live: a commit is on disk before anyone acts on it; OFF (0) for
+    a database marked reproducible, a backtest's, which can be made again (D218)."""
+    from adapters.storage.database import reproducible
+
+    paper, backtest = f"sqlite:///{tmp_path}/paper.db", f"sqlite:///{tmp_path}/backtest.db"
+    reproducible(backtest)
+    assert _synchronous(paper) == 2
+    assert _synchronous(backtest) == 0
