@@ -78,16 +78,25 @@ def decision_of(e: Evaluation) -> Decision:
     )
 
 
+# The models' own validators, given each one's fields as a dict: the same checks and the same
+# object as calling the class, without keyword arguments packed and unpacked again on the way
+# (~0.6 us of ~2 us; 70,000 Firings and Actions in a 10,000-account decision).
+_new_firing = Firing.__pydantic_validator__.validate_python
+_new_action = Action.__pydantic_validator__.validate_python
+
+
 def _firing(f: Fired) -> Firing:
     rule = f.program.rule
-    return Firing(
-        rule=rule.id,
-        clause=rule.clause,
-        salience=rule.salience,
-        account=f.account,
-        symbol=f.symbol,
-        position=f.position,
-        bindings=f.program.explain[f.disjunct](f.binding),
+    return _new_firing(
+        {
+            "rule": rule.id,
+            "clause": rule.clause,
+            "salience": rule.salience,
+            "account": f.account,
+            "symbol": f.symbol,
+            "position": f.position,
+            "bindings": f.program.explain[f.disjunct](f.binding),
+        }
     )
 
 
@@ -97,16 +106,18 @@ def _actions(f: Fired, firing: Firing) -> list[Action]:
     rule, bindings = f.program.rule, firing.bindings
     reason = rule.description + (" [" + "; ".join(bindings) + "]" if bindings else "")
     return [
-        Action(
-            kind=a.kind,
-            account=firing.account,
-            symbol=firing.symbol if a.with_symbol else None,
-            position=firing.position if a.with_position else None,
-            rule=rule.id,
-            clause=rule.clause,
-            salience=rule.salience,
-            params={name: value(f.binding) for name, value in a.params},
-            reason=reason,
+        _new_action(
+            {
+                "kind": a.kind,
+                "account": firing.account,
+                "symbol": firing.symbol if a.with_symbol else None,
+                "position": firing.position if a.with_position else None,
+                "rule": rule.id,
+                "clause": rule.clause,
+                "salience": rule.salience,
+                "params": {name: value(f.binding) for name, value in a.params},
+                "reason": reason,
+            }
         )
         for a in f.program.actions
     ]
