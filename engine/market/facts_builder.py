@@ -186,10 +186,29 @@ def _usable_chain(symbol: str, chain: OptionChain | None, acc: _Acc) -> OptionCh
     return chain.select(good)
 
 
+# A chain serves every tick of its session phase, and each decided tick asks for the same
+# candidate (the same spec, the same day): made once per chain, spec and day. The chain is
+# held with its answers, so its id is not reused meanwhile (a session has ~20 chains).
+_CANDIDATES: dict[int, tuple[OptionChain, dict[tuple[CandidateSpec, date], dict]]] = {}
+
+
 def _candidate(chain: OptionChain | None, spec: CandidateSpec | None, as_of: datetime) -> dict:
     if chain is None or spec is None:
         return {}
-    today = np.datetime64(calendar.new_york_date(as_of), "D")
+    key = (spec, calendar.new_york_date(as_of))
+    known = _CANDIDATES.get(id(chain))
+    if known is None or known[0] is not chain:
+        if len(_CANDIDATES) >= 64:
+            _CANDIDATES.clear()
+        known = _CANDIDATES[id(chain)] = (chain, {})
+    found = known[1].get(key)
+    if found is None:
+        found = known[1][key] = _made_candidate(chain, spec, key[1])
+    return dict(found)  # the caller's own: the kept one is never handed out
+
+
+def _made_candidate(chain: OptionChain, spec: CandidateSpec, day: date) -> dict:
+    today = np.datetime64(day, "D")
     dte = (chain.expiry - today).astype(int)
     in_range = (dte >= spec.min_dte) & (dte <= spec.max_dte)
     if not in_range.any():

@@ -255,6 +255,36 @@ def test_the_entry_candidates_liquidity_is_reported_for_the_entering_sleeve():
     )
 
 
+def test_a_chain_kept_over_ticks_and_days_gives_each_the_candidate_a_new_chain_would():
+    """The candidate is made once per chain, spec and day (a chain serves every tick of its
+    phase): each answer is the one a copy of the chain, never asked before, gives."""
+    chain = synthetic_chain("SPY", 600.0, 18.0, AT)
+    gen, rev = PARAMS.candidates["gen"], PARAMS.candidates["rev"]
+    asked = [
+        (AT + timedelta(days=days, minutes=minutes), spec)
+        for days in (0, 1, 4, 6)  # the second day: the 0-1 DTE range moves a session on
+        for minutes in (0, 30)
+        for spec in (gen, rev)
+    ]
+    answers = []
+    for at, spec in asked:
+        snap = _snapshot(
+            as_of=at,
+            quotes={"SPY": Quote("SPY", 600.0, at)},
+            chains={"SPY": chain},
+            atr5={},
+            last_close={},
+        )
+        fresh = replace(snap, chains={"SPY": chain.select(np.ones(len(chain), dtype=bool))})
+        facts = [
+            build_facts(s, [], candidates={"SPY": spec}, params=PARAMS).market.underlyings["SPY"]
+            for s in (snap, fresh)
+        ]
+        assert facts[0] == facts[1], (at, spec)
+        answers.append(facts[0].option_open_interest)
+    assert len(set(answers)) > 2  # the days and specs do give different candidates
+
+
 def test_no_candidate_fields_on_a_day_without_an_entry():
     candidates = candidates_for_day(
         date(2026, 11, 17), with_tickers({"gen": ["SPY"], "rev": ["NVDA"], "com": ["AAPL"]})
