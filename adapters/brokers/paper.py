@@ -142,6 +142,9 @@ class PaperBroker:
         self._saved: dict[str, str] = {}  # client order id -> the text last saved
         self._place: dict[str, int] = {}  # client order id -> its place in the saved book
         self._saved_final: set[str] = set()  # final orders saved as such: they never change
+        # _orders less _saved_final, in the same order: what a save looks at (not every order
+        # ever placed, ~1,200 in the README's two years, at each of its ~3,000 saves)
+        self._unsaved: dict[str, _Order] = {}
         self._saved_fills = 0  # _fills[:n] are saved
         self._whole = False  # the next save rewrites the whole book (one loaded in the old form)
         self._fills: list[Fill] = []
@@ -176,6 +179,7 @@ class PaperBroker:
         o = _Order(order, f"P{self._seq}", OrderState.SUBMITTED, at=self._now())
         self._orders[order.client_order_id] = o
         self._working[order.client_order_id] = o
+        self._unsaved[order.client_order_id] = o
         self._emit_status(o)
         self._match(o)
         self._save()
@@ -433,21 +437,22 @@ class PaperBroker:
     def _changes(self) -> BookChanges:
         """The orders whose text changed and the fills added since the last save. Final
         orders never change, so each is written once more at most."""
-        orders = []
-        for coid, o in self._orders.items():
-            if coid in self._saved_final and not self._whole:
-                continue
+        orders, settled = [], []
+        for coid, o in (self._orders if self._whole else self._unsaved).items():
             text = self._order_text(o)
             if self._whole or self._saved.get(coid) != text:
                 place = self._place.setdefault(coid, len(self._place))
                 orders.append((place, coid, text))
                 self._saved[coid] = text
             if o.state.is_final:
-                self._saved_final.add(coid)
+                settled.append(coid)
                 self._saved.pop(coid, None)
+        for coid in settled:
+            self._saved_final.add(coid)
+            self._unsaved.pop(coid, None)
         start = 0 if self._whole else self._saved_fills
         fills = tuple(
-            (n, _json(f.model_dump(mode="json"))) for n, f in enumerate(self._fills) if n >= start
+            (n, _json(f.model_dump(mode="json"))) for n, f in enumerate(self._fills[start:], start)
         )
         self._saved_fills = len(self._fills)
         positions = [
@@ -498,6 +503,7 @@ class PaperBroker:
                 self._saved_final.add(coid)
             else:
                 self._saved[coid] = self._order_text(o)
+                self._unsaved[coid] = o
         self._fills = [Fill.model_validate(f) for f in book["fills"]]
         self._saved_fills = len(self._fills)
         for p in book["positions"]:
