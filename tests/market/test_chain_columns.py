@@ -1,6 +1,7 @@
 """An OptionChain's columns cannot change under it: each is read-only, and a copy of what it
 was given unless that can never change (a view of immutable bytes, as a chain feed sends)."""
 
+import json
 import math
 import warnings
 from datetime import UTC, datetime
@@ -142,3 +143,32 @@ def test_well_formed_boundaries(field, at, past):
         return bool(OptionChain("XYZ", AT, 99.0, **cols).well_formed[0])
 
     assert row(at) and not row(past)
+
+
+def test_a_chain_sent_by_the_feed_arrives_whole_and_aligned():
+    """Through a feed's message and back: the same columns, and every eight-byte one aligned
+    (an odd number of rows would put columns after a one-byte one off their boundary)."""
+    from adapters.market_data.chain_feed import _chain, _message
+
+    n = 1001
+    rng = np.random.default_rng(3)
+    cols = {
+        "expiry": np.full(n, np.datetime64("2024-01-19", "D")),
+        "strike": rng.uniform(50, 150, n),
+        "is_call": rng.random(n) < 0.5,
+        "bid": rng.uniform(0, 1, n),
+        "ask": rng.uniform(1, 2, n),
+        "delta": rng.uniform(-1, 1, n),
+        "iv": rng.uniform(0.1, 0.5, n),
+        "open_interest": rng.integers(0, 100, n),
+        "volume": rng.integers(0, 100, n),
+    }
+    sent = OptionChain("XYZ", AT, 99.0, **cols)
+    message = _message({"key": "k", "day": "2024-01-02"}, sent)
+    size = 4 + int.from_bytes(message[:4], "big")
+    header = json.loads(message[4:size])
+    got = _chain(header, bytes(message[size:]), AT)
+    for name, _ in COLUMNS:
+        column = getattr(got, name)
+        assert column.tobytes() == getattr(sent, name).tobytes(), name
+        assert column.flags.aligned and not column.flags.writeable, name
