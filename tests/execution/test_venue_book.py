@@ -121,3 +121,31 @@ def test_changed_keys_are_those_whose_value_is_another_object():
         assert _changed(old, new) == sorted(k for k in keys if old.get(k) is not new.get(k))
 
     check()
+
+
+def test_changed_keys_of_a_mapping_an_operation_made_from_another():
+    """``_changed`` where ``new`` is ``old`` with keys replaced and appended (what ledger
+    operations make, in old's order), and where keys were removed or reordered."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from adapters.storage.ledger_store import _changed
+
+    values = [object(), object(), None]
+    old_maps = st.dictionaries(st.integers(0, 12), st.sampled_from(values), max_size=10)
+    edits = st.lists(st.tuples(st.integers(0, 15), st.sampled_from(values)), max_size=4)
+
+    @settings(max_examples=500, deadline=None)
+    @given(old_maps, edits, st.sampled_from(["update", "drop first", "reversed"]))
+    def check(old, changes, how):
+        new = dict(old)
+        for k, v in changes:
+            new = {**new, k: v}
+        if how == "drop first" and new:
+            new.pop(next(iter(new)))
+        elif how == "reversed":
+            new = dict(reversed(list(new.items())))
+        keys = set(old) | set(new)
+        assert _changed(old, new) == sorted(k for k in keys if old.get(k) is not new.get(k))
+
+    check()
