@@ -48,10 +48,10 @@ from engine.market.snapshot import DataQualityFinding, OptionChain, QualityCode
 
 log = logging.getLogger(__name__)
 
-# (column, dtype) in the order a chain's bytes are sent
-# A chain's columns in a message, one after another: the one-byte column last, so that every
-# eight-byte column starts on an eight-byte boundary of the body (numpy reads an unaligned
-# column by a slower path, in every computation on it for the rest of the session).
+# (column, dtype) in the order a chain's bytes are sent, one column after another: the
+# one-byte column last, so that every eight-byte column starts on an eight-byte boundary of
+# the body (numpy reads an unaligned column by a slower path, in every computation on it for
+# the rest of the session).
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("expiry", "M8[D]"),
     ("strike", "f8"),
