@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.market_data import chain_feed
 from adapters.market_data.chain_feed import COLUMNS, ChainFeed, instants, replay_market
@@ -319,3 +321,24 @@ def test_the_child_starts_with_the_market_only_where_chains_are_priced(
             assert len(started) == 1
     finally:
         market.close()
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(),
+            st.booleans(),
+            st.none(),
+            st.dates(),
+            st.datetimes(timezones=st.sampled_from([UTC, calendar.NEW_YORK])),
+        ),
+        max_size=7,
+    )
+)
+def test_a_feed_key_is_its_parts_json(parts):
+    """Both ends key by ``feed_key``: it is ``json.dumps`` of the key's parts, dates and
+    instants in ISO form, whatever the parts (written part by part for speed)."""
+    key = tuple(parts)
+    assert feed_key(key) == json.dumps(list(key), default=lambda d: d.isoformat())
