@@ -287,8 +287,9 @@ class OptionChain:
     def mid(self) -> np.ndarray:
         return (self.bid + self.ask) / 2
 
-    @property
+    @cached_property
     def expiries(self) -> tuple[date, ...]:
+        """The listed expiries, in order; made once per chain (its columns are read-only)."""
         return tuple(d.astype(date) for d in np.unique(self.expiry))
 
     def contract(self, i: int) -> OptionContract:

@@ -4,7 +4,7 @@ was given unless that can never change (a view of immutable bytes, as a chain fe
 import json
 import math
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
@@ -172,3 +172,11 @@ def test_a_chain_sent_by_the_feed_arrives_whole_and_aligned():
         column = getattr(got, name)
         assert column.tobytes() == getattr(sent, name).tobytes(), name
         assert column.flags.aligned and not column.flags.writeable, name
+
+
+def test_the_expiries_are_the_listed_dates_in_order_made_once():
+    cols = _columns()
+    cols["expiry"] = np.array(["2024-02-16", "2024-01-19"], dtype="datetime64[D]")
+    chain = OptionChain("XYZ", AT, 99.0, **cols)
+    assert chain.expiries == (date(2024, 1, 19), date(2024, 2, 16))
+    assert chain.expiries is chain.expiries  # cached: the chain's columns never change
