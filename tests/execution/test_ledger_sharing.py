@@ -93,3 +93,53 @@ def test_the_open_orders_of_every_state_are_a_fresh_scans(plan):
         fresh = tuple(o for _, o in sorted(dict(state.orders).items()) if not o.state.is_final)
         assert state.open_orders() == fresh
         assert state.open_orders("GEN") == fresh
+
+
+def _definition(old, new) -> list:
+    return sorted(k for k in set(old) | set(new) if old.get(k) is not new.get(k))
+
+
+batches = st.lists(
+    st.tuples(
+        st.lists(
+            st.tuples(
+                st.integers(0, 5),
+                st.sampled_from([*STATES, "replace", None]),
+                st.integers(0, 3),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        st.booleans(),  # whether the state's open orders are asked for after the batch
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches)
+def test_what_changed_between_two_states_orders_is_the_definitions(plan):
+    """Batches of operations (one store write each), the open orders asked for after some:
+    the ledger store's ``_changed`` (the rows a write touches) is the definition's, and every
+    state's open orders a fresh scan's, however its orders were made."""
+    from adapters.storage.ledger_store import _changed
+    from engine.execution.ledger import ReplaceOrder
+
+    state, k = _base(), 0
+    for batch, ask in plan:
+        before = state
+        for n, what, deposit in batch:
+            k += 1
+            if f"c{n}" not in state.orders:
+                op = _intent(n)
+            elif what is None:
+                op = Deposit(f"d{k}", "GEN", deposit + 1)
+            elif what == "replace":
+                op = ReplaceOrder(f"r{k}", f"c{n}", 1.0 + deposit / 100)
+            else:
+                op = _update(n, k, what)
+            state = apply(state, op).state
+        assert _changed(before.orders, state.orders) == _definition(before.orders, state.orders)
+        if ask:
+            fresh = tuple(o for _, o in sorted(dict(state.orders).items()) if not o.state.is_final)
+            assert state.open_orders() == fresh
