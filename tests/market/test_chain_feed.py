@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import replace
 from datetime import UTC, date
 
@@ -342,3 +343,64 @@ def test_a_feed_key_is_its_parts_json(parts):
     instants in ISO form, whatever the parts (written part by part for speed)."""
     key = tuple(parts)
     assert feed_key(key) == json.dumps(list(key), default=lambda d: d.isoformat())
+
+
+def test_the_pipe_reads_every_message_whole_and_in_order_however_the_bytes_arrive():
+    """Messages written in chunks of every size, with pauses, one larger than the reader's
+    buffer: each is read back whole, in order, its chain the chain sent."""
+    import os
+    import random
+    import threading
+
+    from adapters.market_data.chain_feed import _chain, _message, _Pipe
+
+    rng, sent = random.Random(5), []
+    for n, rows in enumerate([3, 1001, 0, 70_000, 17, 250]):  # 70,000 rows: ~4.5 MB
+        if rows:
+            chain = _chain_of_rows(rows, n)
+            sent.append(({"key": f"c{n}", "day": "2024-01-02"}, chain))
+        sent.append(({"key": f"v{n}", "day": "2024-01-02", "kind": "scale", "value": 1.5}, None))
+    data = b"".join(_message(h, c) for h, c in sent)
+    read_fd, write_fd = os.pipe()
+
+    def write():
+        at = 0
+        while at < len(data):
+            step = rng.choice([1, 7, 4096, 65_536, 1 << 20])
+            os.write(write_fd, data[at : at + step])
+            at += step
+            if rng.random() < 0.1:
+                time.sleep(0.001)
+        os.close(write_fd)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    with os.fdopen(read_fd, "rb", buffering=0) as stream:
+        pipe = _Pipe(stream)
+        for header, chain in sent:
+            got = pipe.message(10.0)
+            assert got is not None and got[0]["key"] == header["key"]
+            if chain is not None:
+                back = _chain(got[0], got[1], chain.as_of)
+                assert _same(back, chain), header["key"]
+        assert pipe.message(10.0) is None  # the end of the stream
+    writer.join()
+
+
+def _chain_of_rows(rows: int, seed: int) -> OptionChain:
+    r = np.random.default_rng(seed)
+    at = calendar.session_open(FIRST)
+    return OptionChain(
+        "XYZ",
+        at,
+        100.0,
+        expiry=np.full(rows, np.datetime64("2024-01-19", "D")),
+        strike=r.uniform(50, 150, rows),
+        is_call=r.random(rows) < 0.5,
+        bid=r.uniform(0, 1, rows),
+        ask=r.uniform(1, 2, rows),
+        delta=r.uniform(-1, 1, rows),
+        iv=r.uniform(0.1, 0.5, rows),
+        open_interest=r.integers(0, 100, rows),
+        volume=r.integers(0, 100, rows),
+    )
