@@ -38,9 +38,6 @@ class OrderRequest(_Frozen):
     time_in_force: Literal["DAY", "GTC", "IOC"] = "DAY"
 
 
-_FINAL_STATES = frozenset({"filled", "cancelled", "rejected", "inactive"})  # OrderState's
-
-
 class OrderState(StrEnum):
     PENDING_SUBMIT = "pending_submit"
     SUBMITTED = "submitted"
@@ -52,9 +49,15 @@ class OrderState(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        # by the member's text: asked of every order at every scan, and each of four class
-        # attributes and an Enum comparison cost more than the rest of the scan
+        # by the member's text (a StrEnum's members hash and compare as their text): asked of
+        # every order at every scan, where four class attributes and Enum comparisons cost
+        # more than the rest of the scan
         return self._value_ in _FINAL_STATES
+
+
+_FINAL_STATES = frozenset(
+    {OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.INACTIVE}
+)
 
 
 class OrderStatus(_Frozen):
